@@ -1,0 +1,277 @@
+package gpu
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/cogentcore/webgpu/wgpu"
+	"github.com/x448/float16"
+)
+
+// DType is the element type of a storage buffer.
+type DType int
+
+// Element types kernels read and write.
+const (
+	F32 DType = iota
+	F16
+	U32
+	I32
+)
+
+func (t DType) String() string {
+	return [...]string{"f32", "f16", "u32", "i32"}[t]
+}
+
+// Size is the element size in bytes.
+func (t DType) Size() int {
+	if t == F16 {
+		return 2
+	}
+	return 4
+}
+
+// Buffer is a typed storage buffer with a shape. Its bytes are padded up to
+// a multiple of 4 (f16 with an odd count) and to at least 4 bytes, so that
+// empty tensors are still valid bindings.
+type Buffer struct {
+	Name  string
+	DType DType
+	Shape []int
+
+	dev  *Device
+	buf  *wgpu.Buffer
+	size uint64
+}
+
+// Len is the number of elements.
+func (b *Buffer) Len() int { return numel(b.Shape) }
+
+// Bytes is the allocated size in bytes.
+func (b *Buffer) Bytes() uint64 { return b.size }
+
+func numel(shape []int) int {
+	n := 1
+	for _, s := range shape {
+		n *= s
+	}
+	return n
+}
+
+func paddedBytes(t DType, n int) uint64 {
+	b := uint64(n * t.Size())
+	b = (b + 3) &^ 3
+	if b < 4 {
+		b = 4
+	}
+	return b
+}
+
+// NewBuffer allocates a zeroed storage buffer. It refuses sizes over the
+// adapter's maxBufferSize with an error that says so.
+func (d *Device) NewBuffer(name string, t DType, shape ...int) (*Buffer, error) {
+	for _, s := range shape {
+		if s < 0 {
+			return nil, fmt.Errorf("buffer %s: negative dimension in shape %v", name, shape)
+		}
+	}
+	size := paddedBytes(t, numel(shape))
+	if size > d.Limits.MaxBufferSize {
+		return nil, fmt.Errorf("buffer %s %v %s: %d bytes exceeds the adapter's maxBufferSize %d: %w",
+			name, shape, t, size, d.Limits.MaxBufferSize, ErrUnsupported)
+	}
+	buf, err := d.dev.CreateBuffer(&wgpu.BufferDescriptor{
+		Label: name,
+		Size:  size,
+		Usage: wgpu.BufferUsageStorage | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("buffer %s %v: %w", name, shape, err)
+	}
+	return &Buffer{Name: name, DType: t, Shape: append([]int(nil), shape...), dev: d, buf: buf, size: size}, nil
+}
+
+// Release frees the GPU memory.
+func (b *Buffer) Release() {
+	if b != nil && b.buf != nil {
+		b.buf.Release()
+		b.buf = nil
+	}
+}
+
+// Write uploads host data. The slice type must match the buffer: []float32
+// for F32 and F16 (converted to half precision, round to nearest even),
+// []uint32 for U32, []int32 for I32.
+func (b *Buffer) Write(data any) error {
+	raw, n, err := encode(b.DType, data)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", b.Name, err)
+	}
+	if n != b.Len() {
+		return fmt.Errorf("write %s: %d elements given, buffer %v holds %d", b.Name, n, b.Shape, b.Len())
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	if pad := len(raw) % 4; pad != 0 {
+		raw = append(raw, make([]byte, 4-pad)...)
+	}
+	return b.dev.queue.WriteBuffer(b.buf, 0, raw)
+}
+
+func encode(t DType, data any) ([]byte, int, error) {
+	switch v := data.(type) {
+	case []float32:
+		switch t {
+		case F32:
+			return bytesOf(v), len(v), nil
+		case F16:
+			h := make([]uint16, len(v))
+			for i, x := range v {
+				h[i] = uint16(float16.Fromfloat32(x))
+			}
+			return bytesOf(h), len(v), nil
+		}
+	case []uint32:
+		if t == U32 {
+			return bytesOf(v), len(v), nil
+		}
+	case []int32:
+		if t == I32 {
+			return bytesOf(v), len(v), nil
+		}
+	}
+	return nil, 0, fmt.Errorf("cannot write %T into a %s buffer", data, t)
+}
+
+func bytesOf[E any](s []E) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	var e E
+	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(&s[0])), len(s)*int(unsafe.Sizeof(e)))...)
+}
+
+func sliceOf[E any](b []byte, n int) []E {
+	out := make([]E, n)
+	if n > 0 {
+		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(b)), b)
+	}
+	return out
+}
+
+// Data is read-back content of one buffer.
+type Data struct {
+	DType DType
+	raw   []byte
+	n     int
+}
+
+// Float32 returns the elements as float32 (F16 widened exactly).
+func (d Data) Float32() []float32 {
+	switch d.DType {
+	case F32:
+		return sliceOf[float32](d.raw, d.n)
+	case F16:
+		h := sliceOf[uint16](d.raw, d.n)
+		out := make([]float32, d.n)
+		for i, x := range h {
+			out[i] = float16.Frombits(x).Float32()
+		}
+		return out
+	case U32:
+		u := sliceOf[uint32](d.raw, d.n)
+		out := make([]float32, d.n)
+		for i, x := range u {
+			out[i] = float32(x)
+		}
+		return out
+	}
+	s := sliceOf[int32](d.raw, d.n)
+	out := make([]float32, d.n)
+	for i, x := range s {
+		out[i] = float32(x)
+	}
+	return out
+}
+
+// Uint32 returns U32 (or I32, reinterpreted) elements.
+func (d Data) Uint32() []uint32 { return sliceOf[uint32](d.raw, d.n) }
+
+// Int32 returns I32 (or U32, reinterpreted) elements.
+func (d Data) Int32() []int32 { return sliceOf[int32](d.raw, d.n) }
+
+// Read copies buffers back to the host in one submission: every buffer is
+// copied into its own staging buffer by one command encoder, then all are
+// mapped together. This is the only place the CPU waits for the GPU.
+func (d *Device) Read(bufs ...*Buffer) ([]Data, error) {
+	enc, err := d.dev.CreateCommandEncoder(nil)
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	staging := make([]*wgpu.Buffer, len(bufs))
+	defer func() {
+		for _, s := range staging {
+			if s != nil {
+				s.Release()
+			}
+		}
+	}()
+	for i, b := range bufs {
+		s, err := d.dev.CreateBuffer(&wgpu.BufferDescriptor{
+			Label: b.Name + ".staging",
+			Size:  b.size,
+			Usage: wgpu.BufferUsageMapRead | wgpu.BufferUsageCopyDst,
+		})
+		if err != nil {
+			enc.Release()
+			return nil, fmt.Errorf("read %s: %w", b.Name, err)
+		}
+		staging[i] = s
+		if err := enc.CopyBufferToBuffer(b.buf, 0, s, 0, b.size); err != nil {
+			enc.Release()
+			return nil, fmt.Errorf("read %s: %w", b.Name, err)
+		}
+	}
+	cmd, err := enc.Finish(nil)
+	enc.Release()
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	d.queue.Submit(cmd)
+	cmd.Release()
+
+	status := make([]wgpu.BufferMapAsyncStatus, len(bufs))
+	done := 0
+	for i, s := range staging {
+		i := i
+		if err := s.MapAsync(wgpu.MapModeRead, 0, bufs[i].size, func(st wgpu.BufferMapAsyncStatus) {
+			status[i] = st
+			done++
+		}); err != nil {
+			return nil, fmt.Errorf("read %s: %w", bufs[i].Name, err)
+		}
+	}
+	for done < len(bufs) {
+		d.dev.Poll(true, nil)
+	}
+	out := make([]Data, len(bufs))
+	for i, s := range staging {
+		if status[i] != wgpu.BufferMapAsyncStatusSuccess {
+			return nil, fmt.Errorf("read %s: map failed (%s)", bufs[i].Name, status[i])
+		}
+		raw := s.GetMappedRange(0, uint(bufs[i].size))
+		out[i] = Data{DType: bufs[i].DType, raw: append([]byte(nil), raw...), n: bufs[i].Len()}
+		s.Unmap()
+	}
+	return out, d.err()
+}
+
+// ReadFloat32 reads one buffer as float32.
+func (d *Device) ReadFloat32(b *Buffer) ([]float32, error) {
+	data, err := d.Read(b)
+	if err != nil {
+		return nil, err
+	}
+	return data[0].Float32(), nil
+}

@@ -1,0 +1,106 @@
+package gpu
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/cogentcore/webgpu/wgpu"
+)
+
+// Options choose an adapter. The zero value takes the first adapter of any
+// backend.
+type Options struct {
+	Backend Backend // vulkan, metal, dx12, gl or auto
+	Adapter string  // index ("1") or a substring of the adapter name
+}
+
+// Device is an open WebGPU device with the adapter's own limits, a queue,
+// and a pipeline cache. A Device is safe for use by one goroutine at a time
+// for recording; its caches are guarded.
+type Device struct {
+	Info   AdapterInfo
+	Limits Limits
+
+	adapter *wgpu.Adapter
+	dev     *wgpu.Device
+	queue   *wgpu.Queue
+
+	f16        bool
+	timestamps bool
+
+	native *nativeState
+
+	mu        sync.Mutex
+	pipelines map[string]*Kernel
+}
+
+// Open opens a device on the chosen adapter, requesting the adapter's own
+// limits (WebGPU's defaults are far lower: 128 MiB bindings need asking for)
+// and the optional features this runtime can use.
+func Open(opt Options) (*Device, error) {
+	if opt.Backend == "" {
+		opt.Backend = Auto
+	}
+	a, info, err := pick(opt.Backend, opt.Adapter)
+	if err != nil {
+		return nil, err
+	}
+	var want []wgpu.FeatureName
+	d := &Device{Info: info, Limits: info.Limits, adapter: a, pipelines: map[string]*Kernel{}}
+	if a.HasFeature(wgpu.FeatureNameShaderF16) {
+		want = append(want, wgpu.FeatureNameShaderF16)
+		d.f16 = true
+	}
+	if a.HasFeature(wgpu.FeatureNameTimestampQuery) {
+		want = append(want, wgpu.FeatureNameTimestampQuery)
+		d.timestamps = true
+	}
+	dev, native, err := requestDevice(a, want)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", info.Label(), err)
+	}
+	d.native = native
+	d.dev = dev
+	d.queue = dev.GetQueue()
+	return d, nil
+}
+
+// HasF16 reports whether kernels may use f16 storage (shader-f16).
+func (d *Device) HasF16() bool { return d.f16 }
+
+// HasTimestamps reports whether GPU timestamp queries are available.
+func (d *Device) HasTimestamps() bool { return d.timestamps }
+
+// Close releases the device and everything cached on it.
+func (d *Device) Close() {
+	if d == nil || d.dev == nil {
+		return
+	}
+	d.mu.Lock()
+	for _, k := range d.pipelines {
+		k.release()
+	}
+	d.pipelines = nil
+	d.mu.Unlock()
+	d.queue.Release()
+	d.dev.Release()
+	d.adapter.Release()
+	d.dev = nil
+}
+
+// Wait blocks until all submitted work has finished.
+func (d *Device) Wait() error {
+	d.dev.Poll(true, nil)
+	return d.err()
+}
+
+// err reports the first GPU error raised outside an error scope (at submit
+// time, for example) since the last call, or the device's loss.
+func (d *Device) err() error {
+	return d.native.takeError()
+}
+
+// ErrUnsupported marks a request the adapter cannot serve (a missing feature
+// or a limit exceeded). Callers may test for it with errors.Is and fall back.
+var ErrUnsupported = errors.New("unsupported on this adapter")

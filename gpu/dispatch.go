@@ -1,0 +1,223 @@
+package gpu
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/cogentcore/webgpu/wgpu"
+)
+
+// Dispatch is one prepared kernel launch: pipeline, bind group, uniform
+// parameters and grid, created once and replayed any number of times.
+type Dispatch struct {
+	Kernel *Kernel
+	Grid   [3]uint32
+	group  *wgpu.BindGroup
+	params *wgpu.Buffer
+}
+
+// Name is the kernel's name.
+func (p *Dispatch) Name() string { return p.Kernel.Spec.Name }
+
+// Release frees the bind group and parameter buffer (not the pipeline, which
+// the device caches).
+func (p *Dispatch) Release() {
+	if p.group != nil {
+		p.group.Release()
+		p.group = nil
+	}
+	if p.params != nil {
+		p.params.Release()
+		p.params = nil
+	}
+}
+
+// Grid1D folds n workgroups into a grid no dimension of which exceeds the
+// adapter's maxComputeWorkgroupsPerDimension. Kernels recover the linear
+// index as wid.x + wid.y * num_workgroups.x and skip indices ≥ n.
+func (d *Device) Grid1D(n int) [3]uint32 {
+	max := int(d.Limits.MaxComputeWorkgroupsPerDimension)
+	if n <= 0 {
+		return [3]uint32{0, 1, 1}
+	}
+	if n <= max {
+		return [3]uint32{uint32(n), 1, 1}
+	}
+	y := (n + max - 1) / max
+	x := (n + y - 1) / y
+	return [3]uint32{uint32(x), uint32(y), 1}
+}
+
+// CeilDiv is ⌈a/b⌉ for grid arithmetic.
+func CeilDiv(a, b int) int { return (a + b - 1) / b }
+
+// NewDispatch binds buffers (in the kernel's binding order) and parameters
+// to a kernel. It checks every limit WebGPU would otherwise reject at submit
+// time, naming the kernel: binding count and kinds, binding size, grid size.
+func (d *Device) NewDispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ...*Buffer) (*Dispatch, error) {
+	name := k.Spec.Name
+	if len(bufs) != len(k.Spec.Bindings) {
+		return nil, fmt.Errorf("kernel %s: %d buffers given, kernel binds %d", name, len(bufs), len(k.Spec.Bindings))
+	}
+	if k.Spec.Params != (params != nil) {
+		return nil, fmt.Errorf("kernel %s: parameters given=%v, kernel takes parameters=%v", name, params != nil, k.Spec.Params)
+	}
+	for i, g := range grid {
+		if g > d.Limits.MaxComputeWorkgroupsPerDimension {
+			return nil, fmt.Errorf("kernel %s: grid %v: dimension %d exceeds maxComputeWorkgroupsPerDimension %d (fold the grid with Grid1D): %w",
+				name, grid, i, d.Limits.MaxComputeWorkgroupsPerDimension, ErrUnsupported)
+		}
+	}
+	entries := make([]wgpu.BindGroupEntry, 0, len(bufs)+1)
+	for i, b := range bufs {
+		if b == nil || b.buf == nil {
+			return nil, fmt.Errorf("kernel %s: binding %d is nil or released", name, i)
+		}
+		if b.dev != d {
+			return nil, fmt.Errorf("kernel %s: buffer %s belongs to another device", name, b.Name)
+		}
+		if b.size > d.Limits.MaxStorageBufferBindingSize {
+			return nil, fmt.Errorf("kernel %s: buffer %s %v is %d bytes, over the adapter's %d-byte storage binding limit; split the tensor: %w",
+				name, b.Name, b.Shape, b.size, d.Limits.MaxStorageBufferBindingSize, ErrUnsupported)
+		}
+		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i), Buffer: b.buf, Size: b.size})
+	}
+	for i := range bufs {
+		for j := i + 1; j < len(bufs); j++ {
+			if bufs[i] == bufs[j] && (k.Spec.Bindings[i] == ReadWrite || k.Spec.Bindings[j] == ReadWrite) {
+				return nil, fmt.Errorf("kernel %s: buffer %s bound twice with write access (bindings %d and %d)", name, bufs[i].Name, i, j)
+			}
+		}
+	}
+	p := &Dispatch{Kernel: k, Grid: grid}
+	if params != nil {
+		raw := bytesOf(params)
+		for len(raw)%16 != 0 || len(raw) == 0 {
+			raw = append(raw, 0)
+		}
+		pb, err := d.dev.CreateBufferInit(&wgpu.BufferInitDescriptor{
+			Label:    name + ".params",
+			Contents: raw,
+			Usage:    wgpu.BufferUsageUniform | wgpu.BufferUsageCopyDst,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kernel %s: params: %w", name, err)
+		}
+		p.params = pb
+		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(len(bufs)), Buffer: pb, Size: uint64(len(raw))})
+	}
+	g, err := d.dev.CreateBindGroup(&wgpu.BindGroupDescriptor{Label: name, Layout: k.layout, Entries: entries})
+	if err != nil {
+		p.Release()
+		return nil, fmt.Errorf("kernel %s: bind: %w", name, err)
+	}
+	p.group = g
+	return p, nil
+}
+
+// Recorder collects dispatches and submits them as one compute pass in one
+// submission. A recorder may be submitted again: the same commands replay.
+type Recorder struct {
+	dev   *Device
+	steps []*Dispatch
+	owned []*Dispatch
+}
+
+// NewRecorder starts an empty recording.
+func (d *Device) NewRecorder() *Recorder { return &Recorder{dev: d} }
+
+// Add appends prepared dispatches; the caller keeps ownership.
+func (r *Recorder) Add(ps ...*Dispatch) { r.steps = append(r.steps, ps...) }
+
+// Dispatch prepares and appends a dispatch that the recorder owns.
+func (r *Recorder) Dispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ...*Buffer) error {
+	p, err := r.dev.NewDispatch(k, grid, params, bufs...)
+	if err != nil {
+		return err
+	}
+	r.steps = append(r.steps, p)
+	r.owned = append(r.owned, p)
+	return nil
+}
+
+// Len is the number of recorded dispatches.
+func (r *Recorder) Len() int { return len(r.steps) }
+
+// Steps lists the recorded dispatches in order.
+func (r *Recorder) Steps() []*Dispatch { return r.steps }
+
+// Submit encodes every dispatch into one compute pass and submits it. It
+// does not wait; Device.Read or Device.Wait does.
+func (r *Recorder) Submit() error {
+	return r.dev.submit(r.steps)
+}
+
+// Release frees the dispatches the recorder owns.
+func (r *Recorder) Release() {
+	for _, p := range r.owned {
+		p.Release()
+	}
+	r.owned, r.steps = nil, nil
+}
+
+func (d *Device) submit(steps []*Dispatch) error {
+	if err := d.err(); err != nil {
+		return err
+	}
+	enc, err := d.dev.CreateCommandEncoder(nil)
+	if err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
+	pass := enc.BeginComputePass(nil)
+	for _, p := range steps {
+		if p.group == nil {
+			pass.End()
+			pass.Release()
+			enc.Release()
+			return fmt.Errorf("kernel %s: dispatch was released", p.Name())
+		}
+		if p.Grid[0] == 0 || p.Grid[1] == 0 || p.Grid[2] == 0 {
+			continue // nothing to do (empty tensor)
+		}
+		pass.SetPipeline(p.Kernel.pipeline)
+		pass.SetBindGroup(0, p.group, nil)
+		pass.DispatchWorkgroups(p.Grid[0], p.Grid[1], p.Grid[2])
+	}
+	err = pass.End()
+	pass.Release()
+	if err != nil {
+		enc.Release()
+		return fmt.Errorf("record %s: %w", names(steps), err)
+	}
+	cmd, err := enc.Finish(nil)
+	enc.Release()
+	if err != nil {
+		return fmt.Errorf("record %s: %w", names(steps), err)
+	}
+	d.queue.Submit(cmd)
+	cmd.Release()
+	return nil
+}
+
+func names(steps []*Dispatch) string {
+	var s []string
+	for i, p := range steps {
+		if i == 8 {
+			s = append(s, fmt.Sprintf("… (%d kernels)", len(steps)))
+			break
+		}
+		s = append(s, p.Name())
+	}
+	return strings.Join(s, ", ")
+}
+
+// Run prepares, submits and releases a single dispatch: the convenience
+// path for one-off kernels and tests.
+func (d *Device) Run(k *Kernel, grid [3]uint32, params []uint32, bufs ...*Buffer) error {
+	p, err := d.NewDispatch(k, grid, params, bufs...)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return d.submit([]*Dispatch{p})
+}

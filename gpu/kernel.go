@@ -1,0 +1,189 @@
+package gpu
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/cogentcore/webgpu/wgpu"
+)
+
+// Access says how a kernel uses one storage binding.
+type Access int
+
+// Storage binding kinds.
+const (
+	Read      Access = iota // var<storage, read>
+	ReadWrite               // var<storage, read_write>
+)
+
+// KernelSpec describes one compute entry point. Storage bindings are
+// @group(0) @binding(0…len(Bindings)-1) in order; when Params is true a
+// uniform block follows at @binding(len(Bindings)).
+//
+// Constants replace the defaults of `override NAME: T = default;`
+// declarations in the source. The binding cannot pass pipeline constants,
+// and the GL backend does not take overrides, so the specialisation is done
+// on the source text; each distinct set of constants is its own pipeline.
+type KernelSpec struct {
+	Name      string // for errors and profiles, e.g. "matmul_nn_v3"
+	Source    string
+	Entry     string
+	Bindings  []Access
+	Params    bool
+	Constants map[string]string
+	NeedsF16  bool
+}
+
+// Kernel is a compiled pipeline with its bind group layout.
+type Kernel struct {
+	Spec     KernelSpec
+	pipeline *wgpu.ComputePipeline
+	layout   *wgpu.BindGroupLayout
+	playout  *wgpu.PipelineLayout
+	module   *wgpu.ShaderModule
+}
+
+func (k *Kernel) release() {
+	k.pipeline.Release()
+	k.playout.Release()
+	k.layout.Release()
+	k.module.Release()
+}
+
+var overrideRe = regexp.MustCompile(`override\s+([A-Za-z_][A-Za-z0-9_]*)\s*(:\s*[A-Za-z0-9_]+)?\s*=\s*([^;]+);`)
+
+// Specialise rewrites `override` declarations into constants with the
+// given values (or their defaults), so one WGSL source serves many tile
+// sizes on every backend.
+func Specialise(src string, constants map[string]string) (string, error) {
+	used := map[string]bool{}
+	out := overrideRe.ReplaceAllStringFunc(src, func(m string) string {
+		g := overrideRe.FindStringSubmatch(m)
+		name, typ, val := g[1], g[2], g[3]
+		if v, ok := constants[name]; ok {
+			val = v
+			used[name] = true
+		}
+		return "const " + name + typ + " = " + strings.TrimSpace(val) + ";"
+	})
+	for name := range constants {
+		if !used[name] {
+			return "", fmt.Errorf("constant %s is not an override in the shader", name)
+		}
+	}
+	return out, nil
+}
+
+func (s KernelSpec) key() string {
+	h := sha256.New()
+	h.Write([]byte(s.Source))
+	names := make([]string, 0, len(s.Constants))
+	for n := range s.Constants {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString(s.Name + "|" + s.Entry + "|" + hex.EncodeToString(h.Sum(nil))[:16])
+	for _, n := range names {
+		b.WriteString("|" + n + "=" + s.Constants[n])
+	}
+	fmt.Fprintf(&b, "|%v|%v", s.Bindings, s.Params)
+	return b.String()
+}
+
+// Kernel returns the compiled pipeline for spec, compiling it on first use.
+// Compile errors name the kernel and carry the driver's message.
+func (d *Device) Kernel(spec KernelSpec) (*Kernel, error) {
+	key := spec.key()
+	d.mu.Lock()
+	k, ok := d.pipelines[key]
+	d.mu.Unlock()
+	if ok {
+		return k, nil
+	}
+	if spec.NeedsF16 && !d.f16 {
+		return nil, fmt.Errorf("kernel %s needs shader-f16, which %s lacks: %w", spec.Name, d.Info.Label(), ErrUnsupported)
+	}
+	if n := uint32(len(spec.Bindings)); n > d.Limits.MaxStorageBuffersPerShaderStage {
+		return nil, fmt.Errorf("kernel %s uses %d storage buffers; %s allows %d per stage: %w",
+			spec.Name, n, d.Info.Label(), d.Limits.MaxStorageBuffersPerShaderStage, ErrUnsupported)
+	}
+	src, err := Specialise(spec.Source, spec.Constants)
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: %w", spec.Name, err)
+	}
+	if spec.NeedsF16 {
+		src = "enable f16;\n" + src
+	}
+	k, err = d.compile(spec, src)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	d.pipelines[key] = k
+	d.mu.Unlock()
+	return k, nil
+}
+
+func (d *Device) compile(spec KernelSpec, src string) (*Kernel, error) {
+	mod, err := d.dev.CreateShaderModule(&wgpu.ShaderModuleDescriptor{
+		Label:          spec.Name,
+		WGSLDescriptor: &wgpu.ShaderModuleWGSLDescriptor{Code: src},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("kernel %s: compile: %w", spec.Name, err)
+	}
+	var entries []wgpu.BindGroupLayoutEntry
+	for i, a := range spec.Bindings {
+		t := wgpu.BufferBindingTypeReadOnlyStorage
+		if a == ReadWrite {
+			t = wgpu.BufferBindingTypeStorage
+		}
+		entries = append(entries, wgpu.BindGroupLayoutEntry{
+			Binding:    uint32(i),
+			Visibility: wgpu.ShaderStageCompute,
+			Buffer:     wgpu.BufferBindingLayout{Type: t},
+		})
+	}
+	if spec.Params {
+		entries = append(entries, wgpu.BindGroupLayoutEntry{
+			Binding:    uint32(len(spec.Bindings)),
+			Visibility: wgpu.ShaderStageCompute,
+			Buffer:     wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeUniform},
+		})
+	}
+	bgl, err := d.dev.CreateBindGroupLayout(&wgpu.BindGroupLayoutDescriptor{Label: spec.Name, Entries: entries})
+	if err != nil {
+		mod.Release()
+		return nil, fmt.Errorf("kernel %s: bind group layout: %w", spec.Name, err)
+	}
+	pl, err := d.dev.CreatePipelineLayout(&wgpu.PipelineLayoutDescriptor{Label: spec.Name, BindGroupLayouts: []*wgpu.BindGroupLayout{bgl}})
+	if err != nil {
+		bgl.Release()
+		mod.Release()
+		return nil, fmt.Errorf("kernel %s: pipeline layout: %w", spec.Name, err)
+	}
+	p, err := d.dev.CreateComputePipeline(&wgpu.ComputePipelineDescriptor{
+		Label:   spec.Name,
+		Layout:  pl,
+		Compute: wgpu.ProgrammableStageDescriptor{Module: mod, EntryPoint: spec.Entry},
+	})
+	if err != nil {
+		pl.Release()
+		bgl.Release()
+		mod.Release()
+		return nil, fmt.Errorf("kernel %s: pipeline: %w", spec.Name, err)
+	}
+	return &Kernel{Spec: spec, pipeline: p, layout: bgl, playout: pl, module: mod}, nil
+}
+
+// CachedKernels is the number of compiled pipelines held by the device.
+func (d *Device) CachedKernels() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.pipelines)
+}

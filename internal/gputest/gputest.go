@@ -1,0 +1,38 @@
+// Package gputest opens the WebGPU device tests run on. Without an adapter
+// tests skip, unless MOEGPU_REQUIRE_GPU=1 (set by CI), when they fail: a
+// suite that silently ran nothing must not pass.
+package gputest
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/moegpu/moegpu/gpu"
+)
+
+var (
+	once sync.Once
+	dev  *gpu.Device
+	err  error
+)
+
+// Options reads MOEGPU_BACKEND and MOEGPU_ADAPTER so the whole suite can be
+// pointed at another adapter (e.g. MOEGPU_BACKEND=gl).
+func Options() gpu.Options {
+	b, _ := gpu.ParseBackend(os.Getenv("MOEGPU_BACKEND"))
+	return gpu.Options{Backend: b, Adapter: os.Getenv("MOEGPU_ADAPTER")}
+}
+
+// Device returns the shared test device, opened once per test binary.
+func Device(t testing.TB) *gpu.Device {
+	t.Helper()
+	once.Do(func() { dev, err = gpu.Open(Options()) })
+	if err != nil {
+		if os.Getenv("MOEGPU_REQUIRE_GPU") == "1" {
+			t.Fatalf("MOEGPU_REQUIRE_GPU=1 but no WebGPU device: %v", err)
+		}
+		t.Skipf("no WebGPU device: %v", err)
+	}
+	return dev
+}
