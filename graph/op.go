@@ -46,6 +46,20 @@ type Op interface {
 	Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error
 }
 
+// Accumulator is implemented by ops that can update output 0 in place
+// (out += f(in)), as parameter gradients do. When Accumulates is true the
+// op's last input is the previous value of output 0: the reference reads it
+// as an ordinary input, while on the GPU Encode receives only the other
+// inputs and output 0's buffer already holds the previous value.
+type Accumulator interface {
+	Accumulates() bool
+}
+
+func accumulates(op Op) bool {
+	a, ok := op.(Accumulator)
+	return ok && a.Accumulates()
+}
+
 // Host is a tensor in host memory, as the reference executor holds it.
 // Integer tensors are kept as float64 too (exact below 2^53).
 type Host struct {
@@ -142,8 +156,12 @@ func RunOp(dev *gpu.Device, op Op, in ...*Host) ([]*Host, error) {
 			b.Release()
 		}
 	}()
-	inB := make([]*gpu.Buffer, len(in))
-	for i, h := range in {
+	gpuIn := in
+	if accumulates(op) {
+		gpuIn = in[:len(in)-1]
+	}
+	inB := make([]*gpu.Buffer, len(gpuIn))
+	for i, h := range gpuIn {
 		b, err := Upload(dev, fmt.Sprintf("%s.in%d", op.Name(), i), h)
 		if err != nil {
 			return nil, err
@@ -153,7 +171,17 @@ func RunOp(dev *gpu.Device, op Op, in ...*Host) ([]*Host, error) {
 	}
 	outB := make([]*gpu.Buffer, len(outSpecs))
 	for i, s := range outSpecs {
-		b, err := dev.NewBuffer(fmt.Sprintf("%s.out%d", op.Name(), i), s.DType, s.Shape...)
+		var b *gpu.Buffer
+		var err error
+		if i == 0 && accumulates(op) {
+			prev := in[len(in)-1]
+			if prev.DType != s.DType || numel(prev.Shape) != s.Len() {
+				return nil, fmt.Errorf("%s: accumulator input %s does not match output %s", op.Name(), prev.Spec, s)
+			}
+			b, err = Upload(dev, op.Name()+".out0", &Host{Spec: s, Data: prev.Data})
+		} else {
+			b, err = dev.NewBuffer(fmt.Sprintf("%s.out%d", op.Name(), i), s.DType, s.Shape...)
+		}
 		if err != nil {
 			return nil, err
 		}
