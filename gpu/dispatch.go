@@ -118,9 +118,21 @@ func (d *Device) NewDispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ..
 // Recorder collects dispatches and submits them as one compute pass in one
 // submission. A recorder may be submitted again: the same commands replay.
 type Recorder struct {
-	dev   *Device
-	steps []*Dispatch
-	owned []*Dispatch
+	dev     *Device
+	steps   []*Dispatch
+	owned   []*Dispatch
+	scratch []*Buffer
+}
+
+// Scratch allocates a temporary buffer that lives as long as the recording
+// (for example the block sums of a multi-pass scan) and is freed by Release.
+func (r *Recorder) Scratch(name string, t DType, shape ...int) (*Buffer, error) {
+	b, err := r.dev.NewBuffer(name, t, shape...)
+	if err != nil {
+		return nil, err
+	}
+	r.scratch = append(r.scratch, b)
+	return b, nil
 }
 
 // NewRecorder starts an empty recording.
@@ -157,7 +169,10 @@ func (r *Recorder) Release() {
 	for _, p := range r.owned {
 		p.Release()
 	}
-	r.owned, r.steps = nil, nil
+	for _, b := range r.scratch {
+		b.Release()
+	}
+	r.owned, r.steps, r.scratch = nil, nil, nil
 }
 
 func (d *Device) submit(steps []*Dispatch) error {
