@@ -236,3 +236,6 @@ func (d *Device) Run(k *Kernel, grid [3]uint32, params []uint32, bufs ...*Buffer
 	defer p.Release()
 	return d.submit([]*Dispatch{p})
 }
+
+// CeilDiv32 is CeilDiv for grid dimensions.
+func CeilDiv32(a, b int) uint32 { return uint32(CeilDiv(a, b)) }

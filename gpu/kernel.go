@@ -35,7 +35,10 @@ type KernelSpec struct {
 	Bindings  []Access
 	Params    bool
 	Constants map[string]string
-	NeedsF16  bool
+	// NeedsF16 marks kernels that use native f16 arithmetic (shader-f16).
+	// f16 *storage* needs no feature: kernels read packed halves as u32
+	// through unpack2x16float, which every backend has.
+	NeedsF16 bool
 }
 
 // Kernel is a compiled pipeline with its bind group layout.
@@ -116,9 +119,6 @@ func (d *Device) Kernel(spec KernelSpec) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", spec.Name, err)
 	}
-	if spec.NeedsF16 {
-		src = "enable f16;\n" + src
-	}
 	k, err = d.compile(spec, src)
 	if err != nil {
 		return nil, err
@@ -187,3 +187,4 @@ func (d *Device) CachedKernels() int {
 	defer d.mu.Unlock()
 	return len(d.pipelines)
 }
+

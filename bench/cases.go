@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"fmt"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+)
+
+// benchCase is one op at one shape.
+type benchCase struct {
+	name, shape, variant string
+	op                   graph.Op
+	in                   []graph.Spec
+	flops, bytes         float64
+	reps                 int  // op copies per submission (amortises submit cost for small ops)
+	best                 bool // the configuration the runtime picks by default
+}
+
+func mm(name string, op graph.MatMul, M, N, K int, variant string, best bool) benchCase {
+	a := []int{M, K}
+	if op.TransA {
+		a = []int{K, M}
+	}
+	b := []int{K, N}
+	if op.TransB {
+		b = []int{N, K}
+	}
+	reps := 1
+	if M*N*K <= 1<<21 {
+		reps = 8
+	}
+	return benchCase{name: name, shape: fmt.Sprintf("%dx%dx%d", M, N, K), variant: variant, op: op,
+		in: []graph.Spec{graph.F32(a...), graph.F32(b...)}, flops: 2 * float64(M) * float64(N) * float64(K), reps: reps, best: best}
+}
+
+// cases lists the suite. Variants and tile sizes are all kept so the report
+// shows what each costs on this adapter; `best` marks the default.
+func cases(quick bool) []benchCase {
+	var cs []benchCase
+	squares := []int{256, 512, 1024}
+	if quick {
+		squares = []int{64}
+	}
+	def := graph.DefaultMatMulTile
+	for _, n := range squares {
+		if n <= 512 {
+			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 1}, n, n, n, "v1 naive", false))
+			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 4}, n, n, n, "v4 tiled16", false))
+		}
+		cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 2}, n, n, n, "v2 rb4x4", false))
+		for _, t := range []graph.MatMulTile{{TM: 4, TNV: 1}, {TM: 4, TNV: 2}, {TM: 8, TNV: 1}, {TM: 8, TNV: 2}, {TM: 4, TNV: 4}} {
+			t.WGX, t.WGY = def.WGX, def.WGY
+			isDef := t == def
+			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 3, Tile: t}, n, n, n, fmt.Sprintf("v3 %dx%d", t.TM, 4*t.TNV), isDef))
+		}
+	}
+	// Transformer shapes: tokens × d_model → FFN hidden and back, and the
+	// backward layouts of a linear layer.
+	T, D, H := 512, 512, 2048
+	if quick {
+		T, D, H = 32, 32, 64
+	}
+	cs = append(cs,
+		mm("matmul_nn", graph.MatMul{}, T, H, D, "ffn up (x·W)", true),
+		mm("matmul_nn", graph.MatMul{}, T, D, H, "ffn down", true),
+		mm("matmul_nt", graph.MatMul{TransB: true}, T, D, H, "dx = dy·Wᵀ", true),
+		mm("matmul_tn", graph.MatMul{TransA: true}, D, H, T, "dW = xᵀ·dy", true),
+	)
+	f16 := mm("matmul_nn_f16", graph.MatMul{}, T, H, D, "f16 weights", true)
+	f16.op = graph.MatMulF16{}
+	f16.in[1].DType = gpu.F16
+	cs = append(cs, f16)
+	cs = append(cs, extraCases(quick)...)
+	return cs
+}

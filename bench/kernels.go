@@ -1,0 +1,181 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+)
+
+// Kernel is one timed kernel in a report.
+type Kernel struct {
+	Name      string  `json:"name"`
+	Shape     string  `json:"shape"`
+	Variant   string  `json:"variant,omitempty"`
+	Ms        float64 `json:"ms"`
+	GFlops    float64 `json:"gflops,omitempty"`
+	GBps      float64 `json:"gbps,omitempty"`
+	PctOfPeak float64 `json:"pct_of_peak"`
+	Best      bool    `json:"best,omitempty"` // the variant the runtime picks for this shape
+}
+
+// Adapter names the adapter a report was measured on.
+type Adapter struct {
+	Name       string `json:"name"`
+	Backend    string `json:"backend"`
+	DeviceType string `json:"device_type"`
+	Driver     string `json:"driver"`
+}
+
+// Report is the result of `moegpu bench kernels`.
+type Report struct {
+	Adapter Adapter   `json:"adapter"`
+	Peak    Peak      `json:"peak"`
+	Kernels []Kernel  `json:"kernels"`
+	Date    time.Time `json:"date"`
+}
+
+// Options control a kernel bench run.
+type Options struct {
+	MinTime time.Duration // per measurement
+	Quick   bool          // small shapes only (for tests and smoke runs)
+	Filter  string        // run only kernels whose name contains this
+	Log     io.Writer     // progress lines; nil for none
+}
+
+// Run measures the peak and every kernel on dev.
+func Run(dev *gpu.Device, opt Options) (*Report, error) {
+	if opt.MinTime == 0 {
+		opt.MinTime = 300 * time.Millisecond
+	}
+	logf := func(format string, args ...any) {
+		if opt.Log != nil {
+			fmt.Fprintf(opt.Log, format, args...)
+		}
+	}
+	r := &Report{Adapter: Adapter{Name: dev.Info.Name, Backend: string(dev.Info.Backend), DeviceType: dev.Info.DeviceType, Driver: dev.Info.Driver}, Date: time.Now().UTC()}
+	logf("measuring peak on %s …\n", dev.Info.Label())
+	p, err := MeasurePeak(dev, opt.MinTime)
+	if err != nil {
+		return nil, fmt.Errorf("peak: %w", err)
+	}
+	r.Peak = p
+	logf("peak: %.1f GFLOP/s FMA, %.2f GB/s copy\n", p.FMAGflops, p.CopyGBps)
+	for _, c := range cases(opt.Quick) {
+		if opt.Filter != "" && !strings.Contains(c.name, opt.Filter) {
+			continue
+		}
+		logf("  %-28s %-22s %-12s", c.name, c.shape, c.variant)
+		rng := rand.New(rand.NewSource(1))
+		in := make([]*graph.Host, len(c.in))
+		for i, s := range c.in {
+			in[i] = random(rng, s)
+		}
+		sec, err := timeOp(dev, c.op, in, c.reps, opt.MinTime)
+		if err != nil {
+			logf(" failed: %v\n", err)
+			return nil, fmt.Errorf("%s %s: %w", c.name, c.shape, err)
+		}
+		k := Kernel{Name: c.name, Shape: c.shape, Variant: c.variant, Ms: sec * 1e3, Best: c.best}
+		if c.flops > 0 {
+			k.GFlops = c.flops / sec / 1e9
+			k.PctOfPeak = 100 * k.GFlops / p.FMAGflops
+			logf(" %8.3f ms %8.2f GFLOP/s %5.1f%%\n", k.Ms, k.GFlops, k.PctOfPeak)
+		} else {
+			k.GBps = c.bytes / sec / 1e9
+			k.PctOfPeak = 100 * k.GBps / p.CopyGBps
+			logf(" %8.3f ms %8.3f GB/s    %5.1f%%\n", k.Ms, k.GBps, k.PctOfPeak)
+		}
+		r.Kernels = append(r.Kernels, k)
+	}
+	return r, nil
+}
+
+func random(rng *rand.Rand, s graph.Spec) *graph.Host {
+	h := graph.NewHost(s)
+	for i := range h.Data {
+		if s.DType == gpu.U32 || s.DType == gpu.I32 {
+			h.Data[i] = float64(rng.Intn(2))
+		} else {
+			h.Data[i] = float64(float32(rng.Float64()*2 - 1))
+		}
+	}
+	return h
+}
+
+// Markdown renders the report as a table for people.
+func (r *Report) Markdown(w io.Writer) {
+	fmt.Fprintf(w, "Adapter: %s (%s, %s)\n\n", r.Adapter.Name, r.Adapter.Backend, r.Adapter.DeviceType)
+	fmt.Fprintf(w, "Peak: %.1f GFLOP/s FMA, %.2f GB/s copy\n\n", r.Peak.FMAGflops, r.Peak.CopyGBps)
+	fmt.Fprintln(w, "| kernel | shape | variant | ms | GFLOP/s | GB/s | % of peak |")
+	fmt.Fprintln(w, "|---|---|---|---:|---:|---:|---:|")
+	for _, k := range r.Kernels {
+		gf, gb := "", ""
+		if k.GFlops > 0 {
+			gf = fmt.Sprintf("%.2f", k.GFlops)
+		}
+		if k.GBps > 0 {
+			gb = fmt.Sprintf("%.3f", k.GBps)
+		}
+		v := k.Variant
+		if k.Best {
+			v += " ✓"
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %s | %s | %.1f |\n", k.Name, k.Shape, v, k.Ms, gf, gb, k.PctOfPeak)
+	}
+}
+
+// WriteJSON writes the report atomically (temp file, then rename).
+func (r *Report) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".bench-*.json")
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// BestMatMul returns, per shape, the fastest matmul variant in the report.
+func (r *Report) BestMatMul() map[string]Kernel {
+	best := map[string]Kernel{}
+	for _, k := range r.Kernels {
+		if !strings.HasPrefix(k.Name, "matmul") {
+			continue
+		}
+		key := k.Name + " " + k.Shape
+		if b, ok := best[key]; !ok || k.GFlops > b.GFlops {
+			best[key] = k
+		}
+	}
+	return best
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,64 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/moegpu/moegpu/bench"
+	"github.com/moegpu/moegpu/gpu"
+)
+
+// deviceFlags are the adapter-choice flags every GPU command shares.
+type deviceFlags struct{ backend, adapter string }
+
+
+func (d *deviceFlags) open() (*gpu.Device, error) {
+	b, err := gpu.ParseBackend(d.backend)
+	if err != nil {
+		return nil, err
+	}
+	return gpu.Open(gpu.Options{Backend: b, Adapter: d.adapter})
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "kernels" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags]   (run with --help after 'kernels' for flags)")
+			return nil
+		}
+		return fmt.Errorf("want a suite: moegpu bench kernels [flags]")
+	}
+	fs := newFlags("bench kernels", "bench kernels [--backend B] [--adapter N|name] [--json FILE] [--quick] [--filter S]", stderr)
+	var dev deviceFlags
+	fs.StringVar(&dev.backend, "backend", "auto", "vulkan, metal, dx12, gl or auto")
+	fs.StringVar(&dev.adapter, "adapter", "", "adapter index or name substring (see moegpu info)")
+	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
+	quick := fs.Bool("quick", false, "small shapes only: a smoke test, not a measurement")
+	filter := fs.String("filter", "", "only kernels whose name contains this")
+	minTime := fs.Duration("time", 300*time.Millisecond, "minimum time per measurement")
+	var prof profiling
+	prof.register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	defer prof.start()()
+	d, err := dev.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	r, err := bench.Run(d, bench.Options{MinTime: *minTime, Quick: *quick, Filter: *filter, Log: stderr})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	r.Markdown(stdout)
+	if *jsonPath != "" {
+		if err := r.WriteJSON(*jsonPath); err != nil {
+			return fmt.Errorf("write %s: %w", *jsonPath, err)
+		}
+		fmt.Fprintf(stderr, "wrote %s\n", *jsonPath)
+	}
+	return nil
+}

@@ -1,0 +1,111 @@
+// Command moegpu trains, runs and benchmarks Mixture-of-Experts
+// transformers on any GPU through WebGPU.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/pkg/profile"
+)
+
+// command is one subcommand: its flags are parsed by run itself so that
+// each gets its own --help.
+type command struct {
+	name    string
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) error
+}
+
+var commands = []command{
+	{"info", "list every WebGPU adapter with its backend, driver, limits and features", runInfo},
+	{"bench", "benchmark kernels against the adapter's measured peak (moegpu bench kernels)", runBench},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `moegpu: train, run and benchmark small Mixture-of-Experts transformers on any GPU
+through WebGPU (Vulkan, Metal, DX12, OpenGL ES).
+
+Usage:
+  moegpu <command> [flags]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, `
+Run "moegpu <command> --help" for a command's flags.
+
+Environment:
+  MOEGPU_WGPU_LOG=warn|info|debug   show the WebGPU driver's log (hidden by default)
+`)
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name == args[0] {
+			err := c.run(args[1:], stdout, stderr)
+			if errors.Is(err, flag.ErrHelp) {
+				return 0
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "moegpu %s: %v\n", c.name, err)
+				return 1
+			}
+			return 0
+		}
+	}
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(stderr, "moegpu: unknown command %q (have: %s)\n", args[0], strings.Join(names, ", "))
+	return 2
+}
+
+// newFlags makes a flag set whose --help prints the summary and defaults.
+func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("moegpu "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: moegpu %s\n\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// profiling adds --cpuprofile/--memprofile; the returned func stops it.
+type profiling struct{ cpu, mem string }
+
+func (p *profiling) register(fs *flag.FlagSet) {
+	fs.StringVar(&p.cpu, "cpuprofile", "", "write a CPU profile (pprof) into this directory")
+	fs.StringVar(&p.mem, "memprofile", "", "write a heap profile (pprof) into this directory")
+}
+
+func (p *profiling) start() func() {
+	switch {
+	case p.cpu != "":
+		return profile.Start(profile.CPUProfile, profile.ProfilePath(p.cpu), profile.Quiet).Stop
+	case p.mem != "":
+		return profile.Start(profile.MemProfile, profile.ProfilePath(p.mem), profile.Quiet).Stop
+	}
+	return func() {}
+}

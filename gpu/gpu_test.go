@@ -1,0 +1,211 @@
+package gpu_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/internal/gputest"
+)
+
+const fillSrc = `
+override WG: u32 = 64u;
+struct Params { n: u32, value: u32, _a: u32, _b: u32 }
+@group(0) @binding(0) var<storage, read_write> y: array<u32>;  // (n) output
+@group(0) @binding(1) var<uniform> p: Params;
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i < p.n) { y[i] = p.value + i; }
+}
+@compute @workgroup_size(WG)
+fn addone(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x < p.n) { y[g.x] = y[g.x] + 1u; }
+}
+`
+
+func fillKernel(t *testing.T, dev *gpu.Device, entry string, wg string) *gpu.Kernel {
+	t.Helper()
+	k, err := dev.Kernel(gpu.KernelSpec{Name: entry, Source: fillSrc, Entry: entry,
+		Bindings: []gpu.Access{gpu.ReadWrite}, Params: true, Constants: map[string]string{"WG": wg}})
+	require.NoError(t, err)
+	return k
+}
+
+func TestBuffersRoundTripEveryDType(t *testing.T) {
+	dev := gputest.Device(t)
+	f, err := dev.NewBuffer("f", gpu.F32, 3)
+	require.NoError(t, err)
+	defer f.Release()
+	h, err := dev.NewBuffer("h", gpu.F16, 3) // odd count: padded to 4 bytes
+	require.NoError(t, err)
+	defer h.Release()
+	u, err := dev.NewBuffer("u", gpu.U32, 2)
+	require.NoError(t, err)
+	defer u.Release()
+	i, err := dev.NewBuffer("i", gpu.I32, 2)
+	require.NoError(t, err)
+	defer i.Release()
+	require.NoError(t, f.Write([]float32{1.5, -2, 3e-8}))
+	require.NoError(t, h.Write([]float32{1.5, -2, 65504}))
+	require.NoError(t, u.Write([]uint32{7, 1 << 31}))
+	require.NoError(t, i.Write([]int32{-7, 9}))
+	data, err := dev.Read(f, h, u, i) // one batched readback
+	require.NoError(t, err)
+	require.Equal(t, []float32{1.5, -2, 3e-8}, data[0].Float32())
+	require.Equal(t, []float32{1.5, -2, 65504}, data[1].Float32())
+	require.Equal(t, []uint32{7, 1 << 31}, data[2].Uint32())
+	require.Equal(t, []int32{-7, 9}, data[3].Int32())
+}
+
+func TestBufferWriteRejectsWrongLengthAndType(t *testing.T) {
+	dev := gputest.Device(t)
+	b, err := dev.NewBuffer("b", gpu.F32, 4)
+	require.NoError(t, err)
+	defer b.Release()
+	require.ErrorContains(t, b.Write([]float32{1, 2}), "2 elements given")
+	require.ErrorContains(t, b.Write([]uint32{1, 2, 3, 4}), "cannot write []uint32 into a f32 buffer")
+	_, err = dev.NewBuffer("neg", gpu.F32, -1)
+	require.Error(t, err)
+}
+
+func TestRecorderPutsManyDispatchesInOneSubmissionAndReplays(t *testing.T) {
+	dev := gputest.Device(t)
+	const n = 1000
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	defer y.Release()
+	fill := fillKernel(t, dev, "fill", "64u")
+	add := fillKernel(t, dev, "addone", "64u")
+	rec := dev.NewRecorder()
+	defer rec.Release()
+	require.NoError(t, rec.Dispatch(fill, dev.Grid1D(gpu.CeilDiv(n, 64)), []uint32{n, 10, 0, 0}, y))
+	for r := 0; r < 5; r++ {
+		require.NoError(t, rec.Dispatch(add, [3]uint32{gpu.CeilDiv32(n, 64), 1, 1}, []uint32{n, 0, 0, 0}, y))
+	}
+	require.Equal(t, 6, rec.Len())
+	for replay := 0; replay < 2; replay++ { // dispatches run in order, each replay from scratch
+		require.NoError(t, rec.Submit())
+		data, err := dev.Read(y)
+		require.NoError(t, err)
+		got := data[0].Uint32()
+		for i := range got {
+			require.Equal(t, uint32(10+i+5), got[i], "element %d after replay %d", i, replay)
+		}
+	}
+}
+
+func TestPipelineCacheCompilesEachSpecialisationOnce(t *testing.T) {
+	dev := gputest.Device(t)
+	before := dev.CachedKernels()
+	a := fillKernel(t, dev, "fill", "32u")
+	b := fillKernel(t, dev, "fill", "32u")
+	c := fillKernel(t, dev, "fill", "16u")
+	require.Same(t, a, b)
+	require.NotSame(t, a, c)
+	require.Equal(t, before+2, dev.CachedKernels())
+}
+
+func TestGrid1DFoldsLargeGridsAndKernelsCoverEveryElement(t *testing.T) {
+	dev := gputest.Device(t)
+	max := int(dev.Limits.MaxComputeWorkgroupsPerDimension)
+	n := (max + 100) * 16 // more workgroups of 16 than one dimension allows
+	grid := dev.Grid1D(gpu.CeilDiv(n, 16))
+	require.Greater(t, grid[1], uint32(1))
+	require.LessOrEqual(t, int(grid[0]), max)
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	defer y.Release()
+	require.NoError(t, dev.Run(fillKernel(t, dev, "fill", "16u"), grid, []uint32{uint32(n), 3, 0, 0}, y))
+	data, err := dev.Read(y)
+	require.NoError(t, err)
+	got := data[0].Uint32()
+	for _, i := range []int{0, 1, n / 2, n - 1} {
+		require.Equal(t, uint32(3+i), got[i])
+	}
+	_, err = dev.NewDispatch(fillKernel(t, dev, "fill", "16u"), [3]uint32{uint32(max + 1), 1, 1}, []uint32{1, 0, 0, 0}, y)
+	require.ErrorIs(t, err, gpu.ErrUnsupported)
+	require.ErrorContains(t, err, "kernel fill")
+}
+
+func TestBindingOverTheLimitIsAnErrorNamingTheKernel(t *testing.T) {
+	dev := gputest.Device(t)
+	n := int(dev.Limits.MaxStorageBufferBindingSize/4) + 1
+	big, err := dev.NewBuffer("big", gpu.U32, n)
+	require.NoError(t, err)
+	defer big.Release()
+	err = dev.Run(fillKernel(t, dev, "fill", "64u"), [3]uint32{1, 1, 1}, []uint32{1, 0, 0, 0}, big)
+	require.ErrorIs(t, err, gpu.ErrUnsupported)
+	require.ErrorContains(t, err, "kernel fill")
+	require.ErrorContains(t, err, "storage binding limit")
+}
+
+func TestShaderErrorsNameTheKernel(t *testing.T) {
+	dev := gputest.Device(t)
+	_, err := dev.Kernel(gpu.KernelSpec{Name: "broken_kernel", Source: "fn main( {", Entry: "main"})
+	require.Error(t, err)
+	require.Contains(t, err.Error(), "broken_kernel")
+	_, err = dev.Kernel(gpu.KernelSpec{Name: "fill", Source: fillSrc, Entry: "fill",
+		Bindings: []gpu.Access{gpu.ReadWrite}, Params: true, Constants: map[string]string{"NOPE": "1u"}})
+	require.ErrorContains(t, err, "constant NOPE is not an override")
+}
+
+func TestDispatchRejectsMismatchedBindings(t *testing.T) {
+	dev := gputest.Device(t)
+	k := fillKernel(t, dev, "fill", "64u")
+	y, err := dev.NewBuffer("y", gpu.U32, 4)
+	require.NoError(t, err)
+	defer y.Release()
+	_, err = dev.NewDispatch(k, [3]uint32{1, 1, 1}, []uint32{4, 0, 0, 0}, y, y)
+	require.ErrorContains(t, err, "2 buffers given, kernel binds 1")
+	_, err = dev.NewDispatch(k, [3]uint32{1, 1, 1}, nil, y)
+	require.ErrorContains(t, err, "parameters")
+}
+
+func TestTooManyStorageBuffersIsUnsupported(t *testing.T) {
+	dev := gputest.Device(t)
+	n := int(dev.Limits.MaxStorageBuffersPerShaderStage) + 1
+	_, err := dev.Kernel(gpu.KernelSpec{Name: "wide", Source: fillSrc, Entry: "fill", Bindings: make([]gpu.Access, n)})
+	require.True(t, errors.Is(err, gpu.ErrUnsupported), "got %v", err)
+}
+
+func TestSpecialiseRewritesOverrides(t *testing.T) {
+	out, err := gpu.Specialise("override A: u32 = 4u;\noverride B = 2.0;\n", map[string]string{"A": "8u"})
+	require.NoError(t, err)
+	require.True(t, strings.Contains(out, "const A: u32 = 8u;"), out)
+	require.True(t, strings.Contains(out, "const B = 2.0;"), out)
+}
+
+func TestParseBackendAndAdapterChoice(t *testing.T) {
+	for in, want := range map[string]gpu.Backend{"": gpu.Auto, "Vulkan": gpu.Vulkan, "gles": gpu.GL, "metal": gpu.Metal, "dx12": gpu.DX12} {
+		got, err := gpu.ParseBackend(in)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+	}
+	_, err := gpu.ParseBackend("cuda")
+	require.ErrorContains(t, err, "unknown backend")
+	gputest.Device(t)
+	_, err = gpu.Open(gpu.Options{Adapter: "99"})
+	require.ErrorContains(t, err, "out of range")
+	_, err = gpu.Open(gpu.Options{Adapter: "no-such-gpu"})
+	require.ErrorContains(t, err, "no adapter named")
+}
+
+func TestScratchBuffersLiveWithTheRecorder(t *testing.T) {
+	dev := gputest.Device(t)
+	rec := dev.NewRecorder()
+	s, err := rec.Scratch("tmp", gpu.U32, 8)
+	require.NoError(t, err)
+	require.NoError(t, rec.Dispatch(fillKernel(t, dev, "fill", "64u"), [3]uint32{1, 1, 1}, []uint32{8, 1, 0, 0}, s))
+	require.NoError(t, rec.Submit())
+	data, err := dev.Read(s)
+	require.NoError(t, err)
+	require.Equal(t, uint32(8), data[0].Uint32()[7])
+	rec.Release()
+	_, err = dev.NewDispatch(fillKernel(t, dev, "fill", "64u"), [3]uint32{1, 1, 1}, []uint32{8, 1, 0, 0}, s)
+	require.ErrorContains(t, err, "released")
+}

@@ -1,0 +1,361 @@
+package graph
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/moegpu/moegpu/gpu"
+)
+
+// MatMul computes C (+)= op(A)·op(B) for rank-2 or batched rank-3 f32
+// operands, with op(X) = Xᵀ when the Trans flag is set. These are the three
+// layouts a linear layer's forward and backward need (y = x·W, dx = dy·Wᵀ,
+// dW = xᵀ·dy). A rank-2 operand next to a rank-3 one is shared by every
+// batch (a weight). With Accumulate the op is an Accumulator: its last input
+// is C's previous value and C += op(A)·op(B), as parameter gradients need.
+type MatMul struct {
+	TransA, TransB bool
+	Accumulate     bool
+	// Variant picks a kernel (see shaders/matmul.wgsl): 0 chooses for the
+	// adapter, 1 naive, 2 register-blocked scalar, 3 register-blocked vec4,
+	// 4 shared-memory tiled.
+	Variant int
+	// Tile overrides the register-blocking of variants 2 and 3; zero fields
+	// take the adapter's default.
+	Tile MatMulTile
+}
+
+// MatMulTile is the per-invocation and per-workgroup blocking of the
+// register-blocked kernels; the bench sweeps it per adapter.
+type MatMulTile struct {
+	TM  int // rows of C per invocation
+	TNV int // vec4 columns of C per invocation (variant 3)
+	WGX int // workgroup size along N
+	WGY int // workgroup size along M
+}
+
+// DefaultMatMulTile is the blocking used when none is given: 4 rows × 8
+// columns per invocation in 8×8 workgroups, the best measured on lavapipe
+// (see bench/).
+var DefaultMatMulTile = MatMulTile{TM: 4, TNV: 2, WGX: 8, WGY: 8}
+
+// Accumulates implements Accumulator.
+func (m MatMul) Accumulates() bool { return m.Accumulate }
+
+// Name implements Op.
+func (m MatMul) Name() string {
+	s := "matmul_"
+	for _, t := range []bool{m.TransA, m.TransB} {
+		if t {
+			s += "t"
+		} else {
+			s += "n"
+		}
+	}
+	if m.Accumulate {
+		s += "_acc"
+	}
+	return s
+}
+
+// mmDims are the logical sizes of one matmul.
+type mmDims struct {
+	M, N, K, batch        int
+	aBatch, bBatch, cBatch int // element strides between batches (0 = shared)
+}
+
+func (m MatMul) dims(a, b Spec) (mmDims, []int, error) {
+	ra, rb := len(a.Shape), len(b.Shape)
+	if ra < 2 || ra > 3 || rb < 2 || rb > 3 {
+		return mmDims{}, nil, fmt.Errorf("want rank-2 or rank-3 operands, got A %v and B %v", a.Shape, b.Shape)
+	}
+	if a.DType != gpu.F32 || b.DType != gpu.F32 {
+		return mmDims{}, nil, fmt.Errorf("want f32 operands, got A %s and B %s", a.DType, b.DType)
+	}
+	batch := 1
+	if ra == 3 {
+		batch = a.Shape[0]
+	}
+	if rb == 3 {
+		if ra == 3 && b.Shape[0] != batch {
+			return mmDims{}, nil, fmt.Errorf("batch sizes differ: A %v, B %v", a.Shape, b.Shape)
+		}
+		batch = b.Shape[0]
+	}
+	ar, ac := a.Shape[ra-2], a.Shape[ra-1]
+	br, bc := b.Shape[rb-2], b.Shape[rb-1]
+	M, Ka := ar, ac
+	if m.TransA {
+		M, Ka = ac, ar
+	}
+	Kb, N := br, bc
+	if m.TransB {
+		Kb, N = bc, br
+	}
+	if Ka != Kb {
+		return mmDims{}, nil, fmt.Errorf("inner dimensions differ: op(A) is %d×%d, op(B) is %d×%d (A %v, B %v, transA=%v transB=%v)",
+			M, Ka, Kb, N, a.Shape, b.Shape, m.TransA, m.TransB)
+	}
+	d := mmDims{M: M, N: N, K: Ka, batch: batch, cBatch: M * N}
+	if ra == 3 {
+		d.aBatch = ar * ac
+	}
+	if rb == 3 {
+		d.bBatch = br * bc
+	}
+	out := []int{M, N}
+	if ra == 3 || rb == 3 {
+		out = []int{batch, M, N}
+	}
+	return d, out, nil
+}
+
+// Outputs implements Op.
+func (m MatMul) Outputs(in []Spec) ([]Spec, error) {
+	n := 2
+	if m.Accumulate {
+		n = 3
+	}
+	if err := wantInputs(in, n); err != nil {
+		return nil, err
+	}
+	_, out, err := m.dims(in[0], in[1])
+	if err != nil {
+		return nil, err
+	}
+	if m.Accumulate && (in[2].DType != gpu.F32 || numel(in[2].Shape) != numel(out)) {
+		return nil, fmt.Errorf("accumulator %s does not match output f32%v", in[2], out)
+	}
+	return []Spec{F32(out...)}, nil
+}
+
+// Reference implements Op.
+func (m MatMul) Reference(in []*Host) ([]*Host, error) {
+	d, out, err := m.dims(in[0].Spec, in[1].Spec)
+	if err != nil {
+		return nil, err
+	}
+	c := NewHost(F32(out...))
+	if m.Accumulate {
+		copy(c.Data, in[2].Data)
+	}
+	A, B := in[0].Data, in[1].Data
+	aRows, bRows := in[0].Shape[len(in[0].Shape)-1], in[1].Shape[len(in[1].Shape)-1] // row lengths
+	for bt := 0; bt < d.batch; bt++ {
+		for i := 0; i < d.M; i++ {
+			for j := 0; j < d.N; j++ {
+				s := 0.0
+				for k := 0; k < d.K; k++ {
+					var av, bv float64
+					if m.TransA {
+						av = A[bt*d.aBatch+k*aRows+i]
+					} else {
+						av = A[bt*d.aBatch+i*aRows+k]
+					}
+					if m.TransB {
+						bv = B[bt*d.bBatch+j*bRows+k]
+					} else {
+						bv = B[bt*d.bBatch+k*bRows+j]
+					}
+					s += av * bv
+				}
+				c.Data[bt*d.cBatch+i*d.N+j] += s
+			}
+		}
+	}
+	return []*Host{c}, nil
+}
+
+// vec4OK reports whether variant 3 can run this layout and these sizes.
+func (m MatMul) vec4OK(d mmDims) bool {
+	switch {
+	case !m.TransA && !m.TransB:
+		return d.K%4 == 0 && d.N%4 == 0
+	case m.TransA && !m.TransB:
+		return d.M%4 == 0 && d.N%4 == 0
+	case !m.TransA && m.TransB:
+		return d.K%4 == 0 && d.N%4 == 0
+	}
+	return false
+}
+
+func (m MatMul) variant(dev *gpu.Device, d mmDims) int {
+	v := m.Variant
+	if v == 0 {
+		v = 3
+	}
+	if v == 3 && !m.vec4OK(d) {
+		v = 2
+	}
+	return v
+}
+
+func (m MatMul) tile() MatMulTile {
+	t := DefaultMatMulTile
+	if m.Tile.TM > 0 {
+		t.TM = m.Tile.TM
+	}
+	if m.Tile.TNV > 0 {
+		t.TNV = m.Tile.TNV
+	}
+	if m.Tile.WGX > 0 {
+		t.WGX = m.Tile.WGX
+	}
+	if m.Tile.WGY > 0 {
+		t.WGY = m.Tile.WGY
+	}
+	return t
+}
+
+func u(x int) string { return strconv.Itoa(x) + "u" }
+
+// Encode implements Op.
+func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	d, _, err := m.dims(Spec{in[0].DType, in[0].Shape}, Spec{in[1].DType, in[1].Shape})
+	if err != nil {
+		return err
+	}
+	if d.M == 0 || d.N == 0 || d.batch == 0 {
+		return nil
+	}
+	acc := uint32(0)
+	if m.Accumulate {
+		acc = 1
+	}
+	t := m.tile()
+	v := m.variant(dev, d)
+	switch v {
+	case 3:
+		if t.TM%4 != 0 && m.TransA {
+			t.TM = 4
+		}
+		entry := map[[2]bool]string{{false, false}: "mm_nn4", {true, false}: "mm_tn4", {false, true}: "mm_nt4"}[[2]bool{m.TransA, m.TransB}]
+		k, err := dev.Kernel(gpu.KernelSpec{
+			Name: fmt.Sprintf("%s_v3_%dx%d", m.Name(), t.TM, 4*t.TNV), Source: shaderText("matmul_vec4"), Entry: entry,
+			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true,
+			Constants: map[string]string{"WGX": u(t.WGX), "WGY": u(t.WGY), "TM": u(t.TM), "TNV": u(t.TNV)},
+		})
+		if err != nil {
+			return err
+		}
+		grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*t.WGX)), uint32(gpu.CeilDiv(d.M, t.TM*t.WGY)), uint32(d.batch)}
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
+			uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
+		return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
+	case 1, 2, 4:
+		// Strides of op(A) as (m, k) and op(B) as (k, n).
+		aRow := in[0].Shape[len(in[0].Shape)-1]
+		bRow := in[1].Shape[len(in[1].Shape)-1]
+		asm, ask := aRow, 1
+		if m.TransA {
+			asm, ask = 1, aRow
+		}
+		bsk, bsn := bRow, 1
+		if m.TransB {
+			bsk, bsn = 1, bRow
+		}
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
+			uint32(asm), uint32(ask), uint32(bsk), uint32(bsn),
+			uint32(d.aBatch), uint32(d.bBatch), uint32(d.cBatch), acc}
+		entry, consts := "mm_naive", map[string]string{"WGX": u(t.WGX), "WGY": u(t.WGY)}
+		grid := [3]uint32{uint32(gpu.CeilDiv(d.N, t.WGX)), uint32(gpu.CeilDiv(d.M, t.WGY)), uint32(d.batch)}
+		switch v {
+		case 2:
+			entry = "mm_rb"
+			consts["TM"] = u(t.TM)
+			grid = [3]uint32{uint32(gpu.CeilDiv(d.N, 4*t.WGX)), uint32(gpu.CeilDiv(d.M, t.TM*t.WGY)), uint32(d.batch)}
+		case 4:
+			entry = "mm_tiled"
+			consts = map[string]string{"WGX": "16u", "WGY": "16u", "TS": "16u"}
+			grid = [3]uint32{uint32(gpu.CeilDiv(d.N, 16)), uint32(gpu.CeilDiv(d.M, 16)), uint32(d.batch)}
+		}
+		k, err := dev.Kernel(gpu.KernelSpec{
+			Name: fmt.Sprintf("%s_v%d", m.Name(), v), Source: shaderText("matmul"), Entry: entry,
+			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true, Constants: consts,
+		})
+		if err != nil {
+			return err
+		}
+		return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
+	}
+	return fmt.Errorf("unknown matmul variant %d", v)
+}
+
+// MatMulF16 is the inference matmul C (+)= A·B with f32 activations A
+// (M, K) or (batch, M, K) and f16 weights B (K, N), accumulating in f32.
+// Halves are stored packed and widened in the kernel, so it runs on every
+// adapter. K and N must be multiples of 4; otherwise Encode returns an error
+// wrapping gpu.ErrUnsupported so callers fall back to f32 weights.
+type MatMulF16 struct {
+	Accumulate bool
+	Tile       MatMulTile
+}
+
+// Name implements Op.
+func (MatMulF16) Name() string { return "matmul_nn_f16" }
+
+// Accumulates implements Accumulator.
+func (m MatMulF16) Accumulates() bool { return m.Accumulate }
+
+// Outputs implements Op.
+func (m MatMulF16) Outputs(in []Spec) ([]Spec, error) {
+	n := 2
+	if m.Accumulate {
+		n = 3
+	}
+	if err := wantInputs(in, n); err != nil {
+		return nil, err
+	}
+	if in[1].DType != gpu.F16 {
+		return nil, fmt.Errorf("weights must be f16, got %s", in[1].DType)
+	}
+	f32b := in[1]
+	f32b.DType = gpu.F32
+	return MatMul{Accumulate: m.Accumulate}.Outputs([]Spec{in[0], f32b, inOr(in, 2)}[:n])
+}
+
+func inOr(in []Spec, i int) Spec {
+	if i < len(in) {
+		return in[i]
+	}
+	return Spec{}
+}
+
+// Reference implements Op: the f16 weights are exact in float64.
+func (m MatMulF16) Reference(in []*Host) ([]*Host, error) {
+	b := *in[1]
+	b.DType = gpu.F32
+	ins := append([]*Host{in[0], &b}, in[2:]...)
+	return MatMul{Accumulate: m.Accumulate}.Reference(ins)
+}
+
+// Encode implements Op.
+func (m MatMulF16) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	d, _, err := MatMul{}.dims(Spec{gpu.F32, in[0].Shape}, Spec{gpu.F32, in[1].Shape})
+	if err != nil {
+		return err
+	}
+	if d.K%4 != 0 || d.N%4 != 0 {
+		return fmt.Errorf("f16 matmul needs K and N multiples of 4, got K=%d N=%d: %w", d.K, d.N, gpu.ErrUnsupported)
+	}
+	if d.M == 0 || d.batch == 0 {
+		return nil
+	}
+	t := MatMul{Tile: m.Tile}.tile()
+	acc := uint32(0)
+	if m.Accumulate {
+		acc = 1
+	}
+	k, err := dev.Kernel(gpu.KernelSpec{
+		Name: fmt.Sprintf("matmul_nn_f16_%dx%d", t.TM, 4*t.TNV), Source: shaderText("matmul_f16"), Entry: "mm_nn4_f16",
+		Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true,
+		Constants: map[string]string{"WGX": u(t.WGX), "WGY": u(t.WGY), "TM": u(t.TM), "TNV": u(t.TNV)},
+	})
+	if err != nil {
+		return err
+	}
+	grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*t.WGX)), uint32(gpu.CeilDiv(d.M, t.TM*t.WGY)), uint32(d.batch)}
+	p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
+		uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
+	return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
+}

@@ -1,0 +1,171 @@
+package graph_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"github.com/x448/float16"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/internal/optest"
+)
+
+// mmTol bounds f32 summation error for a length-K dot product of values in
+// [-1, 1]: each of the K additions rounds by at most 2^-24 of a partial sum
+// whose magnitude is at most K, so a loose running bound is K·2^-22 absolute.
+func mmTol(K int) optest.Tol { return optest.Tol{Atol: float64(K) * 2.4e-7, Rtol: 1e-5} }
+
+// shapeOf returns the stored shape of an operand given its logical rows and
+// columns in op(X) and whether it is transposed.
+func shapeOf(batch, rows, cols int, trans bool) []int {
+	if trans {
+		rows, cols = cols, rows
+	}
+	if batch > 0 {
+		return []int{batch, rows, cols}
+	}
+	return []int{rows, cols}
+}
+
+func TestMatMulMatchesReferenceInEveryLayoutVariantAndAwkwardShape(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(2))
+	sizes := [][3]int{{1, 1, 1}, {3, 17, 129}, {129, 3, 17}, {17, 129, 3}, {16, 20, 12}, {33, 64, 36}, {64, 8, 128}}
+	layouts := [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}}
+	for _, v := range []int{0, 1, 2, 3, 4} {
+		for _, l := range layouts {
+			for _, s := range sizes {
+				M, N, K := s[0], s[1], s[2]
+				op := graph.MatMul{TransA: l[0], TransB: l[1], Variant: v}
+				t.Run(fmt.Sprintf("v%d/%s/M%dN%dK%d", v, op.Name(), M, N, K), func(t *testing.T) {
+					a := optest.Random(rng, graph.F32(shapeOf(0, M, K, l[0])...), -1, 1)
+					b := optest.Random(rng, graph.F32(shapeOf(0, K, N, l[1])...), -1, 1)
+					optest.CheckOp(t, dev, op, mmTol(K), a, b)
+				})
+			}
+		}
+	}
+}
+
+func TestMatMulTileSweepIsCorrect(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(3))
+	for _, tile := range []graph.MatMulTile{{TM: 4, TNV: 1}, {TM: 8, TNV: 2}, {TM: 4, TNV: 4, WGX: 4, WGY: 16}, {TM: 2, TNV: 1}} {
+		for _, l := range [][2]bool{{false, false}, {true, false}, {false, true}} {
+			op := graph.MatMul{TransA: l[0], TransB: l[1], Variant: 3, Tile: tile}
+			t.Run(fmt.Sprintf("%s/%+v", op.Name(), tile), func(t *testing.T) {
+				M, N, K := 37, 68, 44
+				a := optest.Random(rng, graph.F32(shapeOf(0, M, K, l[0])...), -1, 1)
+				b := optest.Random(rng, graph.F32(shapeOf(0, K, N, l[1])...), -1, 1)
+				if l[0] { // tn4 needs M%4 = 0
+					a = optest.Random(rng, graph.F32(shapeOf(0, 36, K, true)...), -1, 1)
+				}
+				optest.CheckOp(t, dev, op, mmTol(K), a, b)
+			})
+		}
+	}
+}
+
+func TestMatMulBatchedAndBroadcastWeights(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(4))
+	for _, v := range []int{0, 2} {
+		for _, l := range [][2]bool{{false, false}, {true, false}, {false, true}} {
+			op := graph.MatMul{TransA: l[0], TransB: l[1], Variant: v}
+			for _, ba := range [][2]int{{3, 3}, {3, 0}, {0, 3}} {
+				t.Run(fmt.Sprintf("v%d/%s/batchA%d/batchB%d", v, op.Name(), ba[0], ba[1]), func(t *testing.T) {
+					M, N, K := 12, 20, 8
+					a := optest.Random(rng, graph.F32(shapeOf(ba[0], M, K, l[0])...), -1, 1)
+					b := optest.Random(rng, graph.F32(shapeOf(ba[1], K, N, l[1])...), -1, 1)
+					out := optest.CheckOp(t, dev, op, mmTol(K), a, b)
+					require.Equal(t, []int{3, M, N}, out[0].Shape)
+				})
+			}
+		}
+	}
+}
+
+func TestMatMulAccumulatesIntoOutput(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(5))
+	for _, v := range []int{1, 2, 3, 4} {
+		for _, l := range [][2]bool{{false, false}, {true, false}, {false, true}} {
+			op := graph.MatMul{TransA: l[0], TransB: l[1], Variant: v, Accumulate: true}
+			t.Run(fmt.Sprintf("v%d/%s", v, op.Name()), func(t *testing.T) {
+				M, N, K := 8, 12, 16
+				a := optest.Random(rng, graph.F32(shapeOf(0, M, K, l[0])...), -1, 1)
+				b := optest.Random(rng, graph.F32(shapeOf(0, K, N, l[1])...), -1, 1)
+				c0 := optest.Random(rng, graph.F32(M, N), -5, 5)
+				out := optest.CheckOp(t, dev, op, mmTol(K), a, b, c0)
+				plain := optest.MustRef(t, graph.MatMul{TransA: l[0], TransB: l[1]}, a, b)
+				for i := range out[0].Data { // the accumulator really was added
+					require.InDelta(t, plain[0].Data[i]+c0.Data[i], out[0].Data[i], 1e-4)
+				}
+			})
+		}
+	}
+}
+
+// The backward of C = A·B is dA = dC·Bᵀ and dB = Aᵀ·dC: the layouts this op
+// provides. Check those compositions against finite differences.
+func TestMatMulGradientLayoutsMatchFiniteDifferences(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	a := optest.Random(rng, graph.F32(3, 5), -1, 1)
+	b := optest.Random(rng, graph.F32(5, 4), -1, 1)
+	w := optest.Random(rng, graph.F32(3, 4), -1, 1)
+	loss := func(in []*graph.Host) float64 {
+		return optest.Dot(optest.MustRef(t, graph.MatMul{}, in[0], in[1])[0].Data, w.Data)
+	}
+	grads := func(in []*graph.Host) []*graph.Host {
+		da := optest.MustRef(t, graph.MatMul{TransB: true}, w, in[1])[0]
+		db := optest.MustRef(t, graph.MatMul{TransA: true}, in[0], w)[0]
+		return []*graph.Host{da, db}
+	}
+	optest.CheckGrad(t, "matmul", []*graph.Host{a, b}, []int{0, 1}, loss, grads, optest.GradTol)
+}
+
+func TestMatMulRejectsBadShapes(t *testing.T) {
+	cases := []struct {
+		name string
+		op   graph.MatMul
+		a, b graph.Spec
+	}{
+		{"inner mismatch", graph.MatMul{}, graph.F32(3, 4), graph.F32(5, 6)},
+		{"rank 1", graph.MatMul{}, graph.F32(3), graph.F32(3, 2)},
+		{"batch mismatch", graph.MatMul{}, graph.F32(2, 3, 4), graph.F32(3, 4, 5)},
+		{"integer operand", graph.MatMul{}, graph.U32(3, 4), graph.F32(4, 5)},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := c.op.Outputs([]graph.Spec{c.a, c.b})
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestMatMulF16WeightsMatchReference(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(7))
+	M, N, K := 17, 24, 36
+	a := optest.Random(rng, graph.F32(M, K), -1, 1)
+	b := optest.Random(rng, graph.F32(K, N), -1, 1)
+	for i, x := range b.Data { // values representable in f16, so the reference sees what the GPU sees
+		b.Data[i] = float64(float16.Fromfloat32(float32(x)).Float32())
+	}
+	b.DType = gpu.F16
+	// f16 storage, f32 accumulation: same bound as f32.
+	optest.CheckOp(t, dev, graph.MatMulF16{}, mmTol(K), a, b)
+	// batched activations against shared weights
+	a3 := optest.Random(rng, graph.F32(2, M, K), -1, 1)
+	optest.CheckOp(t, dev, graph.MatMulF16{}, mmTol(K), a3, b)
+	// sizes the packed kernel cannot take are refused as unsupported
+	odd := optest.Random(rng, graph.F32(K, 5), -1, 1)
+	odd.DType = gpu.F16
+	_, err := graph.RunOp(dev, graph.MatMulF16{}, a, odd)
+	require.True(t, errors.Is(err, gpu.ErrUnsupported), "want ErrUnsupported, got %v", err)
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what moegpu needs on a fresh Debian machine, idempotently:
+# Mesa's lavapipe (Vulkan on the CPU) so that a machine without a GPU still
+# has a WebGPU adapter, the Vulkan loader, a C compiler for cgo, and the Go
+# modules. Run as root or with sudo available.
+set -euo pipefail
+
+need=(mesa-vulkan-drivers libvulkan1 libegl1 libgles2 gcc libc6-dev ca-certificates)
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${missing[*]}" >&2
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v go >/dev/null 2>&1; then
+  if [ -x /usr/local/go/bin/go ]; then
+    export PATH="/usr/local/go/bin:$PATH"
+  else
+    echo "setup: Go 1.26 or newer is required (https://go.dev/dl/); put it on PATH and re-run" >&2
+    exit 1
+  fi
+fi
+
+cd "$(dirname "$0")/.."
+go mod download
