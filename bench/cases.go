@@ -54,6 +54,14 @@ func cases(quick bool) []benchCase {
 			isDef := t == def
 			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 3, Tile: t}, n, n, n, fmt.Sprintf("v3 %dx%d", t.TM, 4*t.TNV), isDef))
 		}
+		for _, t := range []graph.MatMulTile{{TM: 4, TNV: 1}, {TM: 8, TNV: 1}, {TM: 16, TNV: 1}, {TM: 8, TNV: 2}, {TM: 16, TNV: 2}, {TM: 32, TNV: 1}} {
+			t.WGX, t.WGY = 64, 1
+			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 5, Tile: t}, n, n, n, fmt.Sprintf("v5 %dx%d", t.TM, 4*t.TNV), false))
+		}
+		for _, t := range []graph.MatMulTile{{TM: 4, TNV: 2, WGX: 8, WGY: 8}, {TM: 8, TNV: 2, WGX: 8, WGY: 8}, {TM: 4, TNV: 4, WGX: 8, WGY: 8},
+			{TM: 8, TNV: 1, WGX: 64, WGY: 1, UniformA: true}, {TM: 16, TNV: 1, WGX: 64, WGY: 1, UniformA: true}, {TM: 8, TNV: 2, WGX: 64, WGY: 1, UniformA: true}} {
+			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 6, Tile: t}, n, n, n, fmt.Sprintf("v6 %dx%d u=%v", t.TM, 4*t.TNV, t.UniformA), false))
+		}
 	}
 	// Transformer shapes: tokens × d_model → FFN hidden and back, and the
 	// backward layouts of a linear layer.

@@ -1,7 +1,9 @@
 package bench
 
 import (
+	"fmt"
 	"math"
+	"os"
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -15,7 +17,7 @@ type Peak struct {
 }
 
 // MeasurePeak times the FMA and copy microkernels in shaders/peak.wgsl.
-// FMA: 64 flops per loop trip per invocation, enough invocations to fill
+// FMA: the fastest of several chain counts, enough invocations to fill
 // every core. Copy: a 64 MiB vec4 copy, counting bytes read plus written.
 func MeasurePeak(dev *gpu.Device, minTime time.Duration) (Peak, error) {
 	src := shaders.MustSource("peak")
@@ -33,23 +35,30 @@ func MeasurePeak(dev *gpu.Device, minTime time.Duration) (Peak, error) {
 		return Peak{}, err
 	}
 	defer b.Release()
-	consts := map[string]string{"WG": "256u", "ITERS": "4096u"}
-	fk, err := dev.Kernel(gpu.KernelSpec{Name: "fma_peak", Source: src, Entry: "fma_peak",
-		Bindings: []gpu.Access{gpu.Read, gpu.ReadWrite}, Params: true, Constants: consts})
-	if err != nil {
-		return Peak{}, err
+	var p Peak
+	for _, ch := range []int{1, 2, 4, 8} {
+		consts := map[string]string{"WG": "256u", "ITERS": "4096u", "CH": fmt.Sprintf("%du", ch)}
+		fk, err := dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("fma_peak_ch%d", ch), Source: src, Entry: "fma_peak",
+			Bindings: []gpu.Access{gpu.Read, gpu.ReadWrite}, Params: true, Constants: consts})
+		if err != nil {
+			return Peak{}, err
+		}
+		rec := dev.NewRecorder()
+		if err := rec.Dispatch(fk, dev.Grid1D(nInv/wg), []uint32{uint32(nInv), math.Float32bits(0.5), 0, 0}, a, b); err != nil {
+			rec.Release()
+			return Peak{}, err
+		}
+		sec, err := timeRecorder(dev, rec, minTime)
+		rec.Release()
+		if err != nil {
+			return Peak{}, err
+		}
+		flops := float64(nInv) * iters * 8 * float64(ch)
+		p.FMAGflops = math.Max(p.FMAGflops, flops/sec/1e9)
+		if debugPeak {
+			fmt.Printf("fma CH=%d: %.1f GFLOP/s\n", ch, flops/sec/1e9)
+		}
 	}
-	rec := dev.NewRecorder()
-	defer rec.Release()
-	if err := rec.Dispatch(fk, dev.Grid1D(nInv/wg), []uint32{uint32(nInv), math.Float32bits(0.5), 0, 0}, a, b); err != nil {
-		return Peak{}, err
-	}
-	sec, err := timeRecorder(dev, rec, minTime)
-	if err != nil {
-		return Peak{}, err
-	}
-	flops := float64(nInv) * iters * 64
-	p := Peak{FMAGflops: flops / sec / 1e9}
 
 	ck, err := dev.Kernel(gpu.KernelSpec{Name: "copy4", Source: src, Entry: "copy4",
 		Bindings: []gpu.Access{gpu.Read, gpu.ReadWrite}, Params: true, Constants: map[string]string{"WG": "256u"}})
@@ -61,10 +70,12 @@ func MeasurePeak(dev *gpu.Device, minTime time.Duration) (Peak, error) {
 	if err := crec.Dispatch(ck, dev.Grid1D(gpu.CeilDiv(n4, wg)), []uint32{uint32(n4), 0, 0, 0}, a, b); err != nil {
 		return Peak{}, err
 	}
-	sec, err = timeRecorder(dev, crec, minTime)
+	sec, err := timeRecorder(dev, crec, minTime)
 	if err != nil {
 		return Peak{}, err
 	}
 	p.CopyGBps = float64(n4*16*2) / sec / 1e9
 	return p, nil
 }
+
+var debugPeak = os.Getenv("MOEGPU_DEBUG_PEAK") != ""

@@ -39,9 +39,38 @@ type Buffer struct {
 	DType DType
 	Shape []int
 
-	dev  *Device
-	buf  *wgpu.Buffer
-	size uint64
+	dev    *Device
+	buf    *wgpu.Buffer
+	size   uint64
+	offset uint64  // byte offset into buf (views into an arena)
+	parent *Buffer // the owning buffer, for views
+}
+
+// View returns a typed window into b starting at offsetBytes, sharing its
+// memory: how a memory planner places many tensors in one arena. The offset
+// must respect the adapter's minStorageBufferOffsetAlignment. Releasing a
+// view does nothing; the parent owns the memory.
+func (b *Buffer) View(name string, t DType, offsetBytes uint64, shape ...int) (*Buffer, error) {
+	if b.parent != nil {
+		return b.parent.View(name, t, b.offset+offsetBytes, shape...)
+	}
+	align := uint64(b.dev.Limits.MinStorageBufferOffsetAlignment)
+	if align > 0 && offsetBytes%align != 0 {
+		return nil, fmt.Errorf("view %s: offset %d is not a multiple of the adapter's %d-byte storage offset alignment", name, offsetBytes, align)
+	}
+	size := paddedBytes(t, numel(shape))
+	if offsetBytes+size > b.size {
+		return nil, fmt.Errorf("view %s %v %s: bytes [%d, %d) exceed %s's %d bytes", name, shape, t, offsetBytes, offsetBytes+size, b.Name, b.size)
+	}
+	return &Buffer{Name: name, DType: t, Shape: append([]int(nil), shape...), dev: b.dev, buf: b.buf, size: size, offset: offsetBytes, parent: b}, nil
+}
+
+// overlaps reports whether two buffers share bytes.
+func (b *Buffer) overlaps(o *Buffer) bool {
+	if b.buf != o.buf {
+		return false
+	}
+	return b.offset < o.offset+o.size && o.offset < b.offset+b.size
 }
 
 // Len is the number of elements.
@@ -93,6 +122,9 @@ func (d *Device) NewBuffer(name string, t DType, shape ...int) (*Buffer, error) 
 
 // Release frees the GPU memory.
 func (b *Buffer) Release() {
+	if b != nil && b.parent != nil {
+		return
+	}
 	if b != nil && b.buf != nil {
 		b.buf.Release()
 		b.buf = nil
@@ -116,7 +148,7 @@ func (b *Buffer) Write(data any) error {
 	if pad := len(raw) % 4; pad != 0 {
 		raw = append(raw, make([]byte, 4-pad)...)
 	}
-	return b.dev.queue.WriteBuffer(b.buf, 0, raw)
+	return b.dev.queue.WriteBuffer(b.buf, b.offset, raw)
 }
 
 func encode(t DType, data any) ([]byte, int, error) {
@@ -228,7 +260,7 @@ func (d *Device) Read(bufs ...*Buffer) ([]Data, error) {
 			return nil, fmt.Errorf("read %s: %w", b.Name, err)
 		}
 		staging[i] = s
-		if err := enc.CopyBufferToBuffer(b.buf, 0, s, 0, b.size); err != nil {
+		if err := enc.CopyBufferToBuffer(b.buf, b.offset, s, 0, b.size); err != nil {
 			enc.Release()
 			return nil, fmt.Errorf("read %s: %w", b.Name, err)
 		}

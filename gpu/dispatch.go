@@ -80,12 +80,15 @@ func (d *Device) NewDispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ..
 			return nil, fmt.Errorf("kernel %s: buffer %s %v is %d bytes, over the adapter's %d-byte storage binding limit; split the tensor: %w",
 				name, b.Name, b.Shape, b.size, d.Limits.MaxStorageBufferBindingSize, ErrUnsupported)
 		}
-		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i), Buffer: b.buf, Size: b.size})
+		if b.parent != nil && b.parent.buf == nil {
+			return nil, fmt.Errorf("kernel %s: binding %d (%s) views a released buffer", name, i, b.Name)
+		}
+		entries = append(entries, wgpu.BindGroupEntry{Binding: uint32(i), Buffer: b.buf, Offset: b.offset, Size: b.size})
 	}
 	for i := range bufs {
 		for j := i + 1; j < len(bufs); j++ {
-			if bufs[i] == bufs[j] && (k.Spec.Bindings[i] == ReadWrite || k.Spec.Bindings[j] == ReadWrite) {
-				return nil, fmt.Errorf("kernel %s: buffer %s bound twice with write access (bindings %d and %d)", name, bufs[i].Name, i, j)
+			if bufs[i].overlaps(bufs[j]) && (k.Spec.Bindings[i] == ReadWrite || k.Spec.Bindings[j] == ReadWrite) {
+				return nil, fmt.Errorf("kernel %s: buffers %s and %s overlap and one is written (bindings %d and %d)", name, bufs[i].Name, bufs[j].Name, i, j)
 			}
 		}
 	}

@@ -187,4 +187,3 @@ func (d *Device) CachedKernels() int {
 	defer d.mu.Unlock()
 	return len(d.pipelines)
 }
-

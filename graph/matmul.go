@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/shaders"
 )
 
 // MatMul computes C (+)= op(A)·op(B) for rank-2 or batched rank-3 f32
@@ -18,7 +19,8 @@ type MatMul struct {
 	Accumulate     bool
 	// Variant picks a kernel (see shaders/matmul.wgsl): 0 chooses for the
 	// adapter, 1 naive, 2 register-blocked scalar, 3 register-blocked vec4,
-	// 4 shared-memory tiled.
+	// 4 shared-memory tiled, 5 register-blocked vec4 with workgroup-uniform
+	// A loads (A·B only), 6 the same with loops unrolled by a template.
 	Variant int
 	// Tile overrides the register-blocking of variants 2 and 3; zero fields
 	// take the adapter's default.
@@ -32,6 +34,9 @@ type MatMulTile struct {
 	TNV int // vec4 columns of C per invocation (variant 3)
 	WGX int // workgroup size along N
 	WGY int // workgroup size along M
+	// UniformA (variant 6) takes a workgroup's rows from its id alone, so A
+	// loads are uniform across the workgroup; WGY is then 1.
+	UniformA bool
 }
 
 // DefaultMatMulTile is the blocking used when none is given: 4 rows × 8
@@ -60,7 +65,7 @@ func (m MatMul) Name() string {
 
 // mmDims are the logical sizes of one matmul.
 type mmDims struct {
-	M, N, K, batch        int
+	M, N, K, batch         int
 	aBatch, bBatch, cBatch int // element strides between batches (0 = shared)
 }
 
@@ -184,7 +189,10 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims) int {
 	if v == 0 {
 		v = 3
 	}
-	if v == 3 && !m.vec4OK(d) {
+	if (v == 5 || v == 6) && (m.TransA || m.TransB) {
+		v = 3
+	}
+	if (v == 3 || v == 5 || v == 6) && !m.vec4OK(d) {
 		v = 2
 	}
 	return v
@@ -207,6 +215,14 @@ func (m MatMul) tile() MatMulTile {
 	return t
 }
 
+func seq(n int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i
+	}
+	return s
+}
+
 func u(x int) string { return strconv.Itoa(x) + "u" }
 
 // Encode implements Op.
@@ -225,6 +241,42 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	t := m.tile()
 	v := m.variant(dev, d)
 	switch v {
+	case 6:
+		if t.UniformA {
+			t.WGX, t.WGY = t.WGX*t.WGY, 1
+		}
+		name := fmt.Sprintf("%s_v6_%dx%d_wg%dx%d_u%v", m.Name(), t.TM, 4*t.TNV, t.WGX, t.WGY, t.UniformA)
+		src, err := shaders.Template("matmul_unrolled", struct {
+			TM, TNV, WGX, WGY int
+			UniformA          bool
+			Rows, Cols        []int
+		}{t.TM, t.TNV, t.WGX, t.WGY, t.UniformA, seq(t.TM), seq(t.TNV)})
+		if err != nil {
+			return err
+		}
+		k, err := dev.Kernel(gpu.KernelSpec{Name: name, Source: src, Entry: "mm_nn_unrolled",
+			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true})
+		if err != nil {
+			return err
+		}
+		rowsPerWG := t.TM * t.WGY
+		grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*t.WGX)), uint32(gpu.CeilDiv(d.M, rowsPerWG)), uint32(d.batch)}
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
+			uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
+		return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
+	case 5:
+		k, err := dev.Kernel(gpu.KernelSpec{
+			Name: fmt.Sprintf("%s_v5_%dx%d", m.Name(), t.TM, 4*t.TNV), Source: shaderText("matmul_vec4"), Entry: "mm_nn4u",
+			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true,
+			Constants: map[string]string{"WGX": u(t.WGX * t.WGY), "WGY": "1u", "TM": u(t.TM), "TNV": u(t.TNV)},
+		})
+		if err != nil {
+			return err
+		}
+		grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*t.WGX*t.WGY)), uint32(gpu.CeilDiv(d.M, t.TM)), uint32(d.batch)}
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
+			uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
+		return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
 	case 3:
 		if t.TM%4 != 0 && m.TransA {
 			t.TM = 4

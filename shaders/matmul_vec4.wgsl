@@ -132,3 +132,43 @@ fn mm_nt4(@builtin(global_invocation_id) g: vec3<u32>) {
     }
   }
 }
+
+// v5 mm_nn4u: C = A·B like mm_nn4, but the rows of a workgroup come from
+// workgroup_id only, so every A load has a workgroup-uniform address: a CPU
+// driver can load it once and broadcast it to all SIMD lanes instead of
+// gathering per lane. Each invocation computes TM rows × 4·TNV columns;
+// the workgroup is WGX invocations along N (WGY must be 1).
+@compute @workgroup_size(WGX, 1, 1)
+fn mm_nn4u(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let N4 = p.N / 4u; let K4 = p.K / 4u;
+  let v0 = (wid.x * WGX + lid.x) * TNV; let m0 = wid.y * TM; let bt = wid.z;
+  let ab = bt * p.a_batch; let bb = bt * p.b_batch;
+  var acc: array<array<vec4<f32>, TNV>, TM>;
+  var bcol: array<u32, TNV>;
+  for (var v = 0u; v < TNV; v++) { bcol[v] = bb + min(v0 + v, N4 - 1u); }
+  for (var k4 = 0u; k4 < K4; k4++) {
+    let kb = k4 * 4u * N4;
+    var b0: array<vec4<f32>, TNV>; var b1: array<vec4<f32>, TNV>;
+    var b2: array<vec4<f32>, TNV>; var b3: array<vec4<f32>, TNV>;
+    for (var v = 0u; v < TNV; v++) {
+      b0[v] = b[bcol[v] + kb];
+      b1[v] = b[bcol[v] + kb + N4];
+      b2[v] = b[bcol[v] + kb + 2u * N4];
+      b3[v] = b[bcol[v] + kb + 3u * N4];
+    }
+    for (var i = 0u; i < TM; i++) {
+      let av = a[ab + min(m0 + i, p.M - 1u) * K4 + k4];  // uniform across the workgroup
+      for (var v = 0u; v < TNV; v++) {
+        acc[i][v] += av.x * b0[v] + av.y * b1[v] + av.z * b2[v] + av.w * b3[v];
+      }
+    }
+  }
+  if (v0 >= N4) { return; }
+  for (var i = 0u; i < TM; i++) {
+    if (m0 + i >= p.M) { break; }
+    let row = bt * p.c_batch + (m0 + i) * N4;
+    for (var v = 0u; v < TNV; v++) {
+      if (v0 + v < N4) { put(row + v0 + v, acc[i][v]); }
+    }
+  }
+}

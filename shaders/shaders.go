@@ -6,9 +6,11 @@ package shaders
 import (
 	"embed"
 	"fmt"
+	"strings"
+	"text/template"
 )
 
-//go:embed *.wgsl
+//go:embed *.wgsl *.wgsl.tmpl
 var files embed.FS
 
 // Source returns the WGSL text of one op family, e.g. Source("matmul").
@@ -30,13 +32,33 @@ func MustSource(family string) string {
 	return s
 }
 
+// Template renders a WGSL template (family.wgsl.tmpl) with text/template:
+// kernels whose loops must be unrolled for a given tile size are generated
+// this way, since shader compilers do not reliably unroll nested loops.
+func Template(family string, data any) (string, error) {
+	b, err := files.ReadFile(family + ".wgsl.tmpl")
+	if err != nil {
+		return "", fmt.Errorf("shader template %q: %w", family, err)
+	}
+	t, err := template.New(family).Parse(string(b))
+	if err != nil {
+		return "", fmt.Errorf("shader template %q: %w", family, err)
+	}
+	var out strings.Builder
+	if err := t.Execute(&out, data); err != nil {
+		return "", fmt.Errorf("shader template %q: %w", family, err)
+	}
+	return out.String(), nil
+}
+
 // Families lists the embedded shader files, without extension.
 func Families() []string {
 	ents, _ := files.ReadDir(".")
 	var out []string
 	for _, e := range ents {
-		n := e.Name()
-		out = append(out, n[:len(n)-len(".wgsl")])
+		if n, ok := strings.CutSuffix(e.Name(), ".wgsl"); ok {
+			out = append(out, n)
+		}
 	}
 	return out
 }

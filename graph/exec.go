@@ -1,0 +1,280 @@
+package graph
+
+import (
+	"fmt"
+
+	"github.com/moegpu/moegpu/gpu"
+)
+
+// Executor runs a plan. The GPU executor and the pure-Go reference
+// executor share it, so a trainer, a generator or a test can swap one for
+// the other.
+type Executor interface {
+	// Set writes a persistent tensor (input, parameter, state).
+	Set(t *Tensor, data []float64) error
+	// Run executes the plan once.
+	Run() error
+	// Get reads tensors: outputs of the plan or persistent tensors.
+	Get(ts ...*Tensor) ([][]float64, error)
+	// Plan is what the executor runs.
+	Plan() *Plan
+	// Close releases resources.
+	Close()
+}
+
+func checkSet(t *Tensor, data []float64) error {
+	if !t.Kind.Persistent() {
+		return fmt.Errorf("set %s: only inputs, parameters and state can be written, not %s tensors", t.Name, t.Kind)
+	}
+	if len(data) != t.Len() {
+		return fmt.Errorf("set %s %s: %d values given", t.Name, t.Spec, len(data))
+	}
+	return nil
+}
+
+// Reference runs a plan in pure Go with float64 values: the oracle every
+// GPU result is tested against.
+type Reference struct {
+	plan   *Plan
+	values map[*Tensor]*Host
+}
+
+// NewReference prepares a reference executor; persistent tensors start at
+// zero (constants at their value).
+func NewReference(p *Plan) *Reference {
+	r := &Reference{plan: p, values: map[*Tensor]*Host{}}
+	for _, t := range p.Graph.Tensors {
+		if t.Kind.Persistent() {
+			if t.Kind == Const {
+				r.values[t] = &Host{Spec: t.Spec, Data: append([]float64(nil), t.Value.Data...)}
+			} else {
+				r.values[t] = NewHost(t.Spec)
+			}
+		}
+	}
+	return r
+}
+
+// Plan implements Executor.
+func (r *Reference) Plan() *Plan { return r.plan }
+
+// Close implements Executor.
+func (r *Reference) Close() {}
+
+// Set implements Executor.
+func (r *Reference) Set(t *Tensor, data []float64) error {
+	if err := checkSet(t, data); err != nil {
+		return err
+	}
+	copy(r.values[t].Data, data)
+	return nil
+}
+
+// Run implements Executor.
+func (r *Reference) Run() error {
+	for _, n := range r.plan.Nodes {
+		in := make([]*Host, len(n.In))
+		for i, t := range n.In {
+			h, ok := r.values[t]
+			if !ok {
+				return fmt.Errorf("reference: %s reads %s before it is computed", n.Op.Name(), t.Name)
+			}
+			in[i] = h
+		}
+		out, err := n.Op.Reference(in)
+		if err != nil {
+			return fmt.Errorf("reference %s: %w", n.Op.Name(), err)
+		}
+		if len(out) != len(n.Out) {
+			return fmt.Errorf("reference %s: %d outputs, want %d", n.Op.Name(), len(out), len(n.Out))
+		}
+		for i, t := range n.Out {
+			out[i].Spec = t.Spec
+			r.values[t] = out[i]
+		}
+	}
+	return nil
+}
+
+// Get implements Executor.
+func (r *Reference) Get(ts ...*Tensor) ([][]float64, error) {
+	out := make([][]float64, len(ts))
+	for i, t := range ts {
+		h, ok := r.values[t]
+		if !ok {
+			return nil, fmt.Errorf("get %s: not computed", t.Name)
+		}
+		out[i] = append([]float64(nil), h.Data...)
+	}
+	return out, nil
+}
+
+// GPU runs a plan on a device: it allocates the activation arena and the
+// persistent buffers once, records every node's dispatches once, and each
+// Run replays them as one submission.
+type GPU struct {
+	dev   *gpu.Device
+	plan  *Plan
+	arena *gpu.Buffer
+	bufs  map[*Tensor]*gpu.Buffer
+	owned []*gpu.Buffer
+	rec   *gpu.Recorder
+}
+
+// Buffers lets executors share persistent tensors by name (a training
+// plan and a generation plan over the same parameters).
+type Buffers map[string]*gpu.Buffer
+
+// NewGPU compiles a plan for dev. Persistent tensors found by name in shared
+// use those buffers (shapes must match); the others are allocated zeroed
+// (constants at their value) and added to shared if it is not nil.
+func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
+	e := &GPU{dev: dev, plan: p, bufs: map[*Tensor]*gpu.Buffer{}}
+	ok := false
+	defer func() {
+		if !ok {
+			e.Close()
+		}
+	}()
+	arenaBytes := p.ArenaBytes
+	if arenaBytes == 0 {
+		arenaBytes = 256
+	}
+	if arenaBytes > dev.Limits.MaxBufferSize {
+		return nil, fmt.Errorf("plan needs %d bytes of activations, over the adapter's %d-byte buffer limit: %w", arenaBytes, dev.Limits.MaxBufferSize, gpu.ErrUnsupported)
+	}
+	arena, err := dev.NewBuffer("arena", gpu.U32, int(arenaBytes/4))
+	if err != nil {
+		return nil, err
+	}
+	e.arena = arena
+	e.owned = append(e.owned, arena)
+	for _, t := range p.Graph.Tensors {
+		if !t.Kind.Persistent() {
+			continue
+		}
+		if b, ok := shared[t.Name]; ok {
+			if b.DType != t.DType || b.Len() != t.Len() {
+				return nil, fmt.Errorf("shared buffer %s is %s%v, tensor is %s", t.Name, b.DType, b.Shape, t.Spec)
+			}
+			e.bufs[t] = b
+			continue
+		}
+		var b *gpu.Buffer
+		if t.Kind == Const {
+			b, err = Upload(dev, t.Name, t.Value)
+		} else {
+			b, err = dev.NewBuffer(t.Name, t.DType, t.Shape...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		e.bufs[t] = b
+		if shared != nil {
+			shared[t.Name] = b
+		} else {
+			e.owned = append(e.owned, b)
+		}
+	}
+	for t, off := range p.Offset {
+		v, err := arena.View(t.Name, t.DType, off, t.Shape...)
+		if err != nil {
+			return nil, fmt.Errorf("place %s: %w", t.Name, err)
+		}
+		e.bufs[t] = v
+	}
+	e.rec = dev.NewRecorder()
+	for _, n := range p.Nodes {
+		ins := n.In
+		if accumulates(n.Op) {
+			ins = ins[:len(ins)-1]
+		}
+		inB := make([]*gpu.Buffer, len(ins))
+		for i, t := range ins {
+			inB[i] = e.bufs[t]
+		}
+		outB := make([]*gpu.Buffer, len(n.Out))
+		for i, t := range n.Out {
+			outB[i] = e.bufs[t]
+		}
+		if err := n.Op.Encode(dev, e.rec, inB, outB); err != nil {
+			return nil, fmt.Errorf("%s (node %d): %w", n.Op.Name(), n.ID, err)
+		}
+	}
+	ok = true
+	return e, nil
+}
+
+// Plan implements Executor.
+func (e *GPU) Plan() *Plan { return e.plan }
+
+// Dispatches is the number of kernel launches one Run submits.
+func (e *GPU) Dispatches() int { return e.rec.Len() }
+
+// Buffer returns the GPU buffer holding a tensor.
+func (e *GPU) Buffer(t *Tensor) *gpu.Buffer { return e.bufs[t] }
+
+// Set implements Executor.
+func (e *GPU) Set(t *Tensor, data []float64) error {
+	if err := checkSet(t, data); err != nil {
+		return err
+	}
+	b, ok := e.bufs[t]
+	if !ok {
+		return fmt.Errorf("set %s: not part of this plan", t.Name)
+	}
+	switch t.DType {
+	case gpu.U32:
+		v := make([]uint32, len(data))
+		for i, x := range data {
+			v[i] = uint32(x)
+		}
+		return b.Write(v)
+	case gpu.I32:
+		v := make([]int32, len(data))
+		for i, x := range data {
+			v[i] = int32(x)
+		}
+		return b.Write(v)
+	}
+	v := make([]float32, len(data))
+	for i, x := range data {
+		v[i] = float32(x)
+	}
+	return b.Write(v)
+}
+
+// Run implements Executor: one submission.
+func (e *GPU) Run() error { return e.rec.Submit() }
+
+// Get implements Executor: one batched readback.
+func (e *GPU) Get(ts ...*Tensor) ([][]float64, error) {
+	bufs := make([]*gpu.Buffer, len(ts))
+	for i, t := range ts {
+		b, ok := e.bufs[t]
+		if !ok {
+			return nil, fmt.Errorf("get %s: not part of this plan", t.Name)
+		}
+		bufs[i] = b
+	}
+	hs, err := Download(e.dev, bufs...)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]float64, len(ts))
+	for i, h := range hs {
+		out[i] = h.Data
+	}
+	return out, nil
+}
+
+// Close implements Executor.
+func (e *GPU) Close() {
+	if e.rec != nil {
+		e.rec.Release()
+	}
+	for _, b := range e.owned {
+		b.Release()
+	}
+	e.owned, e.rec = nil, nil
+}

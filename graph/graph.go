@@ -1,0 +1,213 @@
+package graph
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind says where a tensor's memory lives and who writes it.
+type Kind int
+
+const (
+	// Activation tensors are produced by ops; the planner reuses their memory.
+	Activation Kind = iota
+	// Input tensors are written by the host before each step (tokens, targets).
+	Input
+	// Param tensors are trainable weights; persistent.
+	Param
+	// State tensors are persistent but not trained: optimizer moments, KV
+	// caches, balancing biases.
+	State
+	// Const tensors are uploaded once when the plan is compiled.
+	Const
+)
+
+func (k Kind) String() string {
+	return [...]string{"activation", "input", "param", "state", "const"}[k]
+}
+
+// Persistent reports whether the tensor lives outside the reused arena.
+func (k Kind) Persistent() bool { return k != Activation }
+
+// Tensor is a node's output or a leaf of the graph. Shapes are static.
+type Tensor struct {
+	ID   int
+	Name string
+	Spec
+	Kind Kind
+	// NoDecay excludes a parameter from weight decay (norm gains, biases,
+	// embeddings unless asked).
+	NoDecay bool
+	// Grad is the gradient of the loss with respect to this tensor, set by
+	// Backward for parameters.
+	Grad *Tensor
+	// Value holds a Const tensor's data.
+	Value *Host
+
+	node *Node
+	out  int
+}
+
+// Producer is the node that computes this tensor (nil for leaves).
+func (t *Tensor) Producer() *Node { return t.node }
+
+func (t *Tensor) String() string { return fmt.Sprintf("%s %s (%s)", t.Name, t.Spec, t.Kind) }
+
+// Node is one op applied to tensors.
+type Node struct {
+	ID  int
+	Op  Op
+	In  []*Tensor
+	Out []*Tensor
+}
+
+// Graph is a static computation: tensors and ops in the order they were
+// added, which is a valid topological order.
+type Graph struct {
+	Nodes   []*Node
+	Tensors []*Tensor
+	names   map[string]bool
+	err     error
+}
+
+// New returns an empty graph.
+func New() *Graph { return &Graph{names: map[string]bool{}} }
+
+// Err returns the first error met while building. Builders keep going
+// after an error (returning placeholder tensors) so model code reads
+// straight; check Err once at the end.
+func (g *Graph) Err() error { return g.err }
+
+func (g *Graph) fail(err error) {
+	if g.err == nil {
+		g.err = err
+	}
+}
+
+func (g *Graph) uniqueName(name string) string {
+	if !g.names[name] {
+		g.names[name] = true
+		return name
+	}
+	for i := 1; ; i++ {
+		n := fmt.Sprintf("%s#%d", name, i)
+		if !g.names[n] {
+			g.names[n] = true
+			return n
+		}
+	}
+}
+
+func (g *Graph) leaf(name string, s Spec, k Kind) *Tensor {
+	if name == "" {
+		g.fail(errors.New("leaf tensors need a name"))
+	}
+	if k == Param || k == State || k == Input {
+		if g.names[name] {
+			g.fail(fmt.Errorf("duplicate %s name %q", k, name))
+		}
+		g.names[name] = true
+	} else {
+		name = g.uniqueName(name)
+	}
+	t := &Tensor{ID: len(g.Tensors), Name: name, Spec: Spec{DType: s.DType, Shape: append([]int(nil), s.Shape...)}, Kind: k}
+	g.Tensors = append(g.Tensors, t)
+	return t
+}
+
+// Input declares a tensor the host writes before each run.
+func (g *Graph) Input(name string, s Spec) *Tensor { return g.leaf(name, s, Input) }
+
+// Param declares a trainable parameter.
+func (g *Graph) Param(name string, s Spec) *Tensor { return g.leaf(name, s, Param) }
+
+// State declares persistent, non-trained memory.
+func (g *Graph) State(name string, s Spec) *Tensor { return g.leaf(name, s, State) }
+
+// Constant declares a tensor with a fixed value.
+func (g *Graph) Constant(name string, h *Host) *Tensor {
+	t := g.leaf(name, h.Spec, Const)
+	t.Value = h
+	return t
+}
+
+// Apply adds a node and returns its outputs. On a shape error it records
+// the error (see Err) and returns placeholders so building can continue.
+func (g *Graph) Apply(op Op, in ...*Tensor) []*Tensor {
+	specs := make([]Spec, len(in))
+	for i, t := range in {
+		if t == nil {
+			g.fail(fmt.Errorf("%s: input %d is nil", op.Name(), i))
+			return g.placeholders(1)
+		}
+		specs[i] = t.Spec
+	}
+	outs, err := op.Outputs(specs)
+	if err != nil {
+		g.fail(fmt.Errorf("%s(%s): %w", op.Name(), names(in), err))
+		return g.placeholders(1)
+	}
+	n := &Node{ID: len(g.Nodes), Op: op, In: append([]*Tensor(nil), in...)}
+	for i, s := range outs {
+		t := &Tensor{ID: len(g.Tensors), Name: g.uniqueName(fmt.Sprintf("%s.%d", op.Name(), n.ID)), Spec: s, Kind: Activation, node: n, out: i}
+		if len(outs) > 1 {
+			t.Name = g.uniqueName(fmt.Sprintf("%s.%d:%d", op.Name(), n.ID, i))
+		}
+		g.Tensors = append(g.Tensors, t)
+		n.Out = append(n.Out, t)
+	}
+	g.Nodes = append(g.Nodes, n)
+	return n.Out
+}
+
+// Apply1 is Apply for single-output ops.
+func (g *Graph) Apply1(op Op, in ...*Tensor) *Tensor { return g.Apply(op, in...)[0] }
+
+func (g *Graph) placeholders(n int) []*Tensor {
+	out := make([]*Tensor, n)
+	for i := range out {
+		out[i] = &Tensor{ID: -1, Name: "invalid", Spec: F32(1)}
+	}
+	return out
+}
+
+func names(ts []*Tensor) string {
+	s := ""
+	for i, t := range ts {
+		if i > 0 {
+			s += ", "
+		}
+		if t == nil {
+			s += "nil"
+		} else {
+			s += t.Name + " " + t.Spec.String()
+		}
+	}
+	return s
+}
+
+// Params lists the trainable parameters in declaration order.
+func (g *Graph) Params() []*Tensor { return g.byKind(Param) }
+
+// Inputs lists the host-written inputs in declaration order.
+func (g *Graph) Inputs() []*Tensor { return g.byKind(Input) }
+
+func (g *Graph) byKind(k Kind) []*Tensor {
+	var out []*Tensor
+	for _, t := range g.Tensors {
+		if t.Kind == k {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Lookup finds a leaf tensor by name.
+func (g *Graph) Lookup(name string) *Tensor {
+	for _, t := range g.Tensors {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}

@@ -1,0 +1,232 @@
+package graph
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Plan is a compiled schedule: the nodes needed for the requested outputs,
+// in topological order, and a placement of every activation in one arena
+// such that tensors alive at the same time never overlap. Persistent
+// tensors (inputs, parameters, state, constants) live outside the arena.
+type Plan struct {
+	Graph   *Graph
+	Nodes   []*Node
+	Outputs []*Tensor
+	// Offset is each activation's byte offset in the arena.
+	Offset map[*Tensor]uint64
+	// Live is each activation's lifetime as [first, last] node index.
+	Live map[*Tensor][2]int
+	// ArenaBytes is the arena size; NaiveBytes what one buffer per
+	// activation would take.
+	ArenaBytes, NaiveBytes uint64
+	align                  uint64
+}
+
+// Bytes is a tensor's size rounded up to the plan's alignment.
+func (p *Plan) Bytes(t *Tensor) uint64 { return alignUp(uint64(t.Len()*t.DType.Size()), p.align) }
+
+func alignUp(x, a uint64) uint64 {
+	if x == 0 {
+		x = 1
+	}
+	return (x + a - 1) / a * a
+}
+
+// Plan schedules the nodes that the outputs depend on and places the
+// activations. align is the storage-offset alignment of the target adapter
+// (256 is safe everywhere). Outputs stay alive until the end of the plan.
+func (g *Graph) Plan(outputs []*Tensor, align uint64) (*Plan, error) {
+	if g.err != nil {
+		return nil, g.err
+	}
+	if align == 0 {
+		align = 256
+	}
+	// Dead-code elimination: keep nodes that lead to an output or that
+	// update persistent state in place.
+	needed := map[*Tensor]bool{}
+	for _, o := range outputs {
+		if o == nil || o.ID < 0 {
+			return nil, fmt.Errorf("plan: invalid output tensor")
+		}
+		needed[o] = true
+	}
+	keep := make([]bool, len(g.Nodes))
+	for i := len(g.Nodes) - 1; i >= 0; i-- {
+		n := g.Nodes[i]
+		use := updatesInPlace(n)
+		for _, o := range n.Out {
+			use = use || needed[o]
+		}
+		if use {
+			keep[i] = true
+			for _, in := range n.In {
+				needed[in] = true
+			}
+		}
+	}
+	p := &Plan{Graph: g, Outputs: outputs, Offset: map[*Tensor]uint64{}, Live: map[*Tensor][2]int{}, align: align}
+	for i, n := range g.Nodes {
+		if keep[i] {
+			p.Nodes = append(p.Nodes, n)
+		}
+	}
+	// Lifetimes. An accumulating op's output 0 shares its last input's
+	// storage, so the two form one lifetime; that input must die there.
+	alias := map[*Tensor]*Tensor{} // output → storage owner
+	owner := func(t *Tensor) *Tensor {
+		for alias[t] != nil {
+			t = alias[t]
+		}
+		return t
+	}
+	end := len(p.Nodes)
+	for i, n := range p.Nodes {
+		if accumulates(n.Op) {
+			acc := n.In[len(n.In)-1]
+			if acc.Kind != Activation {
+				return nil, fmt.Errorf("plan: %s accumulates into %s, which is %s, not an activation", n.Op.Name(), acc.Name, acc.Kind)
+			}
+			alias[n.Out[0]] = acc
+		}
+		for _, o := range n.Out {
+			r := owner(o)
+			if l, ok := p.Live[r]; ok {
+				p.Live[r] = [2]int{l[0], i}
+			} else {
+				p.Live[r] = [2]int{i, i}
+			}
+		}
+		for _, in := range n.In {
+			if in.Kind != Activation {
+				continue
+			}
+			r := owner(in)
+			l := p.Live[r]
+			if i > l[1] {
+				l[1] = i
+			}
+			p.Live[r] = l
+		}
+	}
+	for i, n := range p.Nodes {
+		if !accumulates(n.Op) {
+			continue
+		}
+		acc := n.In[len(n.In)-1]
+		for _, m := range p.Nodes[i+1:] {
+			for _, in := range m.In {
+				if in == acc {
+					return nil, fmt.Errorf("plan: %s accumulates into %s, which %s reads afterwards", n.Op.Name(), acc.Name, m.Op.Name())
+				}
+			}
+		}
+	}
+	for _, o := range outputs {
+		if o.Kind == Activation {
+			r := owner(o)
+			l := p.Live[r]
+			p.Live[r] = [2]int{l[0], end}
+		}
+	}
+	// Best-fit placement in order of first use.
+	var free []span
+	var top uint64
+	roots := make([]*Tensor, 0, len(p.Live))
+	for t := range p.Live {
+		roots = append(roots, t)
+	}
+	sort.Slice(roots, func(i, j int) bool {
+		li, lj := p.Live[roots[i]], p.Live[roots[j]]
+		if li[0] != lj[0] {
+			return li[0] < lj[0]
+		}
+		return roots[i].ID < roots[j].ID
+	})
+	type release struct {
+		at int
+		b  span
+	}
+	var pending []release
+	for _, t := range roots {
+		l := p.Live[t]
+		// Free every block whose tensor died strictly before this one is born.
+		rest := pending[:0]
+		for _, r := range pending {
+			if r.at < l[0] {
+				free = insertFree(free, r.b.off, r.b.size)
+			} else {
+				rest = append(rest, r)
+			}
+		}
+		pending = rest
+		size := p.Bytes(t)
+		p.NaiveBytes += size
+		best := -1
+		for i, b := range free {
+			if b.size >= size && (best < 0 || b.size < free[best].size) {
+				best = i
+			}
+		}
+		var off uint64
+		if best >= 0 {
+			off = free[best].off
+			if free[best].size == size {
+				free = append(free[:best], free[best+1:]...)
+			} else {
+				free[best] = span{free[best].off + size, free[best].size - size}
+			}
+		} else {
+			// Grow the arena, reusing a free block that ends at the top.
+			if n := len(free); n > 0 && free[n-1].off+free[n-1].size == top {
+				off = free[n-1].off
+				free = free[:n-1]
+			} else {
+				off = top
+			}
+			top = off + size
+		}
+		p.Offset[t] = off
+		pending = append(pending, release{l[1], span{off, size}})
+	}
+	for out, r := range alias {
+		if _, ok := p.Live[owner(out)]; ok {
+			p.Offset[out] = p.Offset[owner(r)]
+		}
+	}
+	p.ArenaBytes = top
+	return p, nil
+}
+
+// span is a free range of the arena.
+type span struct{ off, size uint64 }
+
+// insertFree adds a range to the sorted free list, merging neighbours.
+func insertFree(free []span, off, size uint64) []span {
+	i := sort.Search(len(free), func(i int) bool { return free[i].off > off })
+	free = append(free, span{})
+	copy(free[i+1:], free[i:])
+	free[i] = span{off, size}
+	if i+1 < len(free) && free[i].off+free[i].size == free[i+1].off {
+		free[i].size += free[i+1].size
+		free = append(free[:i+1], free[i+2:]...)
+	}
+	if i > 0 && free[i-1].off+free[i-1].size == free[i].off {
+		free[i-1].size += free[i].size
+		free = append(free[:i], free[i+1:]...)
+	}
+	return free
+}
+
+// InPlace is implemented by ops that update some inputs in place (an
+// optimizer step writes its parameter and moments). Such nodes are always
+// kept by the planner, and their listed inputs must be persistent.
+type InPlace interface {
+	Updates() []int
+}
+
+func updatesInPlace(n *Node) bool {
+	u, ok := n.Op.(InPlace)
+	return ok && len(u.Updates()) > 0
+}
