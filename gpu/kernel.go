@@ -57,6 +57,8 @@ func (k *Kernel) release() {
 	k.module.Release()
 }
 
+var readOnlyStorage = regexp.MustCompile(`var<\s*storage\s*,\s*read\s*>`)
+
 var overrideRe = regexp.MustCompile(`override\s+([A-Za-z_][A-Za-z0-9_]*)\s*(:\s*[A-Za-z0-9_]+)?\s*=\s*([^;]+);`)
 
 // Specialise rewrites `override` declarations into constants with the
@@ -119,6 +121,9 @@ func (d *Device) Kernel(spec KernelSpec) (*Kernel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", spec.Name, err)
 	}
+	// Layouts declare every storage binding read-write (see compile), and
+	// wgpu wants the shader's access mode to match the layout exactly.
+	src = readOnlyStorage.ReplaceAllString(src, "var<storage, read_write>")
 	k, err = d.compile(spec, src)
 	if err != nil {
 		return nil, err
@@ -138,15 +143,18 @@ func (d *Device) compile(spec KernelSpec, src string) (*Kernel, error) {
 		return nil, fmt.Errorf("kernel %s: compile: %w", spec.Name, err)
 	}
 	var entries []wgpu.BindGroupLayoutEntry
-	for i, a := range spec.Bindings {
-		t := wgpu.BufferBindingTypeReadOnlyStorage
-		if a == ReadWrite {
-			t = wgpu.BufferBindingTypeStorage
-		}
+	// Every storage binding is declared read-write in the layout, even where
+	// the shader only reads it: WebGPU tracks usage per buffer, not per
+	// range, and forbids one dispatch from reading a buffer through a
+	// read-only binding while writing it through another. Activations live
+	// in one arena buffer, so a kernel reading one tensor and writing
+	// another would otherwise be rejected. Writable-storage usage may repeat
+	// within a dispatch; the Access list still drives our own overlap check.
+	for i := range spec.Bindings {
 		entries = append(entries, wgpu.BindGroupLayoutEntry{
 			Binding:    uint32(i),
 			Visibility: wgpu.ShaderStageCompute,
-			Buffer:     wgpu.BufferBindingLayout{Type: t},
+			Buffer:     wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeStorage},
 		})
 	}
 	if spec.Params {

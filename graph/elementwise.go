@@ -386,3 +386,33 @@ func encodeElementwise(dev *gpu.Device, rec *gpu.Recorder, entry string, variant
 	grid := dev.Grid1D(gpu.CeilDiv(n-start, ewWG*ewPerS))
 	return rec.Dispatch(k, grid, []uint32{uint32(n), uint32(start), fbits, 0}, bufs...)
 }
+
+// Backward implements Differentiable: both inputs receive dy.
+func (Add) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return []*Tensor{dOut[0], dOut[0]}
+}
+
+// Backward implements Differentiable: da = dy·b, db = dy·a.
+func (Mul) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return []*Tensor{g.Apply1(Mul{}, dOut[0], n.In[1]), g.Apply1(Mul{}, dOut[0], n.In[0])}
+}
+
+// Backward implements Differentiable: da = Factor·dy.
+func (o Scale) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return []*Tensor{g.Apply1(Scale{Factor: o.Factor}, dOut[0])}
+}
+
+// Backward implements Differentiable.
+func (ReLUSquared) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return []*Tensor{g.Apply1(ReLUSquaredBackward{}, n.In[0], dOut[0])}
+}
+
+// Backward implements Differentiable.
+func (SiLU) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return []*Tensor{g.Apply1(SiLUBackward{}, n.In[0], dOut[0])}
+}
+
+// Backward implements Differentiable.
+func (SwiGLU) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return g.Apply(SwiGLUBackward{}, n.In[0], n.In[1], dOut[0])
+}

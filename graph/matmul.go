@@ -411,3 +411,35 @@ func (m MatMulF16) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buf
 		uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
 	return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
 }
+
+// Backward implements Differentiable for C = op(A)·op(B) (the four layouts
+// map onto each other; see the table in the code). A rank-2 operand shared
+// across a batch would need a sum over the batch; the runtime keeps
+// activations rank-2 (tokens, features) and does not build that case.
+func (m MatMul) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	a, b, dc := n.In[0], n.In[1], dOut[0]
+	if len(a.Shape) != len(b.Shape) {
+		g.fail(fmt.Errorf("matmul backward: a shared rank-2 operand next to a batched one is not supported (A %v, B %v)", a.Shape, b.Shape))
+		return []*Tensor{nil, nil}
+	}
+	var da, db *Tensor
+	switch {
+	case !m.TransA && !m.TransB: // C = A·B
+		da = g.Apply1(MatMul{TransB: true}, dc, b) // dC·Bᵀ
+		db = g.Apply1(MatMul{TransA: true}, a, dc) // Aᵀ·dC
+	case m.TransA && !m.TransB: // C = Aᵀ·B, A stored (K, M)
+		da = g.Apply1(MatMul{TransB: true}, b, dc) // B·dCᵀ
+		db = g.Apply1(MatMul{}, a, dc)             // A·dC
+	case !m.TransA && m.TransB: // C = A·Bᵀ, B stored (N, K)
+		da = g.Apply1(MatMul{}, dc, b)             // dC·B
+		db = g.Apply1(MatMul{TransA: true}, dc, a) // dCᵀ·A
+	default: // C = Aᵀ·Bᵀ
+		da = g.Apply1(MatMul{TransA: true, TransB: true}, b, dc) // Bᵀ·dCᵀ
+		db = g.Apply1(MatMul{TransA: true, TransB: true}, dc, a) // dCᵀ·Aᵀ
+	}
+	out := []*Tensor{da, db}
+	if m.Accumulate {
+		out = append(out, dc)
+	}
+	return out
+}

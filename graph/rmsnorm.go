@@ -208,3 +208,13 @@ func (op RMSNormBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*
 // rmsnormDGCols is DG_COLS in rmsnorm.wgsl: columns per workgroup of the
 // RowwiseWorkgroup dg kernel.
 const rmsnormDGCols = 32
+
+// Backward implements Differentiable. The saved rstd output carries no
+// gradient of its own (nothing downstream of the norm reads it).
+func (r RMSNorm) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	if dOut[0] == nil {
+		return []*Tensor{nil, nil}
+	}
+	d := g.Apply(RMSNormBackward{Variant: r.Variant}, n.In[0], n.In[1], n.Out[1], dOut[0])
+	return []*Tensor{d[0], d[1]}
+}

@@ -215,3 +215,8 @@ func encodeSoftmax(dev *gpu.Device, rec *gpu.Recorder, variant int, entry string
 	}
 	return rec.Dispatch(k, rowwiseGrid(dev, v, rows), []uint32{uint32(rows), uint32(cols), 0, 0}, bufs...)
 }
+
+// Backward implements Differentiable: dx = y·(dy − Σ y·dy).
+func (s Softmax) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return []*Tensor{g.Apply1(SoftmaxBackward{Variant: s.Variant}, n.Out[0], dOut[0])}
+}

@@ -65,3 +65,9 @@ func (Transpose) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffe
 	grid := dev.Grid1D(gpu.CeilDiv(b*r*c, wg))
 	return rec.Dispatch(k, grid, []uint32{uint32(b), uint32(r), uint32(c), 0}, in[0], out[0])
 }
+
+// Backward implements Differentiable: the gradient of a transpose is the
+// transposed gradient.
+func (Transpose) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	return []*Tensor{g.Apply1(Transpose{}, dOut[0])}
+}

@@ -1,0 +1,221 @@
+package graph_test
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/internal/optest"
+)
+
+// mlp builds loss = Σ w·rowsoftmax(rmsnorm(silu(x·W1)·W2 + x))·c: every
+// differentiable op family with a residual (a tensor with two consumers).
+func mlp(rows, d, h int) (*graph.Graph, *graph.Tensor) {
+	g := graph.New()
+	x := g.Input("x", graph.F32(rows, d))
+	w1 := g.Param("w1", graph.F32(d, h))
+	w2 := g.Param("w2", graph.F32(h, d))
+	gain := g.Param("gain", graph.F32(d))
+	c := g.Input("c", graph.F32(rows, d))
+	y := g.Apply1(graph.MatMul{}, x, w1)
+	y = g.Apply1(graph.SiLU{}, y)
+	y = g.Apply1(graph.MatMul{}, y, w2)
+	y = g.Apply1(graph.Add{}, y, x)
+	y = g.Apply(graph.RMSNorm{}, y, gain)[0]
+	y = g.Apply1(graph.Softmax{}, y)
+	loss := g.Apply1(graph.WeightedSum{}, y, c)
+	return g, loss
+}
+
+func randomize(t *testing.T, ex graph.Executor, g *graph.Graph, seed int64) map[*graph.Tensor][]float64 {
+	rng := rand.New(rand.NewSource(seed))
+	vals := map[*graph.Tensor][]float64{}
+	for _, tn := range append(g.Inputs(), g.Params()...) {
+		h := optest.Random(rng, tn.Spec, -1, 1)
+		vals[tn] = h.Data
+		require.NoError(t, ex.Set(tn, h.Data))
+	}
+	return vals
+}
+
+func TestBackwardGradientsMatchFiniteDifferencesOnTheReference(t *testing.T) {
+	g, loss := mlp(3, 4, 5)
+	require.NoError(t, g.Backward(loss))
+	params := g.Params()
+	outs := []*graph.Tensor{loss}
+	for _, p := range params {
+		require.NotNil(t, p.Grad, p.Name)
+		outs = append(outs, p.Grad)
+	}
+	plan, err := g.Plan(outs, 256)
+	require.NoError(t, err)
+	ref := graph.NewReference(plan)
+	vals := randomize(t, ref, g, 1)
+	require.NoError(t, ref.Run())
+	got, err := ref.Get(outs...)
+	require.NoError(t, err)
+	fwd, err := g.Plan([]*graph.Tensor{loss}, 256)
+	require.NoError(t, err)
+	lossAt := func() float64 {
+		r := graph.NewReference(fwd)
+		for tn, v := range vals {
+			require.NoError(t, r.Set(tn, v))
+		}
+		require.NoError(t, r.Run())
+		l, err := r.Get(loss)
+		require.NoError(t, err)
+		return l[0][0]
+	}
+	const h = 1e-6
+	for i, p := range params {
+		num := make([]float64, p.Len())
+		for j := range num {
+			orig := vals[p][j]
+			vals[p][j] = orig + h
+			lp := lossAt()
+			vals[p][j] = orig - h
+			lm := lossAt()
+			vals[p][j] = orig
+			num[j] = (lp - lm) / (2 * h)
+		}
+		optest.Close(t, "d loss / d "+p.Name, got[i+1], num, optest.GradTol)
+	}
+}
+
+func TestGPUExecutorMatchesReferenceOnLossAndEveryGradient(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, size := range [][3]int{{3, 4, 5}, {17, 12, 20}, {33, 64, 128}} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			g, loss := mlp(size[0], size[1], size[2])
+			require.NoError(t, g.Backward(loss))
+			outs := []*graph.Tensor{loss}
+			for _, p := range g.Params() {
+				outs = append(outs, p.Grad)
+			}
+			plan, err := g.Plan(outs, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+			require.NoError(t, err)
+			require.LessOrEqual(t, plan.ArenaBytes, plan.NaiveBytes)
+			ref := graph.NewReference(plan)
+			ex, err := graph.NewGPU(dev, plan, nil)
+			require.NoError(t, err)
+			defer ex.Close()
+			randomize(t, ref, g, 2)
+			randomize(t, ex, g, 2)
+			require.NoError(t, ref.Run())
+			require.NoError(t, ex.Run())
+			want, err := ref.Get(outs...)
+			require.NoError(t, err)
+			got, err := ex.Get(outs...)
+			require.NoError(t, err)
+			// f32 through ~10 ops with reductions of length ≤ 128.
+			tol := optest.Tol{Atol: 1e-5, Rtol: 1e-4}
+			for i, o := range outs {
+				optest.Close(t, o.Name, got[i], want[i], tol)
+			}
+			// Replaying the recorded submission gives the same result.
+			require.NoError(t, ex.Run())
+			again, err := ex.Get(outs...)
+			require.NoError(t, err)
+			require.Equal(t, got, again)
+		})
+	}
+}
+
+func TestPlannerNeverOverlapsLiveTensors(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	for trial := 0; trial < 200; trial++ {
+		g := graph.New()
+		n := 1 + rng.Intn(6)
+		pool := []*graph.Tensor{g.Input("x", graph.F32(n, 1+rng.Intn(40)))}
+		for i := 0; i < 5+rng.Intn(30); i++ {
+			a := pool[rng.Intn(len(pool))]
+			var out *graph.Tensor
+			switch rng.Intn(4) {
+			case 0:
+				out = g.Apply1(graph.SiLU{}, a)
+			case 1:
+				b := pool[rng.Intn(len(pool))]
+				if b.Shape[1] != a.Shape[1] {
+					b = a
+				}
+				out = g.Apply1(graph.Add{}, a, b)
+			case 2:
+				w := g.Param(fmt.Sprintf("w%d", i), graph.F32(a.Shape[1], 1+rng.Intn(40)))
+				out = g.Apply1(graph.MatMul{}, a, w)
+			case 3:
+				out = g.Apply1(graph.Softmax{}, a)
+			}
+			pool = append(pool, out)
+		}
+		require.NoError(t, g.Err())
+		var outs []*graph.Tensor
+		for _, tn := range pool[1:] {
+			if rng.Intn(4) == 0 {
+				outs = append(outs, tn)
+			}
+		}
+		outs = append(outs, pool[len(pool)-1])
+		p, err := g.Plan(outs, 256)
+		require.NoError(t, err)
+		var acts []*graph.Tensor
+		for tn := range p.Offset {
+			acts = append(acts, tn)
+		}
+		for i, a := range acts {
+			la := p.Live[a]
+			require.LessOrEqual(t, p.Offset[a]+p.Bytes(a), p.ArenaBytes)
+			require.Zero(t, p.Offset[a]%256)
+			for _, b := range acts[i+1:] {
+				lb := p.Live[b]
+				if la[1] < lb[0] || lb[1] < la[0] {
+					continue // never alive together
+				}
+				oa, ob := p.Offset[a], p.Offset[b]
+				overlap := oa < ob+p.Bytes(b) && ob < oa+p.Bytes(a)
+				require.False(t, overlap, "trial %d: %s %v and %s %v overlap", trial, a.Name, la, b.Name, lb)
+			}
+		}
+		require.LessOrEqual(t, p.ArenaBytes, p.NaiveBytes)
+	}
+}
+
+func TestPlannerReusesMemoryOfAChain(t *testing.T) {
+	g := graph.New()
+	x := g.Input("x", graph.F32(64, 64))
+	y := x
+	for i := 0; i < 10; i++ {
+		y = g.Apply1(graph.SiLU{}, y)
+	}
+	p, err := g.Plan([]*graph.Tensor{y}, 256)
+	require.NoError(t, err)
+	require.Equal(t, uint64(10*64*64*4), p.NaiveBytes)
+	require.Equal(t, uint64(2*64*64*4), p.ArenaBytes, "a chain needs two buffers, ping-pong")
+}
+
+func TestBuildErrorsAreReportedOnce(t *testing.T) {
+	g := graph.New()
+	a := g.Input("a", graph.F32(2, 3))
+	b := g.Input("b", graph.F32(4, 5))
+	c := g.Apply1(graph.MatMul{}, a, b)
+	g.Apply1(graph.SiLU{}, c) // keeps going on the placeholder
+	require.ErrorContains(t, g.Err(), "inner dimensions differ")
+	_, err := g.Plan([]*graph.Tensor{c}, 256)
+	require.Error(t, err)
+	g2 := graph.New()
+	g2.Param("w", graph.F32(1))
+	g2.Param("w", graph.F32(1))
+	require.ErrorContains(t, g2.Err(), "duplicate")
+}
+
+func TestBackwardRefusesANonScalarLossOrOneWithoutParameters(t *testing.T) {
+	g := graph.New()
+	x := g.Input("x", graph.F32(2, 2))
+	y := g.Apply1(graph.SiLU{}, x)
+	require.ErrorContains(t, g.Backward(y), "scalar")
+	s := g.Apply1(graph.WeightedSum{}, y, x)
+	require.ErrorContains(t, g.Backward(s), "does not depend on any parameter")
+}
