@@ -112,7 +112,7 @@ func (d *Device) NewBuffer(name string, t DType, shape ...int) (*Buffer, error) 
 	buf, err := d.dev.CreateBuffer(&wgpu.BufferDescriptor{
 		Label: name,
 		Size:  size,
-		Usage: wgpu.BufferUsageStorage | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst,
+		Usage: wgpu.BufferUsageStorage | wgpu.BufferUsageUniform | wgpu.BufferUsageCopySrc | wgpu.BufferUsageCopyDst,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("buffer %s %v: %w", name, shape, err)

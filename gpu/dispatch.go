@@ -76,7 +76,15 @@ func (d *Device) NewDispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ..
 		if b.dev != d {
 			return nil, fmt.Errorf("kernel %s: buffer %s belongs to another device", name, b.Name)
 		}
-		if b.size > d.Limits.MaxStorageBufferBindingSize {
+		if k.Spec.Bindings[i] == Uniform {
+			if b.size > d.Limits.MaxUniformBufferBindingSize {
+				return nil, fmt.Errorf("kernel %s: uniform binding %d (%s) is %d bytes, over the adapter's %d-byte uniform binding limit: %w",
+					name, i, b.Name, b.size, d.Limits.MaxUniformBufferBindingSize, ErrUnsupported)
+			}
+			if a := uint64(d.Limits.MinUniformBufferOffsetAlignment); a > 0 && b.offset%a != 0 {
+				return nil, fmt.Errorf("kernel %s: uniform binding %d (%s) at offset %d is not %d-byte aligned", name, i, b.Name, b.offset, a)
+			}
+		} else if b.size > d.Limits.MaxStorageBufferBindingSize {
 			return nil, fmt.Errorf("kernel %s: buffer %s %v is %d bytes, over the adapter's %d-byte storage binding limit; split the tensor: %w",
 				name, b.Name, b.Shape, b.size, d.Limits.MaxStorageBufferBindingSize, ErrUnsupported)
 		}
@@ -89,6 +97,13 @@ func (d *Device) NewDispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ..
 		for j := i + 1; j < len(bufs); j++ {
 			if bufs[i].overlaps(bufs[j]) && (k.Spec.Bindings[i] == ReadWrite || k.Spec.Bindings[j] == ReadWrite) {
 				return nil, fmt.Errorf("kernel %s: buffers %s and %s overlap and one is written (bindings %d and %d)", name, bufs[i].Name, bufs[j].Name, i, j)
+			}
+		}
+	}
+	for i := range bufs {
+		for j := range bufs {
+			if k.Spec.Bindings[i] == Uniform && k.Spec.Bindings[j] != Uniform && bufs[i].buf == bufs[j].buf {
+				return nil, fmt.Errorf("kernel %s: %s is bound as uniform and %s as storage, but they share one GPU buffer, which WebGPU forbids in one dispatch", name, bufs[i].Name, bufs[j].Name)
 			}
 		}
 	}

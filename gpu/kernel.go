@@ -18,6 +18,12 @@ type Access int
 const (
 	Read      Access = iota // var<storage, read>
 	ReadWrite               // var<storage, read_write>
+	// Uniform binds a window of at most maxUniformBufferBindingSize bytes
+	// as var<uniform>. CPU drivers load workgroup-uniform addresses from
+	// uniform buffers once and broadcast them, where storage loads go lane
+	// by lane; WebGPU forbids binding the same buffer as uniform and as
+	// writable storage in one dispatch.
+	Uniform
 )
 
 // KernelSpec describes one compute entry point. Storage bindings are
@@ -113,7 +119,13 @@ func (d *Device) Kernel(spec KernelSpec) (*Kernel, error) {
 	if spec.NeedsF16 && !d.f16 {
 		return nil, fmt.Errorf("kernel %s needs shader-f16, which %s lacks: %w", spec.Name, d.Info.Label(), ErrUnsupported)
 	}
-	if n := uint32(len(spec.Bindings)); n > d.Limits.MaxStorageBuffersPerShaderStage {
+	nStorage := 0
+	for _, a := range spec.Bindings {
+		if a != Uniform {
+			nStorage++
+		}
+	}
+	if n := uint32(nStorage); n > d.Limits.MaxStorageBuffersPerShaderStage {
 		return nil, fmt.Errorf("kernel %s uses %d storage buffers; %s allows %d per stage: %w",
 			spec.Name, n, d.Info.Label(), d.Limits.MaxStorageBuffersPerShaderStage, ErrUnsupported)
 	}
@@ -150,11 +162,15 @@ func (d *Device) compile(spec KernelSpec, src string) (*Kernel, error) {
 	// in one arena buffer, so a kernel reading one tensor and writing
 	// another would otherwise be rejected. Writable-storage usage may repeat
 	// within a dispatch; the Access list still drives our own overlap check.
-	for i := range spec.Bindings {
+	for i, a := range spec.Bindings {
+		t := wgpu.BufferBindingTypeStorage
+		if a == Uniform {
+			t = wgpu.BufferBindingTypeUniform
+		}
 		entries = append(entries, wgpu.BindGroupLayoutEntry{
 			Binding:    uint32(i),
 			Visibility: wgpu.ShaderStageCompute,
-			Buffer:     wgpu.BufferBindingLayout{Type: wgpu.BufferBindingTypeStorage},
+			Buffer:     wgpu.BufferBindingLayout{Type: t},
 		})
 	}
 	if spec.Params {

@@ -43,6 +43,8 @@ type Tensor struct {
 	Grad *Tensor
 	// Value holds a Const tensor's data.
 	Value *Host
+	// Init says how a parameter starts: see Init.
+	Init Init
 
 	node *Node
 	out  int
@@ -52,6 +54,14 @@ type Tensor struct {
 func (t *Tensor) Producer() *Node { return t.node }
 
 func (t *Tensor) String() string { return fmt.Sprintf("%s %s (%s)", t.Name, t.Spec, t.Kind) }
+
+// Init describes a parameter's initial distribution; the runtime draws
+// the values from its seed so that the GPU and reference executors, and a
+// resumed run, start from the same numbers.
+type Init struct {
+	Dist string  // "normal" (mean 0, Std), "ones", "zeros"; "" means zeros
+	Std  float64 // for "normal"
+}
 
 // Node is one op applied to tensors.
 type Node struct {

@@ -20,7 +20,8 @@ type MatMul struct {
 	// Variant picks a kernel (see shaders/matmul.wgsl): 0 chooses for the
 	// adapter, 1 naive, 2 register-blocked scalar, 3 register-blocked vec4,
 	// 4 shared-memory tiled, 5 register-blocked vec4 with workgroup-uniform
-	// A loads (A·B only), 6 the same with loops unrolled by a template.
+	// A loads (A·B only), 6 the same with loops unrolled by a template, 7 A
+	// read through uniform-buffer windows (A·B only, see encodeUBO).
 	Variant int
 	// Tile overrides the register-blocking of variants 2 and 3; zero fields
 	// take the adapter's default.
@@ -189,6 +190,9 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims) int {
 	if v == 0 {
 		v = 3
 	}
+	if v == 7 && !m.uboOK(dev, d) {
+		v = 3
+	}
 	if (v == 5 || v == 6) && (m.TransA || m.TransB) {
 		v = 3
 	}
@@ -241,6 +245,8 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	t := m.tile()
 	v := m.variant(dev, d)
 	switch v {
+	case 7:
+		return m.encodeUBO(dev, rec, d, t, in, out)
 	case 6:
 		if t.UniformA {
 			t.WGX, t.WGY = t.WGX*t.WGY, 1
@@ -442,4 +448,73 @@ func (m MatMul) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 		out = append(out, dc)
 	}
 	return out
+}
+
+// uboRows is how many rows of A one 64 KiB uniform window holds, rounded
+// down to whole row blocks of tm.
+func uboRows(dev *gpu.Device, K, tm int) int {
+	r := int(dev.Limits.MaxUniformBufferBindingSize) / (K * 4)
+	return r / tm * tm
+}
+
+// uboOK reports whether variant 7 can run: A·B, one batch, vec4-aligned
+// sizes, at least one row block per window, window offsets aligned.
+func (m MatMul) uboOK(dev *gpu.Device, d mmDims) bool {
+	t := m.tile()
+	if m.TransA || m.TransB || d.batch != 1 || !m.vec4OK(d) || d.K == 0 {
+		return false
+	}
+	rows := uboRows(dev, d.K, t.TM)
+	align := int(dev.Limits.MinUniformBufferOffsetAlignment)
+	return rows >= t.TM && (d.K*4)%align == 0
+}
+
+// encodeUBO records one dispatch per uniform window of A. The last window
+// is shifted back to end at row M (its leading rows were already stored,
+// which store_from skips), so every binding stays inside A.
+func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMulTile, in, out []*gpu.Buffer) error {
+	wgx := t.WGX * t.WGY
+	rows := uboRows(dev, d.K, t.TM)
+	if rows > gpu.CeilDiv(d.M, t.TM)*t.TM {
+		rows = gpu.CeilDiv(d.M, t.TM) * t.TM
+	}
+	if rows > d.M { // a window may not reach past A: shrink to whole blocks
+		rows = d.M / t.TM * t.TM
+	}
+	if rows < t.TM { // M < TM: fall back
+		m.Variant = 3
+		return m.Encode(dev, rec, in, out)
+	}
+	src, err := shaders.Template("matmul_ubo", struct {
+		TM, TNV, WGX, Rows, AVec4 int
+		Rows0, Cols               []int
+	}{t.TM, t.TNV, wgx, rows, rows * d.K / 4, seq(t.TM), seq(t.TNV)})
+	if err != nil {
+		return err
+	}
+	k, err := dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("matmul_nn_v7_%dx%d_w%d", t.TM, 4*t.TNV, rows), Source: src, Entry: "mm_nn_ubo",
+		Bindings: []gpu.Access{gpu.Uniform, gpu.Read, gpu.ReadWrite}, Params: true})
+	if err != nil {
+		return err
+	}
+	acc := uint32(0)
+	if m.Accumulate {
+		acc = 1
+	}
+	grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*wgx)), uint32(rows / t.TM), 1}
+	for start := 0; start < d.M; start += rows {
+		r0 := start
+		if r0+rows > d.M {
+			r0 = d.M - rows
+		}
+		win, err := in[0].View(in[0].Name+".rows", gpu.F32, uint64(r0*d.K*4), rows, d.K)
+		if err != nil {
+			return err
+		}
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc, uint32(r0), uint32(start), 0, 0}
+		if err := rec.Dispatch(k, grid, p, win, in[1], out[0]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -37,7 +37,7 @@ func TestMatMulMatchesReferenceInEveryLayoutVariantAndAwkwardShape(t *testing.T)
 	rng := rand.New(rand.NewSource(2))
 	sizes := [][3]int{{1, 1, 1}, {3, 17, 129}, {129, 3, 17}, {17, 129, 3}, {16, 20, 12}, {33, 64, 36}, {64, 8, 128}}
 	layouts := [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}}
-	for _, v := range []int{0, 1, 2, 3, 4} {
+	for _, v := range []int{0, 1, 2, 3, 4, 5, 6, 7} {
 		for _, l := range layouts {
 			for _, s := range sizes {
 				M, N, K := s[0], s[1], s[2]
@@ -67,6 +67,31 @@ func TestMatMulTileSweepIsCorrect(t *testing.T) {
 				}
 				optest.CheckOp(t, dev, op, mmTol(K), a, b)
 			})
+		}
+	}
+}
+
+// Variant 7 dispatches once per 64 KiB window of A rows; these shapes need
+// several windows, a shifted last window, and K large enough that a window
+// holds only a few row blocks.
+func TestMatMulUniformWindowsCoverEveryRow(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(10))
+	for _, s := range [][3]int{{100, 12, 1024}, {37, 20, 2048}, {16, 8, 4096}, {129, 36, 256}, {7, 8, 512}} {
+		for _, tile := range []graph.MatMulTile{{TM: 8, TNV: 1, WGX: 16, WGY: 1}, {TM: 16, TNV: 2, WGX: 16, WGY: 1}} {
+			for _, accum := range []bool{false, true} {
+				M, N, K := s[0], s[1], s[2]
+				op := graph.MatMul{Variant: 7, Tile: tile, Accumulate: accum}
+				t.Run(fmt.Sprintf("M%dN%dK%d/%dx%d/acc%v", M, N, K, tile.TM, tile.TNV*4, accum), func(t *testing.T) {
+					a := optest.Random(rng, graph.F32(M, K), -1, 1)
+					b := optest.Random(rng, graph.F32(K, N), -1, 1)
+					in := []*graph.Host{a, b}
+					if accum {
+						in = append(in, optest.Random(rng, graph.F32(M, N), -1, 1))
+					}
+					optest.CheckOp(t, dev, op, mmTol(K), in...)
+				})
+			}
 		}
 	}
 }

@@ -94,3 +94,40 @@ func (WeightedSum) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 func (MulScalar) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 	return []*Tensor{g.Apply1(MulScalar{}, dOut[0], n.In[1]), g.Apply1(WeightedSum{}, n.In[0], dOut[0])}
 }
+
+// Zeros produces a zero tensor of a fixed spec: the starting value of a
+// gradient that an Accumulator op (a scatter-add) adds into. No inputs.
+type Zeros struct{ Spec Spec }
+
+// Name implements Op.
+func (Zeros) Name() string { return "zeros" }
+
+// Outputs implements Op.
+func (z Zeros) Outputs(in []Spec) ([]Spec, error) {
+	if err := wantInputs(in, 0); err != nil {
+		return nil, err
+	}
+	if z.Spec.DType != gpu.F32 {
+		return nil, fmt.Errorf("zeros: only f32, got %s", z.Spec)
+	}
+	return []Spec{z.Spec}, nil
+}
+
+// Reference implements Op.
+func (z Zeros) Reference(in []*Host) ([]*Host, error) { return []*Host{NewHost(z.Spec)}, nil }
+
+// Encode implements Op.
+func (z Zeros) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	k, err := kernel(dev, "reduce", "zero_fill", "zero_fill", []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, true, nil)
+	if err != nil {
+		return err
+	}
+	n := out[0].Len()
+	// x and w are unused by zero_fill; bind the output read-only views
+	// would alias it, so bind a tiny scratch buffer instead.
+	dummy, err := rec.Scratch("zeros.unused", gpu.F32, 1)
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(n, reduceWG)), []uint32{uint32(n), 0, 0, 0}, dummy, dummy, out[0])
+}

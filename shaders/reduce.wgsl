@@ -34,3 +34,11 @@ fn mul_scalar(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i < p.n) { y[i] = x[i] * w[0]; }
 }
+
+// fill: y = 0 everywhere; the starting value of an accumulated gradient.
+@compute @workgroup_size(WG)
+fn zero_fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i < p.n) { y[i] = 0.0; }
+}

@@ -1,0 +1,70 @@
+// Package layers builds transformer blocks out of graph ops: embedding,
+// linear, RMSNorm, rotary embedding, attention, feed-forward networks and
+// the language-model loss. Parameters are named the way Hugging Face
+// checkpoints name them (model.layers.0.self_attn.q_proj.weight …) and
+// stored in the same layouts (a linear weight is (out, in)), so weights move
+// between this runtime and other tools.
+package layers
+
+import (
+	"github.com/moegpu/moegpu/graph"
+)
+
+// Linear is y = x·Wᵀ with W (out, in) as in PyTorch's nn.Linear; x is
+// (tokens, in). No bias: the models here do not use one.
+func Linear(g *graph.Graph, name string, x *graph.Tensor, in, out int, std float64) *graph.Tensor {
+	w := g.Param(name+".weight", graph.F32(out, in))
+	w.Init = graph.Init{Dist: "normal", Std: std}
+	return g.Apply1(graph.MatMul{TransB: true}, x, w)
+}
+
+// RMSNorm normalises each row of x (tokens, d) and scales by a learned
+// gain that starts at one and is not weight-decayed.
+func RMSNorm(g *graph.Graph, name string, x *graph.Tensor, d int, eps float32) *graph.Tensor {
+	gain := g.Param(name+".weight", graph.F32(d))
+	gain.Init = graph.Init{Dist: "ones"}
+	gain.NoDecay = true
+	return g.Apply(graph.RMSNorm{Eps: eps}, x, gain)[0]
+}
+
+// Embedding looks up token ids (tokens) in a (vocab, d) table. It returns
+// the vectors and the table, which a tied LM head reuses. Embeddings are
+// not weight-decayed unless the trainer is told otherwise.
+func Embedding(g *graph.Graph, name string, ids *graph.Tensor, vocab, d int, std float64) (*graph.Tensor, *graph.Tensor) {
+	table := g.Param(name+".weight", graph.F32(vocab, d))
+	table.Init = graph.Init{Dist: "normal", Std: std}
+	table.NoDecay = true
+	return g.Apply1(graph.Embedding{}, table, ids), table
+}
+
+// Activation names an FFN nonlinearity as config.json spells it.
+type Activation string
+
+// FFN activations.
+const (
+	SiLU  Activation = "silu"  // SwiGLU: down(silu(gate(x)) · up(x))
+	ReLU2 Activation = "relu2" // ReLU²: down(relu(up(x))²)
+)
+
+// FFN is the dense feed-forward block (tokens, d) → (tokens, d) with hidden
+// size h: SwiGLU (gate, up, down projections) or ReLU² (up, down).
+func FFN(g *graph.Graph, prefix string, x *graph.Tensor, d, h int, act Activation, std, outStd float64) *graph.Tensor {
+	switch act {
+	case ReLU2:
+		up := Linear(g, prefix+".up_proj", x, d, h, std)
+		return Linear(g, prefix+".down_proj", g.Apply1(graph.ReLUSquared{}, up), h, d, outStd)
+	default:
+		gate := Linear(g, prefix+".gate_proj", x, d, h, std)
+		up := Linear(g, prefix+".up_proj", x, d, h, std)
+		return Linear(g, prefix+".down_proj", g.Apply1(graph.SwiGLU{}, gate, up), h, d, outStd)
+	}
+}
+
+// LMLoss is the language-model loss: the weighted sum over positions of
+// −log softmax(logits)[target]. weights (tokens) carry the mask and the
+// 1/count of the mean; targets use graph.IgnoreTarget where there is no
+// loss. It returns the scalar loss and the per-position losses.
+func LMLoss(g *graph.Graph, logits, targets, weights *graph.Tensor) (loss, perToken *graph.Tensor) {
+	ce := g.Apply(graph.CrossEntropy{}, logits, targets)
+	return g.Apply1(graph.WeightedSum{}, ce[0], weights), ce[0]
+}
