@@ -42,27 +42,25 @@ func cases(quick bool) []benchCase {
 	if quick {
 		squares = []int{64}
 	}
-	def := graph.DefaultMatMulTile
 	for _, n := range squares {
+		cs = append(cs, mm("matmul_nn", graph.MatMul{}, n, n, n, "auto", true))
 		if n <= 512 {
 			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 1}, n, n, n, "v1 naive", false))
 			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 4}, n, n, n, "v4 tiled16", false))
 		}
 		cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 2}, n, n, n, "v2 rb4x4", false))
-		for _, t := range []graph.MatMulTile{{TM: 4, TNV: 1}, {TM: 4, TNV: 2}, {TM: 8, TNV: 1}, {TM: 8, TNV: 2}, {TM: 4, TNV: 4}} {
-			t.WGX, t.WGY = def.WGX, def.WGY
-			isDef := t == def
-			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 3, Tile: t}, n, n, n, fmt.Sprintf("v3 %dx%d", t.TM, 4*t.TNV), isDef))
+		for _, t := range []graph.MatMulTile{{TM: 4, TNV: 1}, {TM: 4, TNV: 2}, {TM: 8, TNV: 2}} {
+			t.WGX, t.WGY = 8, 8
+			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 3, Tile: t}, n, n, n, fmt.Sprintf("v3 %dx%d", t.TM, 4*t.TNV), false))
 		}
-		for _, t := range []graph.MatMulTile{{TM: 4, TNV: 1}, {TM: 8, TNV: 1}, {TM: 16, TNV: 1}, {TM: 8, TNV: 2}, {TM: 16, TNV: 2}, {TM: 32, TNV: 1}} {
+		for _, t := range []graph.MatMulTile{{TM: 16, TNV: 1}, {TM: 16, TNV: 2}} {
 			t.WGX, t.WGY = 64, 1
 			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 5, Tile: t}, n, n, n, fmt.Sprintf("v5 %dx%d", t.TM, 4*t.TNV), false))
 		}
-		for _, t := range []graph.MatMulTile{{TM: 4, TNV: 2, WGX: 8, WGY: 8}, {TM: 8, TNV: 2, WGX: 8, WGY: 8}, {TM: 4, TNV: 4, WGX: 8, WGY: 8},
-			{TM: 8, TNV: 1, WGX: 64, WGY: 1, UniformA: true}, {TM: 16, TNV: 1, WGX: 64, WGY: 1, UniformA: true}, {TM: 8, TNV: 2, WGX: 64, WGY: 1, UniformA: true}} {
+		for _, t := range []graph.MatMulTile{{TM: 8, TNV: 2, WGX: 8, WGY: 8}, {TM: 16, TNV: 1, WGX: 64, WGY: 1, UniformA: true}} {
 			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 6, Tile: t}, n, n, n, fmt.Sprintf("v6 %dx%d u=%v", t.TM, 4*t.TNV, t.UniformA), false))
 		}
-		for _, t := range []graph.MatMulTile{{TM: 8, TNV: 1}, {TM: 16, TNV: 1}, {TM: 8, TNV: 2}, {TM: 16, TNV: 2}, {TM: 32, TNV: 1}} {
+		for _, t := range []graph.MatMulTile{{TM: 8, TNV: 2}, {TM: 16, TNV: 2}, {TM: 16, TNV: 4}, {TM: 32, TNV: 1}} {
 			t.WGX, t.WGY = 16, 1
 			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 7, Tile: t}, n, n, n, fmt.Sprintf("v7 ubo %dx%d", t.TM, 4*t.TNV), false))
 		}

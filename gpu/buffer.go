@@ -307,3 +307,8 @@ func (d *Device) ReadFloat32(b *Buffer) ([]float32, error) {
 	}
 	return data[0].Float32(), nil
 }
+
+// SameMemory reports whether two buffers are views of one GPU buffer (an
+// arena): WebGPU then forbids binding one as uniform and the other as
+// writable storage in the same dispatch.
+func (b *Buffer) SameMemory(o *Buffer) bool { return b.buf == o.buf }

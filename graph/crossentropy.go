@@ -269,3 +269,12 @@ func (c CrossEntropyBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out
 	}
 	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(work, wg)), []uint32{uint32(n), uint32(v), 0, 0}, in[0], in[1], in[2], in[3], out[0])
 }
+
+// Backward implements Differentiable: the fused softmax − onehot gradient
+// of the logits; targets get none, and the saved lse output carries none.
+func (c CrossEntropy) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	if dOut[0] == nil {
+		return []*Tensor{nil, nil}
+	}
+	return []*Tensor{g.Apply1(CrossEntropyBackward{}, n.In[0], n.In[1], n.Out[1], dOut[0]), nil}
+}

@@ -199,3 +199,11 @@ func (e EmbeddingBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 	}
 	return rec.Dispatch(ks, sgrid, sparams, in[0], in[1], links, out[0])
 }
+
+// Backward implements Differentiable: the table's gradient is a
+// scatter-add of dy into a zeroed (V, D) tensor; ids get none.
+func (e Embedding) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	table, ids := n.In[0], n.In[1]
+	zero := g.Apply1(Zeros{Spec: table.Spec})
+	return []*Tensor{g.Apply1(EmbeddingBackward{}, dOut[0], ids, zero), nil}
+}

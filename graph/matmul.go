@@ -45,6 +45,11 @@ type MatMulTile struct {
 // (see bench/).
 var DefaultMatMulTile = MatMulTile{TM: 4, TNV: 2, WGX: 8, WGY: 8}
 
+// DefaultUBOTile is variant 7's blocking: 16 rows (one uniform window row
+// block) × 8 columns per invocation, 16 invocations per workgroup, the best
+// measured on lavapipe (see bench/).
+var DefaultUBOTile = MatMulTile{TM: 16, TNV: 2, WGX: 16, WGY: 1}
+
 // Accumulates implements Accumulator.
 func (m MatMul) Accumulates() bool { return m.Accumulate }
 
@@ -185,9 +190,18 @@ func (m MatMul) vec4OK(d mmDims) bool {
 	return false
 }
 
-func (m MatMul) variant(dev *gpu.Device, d mmDims) int {
+func (m MatMul) variant(dev *gpu.Device, d mmDims, a, c *gpu.Buffer) int {
 	v := m.Variant
 	if v == 0 {
+		v = 3
+		// On a CPU driver, A·B reads A through uniform windows when A and C
+		// are separate buffers (WebGPU forbids uniform + writable storage
+		// of one buffer in a dispatch, e.g. two views of an arena).
+		if loopBudget(dev) > 0 && !a.SameMemory(c) {
+			v = 7
+		}
+	}
+	if v == 7 && a.SameMemory(c) {
 		v = 3
 	}
 	if v == 7 && !m.uboOK(dev, d) {
@@ -202,8 +216,11 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims) int {
 	return v
 }
 
-func (m MatMul) tile() MatMulTile {
+func (m MatMul) tile(variant int) MatMulTile {
 	t := DefaultMatMulTile
+	if variant == 7 {
+		t = DefaultUBOTile
+	}
 	if m.Tile.TM > 0 {
 		t.TM = m.Tile.TM
 	}
@@ -242,8 +259,26 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	if m.Accumulate {
 		acc = 1
 	}
-	t := m.tile()
-	v := m.variant(dev, d)
+	v := m.variant(dev, d, in[0], out[0])
+	t := m.tile(v)
+	// Each invocation loops over K (K/4 for the vec4 variants, K/16 for
+	// the tiled one); keep that under the CPU compiler's loop budget.
+	if b := loopBudget(dev); b > 0 {
+		trips := map[int]int{1: d.K, 2: d.K, 4: d.K / 16}[v]
+		if trips == 0 {
+			trips = d.K / 4
+			if m.TransA {
+				trips = d.K
+			}
+		}
+		if trips > b {
+			if v != 3 && m.vec4OK(d) && !m.TransA && d.K/4 <= b {
+				m.Variant = 3
+				return m.Encode(dev, rec, in, out)
+			}
+			return overBudget(dev, m.Name()+fmt.Sprintf(" with K=%d", d.K), trips)
+		}
+	}
 	switch v {
 	case 7:
 		return m.encodeUBO(dev, rec, d, t, in, out)
@@ -399,7 +434,7 @@ func (m MatMulF16) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buf
 	if d.M == 0 || d.batch == 0 {
 		return nil
 	}
-	t := MatMul{Tile: m.Tile}.tile()
+	t := MatMul{Tile: m.Tile}.tile(3)
 	acc := uint32(0)
 	if m.Accumulate {
 		acc = 1
@@ -460,7 +495,7 @@ func uboRows(dev *gpu.Device, K, tm int) int {
 // uboOK reports whether variant 7 can run: A·B, one batch, vec4-aligned
 // sizes, at least one row block per window, window offsets aligned.
 func (m MatMul) uboOK(dev *gpu.Device, d mmDims) bool {
-	t := m.tile()
+	t := m.tile(7)
 	if m.TransA || m.TransB || d.batch != 1 || !m.vec4OK(d) || d.K == 0 {
 		return false
 	}

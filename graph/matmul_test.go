@@ -194,3 +194,31 @@ func TestMatMulF16WeightsMatchReference(t *testing.T) {
 	_, err := graph.RunOp(dev, graph.MatMulF16{}, a, odd)
 	require.True(t, errors.Is(err, gpu.ErrUnsupported), "want ErrUnsupported, got %v", err)
 }
+
+// llvmpipe ends loops after 65535 iterations per invocation; a reduction
+// longer than that must still be right (vec4 variants loop K/4 times) or
+// be refused, never silently truncated.
+func TestMatMulLongReductionsAreRightOrRefused(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(11))
+	K := 70000
+	a := optest.Random(rng, graph.F32(2, K), -1, 1)
+	b := optest.Random(rng, graph.F32(K, 4), -1, 1)
+	for _, v := range []int{0, 1, 2, 3} {
+		op := graph.MatMul{Variant: v}
+		want := optest.MustRef(t, op, a, b)
+		got, err := graph.RunOp(dev, op, a, b)
+		if err != nil {
+			require.ErrorIs(t, err, gpu.ErrUnsupported)
+			continue
+		}
+		optest.Close(t, fmt.Sprintf("v%d K=%d", v, K), got[0].Data, want[0].Data, mmTol(K))
+	}
+	odd := optest.Random(rng, graph.F32(K, 3), -1, 1) // N%4 ≠ 0: no vec4 variant
+	_, err := graph.RunOp(dev, graph.MatMul{}, a, odd)
+	if loopBudgetApplies(dev) {
+		require.ErrorIs(t, err, gpu.ErrUnsupported)
+	}
+}
+
+func loopBudgetApplies(dev *gpu.Device) bool { return dev.Info.DeviceType == "cpu" }

@@ -12,7 +12,6 @@ import (
 // deviceFlags are the adapter-choice flags every GPU command shares.
 type deviceFlags struct{ backend, adapter string }
 
-
 func (d *deviceFlags) open() (*gpu.Device, error) {
 	b, err := gpu.ParseBackend(d.backend)
 	if err != nil {
