@@ -31,4 +31,3 @@ func overBudget(dev *gpu.Device, what string, iters int) error {
 	return fmt.Errorf("%s: up to %d loop iterations per invocation; %s stops loops after %d: %w",
 		what, iters, dev.Info.Label(), llvmpipeLoopBudget, gpu.ErrUnsupported)
 }
-
