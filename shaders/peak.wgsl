@@ -10,20 +10,26 @@ struct Params { n: u32, seed: f32, _a: u32, _b: u32 }
 @group(0) @binding(1) var<storage, read_write> dst: array<vec4<f32>>;  // (n) copy destination / FMA sink
 @group(0) @binding(2) var<uniform> p: Params;
 
-// 8 independent vec4 FMA chains: 32 FMAs (64 flops) per trip.
+// CH independent vec4 FMA chains: 4·CH FMAs (8·CH flops) per trip. The
+// bench tries several CH and keeps the fastest: too few chains expose FMA
+// latency, too many spill registers (a CPU driver runs each invocation in a
+// SIMD lane, so one vec4 is four host vector registers).
+override CH: u32 = 4u;
+
 @compute @workgroup_size(WG)
 fn fma_peak(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   let s = p.seed + f32(lid) * 1e-7;
-  var a0 = vec4<f32>(s); var a1 = a0 + 0.1; var a2 = a0 + 0.2; var a3 = a0 + 0.3;
-  var a4 = a0 + 0.4; var a5 = a0 + 0.5; var a6 = a0 + 0.6; var a7 = a0 + 0.7;
+  var acc: array<vec4<f32>, CH>;
+  for (var j = 0u; j < CH; j++) { acc[j] = vec4<f32>(s + 0.1 * f32(j)); }
   let m = vec4<f32>(0.9999); let c = vec4<f32>(1e-4);
   for (var t = 0u; t < ITERS; t++) {
-    a0 = fma(a0, m, c); a1 = fma(a1, m, c); a2 = fma(a2, m, c); a3 = fma(a3, m, c);
-    a4 = fma(a4, m, c); a5 = fma(a5, m, c); a6 = fma(a6, m, c); a7 = fma(a7, m, c);
+    for (var j = 0u; j < CH; j++) { acc[j] = fma(acc[j], m, c); }
   }
-  if (i < p.n) { dst[i] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7; }
+  var sum = vec4<f32>(0.0);
+  for (var j = 0u; j < CH; j++) { sum += acc[j]; }
+  if (i < p.n) { dst[i] = sum; }
 }
 
 @compute @workgroup_size(WG)
