@@ -1,0 +1,21 @@
+package graph
+
+import (
+	"os"
+	"strconv"
+)
+
+func init() {
+	if v, err := strconv.Atoi(os.Getenv("ATTN_QB")); err == nil {
+		attnQB = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("ATTN_KB")); err == nil {
+		attnKB = v
+	}
+}
+
+func init() {
+	if v, err := strconv.Atoi(os.Getenv("ATTN_BQ")); err == nil {
+		attnBQ = v
+	}
+}

@@ -1,0 +1,268 @@
+package graph_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/internal/optest"
+)
+
+// ropeTol: inputs in [−1, 1]. Each output is x1·cos θ ∓ x2·sin θ, so its
+// error is ≤ (|x1| + |x2|)·(δθ + ε_trig) plus a few f32 roundings (~2e-7),
+// where the angle error δθ is ≤ ~2.3e-6 rad at any position below 2^24 by
+// construction (exact reduction mod 2π, see shaders/rope.wgsl) and ε_trig is
+// the adapter's sin/cos error on [−π, π]. 1e-5 allows ε_trig up to ~2.5e-6
+// (WGSL promises only 2^−11, which desktop drivers beat by far). Observed
+// max |diff| over 1024 tokens × 2 heads × 64 dims, on both lavapipe and
+// llvmpipe GL, both variants: 7.5e-7 (positions < 5000), 1.0e-6 (< 1e5),
+// 1.2e-6 (< 2^24). A plain f32 angle is off by 4.5e-3 rad at 1e5.
+var ropeTol = optest.Tol{Atol: 1e-5, Rtol: 0}
+
+// ropeCase is one shape: tokens, heads, head dim, rotary dim (0 = all).
+type ropeCase struct{ tokens, heads, hd, rot int }
+
+var ropeCases = []ropeCase{
+	{1, 1, 2, 0}, {3, 1, 6, 0}, {17, 3, 34, 0}, {129, 2, 64, 0},
+	{3, 3, 17 + 1, 10}, {17, 1, 64, 32}, {129, 3, 24, 8}, {5, 2, 12, 4},
+	{1, 5, 192, 64}, {33, 4, 128, 0},
+}
+
+func ropeInputs(rng *rand.Rand, c ropeCase, maxPos int) (*graph.Host, *graph.Host) {
+	x := optest.Random(rng, graph.F32(c.tokens, c.heads*c.hd), -1, 1)
+	pos := optest.RandomInts(rng, graph.U32(c.tokens), maxPos)
+	return x, pos
+}
+
+func ropeVariantsFor(c ropeCase) []int {
+	rot := c.rot
+	if rot == 0 {
+		rot = c.hd
+	}
+	if rot%8 == 0 && c.hd%4 == 0 {
+		return []int{graph.RoPEScalar, graph.RoPEVec4}
+	}
+	return []int{graph.RoPEScalar}
+}
+
+func TestRoPEMatchesReferenceOnAwkwardShapes(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, c := range ropeCases {
+		for _, v := range ropeVariantsFor(c) {
+			for _, inv := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%+v/variant%d/inverse=%v", c, v, inv), func(t *testing.T) {
+					rng := rand.New(rand.NewSource(1))
+					x, pos := ropeInputs(rng, c, 5000)
+					op := graph.RoPE{Heads: c.heads, HeadDim: c.hd, RotaryDim: c.rot, Inverse: inv, Variant: v}
+					optest.CheckOp(t, dev, op, ropeTol, x, pos)
+				})
+			}
+		}
+	}
+}
+
+// The reference against the Hugging Face formula written out independently:
+// emb = cat(freqs, freqs), y = x·cos(emb) + rotate_half(x)·sin(emb) with
+// rotate_half(x) = cat(−x2, x1), on the rotary part of each head.
+func TestRoPEReferenceFollowsTheRotateHalfConvention(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	const tokens, heads, hd, rot, base = 4, 2, 10, 6, 500.0
+	x := optest.Random(rng, graph.F32(tokens, heads*hd), -1, 1)
+	pos := optest.RandomInts(rng, graph.U32(tokens), 100)
+	got := optest.MustRef(t, graph.RoPE{Heads: heads, HeadDim: hd, RotaryDim: rot, Base: base}, x, pos)[0]
+	want := make([]float64, len(x.Data))
+	copy(want, x.Data)
+	for tk := 0; tk < tokens; tk++ {
+		emb := make([]float64, rot)
+		for i := 0; i < rot/2; i++ {
+			f := pos.Data[tk] / math.Pow(base, float64(2*i)/rot)
+			emb[i], emb[i+rot/2] = f, f
+		}
+		for h := 0; h < heads; h++ {
+			q := x.Data[tk*heads*hd+h*hd : tk*heads*hd+h*hd+rot]
+			rh := append(append([]float64{}, q[rot/2:]...), q[:rot/2]...)
+			for i := 0; i < rot/2; i++ {
+				rh[i] = -rh[i]
+			}
+			for i := 0; i < rot; i++ {
+				want[tk*heads*hd+h*hd+i] = q[i]*math.Cos(emb[i]) + rh[i]*math.Sin(emb[i])
+			}
+		}
+	}
+	optest.Close(t, "rope reference vs rotate_half", got.Data, want, optest.Tol{Atol: 1e-12})
+}
+
+// What makes RoPE a relative encoding: ⟨RoPE(q, m), RoPE(k, n)⟩ depends on
+// m − n only.
+func TestRoPEReferenceDotProductsDependOnRelativePosition(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	op := graph.RoPE{Heads: 1, HeadDim: 16}
+	q := optest.Random(rng, graph.F32(1, 16), -1, 1)
+	k := optest.Random(rng, graph.F32(1, 16), -1, 1)
+	at := func(x *graph.Host, p int) []float64 {
+		pos := graph.NewHost(graph.U32(1))
+		pos.Data[0] = float64(p)
+		return optest.MustRef(t, op, x, pos)[0].Data
+	}
+	d1 := optest.Dot(at(q, 7), at(k, 3))
+	d2 := optest.Dot(at(q, 1007), at(k, 1003))
+	require.InDelta(t, d1, d2, 1e-9)
+}
+
+func TestRoPEInverseUndoesRoPEOnTheGPU(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, c := range []ropeCase{{17, 3, 34, 0}, {129, 3, 24, 8}, {33, 4, 128, 64}} {
+		t.Run(fmt.Sprintf("%+v", c), func(t *testing.T) {
+			rng := rand.New(rand.NewSource(4))
+			x, pos := ropeInputs(rng, c, 100000)
+			fwd := graph.RoPE{Heads: c.heads, HeadDim: c.hd, RotaryDim: c.rot}
+			inv := fwd
+			inv.Inverse = true
+			y, err := graph.RunOp(dev, fwd, x, pos)
+			require.NoError(t, err)
+			z, err := graph.RunOp(dev, inv, y[0], pos)
+			require.NoError(t, err)
+			// Two rotations, each within ropeTol of exact; the inverse
+			// reuses the same f32 angle, so errors largely cancel.
+			optest.Close(t, "inverse(rope(x))", z[0].Data, x.Data, ropeTol)
+		})
+	}
+}
+
+func TestRoPEBackwardMatchesFiniteDifferences(t *testing.T) {
+	for _, c := range []ropeCase{{1, 1, 2, 0}, {3, 2, 6, 0}, {2, 2, 10, 4}} {
+		for _, inv := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%+v/inverse=%v", c, inv), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(5))
+				x, pos := ropeInputs(rng, c, 1000)
+				w := optest.Random(rng, x.Spec, -1, 1)
+				op := graph.RoPE{Heads: c.heads, HeadDim: c.hd, RotaryDim: c.rot, Inverse: inv}
+				loss := func(in []*graph.Host) float64 {
+					return optest.Dot(optest.MustRef(t, op, in[0], in[1])[0].Data, w.Data)
+				}
+				grads := func(in []*graph.Host) []*graph.Host {
+					back := op
+					back.Inverse = !op.Inverse
+					return optest.MustRef(t, back, w, in[1])
+				}
+				optest.CheckGrad(t, op.Name(), []*graph.Host{x, pos}, []int{0}, loss, grads, optest.GradTol)
+			})
+		}
+	}
+}
+
+// RoPE.Backward through the graph: autodiff on the GPU executor matches the
+// reference executor, and positions get no gradient.
+func TestRoPEBackwardOnTheGPUMatchesTheReferenceExecutor(t *testing.T) {
+	dev := gputest.Device(t)
+	const tokens, heads, hd, rot = 19, 3, 24, 16
+	g := graph.New()
+	x := g.Param("x", graph.F32(tokens, heads*hd))
+	pos := g.Input("pos", graph.U32(tokens))
+	w := g.Input("w", graph.F32(tokens, heads*hd))
+	y := g.Apply1(graph.RoPE{Heads: heads, HeadDim: hd, RotaryDim: rot}, x, pos)
+	loss := g.Apply1(graph.WeightedSum{}, y, w)
+	require.NoError(t, g.Backward(loss))
+	require.NotNil(t, x.Grad)
+	plan, err := g.Plan([]*graph.Tensor{loss, x.Grad}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+	require.NoError(t, err)
+	ref := graph.NewReference(plan)
+	ex, err := graph.NewGPU(dev, plan, nil)
+	require.NoError(t, err)
+	defer ex.Close()
+	rng := rand.New(rand.NewSource(6))
+	vals := map[*graph.Tensor]*graph.Host{
+		x:   optest.Random(rng, x.Spec, -1, 1),
+		pos: optest.RandomInts(rng, pos.Spec, 100000),
+		w:   optest.Random(rng, w.Spec, -1, 1),
+	}
+	for tn, h := range vals {
+		require.NoError(t, ref.Set(tn, h.Data))
+		require.NoError(t, ex.Set(tn, h.Data))
+	}
+	require.NoError(t, ref.Run())
+	require.NoError(t, ex.Run())
+	want, err := ref.Get(x.Grad)
+	require.NoError(t, err)
+	got, err := ex.Get(x.Grad)
+	require.NoError(t, err)
+	optest.Close(t, "dx", got[0], want[0], ropeTol)
+}
+
+// Positions up to 1e5 (long-context decoding) and up to just below 2^24:
+// the error bound does not grow with the position. A plain f32 angle would
+// be off by ~6e-3 rad at 1e5 and fail ropeTol by 300×.
+func TestRoPEStaysAccurateAtLargePositions(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, maxPos := range []int{100000, 1 << 24} {
+		for _, base := range []float32{10000, 640000} {
+			t.Run(fmt.Sprintf("maxPos=%d/base=%g", maxPos, base), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(7))
+				c := ropeCase{257, 2, 64, 0}
+				x, pos := ropeInputs(rng, c, maxPos)
+				pos.Data[0] = float64(maxPos - 1)
+				for _, v := range ropeVariantsFor(c) {
+					op := graph.RoPE{Heads: c.heads, HeadDim: c.hd, Base: base, Variant: v}
+					optest.CheckOp(t, dev, op, ropeTol, x, pos)
+				}
+			})
+		}
+	}
+}
+
+func TestRoPERejectsBadShapesAndPositions(t *testing.T) {
+	ok := graph.RoPE{Heads: 2, HeadDim: 8}
+	x, pos := graph.F32(3, 16), graph.U32(3)
+	_, err := ok.Outputs([]graph.Spec{x, pos})
+	require.NoError(t, err)
+	for name, c := range map[string]struct {
+		op graph.RoPE
+		in []graph.Spec
+	}{
+		"zero heads":        {graph.RoPE{HeadDim: 8}, []graph.Spec{x, pos}},
+		"odd rotary dim":    {graph.RoPE{Heads: 2, HeadDim: 8, RotaryDim: 3}, []graph.Spec{x, pos}},
+		"rotary > head dim": {graph.RoPE{Heads: 2, HeadDim: 8, RotaryDim: 10}, []graph.Spec{x, pos}},
+		"negative base":     {graph.RoPE{Heads: 2, HeadDim: 8, Base: -1}, []graph.Spec{x, pos}},
+		"wrong columns":     {ok, []graph.Spec{graph.F32(3, 15), pos}},
+		"rank 3 x":          {ok, []graph.Spec{graph.F32(1, 3, 16), pos}},
+		"u32 x":             {ok, []graph.Spec{graph.U32(3, 16), pos}},
+		"f32 positions":     {ok, []graph.Spec{x, graph.F32(3)}},
+		"too few positions": {ok, []graph.Spec{x, graph.U32(2)}},
+		"missing positions": {ok, []graph.Spec{x}},
+		"positions (3, 1)":  {ok, []graph.Spec{x, graph.U32(3, 1)}},
+		"three inputs":      {ok, []graph.Spec{x, pos, pos}},
+	} {
+		if _, err := c.op.Outputs(c.in); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	big := graph.NewHost(pos)
+	big.Data[1] = 1 << 24
+	_, err = graph.RunReference(ok, graph.NewHost(x), big)
+	require.Error(t, err, "reference accepted position 2^24")
+
+	dev := gputest.Device(t)
+	xh, ph := graph.NewHost(graph.F32(3, 12)), graph.NewHost(pos)
+	_, err = graph.RunOp(dev, graph.RoPE{Heads: 2, HeadDim: 6, Variant: graph.RoPEVec4}, xh, ph)
+	require.Error(t, err, "vec4 variant accepted head dim 6")
+	_, err = graph.RunOp(dev, graph.RoPE{Heads: 2, HeadDim: 6, Variant: 9}, xh, ph)
+	require.Error(t, err, "variant 9 accepted")
+}
+
+// BenchmarkRoPE4096x512 times 4096 tokens × 8 heads × 64 dims, counting
+// 8 bytes per element (read x, write y).
+func BenchmarkRoPE4096x512(b *testing.B) {
+	rng := rand.New(rand.NewSource(8))
+	x, pos := ropeInputs(rng, ropeCase{4096, 8, 64, 0}, 100000)
+	for _, v := range []int{graph.RoPEScalar, graph.RoPEVec4} {
+		b.Run(fmt.Sprintf("variant%d", v), func(b *testing.B) {
+			op := graph.RoPE{Heads: 8, HeadDim: 64, Variant: v}
+			benchRowwise(b, op, 8, x, pos)
+		})
+	}
+}

@@ -1,0 +1,144 @@
+// Package model builds the decoder-only transformer a config describes as
+// a graph: for training (a whole batch of sequences, with the loss) and for
+// generation (a few new tokens per step against a KV cache). Both graphs
+// name their parameters alike, so one set of weights serves both.
+package model
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/layers"
+	"github.com/moegpu/moegpu/runtime/config"
+)
+
+// Model is a built graph with its host-facing tensors.
+type Model struct {
+	Config *config.ModelConfig
+	Graph  *graph.Graph
+	Batch  int // sequences
+	Seq    int // tokens per sequence in this graph (QLen when decoding)
+
+	Tokens    *graph.Tensor // (Batch·Seq) u32 input
+	Positions *graph.Tensor // (Batch·Seq) u32 input: absolute position of each token
+	Logits    *graph.Tensor // (Batch·Seq, vocab)
+
+	// Training graphs only.
+	Targets *graph.Tensor // (Batch·Seq) u32 input, graph.IgnoreTarget where no loss
+	Weights *graph.Tensor // (Batch·Seq) f32 input: 1/count where a target, else 0
+	Loss    *graph.Tensor // scalar
+
+	// Decoding graphs only.
+	CachePos *graph.Tensor   // (1) u32 input: tokens already in the cache
+	Caches   []*graph.Tensor // per layer: k cache, v cache (State)
+	Capacity []int           // per layer: ring-buffer slots
+}
+
+// layerWindow is the sliding window of layer i (0 = global).
+func layerWindow(c *config.ModelConfig, i int) int {
+	if len(c.LayerTypes) > i && c.LayerTypes[i] == config.SlidingAttention {
+		return c.SlidingWindow
+	}
+	return 0
+}
+
+// BuildTrain builds the training graph for batch sequences of seq tokens:
+// logits, per-token loss and the scalar loss.
+func BuildTrain(c *config.ModelConfig, batch, seq int) (*Model, error) {
+	return build(c, batch, seq, false, 0)
+}
+
+// BuildDecode builds a generation step: qlen new tokens per sequence that
+// attend to a KV cache of maxSeq positions (global layers) or of a window
+// plus the chunk (sliding layers).
+func BuildDecode(c *config.ModelConfig, batch, qlen, maxSeq int) (*Model, error) {
+	return build(c, batch, qlen, true, maxSeq)
+}
+
+func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq int) (*Model, error) {
+	if batch <= 0 || seq <= 0 {
+		return nil, fmt.Errorf("model: batch and sequence length must be positive, got %d and %d", batch, seq)
+	}
+	g := graph.New()
+	m := &Model{Config: c, Graph: g, Batch: batch, Seq: seq}
+	n := batch * seq
+	D, H, KV, dh := c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
+	std := c.InitializerRange
+	outStd := std / math.Sqrt(2*float64(c.NumHiddenLayers))
+	eps := float32(c.RMSNormEps)
+	rotary := int(math.Round(c.PartialRotaryFactor*float64(dh)/2)) * 2
+
+	m.Tokens = g.Input("tokens", graph.U32(n))
+	m.Positions = g.Input("positions", graph.U32(n))
+	if decode {
+		m.CachePos = g.Input("cache_pos", graph.U32(1))
+	}
+	x, embed := layers.Embedding(g, "model.embed_tokens", m.Tokens, c.VocabSize, D, std)
+	for i := 0; i < c.NumHiddenLayers; i++ {
+		p := fmt.Sprintf("model.layers.%d", i)
+		win := layerWindow(c, i)
+		h := layers.RMSNorm(g, p+".input_layernorm", x, D, eps)
+		q := layers.Linear(g, p+".self_attn.q_proj", h, D, H*dh, std)
+		k := layers.Linear(g, p+".self_attn.k_proj", h, D, KV*dh, std)
+		v := layers.Linear(g, p+".self_attn.v_proj", h, D, KV*dh, std)
+		rope := func(heads int) graph.RoPE {
+			return graph.RoPE{Heads: heads, HeadDim: dh, RotaryDim: rotary, Base: float32(c.RopeTheta)}
+		}
+		q = g.Apply1(rope(H), q, m.Positions)
+		k = g.Apply1(rope(KV), k, m.Positions)
+		in := []*graph.Tensor{q, k, v}
+		var sink *graph.Tensor
+		if c.AttentionSink {
+			sink = g.Param(p+".self_attn.sinks", graph.F32(H))
+			sink.NoDecay = true
+		}
+		var o *graph.Tensor
+		if !decode {
+			if sink != nil {
+				in = append(in, sink)
+			}
+			o = g.Apply(graph.Attention{Batch: batch, Seq: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: win, Sink: sink != nil}, in...)[0]
+		} else {
+			capacity := maxSeq
+			if win > 0 && win+seq-1 < capacity {
+				capacity = win + seq - 1
+			}
+			kc := g.State(p+".cache.k", graph.F32(batch, KV, capacity, dh))
+			vc := g.State(p+".cache.v", graph.F32(batch, KV, capacity, dh))
+			m.Caches = append(m.Caches, kc, vc)
+			m.Capacity = append(m.Capacity, capacity)
+			w := graph.KVCacheWrite{Batch: batch, QLen: seq, KVHeads: KV, HeadDim: dh, Capacity: capacity}
+			g.Apply(w, k, m.CachePos, kc)
+			g.Apply(w, v, m.CachePos, vc)
+			ain := []*graph.Tensor{q, kc, vc, m.CachePos}
+			if sink != nil {
+				ain = append(ain, sink)
+			}
+			o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: win, Sink: sink != nil, Capacity: capacity}, ain...)
+		}
+		o = layers.Linear(g, p+".self_attn.o_proj", o, H*dh, D, outStd)
+		x = g.Apply1(graph.Add{}, x, o)
+		h = layers.RMSNorm(g, p+".post_attention_layernorm", x, D, eps)
+		f := layers.FFN(g, p+".mlp", h, D, c.IntermediateSize, layers.Activation(c.HiddenAct), std, outStd)
+		x = g.Apply1(graph.Add{}, x, f)
+	}
+	x = layers.RMSNorm(g, "model.norm", x, D, eps)
+	if c.TieWordEmbeddings {
+		m.Logits = g.Apply1(graph.MatMul{TransB: true}, x, embed)
+	} else {
+		m.Logits = layers.Linear(g, "lm_head", x, D, c.VocabSize, std)
+	}
+	if !decode {
+		m.Targets = g.Input("targets", graph.U32(n))
+		m.Weights = g.Input("loss_weights", graph.F32(n))
+		m.Loss, _ = layers.LMLoss(g, m.Logits, m.Targets, m.Weights)
+	}
+	if err := g.Err(); err != nil {
+		return nil, fmt.Errorf("model: %w", err)
+	}
+	return m, nil
+}
+
+// Params lists the trainable parameters.
+func (m *Model) Params() []*graph.Tensor { return m.Graph.Params() }

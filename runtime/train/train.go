@@ -1,0 +1,241 @@
+// Package train runs training: it turns a model graph into one training
+// step (forward, backward, global gradient-norm clipping and AdamW, all in
+// one plan and so one GPU submission), feeds it batches from a task,
+// follows a warmup + cosine learning-rate schedule, and saves and resumes
+// checkpoints.
+package train
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/model"
+	"github.com/moegpu/moegpu/runtime/tasks"
+)
+
+// Trainer holds a compiled training step and its state.
+type Trainer struct {
+	Config *config.ModelConfig
+	Train  config.TrainingConfig
+	Model  *model.Model
+	Task   *tasks.Task
+	Exec   graph.Executor
+	Plan   *graph.Plan
+	// Step is the number of optimizer steps taken.
+	Step int
+
+	opt                 graph.AdamW
+	hyperDecay, hyperNo *graph.Tensor
+	gradNorm2           *graph.Tensor
+	moments             map[*graph.Tensor][2]*graph.Tensor // param → (m, v)
+	totalSteps          int
+}
+
+// Stats is what one step reports.
+type Stats struct {
+	Step       int     `json:"step"`
+	Loss       float64 `json:"loss"`
+	LR         float64 `json:"lr"`
+	GradNorm   float64 `json:"grad_norm"`
+	TokensPerS float64 `json:"tokens_per_s"`
+	StepMs     float64 `json:"step_ms"`
+}
+
+// Executor kinds.
+const (
+	GPU       = "gpu"
+	Reference = "reference"
+)
+
+// New builds the training step for cfg on a task. dev may be nil for the
+// reference executor. totalSteps sets the length of the cosine schedule.
+func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.Device, totalSteps int) (*Trainer, error) {
+	tc := config.TrainingConfig{}
+	if cfg.Training != nil {
+		tc = *cfg.Training
+	}
+	if cfg.VocabSize < tasks.VocabSize {
+		return nil, fmt.Errorf("vocab_size %d is smaller than the task tokenizer's %d tokens", cfg.VocabSize, tasks.VocabSize)
+	}
+	if tc.SeqLen < task.MaxSeqLen() {
+		return nil, fmt.Errorf("training seq_len %d is too short for task %s, whose longest example needs %d", tc.SeqLen, task.Name(), task.MaxSeqLen())
+	}
+	m, err := model.BuildTrain(cfg, tc.BatchSize, tc.SeqLen)
+	if err != nil {
+		return nil, err
+	}
+	g := m.Graph
+	if err := g.Backward(m.Loss); err != nil {
+		return nil, fmt.Errorf("backward: %w", err)
+	}
+	t := &Trainer{Config: cfg, Train: tc, Model: m, Task: task, totalSteps: totalSteps, moments: map[*graph.Tensor][2]*graph.Tensor{}}
+	t.opt = graph.AdamW{Beta1: float32(tc.AdamBeta1), Beta2: float32(tc.AdamBeta2), Eps: float32(tc.AdamEpsilon),
+		WeightDecay: float32(tc.WeightDecay), MaxGradNorm: float32(tc.MaxGradNorm)}
+	params := m.Params()
+	for _, p := range params {
+		if p.Grad == nil {
+			return nil, fmt.Errorf("parameter %s gets no gradient", p.Name)
+		}
+		ss := g.Apply1(graph.SumSquares{}, p.Grad)
+		if t.gradNorm2 == nil {
+			t.gradNorm2 = ss
+		} else {
+			t.gradNorm2 = g.Apply1(graph.Add{}, t.gradNorm2, ss)
+		}
+	}
+	t.hyperDecay = g.Input("opt.hyper.decay", graph.F32(4))
+	t.hyperNo = g.Input("opt.hyper.no_decay", graph.F32(4))
+	for _, p := range params {
+		mm := g.State("opt.m."+p.Name, p.Spec)
+		vv := g.State("opt.v."+p.Name, p.Spec)
+		t.moments[p] = [2]*graph.Tensor{mm, vv}
+		h := t.hyperDecay
+		if p.NoDecay {
+			h = t.hyperNo
+		}
+		g.Apply(t.opt, p, p.Grad, mm, vv, h, t.gradNorm2)
+	}
+	if err := g.Err(); err != nil {
+		return nil, err
+	}
+	align := uint64(256)
+	if dev != nil {
+		align = uint64(dev.Limits.MinStorageBufferOffsetAlignment)
+	}
+	t.Plan, err = g.Plan([]*graph.Tensor{m.Loss, t.gradNorm2}, align)
+	if err != nil {
+		return nil, err
+	}
+	switch executor {
+	case GPU, "":
+		if dev == nil {
+			return nil, fmt.Errorf("the gpu executor needs a device")
+		}
+		t.Exec, err = graph.NewGPU(dev, t.Plan, nil)
+		if err != nil {
+			return nil, err
+		}
+	case Reference:
+		t.Exec = graph.NewReference(t.Plan)
+	default:
+		return nil, fmt.Errorf("unknown executor %q (want gpu or reference)", executor)
+	}
+	return t, nil
+}
+
+// Init draws every parameter from its Init distribution with the run's
+// seed; optimizer moments start at zero.
+func (t *Trainer) Init() error {
+	rng := rand.New(rand.NewPCG(uint64(t.Train.Seed), 0x696e6974)) // "init"
+	for _, p := range t.Model.Params() {
+		v := make([]float64, p.Len())
+		switch p.Init.Dist {
+		case "normal":
+			for i := range v {
+				v[i] = float64(float32(rng.NormFloat64() * p.Init.Std))
+			}
+		case "ones":
+			for i := range v {
+				v[i] = 1
+			}
+		}
+		if err := t.Exec.Set(p, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// LR is the learning rate of step s (1-based): linear warmup to
+// learning_rate, then cosine decay to min_lr_ratio·learning_rate at the
+// last step.
+func (t *Trainer) LR(s int) float64 {
+	lr, warm := t.Train.LearningRate, t.Train.WarmupSteps
+	if warm > 0 && s <= warm {
+		return lr * float64(s) / float64(warm)
+	}
+	total := t.totalSteps
+	if total <= warm {
+		return lr
+	}
+	progress := math.Min(1, float64(s-warm)/float64(total-warm))
+	minLR := lr * t.Train.MinLRRatio
+	return minLR + (lr-minLR)*0.5*(1+math.Cos(math.Pi*progress))
+}
+
+// batchRNG gives step s its own generator, so a resumed run sees exactly
+// the batches the uninterrupted run would have.
+func (t *Trainer) batchRNG(s int) *rand.Rand {
+	return tasks.TrainRNG(uint64(t.Train.Seed)*1_000_003 + uint64(s))
+}
+
+// StepOnce runs one optimizer step and returns its statistics. The only
+// readback is the loss and the squared gradient norm.
+func (t *Trainer) StepOnce() (Stats, error) {
+	start := time.Now()
+	s := t.Step + 1
+	B, T := t.Train.BatchSize, t.Train.SeqLen
+	tokens, targets, weights, err := t.Task.Batch(t.batchRNG(s), B, T)
+	if err != nil {
+		return Stats{}, err
+	}
+	pos := make([]float64, B*T)
+	for i := range pos {
+		pos[i] = float64(i % T)
+	}
+	lr := t.LR(s)
+	hd, err := t.opt.Hyper(lr, s, true)
+	if err != nil {
+		return Stats{}, err
+	}
+	hn, _ := t.opt.Hyper(lr, s, false)
+	m := t.Model
+	for _, in := range []struct {
+		t *graph.Tensor
+		v []float64
+	}{{m.Tokens, u32s(tokens)}, {m.Targets, u32s(targets)}, {m.Weights, f32s(weights)}, {m.Positions, pos},
+		{t.hyperDecay, hd}, {t.hyperNo, hn}} {
+		if err := t.Exec.Set(in.t, in.v); err != nil {
+			return Stats{}, err
+		}
+	}
+	if err := t.Exec.Run(); err != nil {
+		return Stats{}, fmt.Errorf("step %d: %w", s, err)
+	}
+	out, err := t.Exec.Get(m.Loss, t.gradNorm2)
+	if err != nil {
+		return Stats{}, fmt.Errorf("step %d: %w", s, err)
+	}
+	t.Step = s
+	el := time.Since(start)
+	loss := out[0][0]
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return Stats{}, fmt.Errorf("step %d: loss is %v (diverged; lower learning_rate or enable max_grad_norm)", s, loss)
+	}
+	return Stats{Step: s, Loss: loss, LR: lr, GradNorm: math.Sqrt(out[1][0]),
+		TokensPerS: float64(B*T) / el.Seconds(), StepMs: float64(el.Microseconds()) / 1000}, nil
+}
+
+// Close releases the executor.
+func (t *Trainer) Close() { t.Exec.Close() }
+
+func u32s(v []uint32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}
+
+func f32s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
+}

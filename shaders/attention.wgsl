@@ -1,0 +1,461 @@
+// Causal grouped-query attention with an optional sliding window and an
+// optional learnable per-head attention sink; its backward; and the two
+// kernels of KV-cache decoding.
+//
+// Per query row i of batch b and query head h (kv head g = h / (QH/KVH)),
+// over the keys j it sees (lo_i ≤ j ≤ i, lo_i = max(0, i − W + 1) with a
+// window W, else 0):
+//
+//   a_ij = scale · q_i · k_j
+//   m_i  = max(max_j a_ij, sink_h)                      (sink only if SINK)
+//   Z_i  = exp(sink_h − m_i) + Σ_j exp(a_ij − m_i)
+//   o_i  = Σ_j exp(a_ij − m_i) / Z_i · v_j
+//   lse_i = m_i + log Z_i                               (saved for backward)
+//
+// The sink is a key with logit sink_h and value 0: it only enlarges the
+// denominator. Backward (p_ij = exp(a_ij − lse_i), D_i = do_i · o_i):
+//
+//   dv_j = Σ_i p_ij do_i                  ds_ij = p_ij (do_i · v_j − D_i)
+//   dq_i = scale Σ_j ds_ij k_j            dk_j  = scale Σ_i ds_ij q_i
+//   dsink_h = −Σ_{b,i} exp(sink_h − lse_i) D_i
+//
+// Every kernel is one invocation per output row with a serial loop over
+// the keys (or queries) that row sees, so memory does not grow with T² and
+// a window W costs O(T·W). No float atomics: every output element has one
+// writer, so results are deterministic. The forward keeps a running max
+// and sum (online softmax) over blocks of KB keys: KB scores go to a
+// private array, the block max rescales the accumulator once, then the KB
+// values are accumulated (KB + 1 exps per block instead of 2 per key).
+//
+// Vector type: rows are read as VT. VT is vec4<f32> when the head dim is a
+// multiple of 4 (DV = dh/4 vectors per head row); for other head dims the
+// Go side rewrites the two marked lines below to `alias VT = f32;` and
+// `return x;` (DV = dh). Everything else is written for either.
+//
+// Grids: one invocation per row, WG rows per workgroup, the workgroup grid
+// folded 1-D (linear index wid.x + wid.y · nwg.x); indices past the end
+// return at once.
+
+alias VT = vec4<f32>;                                    // [vt-alias]
+fn vsum(x: VT) -> f32 { return dot(x, VT(1.0)); }        // [vt-sum]
+
+override DV: u32 = 16u;     // head dim in VT units
+override KB: u32 = 8u;      // keys per online-softmax block (forward)
+override QB: u32 = 1u;      // query rows per invocation (forward, decoding)
+override BQ: u32 = 1u;      // query (dq) or key (dk, dv) rows per invocation (backward)
+override WG: u32 = 64u;     // invocations (rows) per workgroup
+override SINK: bool = false;  // whether the sink binding holds per-head logits
+
+struct Params {
+  batch: u32,    // B
+  seq: u32,      // T (forward, backward), QLen (cached, cache write)
+  qheads: u32,   // QH (cache write: unused)
+  kvheads: u32,  // KVH
+  window: u32,   // W, 0 = global
+  scale: f32,    // score scale
+  cap: u32,      // cache capacity in slots (cached, cache write)
+  _p0: u32,
+}
+
+// ---- bindings ----
+// Forward attn_fwd and decoding attn_cached:
+@group(0) @binding(0) var<storage, read> q: array<VT>;          // q (B·T, QH·dh) row-major, token b·T+t; read
+@group(0) @binding(1) var<storage, read> k: array<VT>;          // fwd: k (B·T, KVH·dh); cached: kcache (B, KVH, Cap, dh); read
+@group(0) @binding(2) var<storage, read> v: array<VT>;          // v, laid out as k; read
+@group(0) @binding(3) var<storage, read> sink: array<f32>;      // s (QH) sink logits; read only if SINK (else any buffer)
+@group(0) @binding(4) var<storage, read_write> o: array<VT>;    // o (B·T, QH·dh), laid out as q; written
+@group(0) @binding(5) var<storage, read_write> lse: array<f32>; // fwd: lse (B, QH, T); written
+@group(0) @binding(5) var<storage, read> pos: array<u32>;       // cached: pos (1), tokens already cached; read
+@group(0) @binding(6) var<uniform> pa: Params;
+// Backward attn_bwd_dq (q, k, v at bindings 0–2 as above):
+@group(0) @binding(3) var<storage, read> lse_r: array<f32>;         // lse (B, QH, T) from the forward; read
+@group(0) @binding(4) var<storage, read> o_r: array<VT>;            // o (B·T, QH·dh) from the forward; read
+@group(0) @binding(5) var<storage, read> dout: array<VT>;           // do (B·T, QH·dh); read (dq and dkv)
+@group(0) @binding(6) var<storage, read_write> dq: array<VT>;       // dq (B·T, QH·dh); written
+@group(0) @binding(7) var<storage, read_write> dd_w: array<f32>;    // D (B, QH, T) = rowsum(do ∘ o) scratch; written
+@group(0) @binding(8) var<uniform> pb: Params;
+// Backward attn_bwd_dkv (q, k, v, lse_r, dout as above):
+@group(0) @binding(4) var<storage, read> dd_r: array<f32>;          // D (B, QH, T) from attn_bwd_dq; read
+@group(0) @binding(6) var<storage, read_write> dk: array<VT>;       // dk (B·T, KVH·dh); written
+@group(0) @binding(7) var<storage, read_write> dv: array<VT>;       // dv (B·T, KVH·dh); written
+// Backward attn_bwd_dsink:
+@group(0) @binding(0) var<storage, read> ds_s: array<f32>;          // s (QH); read
+@group(0) @binding(1) var<storage, read> ds_lse: array<f32>;        // lse (B, QH, T); read
+@group(0) @binding(2) var<storage, read> ds_dd: array<f32>;         // D (B, QH, T); read
+@group(0) @binding(3) var<storage, read_write> ds_out: array<f32>;  // ds (QH); written
+@group(0) @binding(4) var<uniform> ps: Params;
+// KV-cache write kv_cache_write:
+@group(0) @binding(0) var<storage, read> kw_in: array<VT>;          // k or v (B·QLen, KVH·dh); read
+@group(0) @binding(1) var<storage, read> kw_pos: array<u32>;        // pos (1); read
+@group(0) @binding(2) var<storage, read_write> kw_cache: array<VT>; // cache (B, KVH, Cap, dh); slots (pos+t) % Cap written
+@group(0) @binding(3) var<uniform> pw: Params;
+
+fn row_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wid.x + wid.y * nwg.x) * WG + lid;
+}
+
+// attn_rows computes QB consecutive query rows of one head with online
+// softmax and writes the first nr of them to o; it returns their lse. Row
+// r is q[qb + r·qs ..] (rows r ≥ nr repeat row nr − 1, unwritten). The
+// rows share one pass over a key sequence: n ≥ 1 keys from slot slot0
+// upwards, slots wrapping to 0 at cap, slot s at k[kb + s·ks ..] and
+// v[kb + s·ks ..]; row r sees the keys u (0-based in the sequence) with
+// lr[r] ≤ u ≤ hr[r] and every row sees at least one. h is the query head
+// (for the sink). Each key row is loaded once for all QB queries.
+fn attn_rows(qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot0: u32, n: u32,
+             lr_in: array<u32, QB>, hr_in: array<u32, QB>) -> array<f32, QB> {
+  var lr = lr_in;  // value arrays may only be indexed by constants; variables by anything
+  var hr = hr_in;
+  var qr: array<array<VT, DV>, QB>;
+  var acc: array<array<VT, DV>, QB>;
+  var m: array<f32, QB>;
+  var l: array<f32, QB>;
+  for (var r = 0u; r < QB; r++) {
+    let qrow = qb + min(r, nr - 1u) * qs;
+    for (var d = 0u; d < DV; d++) {
+      qr[r][d] = q[qrow + d] * pa.scale;
+      acc[r][d] = VT(0.0);
+    }
+    m[r] = -3.0e38;  // below any score; exp(m − finite) = 0
+    l[r] = 0.0;
+    if (SINK) {
+      m[r] = sink[h];
+      l[r] = 1.0;  // exp(sink − m)
+    }
+  }
+  var sc: array<array<f32, KB>, QB>;
+  var slot = slot0;
+  for (var j0 = 0u; j0 < n; j0 += KB) {
+    let nb = min(KB, n - j0);
+    var bm = m;
+    var sl = slot;
+    for (var u = 0u; u < nb; u++) {
+      let kr = kb + sl * ks;
+      var sv: array<VT, QB>;
+      for (var r = 0u; r < QB; r++) { sv[r] = VT(0.0); }
+      for (var d = 0u; d < DV; d++) {
+        let kd = k[kr + d];
+        for (var r = 0u; r < QB; r++) { sv[r] = fma(qr[r][d], kd, sv[r]); }
+      }
+      let ju = j0 + u;
+      for (var r = 0u; r < QB; r++) {
+        let s = select(-3.0e38, vsum(sv[r]), ju >= lr[r] && ju <= hr[r]);
+        sc[r][u] = s;
+        bm[r] = max(bm[r], s);
+      }
+      sl += 1u;
+      if (sl == cap) { sl = 0u; }
+    }
+    for (var r = 0u; r < QB; r++) {
+      let c = exp(m[r] - bm[r]);
+      l[r] *= c;
+      for (var d = 0u; d < DV; d++) { acc[r][d] *= c; }
+      m[r] = bm[r];
+    }
+    sl = slot;
+    for (var u = 0u; u < nb; u++) {
+      let ju = j0 + u;
+      var p: array<f32, QB>;
+      for (var r = 0u; r < QB; r++) {
+        p[r] = select(0.0, exp(sc[r][u] - m[r]), ju >= lr[r] && ju <= hr[r]);
+        l[r] += p[r];
+      }
+      let vr = kb + sl * ks;
+      for (var d = 0u; d < DV; d++) {
+        let vd = v[vr + d];
+        for (var r = 0u; r < QB; r++) { acc[r][d] = fma(VT(p[r]), vd, acc[r][d]); }
+      }
+      sl += 1u;
+      if (sl == cap) { sl = 0u; }
+    }
+    slot = sl;
+  }
+  var out: array<f32, QB>;
+  for (var r = 0u; r < QB; r++) {
+    out[r] = m[r] + log(l[r]);
+    if (r < nr) {
+      let inv = 1.0 / l[r];
+      let orow = qb + r * qs;
+      for (var d = 0u; d < DV; d++) { o[orow + d] = acc[r][d] * inv; }
+    }
+  }
+  return out;
+}
+
+// window_lo is the first key position query position i sees.
+fn window_lo(i: u32, w: u32) -> u32 {
+  if (w > 0u && i + 1u > w) { return i + 1u - w; }
+  return 0u;
+}
+
+// Forward: one invocation per (b, h, block of QB queries i0 = QB·blk …),
+// invocation index (b·QH + h)·⌈T/QB⌉ + blk. Bindings q, k, v, sink, o,
+// lse, pa.
+@compute @workgroup_size(WG)
+fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>,
+            @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+  let x = row_index(wid, nwg, lid);
+  let T = pa.seq;
+  let nblk = (T + QB - 1u) / QB;
+  if (x >= pa.batch * pa.qheads * nblk) { return; }
+  let i0 = (x % nblk) * QB;
+  let bh = x / nblk;
+  let h = bh % pa.qheads;
+  let b = bh / pa.qheads;
+  let g = h / (pa.qheads / pa.kvheads);
+  let nr = min(QB, T - i0);
+  let L = window_lo(i0, pa.window);
+  var lr: array<u32, QB>;
+  var hr: array<u32, QB>;
+  for (var r = 0u; r < QB; r++) {
+    let i = i0 + min(r, nr - 1u);
+    lr[r] = window_lo(i, pa.window) - L;
+    hr[r] = i - L;
+  }
+  let ks = pa.kvheads * DV;
+  let qb = ((b * T + i0) * pa.qheads + h) * DV;
+  let kb = (b * T * pa.kvheads + g) * DV;
+  var ls = attn_rows(qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, i0 + nr - L, lr, hr);
+  for (var r = 0u; r < nr; r++) { lse[bh * T + i0 + r] = ls[r]; }
+}
+
+// Decoding: one invocation per (b, h, block of QB of the QLen new
+// queries). Query t is at absolute position P = pos + t and sees the
+// positions lo..P, lo = max(0, P − W + 1) (0 if global), raised to
+// pos + QLen − Cap when the ring has overwritten older positions. Position
+// p is in slot p % Cap. Bindings q, kcache, vcache, sink, o, pos, pa.
+@compute @workgroup_size(WG)
+fn attn_cached(@builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let x = row_index(wid, nwg, lid);
+  let T = pa.seq;
+  let nblk = (T + QB - 1u) / QB;
+  if (x >= pa.batch * pa.qheads * nblk) { return; }
+  let t0 = (x % nblk) * QB;
+  let bh = x / nblk;
+  let h = bh % pa.qheads;
+  let b = bh / pa.qheads;
+  let g = h / (pa.qheads / pa.kvheads);
+  let nr = min(QB, T - t0);
+  let p0 = pos[0];
+  let end = p0 + T;  // one past the newest cached position
+  var oldest = 0u;   // the oldest position still in the ring
+  if (end > pa.cap) { oldest = end - pa.cap; }
+  let L = max(window_lo(p0 + t0, pa.window), oldest);
+  var lr: array<u32, QB>;
+  var hr: array<u32, QB>;
+  for (var r = 0u; r < QB; r++) {
+    let P = p0 + t0 + min(r, nr - 1u);
+    lr[r] = max(window_lo(P, pa.window), oldest) - L;
+    hr[r] = P - L;
+  }
+  let qb = ((b * T + t0) * pa.qheads + h) * DV;
+  let kb = (b * pa.kvheads + g) * pa.cap * DV;
+  _ = attn_rows(qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, p0 + t0 + nr - L, lr, hr);
+}
+
+// Backward, part 1: dq and D for a block of BQ query rows i0 = BQ·blk …
+// of one (b, h), invocation index (b·QH + h)·⌈T/BQ⌉ + blk, looping once
+// over the union of the keys the rows see (each key row loaded once for
+// all BQ rows). Bindings q, k, v, lse_r, o_r, dout, dq, dd_w, pb.
+@compute @workgroup_size(WG)
+fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let x = row_index(wid, nwg, lid);
+  let T = pb.seq;
+  let nblk = (T + BQ - 1u) / BQ;
+  if (x >= pb.batch * pb.qheads * nblk) { return; }
+  let i0 = (x % nblk) * BQ;
+  let bh = x / nblk;
+  let h = bh % pb.qheads;
+  let b = bh / pb.qheads;
+  let g = h / (pb.qheads / pb.kvheads);
+  let nr = min(BQ, T - i0);
+  let qs = pb.qheads * DV;
+  let qb = ((b * T + i0) * pb.qheads + h) * DV;
+  var qr: array<array<VT, DV>, BQ>;
+  var dor: array<array<VT, DV>, BQ>;
+  var acc: array<array<VT, DV>, BQ>;
+  var Di: array<f32, BQ>;
+  var L: array<f32, BQ>;
+  var lo: array<u32, BQ>;
+  var hi: array<u32, BQ>;
+  for (var r = 0u; r < BQ; r++) {
+    let rr = min(r, nr - 1u);  // rows past the end repeat the last, unwritten
+    let row = qb + rr * qs;
+    var dv4 = VT(0.0);
+    for (var d = 0u; d < DV; d++) {
+      qr[r][d] = q[row + d] * pb.scale;
+      dor[r][d] = dout[row + d];
+      dv4 = fma(dor[r][d], o_r[row + d], dv4);
+      acc[r][d] = VT(0.0);
+    }
+    Di[r] = vsum(dv4);
+    L[r] = lse_r[bh * T + i0 + rr];
+    lo[r] = window_lo(i0 + rr, pb.window);
+    hi[r] = i0 + rr;
+  }
+  let ks = pb.kvheads * DV;
+  let j1 = i0 + nr - 1u;
+  var kr = (b * T * pb.kvheads + g) * DV + lo[0] * ks;
+  for (var j = lo[0]; j <= j1; j++) {
+    var sv: array<VT, BQ>;
+    var pv: array<VT, BQ>;
+    for (var r = 0u; r < BQ; r++) {
+      sv[r] = VT(0.0);
+      pv[r] = VT(0.0);
+    }
+    for (var d = 0u; d < DV; d++) {
+      let kd = k[kr + d];
+      let vd = v[kr + d];
+      for (var r = 0u; r < BQ; r++) {
+        sv[r] = fma(qr[r][d], kd, sv[r]);
+        pv[r] = fma(dor[r][d], vd, pv[r]);
+      }
+    }
+    var ds: array<f32, BQ>;
+    for (var r = 0u; r < BQ; r++) {
+      let p = exp(vsum(sv[r]) - L[r]);
+      ds[r] = select(0.0, p * (vsum(pv[r]) - Di[r]), j >= lo[r] && j <= hi[r]);
+    }
+    for (var d = 0u; d < DV; d++) {
+      let kd = k[kr + d];
+      for (var r = 0u; r < BQ; r++) { acc[r][d] = fma(VT(ds[r]), kd, acc[r][d]); }
+    }
+    kr += ks;
+  }
+  for (var r = 0u; r < nr; r++) {
+    dd_w[bh * T + i0 + r] = Di[r];
+    let row = qb + r * qs;
+    for (var d = 0u; d < DV; d++) { dq[row + d] = acc[r][d] * pb.scale; }
+  }
+}
+
+// Backward, part 2: dk and dv for a block of BQ key rows j0 = BQ·blk … of
+// one (b, g), invocation index (b·KVH + g)·⌈T/BQ⌉ + blk, looping over the
+// query heads of group g and the union of the queries that see the keys
+// (key j is seen by j ≤ i ≤ j + W − 1); each q and do row is loaded once
+// for all BQ keys. Bindings q, k, v, lse_r, dd_r, dout, dk, dv, pb.
+@compute @workgroup_size(WG)
+fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let x = row_index(wid, nwg, lid);
+  let T = pb.seq;
+  let nblk = (T + BQ - 1u) / BQ;
+  if (x >= pb.batch * pb.kvheads * nblk) { return; }
+  let j0 = (x % nblk) * BQ;
+  let bg = x / nblk;
+  let g = bg % pb.kvheads;
+  let b = bg / pb.kvheads;
+  let G = pb.qheads / pb.kvheads;
+  let nc = min(BQ, T - j0);
+  let ks = pb.kvheads * DV;
+  let kb = ((b * T + j0) * pb.kvheads + g) * DV;
+  var kr: array<array<VT, DV>, BQ>;
+  var vr: array<array<VT, DV>, BQ>;
+  var ka: array<array<VT, DV>, BQ>;
+  var va: array<array<VT, DV>, BQ>;
+  var hi: array<u32, BQ>;
+  for (var c = 0u; c < BQ; c++) {
+    let cc = min(c, nc - 1u);  // keys past the end repeat the last, unwritten
+    let row = kb + cc * ks;
+    for (var d = 0u; d < DV; d++) {
+      kr[c][d] = k[row + d] * pb.scale;
+      vr[c][d] = v[row + d];
+      ka[c][d] = VT(0.0);
+      va[c][d] = VT(0.0);
+    }
+    hi[c] = T - 1u;
+    if (pb.window > 0u) { hi[c] = min(hi[c], j0 + cc + pb.window - 1u); }
+  }
+  let i1 = hi[nc - 1u];
+  let qs = pb.qheads * DV;
+  for (var h = g * G; h < (g + 1u) * G; h++) {
+    var qb = ((b * T + j0) * pb.qheads + h) * DV;
+    var li = (b * pb.qheads + h) * T + j0;
+    for (var i = j0; i <= i1; i++) {
+      var sv: array<VT, BQ>;
+      var pv: array<VT, BQ>;
+      for (var c = 0u; c < BQ; c++) {
+        sv[c] = VT(0.0);
+        pv[c] = VT(0.0);
+      }
+      for (var d = 0u; d < DV; d++) {
+        let qd = q[qb + d];
+        let od = dout[qb + d];
+        for (var c = 0u; c < BQ; c++) {
+          sv[c] = fma(qd, kr[c][d], sv[c]);
+          pv[c] = fma(od, vr[c][d], pv[c]);
+        }
+      }
+      let Li = lse_r[li];
+      let Di = dd_r[li];
+      var p: array<f32, BQ>;
+      var ds: array<f32, BQ>;
+      for (var c = 0u; c < BQ; c++) {
+        let ok = i >= j0 + c && i <= hi[c];
+        p[c] = select(0.0, exp(vsum(sv[c]) - Li), ok);
+        ds[c] = p[c] * (vsum(pv[c]) - Di);
+      }
+      for (var d = 0u; d < DV; d++) {
+        let qd = q[qb + d];
+        let od = dout[qb + d];
+        for (var c = 0u; c < BQ; c++) {
+          va[c][d] = fma(VT(p[c]), od, va[c][d]);
+          ka[c][d] = fma(VT(ds[c]), qd, ka[c][d]);
+        }
+      }
+      qb += qs;
+      li += 1u;
+    }
+  }
+  for (var c = 0u; c < nc; c++) {
+    let row = kb + c * ks;
+    for (var d = 0u; d < DV; d++) {
+      dk[row + d] = ka[c][d] * pb.scale;
+      dv[row + d] = va[c][d];
+    }
+  }
+}
+
+// Backward, part 3 (only with a sink): one invocation per head h,
+// dsink_h = −Σ_{b,i} exp(sink_h − lse_i) · D_i. Bindings ds_s, ds_lse,
+// ds_dd, ds_out, ps.
+@compute @workgroup_size(WG)
+fn attn_bwd_dsink(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let h = row_index(wid, nwg, lid);
+  if (h >= ps.qheads) { return; }
+  let T = ps.seq;
+  let s = ds_s[h];
+  var acc = 0.0;
+  for (var b = 0u; b < ps.batch; b++) {
+    let base = (b * ps.qheads + h) * T;
+    for (var i = 0u; i < T; i++) { acc += exp(s - ds_lse[base + i]) * ds_dd[base + i]; }
+  }
+  ds_out[h] = -acc;
+}
+
+// KV-cache write: one invocation per VT of k (or v), element e = ((b·QLen
+// + t)·KVH + g)·DV + d, stored at cache[b, g, (pos + t) % Cap, d].
+// Bindings kw_in, kw_pos, kw_cache, pw.
+@compute @workgroup_size(WG)
+fn kv_cache_write(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let e = row_index(wid, nwg, lid);
+  if (e >= pw.batch * pw.seq * pw.kvheads * DV) { return; }
+  let d = e % DV;
+  let row = e / DV;
+  let g = row % pw.kvheads;
+  let bt = row / pw.kvheads;
+  let t = bt % pw.seq;
+  let b = bt / pw.seq;
+  let slot = (kw_pos[0] + t) % pw.cap;
+  kw_cache[((b * pw.kvheads + g) * pw.cap + slot) * DV + d] = kw_in[e];
+}

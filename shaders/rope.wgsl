@@ -1,0 +1,134 @@
+// Rotary position embedding (RoPE) in the Hugging Face "rotate_half"
+// convention, and its inverse (rotation by −θ, which is also its backward).
+//
+// Per token t at absolute position p_t, per head, on the first R = 2·half
+// dims of the head, pairs (i, i + half) for i < half rotate by
+// θ_i = p_t · inv_freq_i with inv_freq_i = base^(−2i/R):
+//   y_i        = x_i · cos θ − x_{i+half} · sin θ
+//   y_{i+half} = x_{i+half} · cos θ + x_i · sin θ
+// (sin θ negated for the inverse). Dims R … head_dim−1 are copied.
+//
+// Angles. θ = p·inv_freq in f32 is off by ~p·inv_freq·2^−24 (0.006 rad at
+// p = 1e5), and sin/cos of large arguments are unspecified in WGSL. So the
+// angle is computed in turns, reduced mod 1 exactly: the host splits
+// f_i = inv_freq_i / 2π (in float64) into f = a + b + c, where a and b carry
+// 12 significant bits each and c is the f32-rounded rest; the position is
+// split into p = ph + pl with ph = p & ~0xFFF and pl = p & 0xFFF (12
+// significant bits each for p < 2^24). Then ph·a, pl·a, ph·b and pl·b are
+// exact f32 products, their fractional parts are exact, and only p·c
+// (≤ 0.32 in size) and three additions round. The turn count is off by
+// ≤ ~3e-7 for every p < 2^24, so θ reduced to [−π, π] is off by ≤ ~2.3e-6
+// rad independently of the position; sin/cos then work inside their
+// accurate range.
+//
+// Two variants, chosen by graph.RoPE.Variant; both loop over the heads so
+// that one invocation's sin/cos serve every head of its token:
+//   rope_s:  one invocation per (token, lane); lanes 0 … half−1 rotate the
+//            pair (lane, lane+half), lanes half … half+(head_dim−R)−1 copy
+//            dim R + (lane − half).
+//   rope_v4: the same over groups of 4 dims (vec4 loads), needing
+//            half % 4 == 0 and head_dim % 4 == 0.
+// Grid: ceil(tokens·lanes / WG) workgroups, folded 1-D; the linear index is
+// (wid.x + wid.y·nwg.x)·WG + lid, and indices past the end are skipped.
+
+override WG: u32 = 64u;
+
+struct Params {
+  tokens: u32,    // rows of x
+  heads: u32,     // heads per row
+  head_dim: u32,  // dims per head (in vec4s for rope_v4)
+  half: u32,      // RotaryDim / 2 (in vec4s for rope_v4)
+  lanes: u32,     // invocations per token: half + head_dim − 2·half (same units)
+  sign: f32,      // +1 forward, −1 inverse
+  _p0: u32,
+  _p1: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;            // x (tokens, heads·head_dim) row-major, read
+@group(0) @binding(1) var<storage, read> pos: array<u32>;          // positions (tokens), absolute, < 2^24
+@group(0) @binding(2) var<storage, read> freq: array<f32>;         // (3, half): rows a, b, c of inv_freq/2π, host-written
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;      // y (tokens, heads·head_dim) row-major, written
+@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;     // x as (tokens, heads·head_dim/4) vec4
+@group(0) @binding(2) var<storage, read> freq4: array<vec4<f32>>;  // freq as (3, half/4) vec4
+@group(0) @binding(3) var<storage, read_write> y4: array<vec4<f32>>; // y as (tokens, heads·head_dim/4) vec4
+@group(0) @binding(4) var<uniform> p: Params;
+
+const TWO_PI: f32 = 6.2831853071795864;
+
+// Position split: ph has the bits above 12, pl the low 12, pf the whole.
+fn rope_split(q: u32) -> vec3<f32> {
+  return vec3<f32>(f32(q & 0xFFFFF000u), f32(q & 0xFFFu), f32(q));
+}
+
+// Angle of frequency (a, b, c) at position split ps, in radians in [−π, π].
+fn rope_angle(ps: vec3<f32>, a: f32, b: f32, c: f32) -> f32 {
+  let s1 = fract(fract(ps.x * a) + fract(ps.y * a));
+  let s2 = fract(fract(ps.x * b) + fract(ps.y * b));
+  let s = s1 + s2 + ps.z * c;
+  return TWO_PI * (s - round(s));
+}
+
+fn rope_angle4(ps: vec3<f32>, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>) -> vec4<f32> {
+  let s1 = fract(fract(ps.x * a) + fract(ps.y * a));
+  let s2 = fract(fract(ps.x * b) + fract(ps.y * b));
+  let s = s1 + s2 + ps.z * c;
+  return TWO_PI * (s - round(s));
+}
+
+@compute @workgroup_size(WG)
+fn rope_s(@builtin(workgroup_id) wid: vec3<u32>,
+          @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= p.tokens * p.lanes) { return; }
+  let t = gi / p.lanes;
+  let l = gi % p.lanes;
+  let row = t * p.heads * p.head_dim;
+  if (l < p.half) {
+    let th = rope_angle(rope_split(pos[t]), freq[l], freq[p.half + l], freq[2u * p.half + l]);
+    let c = cos(th);
+    let s = p.sign * sin(th);
+    for (var h = 0u; h < p.heads; h++) {
+      let i1 = row + h * p.head_dim + l;
+      let i2 = i1 + p.half;
+      let x1 = x[i1];
+      let x2 = x[i2];
+      y[i1] = x1 * c - x2 * s;
+      y[i2] = x2 * c + x1 * s;
+    }
+  } else {
+    let j = row + p.half + l;  // dim 2·half + (l − half)
+    for (var h = 0u; h < p.heads; h++) {
+      y[j + h * p.head_dim] = x[j + h * p.head_dim];
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rope_v4(@builtin(workgroup_id) wid: vec3<u32>,
+           @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= p.tokens * p.lanes) { return; }
+  let t = gi / p.lanes;
+  let l = gi % p.lanes;
+  let row = t * p.heads * p.head_dim;
+  if (l < p.half) {
+    let th = rope_angle4(rope_split(pos[t]), freq4[l], freq4[p.half + l], freq4[2u * p.half + l]);
+    let c = cos(th);
+    let s = p.sign * sin(th);
+    for (var h = 0u; h < p.heads; h++) {
+      let i1 = row + h * p.head_dim + l;
+      let i2 = i1 + p.half;
+      let x1 = x4[i1];
+      let x2 = x4[i2];
+      y4[i1] = x1 * c - x2 * s;
+      y4[i2] = x2 * c + x1 * s;
+    }
+  } else {
+    let j = row + p.half + l;
+    for (var h = 0u; h < p.heads; h++) {
+      y4[j + h * p.head_dim] = x4[j + h * p.head_dim];
+    }
+  }
+}
