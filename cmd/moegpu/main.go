@@ -23,6 +23,9 @@ type command struct {
 }
 
 var commands = []command{
+	{"train", "train a model on a synthetic task; writes metrics, a loss plot and a checkpoint", runTrain},
+	{"generate", "continue a prompt with a trained checkpoint (KV-cache decoding)", runGenerate},
+	{"eval", "exact-match accuracy of a checkpoint on held-out task examples", runEval},
 	{"info", "list every WebGPU adapter with its backend, driver, limits and features", runInfo},
 	{"bench", "benchmark kernels against the adapter's measured peak (moegpu bench kernels)", runBench},
 }

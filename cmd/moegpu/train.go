@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/metrics"
+	"github.com/moegpu/moegpu/runtime/tasks"
+	"github.com/moegpu/moegpu/runtime/train"
+)
+
+func addDeviceFlags(fs *flag.FlagSet, d *deviceFlags) {
+	fs.StringVar(&d.backend, "backend", "auto", "vulkan, metal, dx12, gl or auto")
+	fs.StringVar(&d.adapter, "adapter", "", "adapter index or name substring (see moegpu info)")
+}
+
+func runTrain(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("train", "train --config FILE --task NAME --steps N --out DIR [flags]", stderr)
+	cfgPath := fs.String("config", "assets/configs/tiny-dense.json", "model config (JSON, Hugging Face config.json field names; see README)")
+	taskName := fs.String("task", "reverse", "synthetic task: "+fmt.Sprint(tasks.Names()))
+	steps := fs.Int("steps", 1000, "optimizer steps to train to (a resumed run continues up to this step)")
+	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
+	executor := fs.String("executor", "gpu", "gpu, or reference (pure Go, float64; slow, for checking)")
+	seed := fs.Int64("seed", -1, "random seed for initialisation and batches (default: the config's training.seed)")
+	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
+	every := fs.Int("checkpoint-every", 0, "also save a checkpoint every N steps (0: only at the end)")
+	logEvery := fs.Int("log-every", 0, "print a progress line every N steps (0: about 40 lines per run)")
+	evalN := fs.Int("eval", 200, "exact-match evaluation on this many held-out examples at the end (0: skip)")
+	var dev deviceFlags
+	addDeviceFlags(fs, &dev)
+	var prof profiling
+	prof.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	defer prof.start()()
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		return err
+	}
+	if *resume {
+		_, saved, err := train.LoadState(*out)
+		if err != nil {
+			return err
+		}
+		cfg = saved
+	}
+	if cfg.Training == nil {
+		cfg.Training = &config.TrainingConfig{}
+		cfg.ApplyDefaults()
+	}
+	if *seed >= 0 {
+		cfg.Training.Seed = *seed
+	}
+	task, err := tasks.ByName(*taskName)
+	if err != nil {
+		return err
+	}
+	var d *gpu.Device
+	if *executor == train.GPU {
+		if d, err = dev.open(); err != nil {
+			return err
+		}
+		defer d.Close()
+	}
+	tr, err := train.New(cfg, task, *executor, d, *steps)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	if *resume {
+		if err := tr.Restore(*out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "resumed from %s at step %d\n", *out, tr.Step)
+	} else if err := tr.Init(); err != nil {
+		return err
+	}
+	where := "reference executor (pure Go)"
+	if d != nil {
+		where = d.Info.Label()
+	}
+	fmt.Fprintf(stderr, "training %s on %s: %.2fM parameters, batch %d × %d tokens, %d steps, on %s\n",
+		filepath.Base(*cfgPath), task.Name(), float64(cfg.ParamCount())/1e6, tr.Train.BatchSize, tr.Train.SeqLen, *steps, where)
+	fmt.Fprintf(stderr, "plan: %d ops, activations %.1f MiB planned vs %.1f MiB without reuse (%.0f%% saved)\n",
+		len(tr.Plan.Nodes), mib64(tr.Plan.ArenaBytes), mib64(tr.Plan.NaiveBytes), 100*(1-float64(tr.Plan.ArenaBytes)/float64(max(tr.Plan.NaiveBytes, 1))))
+	mw, err := metrics.NewWriter(*out)
+	if err != nil {
+		return err
+	}
+	defer mw.Close()
+
+	interrupt := make(chan os.Signal, 1)
+	signal.Notify(interrupt, os.Interrupt)
+	defer signal.Stop(interrupt)
+
+	if *logEvery <= 0 {
+		*logEvery = max(1, (*steps-tr.Step)/40)
+	}
+	start := time.Now()
+	first := tr.Step
+	var last train.Stats
+	for tr.Step < *steps {
+		select {
+		case <-interrupt:
+			fmt.Fprintf(stderr, "\ninterrupted at step %d: saving checkpoint to %s\n", tr.Step, *out)
+			if err := tr.Save(*out, *executor); err != nil {
+				return err
+			}
+			return errors.New("interrupted (resume with --resume)")
+		default:
+		}
+		st, err := tr.StepOnce()
+		if err != nil {
+			return err
+		}
+		last = st
+		if err := mw.Write(metrics.Record{Step: st.Step, Loss: st.Loss, LR: st.LR, GradNorm: st.GradNorm, TokensPerS: st.TokensPerS,
+			Extras: map[string]float64{"step_ms": st.StepMs}}); err != nil {
+			return err
+		}
+		if st.Step%*logEvery == 0 || st.Step == *steps {
+			el := time.Since(start)
+			done := st.Step - first
+			eta := time.Duration(float64(el) / float64(done) * float64(*steps-st.Step))
+			fmt.Fprintf(stderr, "step %6d/%d  loss %.4f  lr %.2e  |g| %.3f  %7.0f tok/s  %6.1f ms/step  elapsed %s  eta %s\n",
+				st.Step, *steps, st.Loss, st.LR, st.GradNorm, st.TokensPerS, st.StepMs, el.Round(time.Second), eta.Round(time.Second))
+		}
+		if *every > 0 && st.Step%*every == 0 {
+			if err := tr.Save(*out, *executor); err != nil {
+				return err
+			}
+		}
+	}
+	if err := tr.Save(*out, *executor); err != nil {
+		return err
+	}
+	plot := filepath.Join(*out, "loss.png")
+	if err := metrics.PlotLoss(mw.Path(), plot); err != nil {
+		return err
+	}
+	total := time.Since(start)
+	fmt.Fprintf(stdout, "trained %d steps in %s; final loss %.4f; checkpoint, metrics and %s in %s\n",
+		tr.Step-first, total.Round(time.Second), last.Loss, filepath.Base(plot), *out)
+	if *evalN > 0 {
+		return evaluate(*out, task, *evalN, uint64(cfg.Training.Seed), *executor, d, stdout)
+	}
+	return nil
+}
+
+func mib64(b uint64) float64 { return float64(b) / (1 << 20) }
