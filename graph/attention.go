@@ -25,13 +25,15 @@ const attnMaxHeadDim = 256
 
 // Forward and backward kernels: rows (invocations) per workgroup and keys
 // per online-softmax block (shader overrides WG and KB).
-const (
+var (
 	attnWG = 64
 )
 
 // attnKB and attnQB: keys per online-softmax block and query rows per
 // invocation of the forward and decoding kernels (shader KB and QB).
 var attnKB, attnQB, attnBQ = 8, 1, 1
+
+var attnSkip = 0
 
 // Attention is causal multi-head attention with grouped-query heads,
 // optionally restricted to a sliding window and optionally with an
@@ -549,7 +551,11 @@ var (
 // Encode implements Op.
 func (a Attention) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	g := a.geom()
-	k, err := attnKernel(dev, "attn_fwd", g.dh, g.sink, []gpu.Access{attnR, attnR, attnR, attnR, attnRW, attnRW})
+	entry := "attn_fwd"
+	if attnSkip == 2 {
+		entry = "attn_fwd_wg"
+	}
+	k, err := attnKernel(dev, entry, g.dh, g.sink, []gpu.Access{attnR, attnR, attnR, attnR, attnRW, attnRW})
 	if err != nil {
 		return err
 	}
@@ -558,7 +564,11 @@ func (a Attention) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buf
 		s = in[3]
 	}
 	rows := g.batch * g.qh * gpu.CeilDiv(g.seq, attnQB)
-	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(rows, attnWG)), attnParams(g, 0), in[0], in[1], in[2], s, out[0], out[1])
+	grid := dev.Grid1D(gpu.CeilDiv(rows, attnWG))
+	if attnSkip == 2 {
+		grid = dev.Grid1D(g.batch * g.qh * gpu.CeilDiv(g.seq, attnQB*attnWG))
+	}
+	return rec.Dispatch(k, grid, attnParams(g, 0), in[0], in[1], in[2], s, out[0], out[1])
 }
 
 // Encode implements Op: dq (and D into a scratch buffer), then dk and dv,
@@ -585,6 +595,9 @@ func (a AttentionBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 	if err := rec.Dispatch(kq, dev.Grid1D(gpu.CeilDiv(g.batch*g.qh*gpu.CeilDiv(g.seq, attnBQ), attnWG)), params,
 		q, k, v, lse, o, do, out[0], dd); err != nil {
 		return err
+	}
+	if attnSkip == 1 {
+		return nil
 	}
 	kkv, err := attnKernel(dev, "attn_bwd_dkv", g.dh, false,
 		[]gpu.Access{attnR, attnR, attnR, attnR, attnR, attnR, attnRW, attnRW})

@@ -19,3 +19,15 @@ func init() {
 		attnBQ = v
 	}
 }
+
+func init() {
+	if v, err := strconv.Atoi(os.Getenv("ATTN_SKIP")); err == nil {
+		attnSkip = v
+	}
+}
+
+func init() {
+	if v, err := strconv.Atoi(os.Getenv("ATTN_WG")); err == nil {
+		attnWG = v
+	}
+}

@@ -102,7 +102,7 @@ fn row_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // v[kb + s·ks ..]; row r sees the keys u (0-based in the sequence) with
 // lr[r] ≤ u ≤ hr[r] and every row sees at least one. h is the query head
 // (for the sink). Each key row is loaded once for all QB queries.
-fn attn_rows(qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot0: u32, n: u32,
+fn attn_rows(live: bool, qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot0: u32, n: u32,
              lr_in: array<u32, QB>, hr_in: array<u32, QB>) -> array<f32, QB> {
   var lr = lr_in;  // value arrays may only be indexed by constants; variables by anything
   var hr = hr_in;
@@ -173,7 +173,7 @@ fn attn_rows(qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot
   var out: array<f32, QB>;
   for (var r = 0u; r < QB; r++) {
     out[r] = m[r] + log(l[r]);
-    if (r < nr) {
+    if (live && r < nr) {
       let inv = 1.0 / l[r];
       let orow = qb + r * qs;
       for (var d = 0u; d < DV; d++) { o[orow + d] = acc[r][d] * inv; }
@@ -216,8 +216,47 @@ fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>,
   let ks = pa.kvheads * DV;
   let qb = ((b * T + i0) * pa.qheads + h) * DV;
   let kb = (b * T * pa.kvheads + g) * DV;
-  var ls = attn_rows(qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, i0 + nr - L, lr, hr);
+  var ls = attn_rows(true, qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, i0 + nr - L, lr, hr);
   for (var r = 0u; r < nr; r++) { lse[bh * T + i0 + r] = ls[r]; }
+}
+
+// Forward, workgroup-uniform variant: workgroup (b·QH + h)·⌈T/(WG·QB)⌉ +
+// blk handles the WG·QB queries i0 = WG·QB·blk …; lane lid the QB rows
+// from i0 + QB·lid. All lanes walk the same keys (the union of what the
+// workgroup's rows see, masked per row), so key and value addresses are
+// the same in every lane.
+@compute @workgroup_size(WG)
+fn attn_fwd_wg(@builtin(workgroup_id) wid: vec3<u32>,
+               @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+  let x = wid.x + wid.y * nwg.x;
+  let T = pa.seq;
+  let nblk = (T + WG * QB - 1u) / (WG * QB);
+  if (x >= pa.batch * pa.qheads * nblk) { return; }
+  let w0 = (x % nblk) * WG * QB;        // the workgroup's first query
+  let w1 = min(w0 + WG * QB, T) - 1u;   // and its last
+  let bh = x / nblk;
+  let h = bh % pa.qheads;
+  let b = bh / pa.qheads;
+  let g = h / (pa.qheads / pa.kvheads);
+  let L = window_lo(w0, pa.window);
+  let live = w0 + lid * QB <= w1;
+  let i0 = min(w0 + lid * QB, w1);
+  let nr = min(QB, w1 + 1u - i0);
+  var lr: array<u32, QB>;
+  var hr: array<u32, QB>;
+  for (var r = 0u; r < QB; r++) {
+    let i = i0 + min(r, nr - 1u);
+    lr[r] = window_lo(i, pa.window) - L;
+    hr[r] = i - L;
+  }
+  let ks = pa.kvheads * DV;
+  let qb = ((b * T + i0) * pa.qheads + h) * DV;
+  let kb = (b * T * pa.kvheads + g) * DV;
+  var ls = attn_rows(live, qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, w1 + 1u - L, lr, hr);
+  if (live) {
+    for (var r = 0u; r < nr; r++) { lse[bh * T + i0 + r] = ls[r]; }
+  }
 }
 
 // Decoding: one invocation per (b, h, block of QB of the QLen new
@@ -253,7 +292,7 @@ fn attn_cached(@builtin(workgroup_id) wid: vec3<u32>,
   }
   let qb = ((b * T + t0) * pa.qheads + h) * DV;
   let kb = (b * pa.kvheads + g) * pa.cap * DV;
-  _ = attn_rows(qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, p0 + t0 + nr - L, lr, hr);
+  _ = attn_rows(true, qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, p0 + t0 + nr - L, lr, hr);
 }
 
 // Backward, part 1: dq and D for a block of BQ query rows i0 = BQ·blk …
@@ -310,11 +349,11 @@ fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
     }
     for (var d = 0u; d < DV; d++) {
       let kd = k[kr + d];
+      for (var r = 0u; r < BQ; r++) { sv[r] = fma(qr[r][d], kd, sv[r]); }
+    }
+    for (var d = 0u; d < DV; d++) {
       let vd = v[kr + d];
-      for (var r = 0u; r < BQ; r++) {
-        sv[r] = fma(qr[r][d], kd, sv[r]);
-        pv[r] = fma(dor[r][d], vd, pv[r]);
-      }
+      for (var r = 0u; r < BQ; r++) { pv[r] = fma(dor[r][d], vd, pv[r]); }
     }
     var ds: array<f32, BQ>;
     for (var r = 0u; r < BQ; r++) {
@@ -386,11 +425,11 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
       }
       for (var d = 0u; d < DV; d++) {
         let qd = q[qb + d];
+        for (var c = 0u; c < BQ; c++) { sv[c] = fma(qd, kr[c][d], sv[c]); }
+      }
+      for (var d = 0u; d < DV; d++) {
         let od = dout[qb + d];
-        for (var c = 0u; c < BQ; c++) {
-          sv[c] = fma(qd, kr[c][d], sv[c]);
-          pv[c] = fma(od, vr[c][d], pv[c]);
-        }
+        for (var c = 0u; c < BQ; c++) { pv[c] = fma(od, vr[c][d], pv[c]); }
       }
       let Li = lse_r[li];
       let Di = dd_r[li];
@@ -402,12 +441,12 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
         ds[c] = p[c] * (vsum(pv[c]) - Di);
       }
       for (var d = 0u; d < DV; d++) {
-        let qd = q[qb + d];
         let od = dout[qb + d];
-        for (var c = 0u; c < BQ; c++) {
-          va[c][d] = fma(VT(p[c]), od, va[c][d]);
-          ka[c][d] = fma(VT(ds[c]), qd, ka[c][d]);
-        }
+        for (var c = 0u; c < BQ; c++) { va[c][d] = fma(VT(p[c]), od, va[c][d]); }
+      }
+      for (var d = 0u; d < DV; d++) {
+        let qd = q[qb + d];
+        for (var c = 0u; c < BQ; c++) { ka[c][d] = fma(VT(ds[c]), qd, ka[c][d]); }
       }
       qb += qs;
       li += 1u;

@@ -26,7 +26,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train --config FILE --task NAME --steps N --out DIR [flags]", stderr)
 	cfgPath := fs.String("config", "assets/configs/tiny-dense.json", "model config (JSON, Hugging Face config.json field names; see README)")
 	taskName := fs.String("task", "reverse", "synthetic task: "+fmt.Sprint(tasks.Names()))
-	steps := fs.Int("steps", 1000, "optimizer steps to train to (a resumed run continues up to this step)")
+	steps := fs.Int("steps", 2000, "optimizer steps to train to (a resumed run continues up to this step)")
 	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
 	executor := fs.String("executor", "gpu", "gpu, or reference (pure Go, float64; slow, for checking)")
 	seed := fs.Int64("seed", -1, "random seed for initialisation and batches (default: the config's training.seed)")
