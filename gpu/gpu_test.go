@@ -235,3 +235,29 @@ func TestViewsPlaceTensorsInOneArena(t *testing.T) {
 	_, err = dev.NewDispatch(k, [3]uint32{1, 1, 1}, []uint32{1, 0, 0, 0}, a)
 	require.NoError(t, err)
 }
+
+func TestProfileTimesEveryDispatch(t *testing.T) {
+	dev := gputest.Device(t)
+	const n = 1 << 16
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	defer y.Release()
+	rec := dev.NewRecorder()
+	defer rec.Release()
+	require.NoError(t, rec.Dispatch(fillKernel(t, dev, "fill", "64u"), dev.Grid1D(n/64), []uint32{n, 1, 0, 0}, y))
+	require.NoError(t, rec.Dispatch(fillKernel(t, dev, "addone", "64u"), [3]uint32{n / 64, 1, 1}, []uint32{n, 0, 0, 0}, y))
+	times, source, err := rec.Profile()
+	require.NoError(t, err)
+	require.Len(t, times, 2)
+	require.Equal(t, "fill", times[0].Name)
+	require.Equal(t, "addone", times[1].Name)
+	for _, k := range times {
+		require.Greater(t, k.Seconds, 0.0, k.Name)
+		require.Less(t, k.Seconds, 10.0, k.Name)
+	}
+	if dev.HasTimestamps() {
+		t.Logf("profiled with %s: %+v", source, times)
+	} else {
+		require.Equal(t, "wall-clock", source)
+	}
+}

@@ -278,3 +278,8 @@ func (e *GPU) Close() {
 	}
 	e.owned, e.rec = nil, nil
 }
+
+// Profile runs the recorded step once more, timing every dispatch (see
+// gpu.Recorder.Profile). It executes the whole step, optimizer updates
+// included, so callers profile after saving what they need.
+func (e *GPU) Profile() ([]gpu.KernelTime, string, error) { return e.rec.Profile() }

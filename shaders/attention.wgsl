@@ -217,7 +217,9 @@ fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>,
   let qb = ((b * T + i0) * pa.qheads + h) * DV;
   let kb = (b * T * pa.kvheads + g) * DV;
   var ls = attn_rows(true, qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, i0 + nr - L, lr, hr);
-  for (var r = 0u; r < nr; r++) { lse[bh * T + i0 + r] = ls[r]; }
+  for (var r = 0u; r < QB; r++) {
+    if (r < nr) { lse[bh * T + i0 + r] = ls[r]; }
+  }
 }
 
 // Forward, workgroup-uniform variant: workgroup (b·QH + h)·⌈T/(WG·QB)⌉ +
@@ -255,7 +257,9 @@ fn attn_fwd_wg(@builtin(workgroup_id) wid: vec3<u32>,
   let kb = (b * T * pa.kvheads + g) * DV;
   var ls = attn_rows(live, qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, w1 + 1u - L, lr, hr);
   if (live) {
-    for (var r = 0u; r < nr; r++) { lse[bh * T + i0 + r] = ls[r]; }
+    for (var r = 0u; r < QB; r++) {
+    if (r < nr) { lse[bh * T + i0 + r] = ls[r]; }
+  }
   }
 }
 
@@ -366,10 +370,12 @@ fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
     }
     kr += ks;
   }
-  for (var r = 0u; r < nr; r++) {
-    dd_w[bh * T + i0 + r] = Di[r];
-    let row = qb + r * qs;
-    for (var d = 0u; d < DV; d++) { dq[row + d] = acc[r][d] * pb.scale; }
+  for (var r = 0u; r < BQ; r++) {  // a constant trip count keeps acc in registers
+    if (r < nr) {
+      dd_w[bh * T + i0 + r] = Di[r];
+      let row = qb + r * qs;
+      for (var d = 0u; d < DV; d++) { dq[row + d] = acc[r][d] * pb.scale; }
+    }
   }
 }
 
@@ -452,11 +458,13 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
       li += 1u;
     }
   }
-  for (var c = 0u; c < nc; c++) {
-    let row = kb + c * ks;
-    for (var d = 0u; d < DV; d++) {
-      dk[row + d] = ka[c][d] * pb.scale;
-      dv[row + d] = va[c][d];
+  for (var c = 0u; c < BQ; c++) {  // a constant trip count keeps ka, va in registers
+    if (c < nc) {
+      let row = kb + c * ks;
+      for (var d = 0u; d < DV; d++) {
+        dk[row + d] = ka[c][d] * pb.scale;
+        dv[row + d] = va[c][d];
+      }
     }
   }
 }

@@ -8,9 +8,11 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sort"
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/metrics"
 	"github.com/moegpu/moegpu/runtime/tasks"
@@ -33,6 +35,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
 	every := fs.Int("checkpoint-every", 0, "also save a checkpoint every N steps (0: only at the end)")
 	logEvery := fs.Int("log-every", 0, "print a progress line every N steps (0: about 40 lines per run)")
+	profileStep := fs.Bool("profile", false, "after saving, time every kernel of one more step (GPU timestamps where the adapter has them) and print the slowest")
 	evalN := fs.Int("eval", 200, "exact-match evaluation on this many held-out examples at the end (0: skip)")
 	var dev deviceFlags
 	addDeviceFlags(fs, &dev)
@@ -153,6 +156,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	total := time.Since(start)
 	fmt.Fprintf(stdout, "trained %d steps in %s; final loss %.4f; checkpoint, metrics and %s in %s\n",
 		tr.Step-first, total.Round(time.Second), last.Loss, filepath.Base(plot), *out)
+	if *profileStep {
+		if err := printProfile(tr, stdout); err != nil {
+			return err
+		}
+	}
 	if *evalN > 0 {
 		return evaluate(*out, task, *evalN, uint64(cfg.Training.Seed), *executor, d, stdout)
 	}
@@ -160,3 +168,46 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 }
 
 func mib64(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// printProfile times one training step kernel by kernel, summed by kernel
+// name, slowest first.
+func printProfile(tr *train.Trainer, w io.Writer) error {
+	ex, ok := tr.Exec.(*graph.GPU)
+	if !ok {
+		return fmt.Errorf("--profile needs the gpu executor")
+	}
+	times, source, err := ex.Profile()
+	if err != nil {
+		return err
+	}
+	type agg struct {
+		name  string
+		n     int
+		total float64
+	}
+	byName := map[string]*agg{}
+	var order []*agg
+	sum := 0.0
+	for _, k := range times {
+		a := byName[k.Name]
+		if a == nil {
+			a = &agg{name: k.Name}
+			byName[k.Name] = a
+			order = append(order, a)
+		}
+		a.n++
+		a.total += k.Seconds
+		sum += k.Seconds
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i].total > order[j].total })
+	fmt.Fprintf(w, "profile of one step (%d dispatches, %s): %.2f ms\n", len(times), source, sum*1e3)
+	fmt.Fprintln(w, "| kernel | launches | ms | share |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|")
+	for i, a := range order {
+		if i == 15 {
+			break
+		}
+		fmt.Fprintf(w, "| %s | %d | %.3f | %.1f%% |\n", a.name, a.n, a.total*1e3, 100*a.total/sum)
+	}
+	return nil
+}
