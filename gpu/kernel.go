@@ -211,3 +211,23 @@ func (d *Device) CachedKernels() int {
 	defer d.mu.Unlock()
 	return len(d.pipelines)
 }
+
+// CheckShader compiles a WGSL source (after specialising its overrides to
+// their defaults) without building a pipeline: a syntax or type error in
+// any entry point is reported, naming the source.
+func (d *Device) CheckShader(name, source string) error {
+	src, err := Specialise(source, nil)
+	if err != nil {
+		return fmt.Errorf("shader %s: %w", name, err)
+	}
+	src = readOnlyStorage.ReplaceAllString(src, "var<storage, read_write>")
+	mod, err := d.dev.CreateShaderModule(&wgpu.ShaderModuleDescriptor{
+		Label:          name,
+		WGSLDescriptor: &wgpu.ShaderModuleWGSLDescriptor{Code: src},
+	})
+	if err != nil {
+		return fmt.Errorf("shader %s: %w", name, err)
+	}
+	mod.Release()
+	return nil
+}

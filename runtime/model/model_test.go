@@ -1,0 +1,48 @@
+package model_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/model"
+)
+
+func load(t *testing.T) *config.ModelConfig {
+	c, err := config.Load("../../assets/configs/tiny-dense.json")
+	require.NoError(t, err)
+	return c
+}
+
+// The graph's parameters are exactly those the config's formula counts,
+// with Hugging Face names, for every FFN and tying choice.
+func TestParametersMatchTheConfigCountAndNames(t *testing.T) {
+	for _, act := range []string{config.ActSiLU, config.ActReLU2} {
+		for _, tied := range []bool{true, false} {
+			c := load(t)
+			c.HiddenAct, c.TieWordEmbeddings = act, tied
+			m, err := model.BuildTrain(c, 2, 8)
+			require.NoError(t, err)
+			n := 0
+			names := map[string]bool{}
+			for _, p := range m.Params() {
+				n += p.Len()
+				names[p.Name] = true
+			}
+			require.Equal(t, c.ParamCount(), int64(n), "act=%s tied=%v", act, tied)
+			require.True(t, names["model.embed_tokens.weight"])
+			require.True(t, names["model.layers.1.self_attn.o_proj.weight"])
+			require.True(t, names["model.norm.weight"])
+			require.Equal(t, !tied, names["lm_head.weight"])
+			d, err := model.BuildDecode(c, 1, 1, 16)
+			require.NoError(t, err)
+			require.Len(t, d.Params(), len(m.Params()), "decode graph needs the same weights")
+		}
+	}
+}
+
+func TestBuildRejectsEmptyShapes(t *testing.T) {
+	_, err := model.BuildTrain(load(t), 0, 8)
+	require.Error(t, err)
+}
