@@ -38,6 +38,9 @@ type MatMulTile struct {
 	// UniformA (variant 6) takes a workgroup's rows from its id alone, so A
 	// loads are uniform across the workgroup; WGY is then 1.
 	UniformA bool
+	// Windows (variant 7) is how many 64 KiB uniform windows of A one
+	// dispatch binds; each workgroup takes TM rows from each.
+	Windows int
 }
 
 // DefaultMatMulTile is the blocking used when none is given: 4 rows × 8
@@ -45,10 +48,10 @@ type MatMulTile struct {
 // (see bench/).
 var DefaultMatMulTile = MatMulTile{TM: 4, TNV: 2, WGX: 8, WGY: 8}
 
-// DefaultUBOTile is variant 7's blocking: 16 rows (one uniform window row
-// block) × 8 columns per invocation, 16 invocations per workgroup, the best
-// measured on lavapipe (see bench/).
-var DefaultUBOTile = MatMulTile{TM: 16, TNV: 2, WGX: 16, WGY: 1}
+// DefaultUBOTile is variant 7's blocking: 16 rows × 16 columns per
+// invocation, 16 invocations per workgroup, one 64 KiB window of A per
+// dispatch: the best measured on lavapipe at 512³ and 1024³ (see bench/).
+var DefaultUBOTile = MatMulTile{TM: 16, TNV: 4, WGX: 16, WGY: 1, Windows: 1}
 
 // Accumulates implements Accumulator.
 func (m MatMul) Accumulates() bool { return m.Accumulate }
@@ -504,15 +507,13 @@ func (m MatMul) uboOK(dev *gpu.Device, d mmDims) bool {
 	return rows >= t.TM && (d.K*4)%align == 0
 }
 
-// encodeUBO records one dispatch per uniform window of A. The last window
-// is shifted back to end at row M (its leading rows were already stored,
-// which store_from skips), so every binding stays inside A.
+// encodeUBO records one dispatch per group of t.Windows uniform windows of
+// A, each window rows·K·4 ≤ 64 KiB. A window that would reach past row M is
+// shifted back to end at M (rows already stored are skipped through the
+// per-window store range), so every binding stays inside A.
 func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMulTile, in, out []*gpu.Buffer) error {
 	wgx := t.WGX * t.WGY
 	rows := uboRows(dev, d.K, t.TM)
-	if rows > gpu.CeilDiv(d.M, t.TM)*t.TM {
-		rows = gpu.CeilDiv(d.M, t.TM) * t.TM
-	}
 	if rows > d.M { // a window may not reach past A: shrink to whole blocks
 		rows = d.M / t.TM * t.TM
 	}
@@ -520,15 +521,25 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 		m.Variant = 3
 		return m.Encode(dev, rec, in, out)
 	}
+	nw := max(1, t.Windows)
+	if need := gpu.CeilDiv(d.M, rows); nw > need {
+		nw = need
+	}
 	src, err := shaders.Template("matmul_ubo", struct {
-		TM, TNV, WGX, Rows, AVec4 int
-		Rows0, Cols               []int
-	}{t.TM, t.TNV, wgx, rows, rows * d.K / 4, seq(t.TM), seq(t.TNV)})
+		TM, TNV, WGX, Rows, AVec4, RowsPerLane int
+		BBinding, CBinding, PBinding           int
+		Rows0, Cols, Wins                      []int
+	}{t.TM, t.TNV, wgx, rows, rows * d.K / 4, nw * t.TM, nw, nw + 1, nw + 2, seq(t.TM), seq(t.TNV), seq(nw)})
 	if err != nil {
 		return err
 	}
-	k, err := dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("matmul_nn_v7_%dx%d_w%d", t.TM, 4*t.TNV, rows), Source: src, Entry: "mm_nn_ubo",
-		Bindings: []gpu.Access{gpu.Uniform, gpu.Read, gpu.ReadWrite}, Params: true})
+	bindings := make([]gpu.Access, nw, nw+2)
+	for i := range bindings {
+		bindings[i] = gpu.Uniform
+	}
+	bindings = append(bindings, gpu.Read, gpu.ReadWrite)
+	k, err := dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("matmul_nn_v7_%dx%dx%d_w%d", nw, t.TM, 4*t.TNV, rows), Source: src, Entry: "mm_nn_ubo",
+		Bindings: bindings, Params: true})
 	if err != nil {
 		return err
 	}
@@ -537,17 +548,25 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 		acc = 1
 	}
 	grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*wgx)), uint32(rows / t.TM), 1}
-	for start := 0; start < d.M; start += rows {
-		r0 := start
-		if r0+rows > d.M {
-			r0 = d.M - rows
+	for start := 0; start < d.M; start += nw * rows {
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc}
+		bufs := make([]*gpu.Buffer, 0, nw+2)
+		for w := 0; w < nw; w++ {
+			from := start + w*rows
+			base := min(from, d.M-rows)
+			to := min(from+rows, d.M)
+			if from >= d.M { // idle window: bind a valid range, store nothing
+				from, to = d.M, d.M
+			}
+			win, err := in[0].View(in[0].Name+".rows", gpu.F32, uint64(base*d.K*4), rows, d.K)
+			if err != nil {
+				return err
+			}
+			bufs = append(bufs, win)
+			p = append(p, uint32(base), uint32(from), uint32(to), 0)
 		}
-		win, err := in[0].View(in[0].Name+".rows", gpu.F32, uint64(r0*d.K*4), rows, d.K)
-		if err != nil {
-			return err
-		}
-		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc, uint32(r0), uint32(start), 0, 0}
-		if err := rec.Dispatch(k, grid, p, win, in[1], out[0]); err != nil {
+		bufs = append(bufs, in[1], out[0])
+		if err := rec.Dispatch(k, grid, p, bufs...); err != nil {
 			return err
 		}
 	}
