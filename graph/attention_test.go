@@ -50,7 +50,8 @@ func (c attnCase) String() string {
 	return fmt.Sprintf("B%d_T%d_qh%d_kvh%d_dh%d_W%d_sink%v", c.b, c.t, c.qh, c.kvh, c.dh, c.w, c.sink)
 }
 
-// attnCases: T = 1, head dims 1/3/17/64 (scalar and vec4 rows), GQA 4:2
+// attnCases: T = 1, head dims 1/3/17/64 (scalar and vec4 rows) and the
+// largest (128: one row per invocation), GQA 4:2
 // and 2:1, windows of 1 (self only), smaller than T and larger than T,
 // rows spanning several workgroups (129·2 > 64), with and without sink.
 var attnCases = []attnCase{
@@ -65,6 +66,8 @@ var attnCases = []attnCase{
 	{1, 20, 4, 2, 16, 1, false},
 	{1, 9, 2, 2, 4, 50, true},
 	{2, 70, 4, 1, 8, 0, false},
+	{1, 5, 2, 1, 128, 0, true},
+	{1, 6, 2, 2, 128, 3, false},
 }
 
 // attnInputs draws q, k ∈ [−2, 2], v ∈ [−1, 1] and, with a sink, s ∈ [−2, 2].
@@ -379,9 +382,10 @@ type attnDecodeCase struct {
 }
 
 // attnDecodeCases: global caches holding the whole sequence, SWA rings of
-// the minimum size W + chunk − 1, which wrap around several times, and a
-// global cache too small for the sequence, which decoding one token at a
-// time turns into a window of its capacity (the documented truncation).
+// the minimum size W + chunk − 1, which wrap around several times, and
+// caches too small (a global one, and an SWA one below W), which decoding
+// one token at a time turns into a window of their capacity (the
+// documented truncation).
 var attnDecodeCases = []attnDecodeCase{
 	{attnCase{2, 12, 4, 2, 8, 0, true}, 1, 12, 0},
 	{attnCase{2, 12, 4, 2, 8, 0, false}, 3, 16, 0},
@@ -390,6 +394,7 @@ var attnDecodeCases = []attnDecodeCase{
 	{attnCase{1, 12, 2, 1, 5, 5, true}, 4, 8, 5},
 	{attnCase{1, 12, 2, 2, 64, 3, true}, 2, 4, 3},
 	{attnCase{1, 12, 2, 1, 8, 0, true}, 1, 5, 5},
+	{attnCase{1, 12, 2, 1, 8, 6, false}, 1, 4, 4},
 }
 
 // full is the attention whose rows decoding must reproduce.
@@ -593,7 +598,7 @@ func TestAttentionRejectsBadShapes(t *testing.T) {
 		{"QHeads not a multiple of KVHeads", with(func(a *graph.Attention) { a.KVHeads = 3 }), []graph.Spec{q, graph.F32(6, 15), graph.F32(6, 15)}},
 		{"zero heads", with(func(a *graph.Attention) { a.QHeads = 0 }), []graph.Spec{graph.F32(6, 0), kv, kv}},
 		{"negative window", with(func(a *graph.Attention) { a.Window = -1 }), []graph.Spec{q, kv, kv}},
-		{"head dim too large", with(func(a *graph.Attention) { a.HeadDim = 1000 }), []graph.Spec{graph.F32(6, 4000), graph.F32(6, 2000), graph.F32(6, 2000)}},
+		{"head dim too large", with(func(a *graph.Attention) { a.HeadDim = 132 }), []graph.Spec{graph.F32(6, 528), graph.F32(6, 264), graph.F32(6, 264)}},
 		{"NaN scale", with(func(a *graph.Attention) { a.Scale = float32(math.NaN()) }), []graph.Spec{q, kv, kv}},
 		{"q rows", base, []graph.Spec{graph.F32(5, 20), kv, kv}},
 		{"k features", base, []graph.Spec{q, graph.F32(6, 20), kv}},
@@ -606,8 +611,8 @@ func TestAttentionRejectsBadShapes(t *testing.T) {
 		{"backward lse shape", graph.AttentionBackward(base), []graph.Spec{q, kv, kv, q, graph.F32(2, 3, 4), q}},
 		{"cached pos f32", graph.AttentionCached{Batch: 1, QLen: 1, QHeads: 2, KVHeads: 1, HeadDim: 4, Capacity: 8},
 			[]graph.Spec{graph.F32(1, 8), graph.F32(1, 1, 8, 4), graph.F32(1, 1, 8, 4), graph.F32(1)}},
-		{"cached ring smaller than W+QLen−1", graph.AttentionCached{Batch: 1, QLen: 2, QHeads: 2, KVHeads: 1, HeadDim: 4, Window: 4, Capacity: 4},
-			[]graph.Spec{graph.F32(2, 8), graph.F32(1, 1, 4, 4), graph.F32(1, 1, 4, 4), graph.U32(1)}},
+		{"cached ring smaller than a chunk", graph.AttentionCached{Batch: 1, QLen: 5, QHeads: 2, KVHeads: 1, HeadDim: 4, Window: 4, Capacity: 4},
+			[]graph.Spec{graph.F32(5, 8), graph.F32(1, 1, 4, 4), graph.F32(1, 1, 4, 4), graph.U32(1)}},
 		{"cached cache shape", graph.AttentionCached{Batch: 1, QLen: 1, QHeads: 2, KVHeads: 1, HeadDim: 4, Capacity: 8},
 			[]graph.Spec{graph.F32(1, 8), graph.F32(1, 8, 4), graph.F32(1, 8, 4), graph.U32(1)}},
 		{"cache write chunk larger than ring", graph.KVCacheWrite{Batch: 1, QLen: 5, KVHeads: 1, HeadDim: 4, Capacity: 4},

@@ -19,30 +19,41 @@
 //   dq_i = scale Σ_j ds_ij k_j            dk_j  = scale Σ_i ds_ij q_i
 //   dsink_h = −Σ_{b,i} exp(sink_h − lse_i) D_i
 //
-// Every kernel is one invocation per output row with a serial loop over
-// the keys (or queries) that row sees, so memory does not grow with T² and
-// a window W costs O(T·W). No float atomics: every output element has one
-// writer, so results are deterministic. The forward keeps a running max
-// and sum (online softmax) over blocks of KB keys: KB scores go to a
-// private array, the block max rescales the accumulator once, then the KB
-// values are accumulated (KB + 1 exps per block instead of 2 per key).
+// Every kernel gives each invocation QB consecutive output rows (queries
+// for the forward, decoding and dq; keys for dk/dv) and loops serially
+// over the union of the keys (or queries) those rows see, masking per row,
+// so memory does not grow with T² and a window W costs O(T·(W + QB)). Each
+// key (query) row loaded serves QB rows: on lavapipe every per-lane load is
+// a gather, and this register blocking is what made the kernels 2–3×
+// faster (graph/attention.go, attnBlock). No float atomics: every output
+// element has one writer, so results are deterministic. The forward keeps
+// a running max and sum (online softmax) over blocks of KB keys: KB scores
+// go to a private array, the block max rescales the accumulators once,
+// then the KB values are accumulated (KB + 1 exps per block and row).
+//
+// Loops over private arrays have constant trip counts (QB, DV) and guard
+// with `if` instead: a data-dependent bound forces the array out of
+// registers into per-lane scratch on lavapipe (it made dq 2× slower).
+// Tried and dropped: one workgroup per (b, h, query block) with every lane
+// walking the same keys, so key addresses are workgroup-uniform — no
+// faster on lavapipe (Mesa 22.3 still gathers), so not kept.
 //
 // Vector type: rows are read as VT. VT is vec4<f32> when the head dim is a
 // multiple of 4 (DV = dh/4 vectors per head row); for other head dims the
 // Go side rewrites the two marked lines below to `alias VT = f32;` and
 // `return x;` (DV = dh). Everything else is written for either.
 //
-// Grids: one invocation per row, WG rows per workgroup, the workgroup grid
-// folded 1-D (linear index wid.x + wid.y · nwg.x); indices past the end
-// return at once.
+// Grids: WG invocations per workgroup, the workgroup grid folded 1-D
+// (linear index wid.x + wid.y · nwg.x); indices past the end return at
+// once. Rows past the end of a block repeat the block's last row and are
+// not written.
 
 alias VT = vec4<f32>;                                    // [vt-alias]
 fn vsum(x: VT) -> f32 { return dot(x, VT(1.0)); }        // [vt-sum]
 
 override DV: u32 = 16u;     // head dim in VT units
 override KB: u32 = 8u;      // keys per online-softmax block (forward)
-override QB: u32 = 1u;      // query rows per invocation (forward, decoding)
-override BQ: u32 = 1u;      // query (dq) or key (dk, dv) rows per invocation (backward)
+override QB: u32 = 1u;      // rows per invocation: queries (forward, decoding, dq) or keys (dk, dv)
 override WG: u32 = 64u;     // invocations (rows) per workgroup
 override SINK: bool = false;  // whether the sink binding holds per-head logits
 
@@ -102,7 +113,7 @@ fn row_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // v[kb + s·ks ..]; row r sees the keys u (0-based in the sequence) with
 // lr[r] ≤ u ≤ hr[r] and every row sees at least one. h is the query head
 // (for the sink). Each key row is loaded once for all QB queries.
-fn attn_rows(live: bool, qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot0: u32, n: u32,
+fn attn_rows(qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot0: u32, n: u32,
              lr_in: array<u32, QB>, hr_in: array<u32, QB>) -> array<f32, QB> {
   var lr = lr_in;  // value arrays may only be indexed by constants; variables by anything
   var hr = hr_in;
@@ -173,7 +184,7 @@ fn attn_rows(live: bool, qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, ca
   var out: array<f32, QB>;
   for (var r = 0u; r < QB; r++) {
     out[r] = m[r] + log(l[r]);
-    if (live && r < nr) {
+    if (r < nr) {
       let inv = 1.0 / l[r];
       let orow = qb + r * qs;
       for (var d = 0u; d < DV; d++) { o[orow + d] = acc[r][d] * inv; }
@@ -216,50 +227,9 @@ fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>,
   let ks = pa.kvheads * DV;
   let qb = ((b * T + i0) * pa.qheads + h) * DV;
   let kb = (b * T * pa.kvheads + g) * DV;
-  var ls = attn_rows(true, qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, i0 + nr - L, lr, hr);
+  var ls = attn_rows(qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, i0 + nr - L, lr, hr);
   for (var r = 0u; r < QB; r++) {
     if (r < nr) { lse[bh * T + i0 + r] = ls[r]; }
-  }
-}
-
-// Forward, workgroup-uniform variant: workgroup (b·QH + h)·⌈T/(WG·QB)⌉ +
-// blk handles the WG·QB queries i0 = WG·QB·blk …; lane lid the QB rows
-// from i0 + QB·lid. All lanes walk the same keys (the union of what the
-// workgroup's rows see, masked per row), so key and value addresses are
-// the same in every lane.
-@compute @workgroup_size(WG)
-fn attn_fwd_wg(@builtin(workgroup_id) wid: vec3<u32>,
-               @builtin(num_workgroups) nwg: vec3<u32>,
-               @builtin(local_invocation_index) lid: u32) {
-  let x = wid.x + wid.y * nwg.x;
-  let T = pa.seq;
-  let nblk = (T + WG * QB - 1u) / (WG * QB);
-  if (x >= pa.batch * pa.qheads * nblk) { return; }
-  let w0 = (x % nblk) * WG * QB;        // the workgroup's first query
-  let w1 = min(w0 + WG * QB, T) - 1u;   // and its last
-  let bh = x / nblk;
-  let h = bh % pa.qheads;
-  let b = bh / pa.qheads;
-  let g = h / (pa.qheads / pa.kvheads);
-  let L = window_lo(w0, pa.window);
-  let live = w0 + lid * QB <= w1;
-  let i0 = min(w0 + lid * QB, w1);
-  let nr = min(QB, w1 + 1u - i0);
-  var lr: array<u32, QB>;
-  var hr: array<u32, QB>;
-  for (var r = 0u; r < QB; r++) {
-    let i = i0 + min(r, nr - 1u);
-    lr[r] = window_lo(i, pa.window) - L;
-    hr[r] = i - L;
-  }
-  let ks = pa.kvheads * DV;
-  let qb = ((b * T + i0) * pa.qheads + h) * DV;
-  let kb = (b * T * pa.kvheads + g) * DV;
-  var ls = attn_rows(live, qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, w1 + 1u - L, lr, hr);
-  if (live) {
-    for (var r = 0u; r < QB; r++) {
-    if (r < nr) { lse[bh * T + i0 + r] = ls[r]; }
-  }
   }
 }
 
@@ -296,37 +266,37 @@ fn attn_cached(@builtin(workgroup_id) wid: vec3<u32>,
   }
   let qb = ((b * T + t0) * pa.qheads + h) * DV;
   let kb = (b * pa.kvheads + g) * pa.cap * DV;
-  _ = attn_rows(true, qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, p0 + t0 + nr - L, lr, hr);
+  _ = attn_rows(qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, p0 + t0 + nr - L, lr, hr);
 }
 
-// Backward, part 1: dq and D for a block of BQ query rows i0 = BQ·blk …
-// of one (b, h), invocation index (b·QH + h)·⌈T/BQ⌉ + blk, looping once
+// Backward, part 1: dq and D for a block of QB query rows i0 = QB·blk …
+// of one (b, h), invocation index (b·QH + h)·⌈T/QB⌉ + blk, looping once
 // over the union of the keys the rows see (each key row loaded once for
-// all BQ rows). Bindings q, k, v, lse_r, o_r, dout, dq, dd_w, pb.
+// all QB rows). Bindings q, k, v, lse_r, o_r, dout, dq, dd_w, pb.
 @compute @workgroup_size(WG)
 fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
                @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
   let x = row_index(wid, nwg, lid);
   let T = pb.seq;
-  let nblk = (T + BQ - 1u) / BQ;
+  let nblk = (T + QB - 1u) / QB;
   if (x >= pb.batch * pb.qheads * nblk) { return; }
-  let i0 = (x % nblk) * BQ;
+  let i0 = (x % nblk) * QB;
   let bh = x / nblk;
   let h = bh % pb.qheads;
   let b = bh / pb.qheads;
   let g = h / (pb.qheads / pb.kvheads);
-  let nr = min(BQ, T - i0);
+  let nr = min(QB, T - i0);
   let qs = pb.qheads * DV;
   let qb = ((b * T + i0) * pb.qheads + h) * DV;
-  var qr: array<array<VT, DV>, BQ>;
-  var dor: array<array<VT, DV>, BQ>;
-  var acc: array<array<VT, DV>, BQ>;
-  var Di: array<f32, BQ>;
-  var L: array<f32, BQ>;
-  var lo: array<u32, BQ>;
-  var hi: array<u32, BQ>;
-  for (var r = 0u; r < BQ; r++) {
+  var qr: array<array<VT, DV>, QB>;
+  var dor: array<array<VT, DV>, QB>;
+  var acc: array<array<VT, DV>, QB>;
+  var Di: array<f32, QB>;
+  var L: array<f32, QB>;
+  var lo: array<u32, QB>;
+  var hi: array<u32, QB>;
+  for (var r = 0u; r < QB; r++) {
     let rr = min(r, nr - 1u);  // rows past the end repeat the last, unwritten
     let row = qb + rr * qs;
     var dv4 = VT(0.0);
@@ -345,32 +315,32 @@ fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
   let j1 = i0 + nr - 1u;
   var kr = (b * T * pb.kvheads + g) * DV + lo[0] * ks;
   for (var j = lo[0]; j <= j1; j++) {
-    var sv: array<VT, BQ>;
-    var pv: array<VT, BQ>;
-    for (var r = 0u; r < BQ; r++) {
+    var sv: array<VT, QB>;
+    var pv: array<VT, QB>;
+    for (var r = 0u; r < QB; r++) {
       sv[r] = VT(0.0);
       pv[r] = VT(0.0);
     }
     for (var d = 0u; d < DV; d++) {
       let kd = k[kr + d];
-      for (var r = 0u; r < BQ; r++) { sv[r] = fma(qr[r][d], kd, sv[r]); }
+      for (var r = 0u; r < QB; r++) { sv[r] = fma(qr[r][d], kd, sv[r]); }
     }
     for (var d = 0u; d < DV; d++) {
       let vd = v[kr + d];
-      for (var r = 0u; r < BQ; r++) { pv[r] = fma(dor[r][d], vd, pv[r]); }
+      for (var r = 0u; r < QB; r++) { pv[r] = fma(dor[r][d], vd, pv[r]); }
     }
-    var ds: array<f32, BQ>;
-    for (var r = 0u; r < BQ; r++) {
+    var ds: array<f32, QB>;
+    for (var r = 0u; r < QB; r++) {
       let p = exp(vsum(sv[r]) - L[r]);
       ds[r] = select(0.0, p * (vsum(pv[r]) - Di[r]), j >= lo[r] && j <= hi[r]);
     }
     for (var d = 0u; d < DV; d++) {
       let kd = k[kr + d];
-      for (var r = 0u; r < BQ; r++) { acc[r][d] = fma(VT(ds[r]), kd, acc[r][d]); }
+      for (var r = 0u; r < QB; r++) { acc[r][d] = fma(VT(ds[r]), kd, acc[r][d]); }
     }
     kr += ks;
   }
-  for (var r = 0u; r < BQ; r++) {  // a constant trip count keeps acc in registers
+  for (var r = 0u; r < QB; r++) {  // a constant trip count keeps acc in registers
     if (r < nr) {
       dd_w[bh * T + i0 + r] = Di[r];
       let row = qb + r * qs;
@@ -379,33 +349,33 @@ fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
   }
 }
 
-// Backward, part 2: dk and dv for a block of BQ key rows j0 = BQ·blk … of
-// one (b, g), invocation index (b·KVH + g)·⌈T/BQ⌉ + blk, looping over the
+// Backward, part 2: dk and dv for a block of QB key rows j0 = QB·blk … of
+// one (b, g), invocation index (b·KVH + g)·⌈T/QB⌉ + blk, looping over the
 // query heads of group g and the union of the queries that see the keys
 // (key j is seen by j ≤ i ≤ j + W − 1); each q and do row is loaded once
-// for all BQ keys. Bindings q, k, v, lse_r, dd_r, dout, dk, dv, pb.
+// for all QB keys. Bindings q, k, v, lse_r, dd_r, dout, dk, dv, pb.
 @compute @workgroup_size(WG)
 fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
   let x = row_index(wid, nwg, lid);
   let T = pb.seq;
-  let nblk = (T + BQ - 1u) / BQ;
+  let nblk = (T + QB - 1u) / QB;
   if (x >= pb.batch * pb.kvheads * nblk) { return; }
-  let j0 = (x % nblk) * BQ;
+  let j0 = (x % nblk) * QB;
   let bg = x / nblk;
   let g = bg % pb.kvheads;
   let b = bg / pb.kvheads;
   let G = pb.qheads / pb.kvheads;
-  let nc = min(BQ, T - j0);
+  let nc = min(QB, T - j0);
   let ks = pb.kvheads * DV;
   let kb = ((b * T + j0) * pb.kvheads + g) * DV;
-  var kr: array<array<VT, DV>, BQ>;
-  var vr: array<array<VT, DV>, BQ>;
-  var ka: array<array<VT, DV>, BQ>;
-  var va: array<array<VT, DV>, BQ>;
-  var hi: array<u32, BQ>;
-  for (var c = 0u; c < BQ; c++) {
+  var kr: array<array<VT, DV>, QB>;
+  var vr: array<array<VT, DV>, QB>;
+  var ka: array<array<VT, DV>, QB>;
+  var va: array<array<VT, DV>, QB>;
+  var hi: array<u32, QB>;
+  for (var c = 0u; c < QB; c++) {
     let cc = min(c, nc - 1u);  // keys past the end repeat the last, unwritten
     let row = kb + cc * ks;
     for (var d = 0u; d < DV; d++) {
@@ -423,42 +393,42 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
     var qb = ((b * T + j0) * pb.qheads + h) * DV;
     var li = (b * pb.qheads + h) * T + j0;
     for (var i = j0; i <= i1; i++) {
-      var sv: array<VT, BQ>;
-      var pv: array<VT, BQ>;
-      for (var c = 0u; c < BQ; c++) {
+      var sv: array<VT, QB>;
+      var pv: array<VT, QB>;
+      for (var c = 0u; c < QB; c++) {
         sv[c] = VT(0.0);
         pv[c] = VT(0.0);
       }
       for (var d = 0u; d < DV; d++) {
         let qd = q[qb + d];
-        for (var c = 0u; c < BQ; c++) { sv[c] = fma(qd, kr[c][d], sv[c]); }
+        for (var c = 0u; c < QB; c++) { sv[c] = fma(qd, kr[c][d], sv[c]); }
       }
       for (var d = 0u; d < DV; d++) {
         let od = dout[qb + d];
-        for (var c = 0u; c < BQ; c++) { pv[c] = fma(od, vr[c][d], pv[c]); }
+        for (var c = 0u; c < QB; c++) { pv[c] = fma(od, vr[c][d], pv[c]); }
       }
       let Li = lse_r[li];
       let Di = dd_r[li];
-      var p: array<f32, BQ>;
-      var ds: array<f32, BQ>;
-      for (var c = 0u; c < BQ; c++) {
+      var p: array<f32, QB>;
+      var ds: array<f32, QB>;
+      for (var c = 0u; c < QB; c++) {
         let ok = i >= j0 + c && i <= hi[c];
         p[c] = select(0.0, exp(vsum(sv[c]) - Li), ok);
         ds[c] = p[c] * (vsum(pv[c]) - Di);
       }
       for (var d = 0u; d < DV; d++) {
         let od = dout[qb + d];
-        for (var c = 0u; c < BQ; c++) { va[c][d] = fma(VT(p[c]), od, va[c][d]); }
+        for (var c = 0u; c < QB; c++) { va[c][d] = fma(VT(p[c]), od, va[c][d]); }
       }
       for (var d = 0u; d < DV; d++) {
         let qd = q[qb + d];
-        for (var c = 0u; c < BQ; c++) { ka[c][d] = fma(VT(ds[c]), qd, ka[c][d]); }
+        for (var c = 0u; c < QB; c++) { ka[c][d] = fma(VT(ds[c]), qd, ka[c][d]); }
       }
       qb += qs;
       li += 1u;
     }
   }
-  for (var c = 0u; c < BQ; c++) {  // a constant trip count keeps ka, va in registers
+  for (var c = 0u; c < QB; c++) {  // a constant trip count keeps ka, va in registers
     if (c < nc) {
       let row = kb + c * ks;
       for (var d = 0u; d < DV; d++) {
