@@ -47,5 +47,36 @@ func extraCases(quick bool) []benchCase {
 		benchCase{name: "swiglu", shape: fmt.Sprint(n), variant: "auto (vec4)", op: graph.SwiGLU{},
 			in: []graph.Spec{graph.F32(n), graph.F32(n)}, bytes: 12 * f(n), reps: 4, best: true},
 	)
+	// Attention, causal: 4·dh flops per visible (query, key) pair and head
+	// (q·k and p·v) forward; the backward is counted as 2.5× the forward,
+	// the convention of the FlashAttention papers.
+	T, H, dh := 512, 8, 64
+	if quick {
+		T, H, dh = 32, 2, 16
+	}
+	for _, w := range []int{0, 128} {
+		pairs := 0
+		for i := 0; i < T; i++ {
+			lo := 0
+			if w > 0 {
+				lo = max(0, i-w+1)
+			}
+			pairs += i - lo + 1
+		}
+		flops := 4 * float64(dh) * float64(H) * float64(pairs)
+		label := "global"
+		if w > 0 {
+			label = fmt.Sprintf("window %d", w)
+		}
+		shape := fmt.Sprintf("T=%d H=%d dh=%d", T, H, dh)
+		a := graph.Attention{Batch: 1, Seq: T, QHeads: H, KVHeads: H, HeadDim: dh, Window: w, Sink: true}
+		q := graph.F32(T, H*dh)
+		cs = append(cs,
+			benchCase{name: "attention", shape: shape, variant: label, op: a,
+				in: []graph.Spec{q, q, q, graph.F32(H)}, flops: flops, reps: 1, best: true},
+			benchCase{name: "attention_backward", shape: shape, variant: label, op: graph.AttentionBackward(a),
+				in: []graph.Spec{q, q, q, graph.F32(H), q, graph.F32(1, H, T), q}, flops: 2.5 * flops, reps: 1, best: true},
+		)
+	}
 	return cs
 }
