@@ -35,7 +35,8 @@ func TestTemplatesRenderAndCompile(t *testing.T) {
 	src, err := shaders.Template("matmul_unrolled", map[string]any{"TM": 4, "TNV": 2, "WGX": 8, "WGY": 8, "UniformA": false, "Rows": seq(4), "Cols": seq(2)})
 	require.NoError(t, err)
 	require.NoError(t, dev.CheckShader("matmul_unrolled", src))
-	src, err = shaders.Template("matmul_ubo", map[string]any{"TM": 16, "TNV": 2, "WGX": 16, "Rows": 16, "AVec4": 4096, "Rows0": seq(16), "Cols": seq(2)})
+	src, err = shaders.Template("matmul_ubo", map[string]any{"TM": 16, "TNV": 2, "WGX": 16, "Rows": 16, "AVec4": 4096, "RowsPerLane": 32,
+		"BBinding": 2, "CBinding": 3, "PBinding": 4, "Rows0": seq(16), "Cols": seq(2), "Wins": seq(2)})
 	require.NoError(t, err)
 	require.NoError(t, dev.CheckShader("matmul_ubo", src))
 }
