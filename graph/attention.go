@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -202,7 +203,7 @@ func (g attnGeom) effScale() float32 {
 
 // attnWant checks one input's dtype and shape.
 func attnWant(what string, s Spec, want Spec) error {
-	if s.DType != want.DType || !equalShape(s.Shape, want.Shape) {
+	if s.DType != want.DType || !slices.Equal(s.Shape, want.Shape) {
 		return fmt.Errorf("%s: want %s, got %s", what, want, s)
 	}
 	return nil

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 )
 
 // Differentiable ops give their backward rule as more graph ops. dOut[j] is
@@ -76,7 +77,7 @@ func (g *Graph) Backward(loss *Tensor) error {
 			if dIn[k] == nil || !needs[in] {
 				continue
 			}
-			if !equalShape(dIn[k].Shape, in.Shape) || dIn[k].DType != in.DType {
+			if !slices.Equal(dIn[k].Shape, in.Shape) || dIn[k].DType != in.DType {
 				return fmt.Errorf("backward of %s: gradient of input %d is %s, input is %s", n.Op.Name(), k, dIn[k].Spec, in.Spec)
 			}
 			partials[in] = append(partials[in], dIn[k])

@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/moegpu/moegpu/gpu"
 )
@@ -163,7 +164,7 @@ func sameShape(in []Spec, nOut int, names ...string) ([]Spec, error) {
 		if s.DType != gpu.F32 {
 			return nil, fmt.Errorf("input %d (%s): want f32, got %s", i, names[i], s)
 		}
-		if !equalShape(s.Shape, in[0].Shape) {
+		if !slices.Equal(s.Shape, in[0].Shape) {
 			return nil, fmt.Errorf("input %d (%s) has shape %v, input 0 (%s) has shape %v: elementwise inputs must match",
 				i, names[i], s.Shape, names[0], in[0].Shape)
 		}
@@ -173,18 +174,6 @@ func sameShape(in []Spec, nOut int, names ...string) ([]Spec, error) {
 		out[i] = F32(append([]int(nil), in[0].Shape...)...)
 	}
 	return out, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // sigmoid64 is the reference logistic; IEEE float64 makes the plain formula

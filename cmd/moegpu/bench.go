@@ -12,6 +12,15 @@ import (
 // deviceFlags are the adapter-choice flags every GPU command shares.
 type deviceFlags struct{ backend, adapter string }
 
+// openFor opens the chosen adapter for the gpu executor, and nothing (a
+// nil device, which Close accepts) for the reference executor.
+func (d *deviceFlags) openFor(executor string) (*gpu.Device, error) {
+	if executor == "reference" {
+		return nil, nil
+	}
+	return d.open()
+}
+
 func (d *deviceFlags) open() (*gpu.Device, error) {
 	b, err := gpu.ParseBackend(d.backend)
 	if err != nil {

@@ -54,13 +54,11 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var d *gpu.Device
-	if *executor == "gpu" {
-		if d, err = dev.open(); err != nil {
-			return err
-		}
-		defer d.Close()
+	d, err := dev.openFor(*executor)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
 	gen, err := openGenerator(*dir, *executor, d, 0)
 	if err != nil {
 		return err
@@ -91,13 +89,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var d *gpu.Device
-	if *executor == "gpu" {
-		if d, err = dev.open(); err != nil {
-			return err
-		}
-		defer d.Close()
+	d, err := dev.openFor(*executor)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
 	return evaluate(*dir, task, *n, *seed, *executor, d, stdout)
 }
 

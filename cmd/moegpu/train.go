@@ -11,7 +11,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/metrics"
@@ -70,13 +69,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var d *gpu.Device
-	if *executor == train.GPU {
-		if d, err = dev.open(); err != nil {
-			return err
-		}
-		defer d.Close()
+	d, err := dev.openFor(*executor)
+	if err != nil {
+		return err
 	}
+	defer d.Close()
 	tr, err := train.New(cfg, task, *executor, d, *steps)
 	if err != nil {
 		return err

@@ -40,10 +40,11 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/moegpu/moegpu/internal/atomicfile"
 )
 
 // ModelType is the only model_type this runtime builds; HF tools use the field to pick a model class.
@@ -545,41 +546,8 @@ func (c *ModelConfig) Save(path string) error {
 		return fmt.Errorf("config: encode: %w", err)
 	}
 	b = append(b, '\n')
-	if err := writeFileAtomic(path, b); err != nil {
+	if err := atomicfile.Write(path, b); err != nil {
 		return fmt.Errorf("config: save %s: %w", path, err)
-	}
-	return nil
-}
-
-// writeFileAtomic writes data to a temp file beside path, syncs it and renames it over path.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable where the OS allows; best effort
-		d.Close()
 	}
 	return nil
 }

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"path/filepath"
 	"strconv"
+
+	"github.com/moegpu/moegpu/internal/atomicfile"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -35,7 +35,7 @@ func PlotLoss(metricsPath, pngPath string) error {
 	if _, err := wt.WriteTo(&buf); err != nil {
 		return fmt.Errorf("metrics: plot: %w", err)
 	}
-	if err := writeFileAtomic(pngPath, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(pngPath, buf.Bytes()); err != nil {
 		return fmt.Errorf("metrics: write %s: %w", pngPath, err)
 	}
 	return nil
@@ -120,32 +120,4 @@ func niceTicks(lo, hi float64) []plot.Tick {
 		ticks = append(ticks, t)
 	}
 	return ticks
-}
-
-// writeFileAtomic writes data to a temp file beside path, syncs it and renames it over path.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // no-op after a successful rename
-	_, werr := f.Write(data)
-	serr := f.Sync()
-	cerr := f.Close()
-	if err := errors.Join(werr, serr, cerr); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp, 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable where the OS allows; best effort
-		d.Close()
-	}
-	return nil
 }

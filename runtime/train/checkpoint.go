@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/moegpu/moegpu/internal/atomicfile"
+
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/safetensors"
@@ -73,7 +75,7 @@ func (t *Trainer) Save(dir string, executor string) error {
 		return err
 	}
 	st, _ := json.MarshalIndent(State{Step: t.Step, Task: t.Task.Name(), Executor: executor}, "", "  ")
-	return writeAtomic(filepath.Join(dir, StateFile), append(st, '\n'))
+	return atomicfile.Write(filepath.Join(dir, StateFile), append(st, '\n'))
 }
 
 // LoadState reads a checkpoint's trainer state and config.
@@ -126,24 +128,4 @@ func toF32(v []float64) []float32 {
 		out[i] = float32(x)
 	}
 	return out
-}
-
-// writeAtomic writes data to a temporary file beside path, syncs it, and
-// renames it over path.
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

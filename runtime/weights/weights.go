@@ -5,6 +5,7 @@ package weights
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/runtime/safetensors"
@@ -24,7 +25,7 @@ func Load(ex graph.Executor, path string, want []*graph.Tensor) error {
 		if !ok {
 			return fmt.Errorf("%s: missing tensor %s", path, tn.Name)
 		}
-		if !equalInts(st.Shape, tn.Shape) {
+		if !slices.Equal(st.Shape, tn.Shape) {
 			return fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", path, tn.Name, st.Shape, tn.Shape)
 		}
 		v, err := st.Float32()
@@ -45,16 +46,4 @@ func Load(ex graph.Executor, path string, want []*graph.Tensor) error {
 		}
 	}
 	return nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
