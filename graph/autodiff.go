@@ -85,6 +85,9 @@ func (g *Graph) Backward(loss *Tensor) error {
 	}
 	for _, p := range g.Params() {
 		p.Grad = sum(p)
+		if p.Grad != nil {
+			p.Grad.Persist = true
+		}
 	}
 	return g.err
 }

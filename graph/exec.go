@@ -176,6 +176,26 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 			e.owned = append(e.owned, b)
 		}
 	}
+	for t, root := range p.Own {
+		if t != root {
+			continue
+		}
+		b, err := dev.NewBuffer(t.Name, t.DType, t.Shape...)
+		if err != nil {
+			return nil, err
+		}
+		e.bufs[t] = b
+		e.owned = append(e.owned, b)
+	}
+	for t, root := range p.Own {
+		if t != root {
+			v, err := e.bufs[root].View(t.Name, t.DType, 0, t.Shape...)
+			if err != nil {
+				return nil, fmt.Errorf("place %s: %w", t.Name, err)
+			}
+			e.bufs[t] = v
+		}
+	}
 	for t, off := range p.Offset {
 		v, err := arena.View(t.Name, t.DType, off, t.Shape...)
 		if err != nil {

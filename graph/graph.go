@@ -45,6 +45,11 @@ type Tensor struct {
 	Value *Host
 	// Init says how a parameter starts: see Init.
 	Init Init
+	// Persist keeps an activation out of the reused arena, in a buffer of
+	// its own alive for the whole plan: parameter gradients, so that they
+	// can be accumulated over micro-batches, inspected, or bound where an
+	// arena view cannot be.
+	Persist bool
 
 	node *Node
 	out  int

@@ -219,3 +219,32 @@ func TestBackwardRefusesANonScalarLossOrOneWithoutParameters(t *testing.T) {
 	s := g.Apply1(graph.WeightedSum{}, y, x)
 	require.ErrorContains(t, g.Backward(s), "does not depend on any parameter")
 }
+
+func TestParameterGradientsLiveOutsideTheArena(t *testing.T) {
+	g, loss := mlp(3, 4, 5)
+	require.NoError(t, g.Backward(loss))
+	var outs []*graph.Tensor
+	for _, p := range g.Params() {
+		require.True(t, p.Grad.Persist, p.Name)
+		outs = append(outs, p.Grad)
+	}
+	plan, err := g.Plan(outs, 256)
+	require.NoError(t, err)
+	for _, gr := range outs {
+		_, inArena := plan.Offset[gr]
+		require.False(t, inArena, gr.Name)
+		require.Equal(t, gr, plan.Own[gr])
+	}
+	require.Greater(t, plan.OwnBytes, uint64(0))
+}
+
+func TestInPlaceUpdatesOfActivationsAreRefused(t *testing.T) {
+	g := graph.New()
+	x := g.Input("x", graph.F32(4))
+	y := g.Apply1(graph.SiLU{}, x)
+	hyper := g.Input("hyper", graph.F32(4))
+	n2 := g.Input("n2", graph.F32(1))
+	g.Apply(graph.AdamW{Beta1: 0.9, Beta2: 0.99, Eps: 1e-8}, y, y, y, y, hyper, n2)
+	_, err := g.Plan(nil, 256)
+	require.ErrorContains(t, err, "in place")
+}

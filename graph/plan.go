@@ -17,9 +17,15 @@ type Plan struct {
 	Offset map[*Tensor]uint64
 	// Live is each activation's lifetime as [first, last] node index.
 	Live map[*Tensor][2]int
+	// Own maps activations kept outside the arena (Tensor.Persist, and
+	// tensors sharing storage with one through an accumulating op) to the
+	// tensor whose buffer holds them.
+	Own map[*Tensor]*Tensor
 	// ArenaBytes is the arena size; NaiveBytes what one buffer per
 	// activation would take.
 	ArenaBytes, NaiveBytes uint64
+	// OwnBytes is what the activations kept outside the arena take.
+	OwnBytes uint64
 	align                  uint64
 }
 
@@ -68,9 +74,17 @@ func (g *Graph) Plan(outputs []*Tensor, align uint64) (*Plan, error) {
 	}
 	p := &Plan{Graph: g, Outputs: outputs, Offset: map[*Tensor]uint64{}, Live: map[*Tensor][2]int{}, align: align}
 	for i, n := range g.Nodes {
-		if keep[i] {
-			p.Nodes = append(p.Nodes, n)
+		if !keep[i] {
+			continue
 		}
+		if u, ok := n.Op.(InPlace); ok {
+			for _, k := range u.Updates() {
+				if in := n.In[k]; !in.Kind.Persistent() {
+					return nil, fmt.Errorf("plan: %s updates %s in place, but it is an %s; in-place updates need a parameter or state tensor", n.Op.Name(), in.Name, in.Kind)
+				}
+			}
+		}
+		p.Nodes = append(p.Nodes, n)
 	}
 	// Lifetimes. An accumulating op's output 0 shares its last input's
 	// storage, so the two form one lifetime; that input must die there.
@@ -130,11 +144,31 @@ func (g *Graph) Plan(outputs []*Tensor, align uint64) (*Plan, error) {
 			p.Live[r] = [2]int{l[0], end}
 		}
 	}
+	// Tensors marked Persist (parameter gradients) get buffers of their
+	// own, outside the arena; an alias group is persistent if any member
+	// is.
+	p.Own = map[*Tensor]*Tensor{}
+	ownRoot := map[*Tensor]bool{}
+	for t := range p.Live {
+		if t.Persist {
+			ownRoot[t] = true
+		}
+	}
+	for out := range alias {
+		if out.Persist {
+			ownRoot[owner(out)] = true
+		}
+	}
 	// Best-fit placement in order of first use.
 	var free []span
 	var top uint64
 	roots := make([]*Tensor, 0, len(p.Live))
 	for t := range p.Live {
+		if ownRoot[t] {
+			p.Own[t] = t
+			p.OwnBytes += p.Bytes(t)
+			continue
+		}
 		roots = append(roots, t)
 	}
 	sort.Slice(roots, func(i, j int) bool {
@@ -190,9 +224,12 @@ func (g *Graph) Plan(outputs []*Tensor, align uint64) (*Plan, error) {
 		p.Offset[t] = off
 		pending = append(pending, release{l[1], span{off, size}})
 	}
-	for out, r := range alias {
-		if _, ok := p.Live[owner(out)]; ok {
-			p.Offset[out] = p.Offset[owner(r)]
+	for out := range alias {
+		r := owner(out)
+		if ownRoot[r] {
+			p.Own[out] = r
+		} else if _, ok := p.Live[r]; ok {
+			p.Offset[out] = p.Offset[r]
 		}
 	}
 	p.ArenaBytes = top

@@ -93,8 +93,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "training %s on %s: %.2fM parameters, batch %d × %d tokens, %d steps, on %s\n",
 		filepath.Base(*cfgPath), task.Name(), float64(cfg.ParamCount())/1e6, tr.Train.BatchSize, tr.Train.SeqLen, *steps, where)
-	fmt.Fprintf(stderr, "plan: %d ops, activations %.1f MiB planned vs %.1f MiB without reuse (%.0f%% saved)\n",
-		len(tr.Plan.Nodes), mib64(tr.Plan.ArenaBytes), mib64(tr.Plan.NaiveBytes), 100*(1-float64(tr.Plan.ArenaBytes)/float64(max(tr.Plan.NaiveBytes, 1))))
+	fmt.Fprintf(stderr, "plan: %d ops; activations %.1f MiB planned vs %.1f MiB without reuse (%.0f%% saved); gradients %.2f MiB outside the arena\n",
+		len(tr.Plan.Nodes), mib64(tr.Plan.ArenaBytes), mib64(tr.Plan.NaiveBytes), 100*(1-float64(tr.Plan.ArenaBytes)/float64(max(tr.Plan.NaiveBytes, 1))), mib64(tr.Plan.OwnBytes))
 	mw, err := metrics.NewWriter(*out)
 	if err != nil {
 		return err
