@@ -26,7 +26,7 @@ type Plan struct {
 	ArenaBytes, NaiveBytes uint64
 	// OwnBytes is what the activations kept outside the arena take.
 	OwnBytes uint64
-	align                  uint64
+	align    uint64
 }
 
 // Bytes is a tensor's size rounded up to the plan's alignment.
