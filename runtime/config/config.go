@@ -317,7 +317,9 @@ func (c *ModelConfig) applyDefaults(present func(key string) bool) {
 	if !present("num_key_value_heads") {
 		c.NumKeyValueHeads = c.NumAttentionHeads
 	}
-	if !present("head_dim") && c.NumAttentionHeads > 0 {
+	// head_dim defaults to hidden_size/heads only where that divides;
+	// otherwise it stays 0 and Validate asks for it explicitly.
+	if !present("head_dim") && c.NumAttentionHeads > 0 && c.HiddenSize%c.NumAttentionHeads == 0 {
 		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
 	}
 	if !present("hidden_act") {
@@ -410,8 +412,10 @@ func (c *ModelConfig) validate() error {
 	headDimOK := positive("head_dim", c.HeadDim)
 	positive("intermediate_size", c.IntermediateSize)
 	positive("max_position_embeddings", c.MaxPositionEmbeddings)
-	if hiddenOK && headsOK && c.HiddenSize%c.NumAttentionHeads != 0 {
-		bad("hidden_size %d is not divisible by num_attention_heads %d", c.HiddenSize, c.NumAttentionHeads)
+	// An explicit head_dim may differ from hidden_size/heads: the q/k/v
+	// and output projections map between the two sizes.
+	if hiddenOK && headsOK && c.HeadDim == 0 && c.HiddenSize%c.NumAttentionHeads != 0 {
+		bad("hidden_size %d is not divisible by num_attention_heads %d: set head_dim explicitly", c.HiddenSize, c.NumAttentionHeads)
 	}
 	if headsOK && kvOK && c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
 		bad("num_attention_heads %d is not divisible by num_key_value_heads %d (GQA shares each KV head among a whole number of query heads)",

@@ -46,3 +46,18 @@ func TestBuildRejectsEmptyShapes(t *testing.T) {
 	_, err := model.BuildTrain(load(t), 0, 8)
 	require.Error(t, err)
 }
+
+// head_dim need not be hidden_size/heads (as in Hugging Face configs): the
+// projections map between D and heads·head_dim.
+func TestExplicitHeadDimIndependentOfHiddenSize(t *testing.T) {
+	c := load(t)
+	c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim = 6, 2, 16 // 96 ≠ 64
+	require.NoError(t, c.Validate())
+	m, err := model.BuildTrain(c, 1, 8)
+	require.NoError(t, err)
+	n := 0
+	for _, p := range m.Params() {
+		n += p.Len()
+	}
+	require.Equal(t, c.ParamCount(), int64(n))
+}
