@@ -66,3 +66,49 @@ func TestBenchQuickWritesJSON(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errs, "moegpu bench kernels")
 }
+
+func TestTrainGenerateEvalEndToEnd(t *testing.T) {
+	gputest.Device(t)
+	out := filepath.Join(t.TempDir(), "run")
+	code, stdout, errs := runCLI("train", "--config", "../../assets/configs/tiny-dense.json", "--task", "copy",
+		"--steps", "4", "--out", out, "--eval", "3", "--log-every", "2", "--profile")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, errs, "step      4/4")
+	require.Contains(t, errs, "gradients")
+	require.Contains(t, stdout, "exact match on copy")
+	require.Contains(t, stdout, "profile of one step")
+	for _, f := range []string{"metrics.jsonl", "loss.png", "model.safetensors", "optimizer.safetensors", "config.json", "trainer_state.json"} {
+		_, err := os.Stat(filepath.Join(out, f))
+		require.NoError(t, err, f)
+	}
+	// Resuming continues to the new step count.
+	code, _, errs = runCLI("train", "--config", "../../assets/configs/tiny-dense.json", "--task", "copy",
+		"--steps", "6", "--out", out, "--eval", "0", "--resume")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, errs, "resumed from")
+	code, stdout, errs = runCLI("generate", "--checkpoint", out, "--prompt", "abc", "--max-tokens", "4")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, errs, "tokens/s")
+	code, stdout, errs = runCLI("eval", "--checkpoint", out, "--task", "copy", "--n", "2")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, stdout, "/2 =")
+	_ = stdout
+}
+
+func TestTrainRefusesBadConfigsAndArguments(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.json")
+	require.NoError(t, os.WriteFile(bad, []byte(`{"vocab_size": 43, "hiden_size": 64}`), 0o644))
+	code, _, errs := runCLI("train", "--config", bad, "--out", filepath.Join(dir, "o"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "hiden_size")
+	code, _, errs = runCLI("train", "--task", "juggle", "--out", filepath.Join(dir, "o"))
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "juggle")
+	code, _, errs = runCLI("generate", "--checkpoint", dir, "--prompt", "x")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "not a complete checkpoint")
+	code, _, errs = runCLI("generate", "--checkpoint", dir, "--prompt", "ABC")
+	require.Equal(t, 1, code)
+	require.NotEmpty(t, errs)
+}

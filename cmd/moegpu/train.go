@@ -9,8 +9,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/moegpu/moegpu/assets"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/metrics"
@@ -25,7 +27,7 @@ func addDeviceFlags(fs *flag.FlagSet, d *deviceFlags) {
 
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train --config FILE --task NAME --steps N --out DIR [flags]", stderr)
-	cfgPath := fs.String("config", "assets/configs/tiny-dense.json", "model config (JSON, Hugging Face config.json field names; see README)")
+	cfgPath := fs.String("config", "tiny-dense", "model config: a JSON file (Hugging Face config.json field names; see README) or a shipped config name: "+strings.Join(assets.Configs(), ", "))
 	taskName := fs.String("task", "reverse", "synthetic task: "+fmt.Sprint(tasks.Names()))
 	steps := fs.Int("steps", 2000, "optimizer steps to train to (a resumed run continues up to this step)")
 	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
@@ -47,7 +49,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	defer prof.start()()
-	cfg, err := config.Load(*cfgPath)
+	task, err := tasks.ByName(*taskName)
+	if err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
@@ -64,10 +70,6 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if *seed >= 0 {
 		cfg.Training.Seed = *seed
-	}
-	task, err := tasks.ByName(*taskName)
-	if err != nil {
-		return err
 	}
 	d, err := dev.openFor(*executor)
 	if err != nil {
@@ -207,4 +209,15 @@ func printProfile(tr *train.Trainer, w io.Writer) error {
 		fmt.Fprintf(w, "| %s | %d | %.3f | %.1f%% |\n", a.name, a.n, a.total*1e3, 100*a.total/sum)
 	}
 	return nil
+}
+
+// loadConfig reads a config file, or a shipped config when no file of that
+// name exists.
+func loadConfig(p string) (*config.ModelConfig, error) {
+	if _, err := os.Stat(p); err != nil {
+		if b, ok := assets.Config(p); ok {
+			return config.Parse(b)
+		}
+	}
+	return config.Load(p)
 }
