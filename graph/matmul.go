@@ -236,6 +236,30 @@ func (m MatMul) tile(variant int) MatMulTile {
 	if m.Tile.WGY > 0 {
 		t.WGY = m.Tile.WGY
 	}
+	if m.Tile.Windows > 0 {
+		t.Windows = m.Tile.Windows
+	}
+	t.UniformA = t.UniformA || m.Tile.UniformA
+	return t
+}
+
+// uboTile is variant 7's tile for a reduction length K: with no explicit
+// TM, the rows per invocation shrink (to a multiple of 4) until one 64 KiB
+// window of A holds them, so long reductions keep the uniform path.
+func (m MatMul) uboTile(dev *gpu.Device, K int) MatMulTile {
+	t := m.tile(7)
+	if m.Tile.TM == 0 && K > 0 {
+		fit := int(dev.Limits.MaxUniformBufferBindingSize) / (K * 4) / 4 * 4
+		if fit >= 4 && fit < t.TM {
+			t.TM = fit
+		}
+	}
+	// With few rows per window, a second window doubles the FMAs per B
+	// element loaded: measured best at K=2048 (8 rows × 16 columns, two
+	// windows); at K ≤ 1024 one window of 16 rows was as fast.
+	if m.Tile.Windows == 0 && t.TM <= 8 {
+		t.Windows = 2
+	}
 	return t
 }
 
@@ -284,7 +308,7 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	}
 	switch v {
 	case 7:
-		return m.encodeUBO(dev, rec, d, t, in, out)
+		return m.encodeUBO(dev, rec, d, m.uboTile(dev, d.K), in, out)
 	case 6:
 		if t.UniformA {
 			t.WGX, t.WGY = t.WGX*t.WGY, 1
@@ -498,7 +522,7 @@ func uboRows(dev *gpu.Device, K, tm int) int {
 // uboOK reports whether variant 7 can run: A·B, one batch, vec4-aligned
 // sizes, at least one row block per window, window offsets aligned.
 func (m MatMul) uboOK(dev *gpu.Device, d mmDims) bool {
-	t := m.tile(7)
+	t := m.uboTile(dev, d.K)
 	if m.TransA || m.TransB || d.batch != 1 || !m.vec4OK(d) || d.K == 0 {
 		return false
 	}
@@ -521,7 +545,9 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 		m.Variant = 3
 		return m.Encode(dev, rec, in, out)
 	}
-	nw := max(1, t.Windows)
+	// More than two windows crashed lavapipe (Mesa 22.3: "stack smashing
+	// detected" with four uniform bindings), so two is the most used.
+	nw := min(max(1, t.Windows), 2)
 	if need := gpu.CeilDiv(d.M, rows); nw > need {
 		nw = need
 	}
