@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -9,8 +10,9 @@ import (
 )
 
 // timeRecorder runs rec once to warm up (pipelines, page faults), then
-// submits it repeatedly until at least minTime has passed, and returns the
-// mean seconds per submission.
+// submits it repeatedly, at least three times and for at least minTime,
+// and returns the fastest submission in seconds: the best of several runs
+// is the least disturbed by other work on the machine.
 func timeRecorder(dev *gpu.Device, rec *gpu.Recorder, minTime time.Duration) (float64, error) {
 	if err := rec.Submit(); err != nil {
 		return 0, err
@@ -18,18 +20,20 @@ func timeRecorder(dev *gpu.Device, rec *gpu.Recorder, minTime time.Duration) (fl
 	if err := dev.Wait(); err != nil {
 		return 0, err
 	}
-	n := 0
+	best := math.Inf(1)
 	start := time.Now()
-	for {
+	for n := 1; ; n++ {
+		t0 := time.Now()
 		if err := rec.Submit(); err != nil {
 			return 0, err
 		}
 		if err := dev.Wait(); err != nil {
 			return 0, err
 		}
-		n++
-		if el := time.Since(start); el >= minTime || (n >= 2 && el*time.Duration(n+1)/time.Duration(n) > 4*minTime) {
-			return el.Seconds() / float64(n), nil
+		best = math.Min(best, time.Since(t0).Seconds())
+		el := time.Since(start)
+		if n >= 3 && el >= minTime {
+			return best, nil
 		}
 	}
 }
