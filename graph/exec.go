@@ -117,17 +117,21 @@ type GPU struct {
 	plan  *Plan
 	arena *gpu.Buffer
 	bufs  map[*Tensor]*gpu.Buffer
-	owned []*gpu.Buffer
-	rec   *gpu.Recorder
+	owned  []*gpu.Buffer
+	shared []*gpu.Buffer // created here and lent to other executors
+	rec    *gpu.Recorder
 }
 
-// Buffers lets executors share persistent tensors by name (a training
-// plan and a generation plan over the same parameters).
+// Buffers lets executors share parameters and state by name (a prefill
+// plan and a one-token plan over the same weights and KV caches). Inputs
+// and constants are never shared.
 type Buffers map[string]*gpu.Buffer
 
-// NewGPU compiles a plan for dev. Persistent tensors found by name in shared
-// use those buffers (shapes must match); the others are allocated zeroed
-// (constants at their value) and added to shared if it is not nil.
+// NewGPU compiles a plan for dev. Parameters and state found by name in
+// shared use those buffers (shapes must match); the others are allocated
+// zeroed (constants at their value), and parameters and state are added to
+// shared if it is not nil. A buffer in shared is freed by the executor
+// that created it.
 func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 	e := &GPU{dev: dev, plan: p, bufs: map[*Tensor]*gpu.Buffer{}}
 	ok := false
@@ -153,7 +157,8 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 		if !t.Kind.Persistent() {
 			continue
 		}
-		if b, ok := shared[t.Name]; ok {
+		share := t.Kind == Param || t.Kind == State
+		if b, ok := shared[t.Name]; ok && share {
 			if b.DType != t.DType || b.Len() != t.Len() {
 				return nil, fmt.Errorf("shared buffer %s is %s%v, tensor is %s", t.Name, b.DType, b.Shape, t.Spec)
 			}
@@ -170,8 +175,9 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 			return nil, err
 		}
 		e.bufs[t] = b
-		if shared != nil {
+		if shared != nil && share {
 			shared[t.Name] = b
+			e.shared = append(e.shared, b)
 		} else {
 			e.owned = append(e.owned, b)
 		}
@@ -296,7 +302,10 @@ func (e *GPU) Close() {
 	for _, b := range e.owned {
 		b.Release()
 	}
-	e.owned, e.rec = nil, nil
+	for _, b := range e.shared {
+		b.Release()
+	}
+	e.owned, e.shared, e.rec = nil, nil, nil
 }
 
 // Profile runs the recorded step once more, timing every dispatch (see

@@ -27,20 +27,29 @@ type Sampling struct {
 	TopP        float64
 }
 
-// Generator holds a compiled decode step.
+// PrefillChunk is how many prompt tokens one prefill submission feeds.
+const PrefillChunk = 16
+
+// Generator holds a compiled one-token decode step and, on the GPU, a
+// prefill step that feeds PrefillChunk prompt tokens per submission. Both
+// share the weights and the KV caches.
 type Generator struct {
-	Model  *model.Model
-	Exec   graph.Executor
-	MaxSeq int
+	Model   *model.Model
+	Exec    graph.Executor
+	MaxSeq  int
+	prefill *model.Model
+	preExec graph.Executor
 }
 
-// New compiles a one-token decode step for cfg with room for maxSeq
-// positions. dev may be nil for the reference executor.
+// New compiles the decode steps for cfg with room for maxSeq positions.
+// dev may be nil for the reference executor (which prefills token by
+// token).
 func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, maxSeq int) (*Generator, error) {
 	if maxSeq <= 0 || maxSeq > cfg.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("generate: max sequence %d must be in 1..max_position_embeddings (%d)", maxSeq, cfg.MaxPositionEmbeddings)
 	}
-	m, err := model.BuildDecode(cfg, 1, 1, maxSeq)
+	chunk := min(PrefillChunk, maxSeq)
+	m, err := model.BuildDecode(cfg, 1, 1, maxSeq, chunk)
 	if err != nil {
 		return nil, err
 	}
@@ -52,26 +61,43 @@ func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, maxSeq int) 
 	if err != nil {
 		return nil, err
 	}
-	var ex graph.Executor
+	g := &Generator{Model: m, MaxSeq: maxSeq}
 	switch executor {
 	case "gpu", "":
 		if dev == nil {
 			return nil, fmt.Errorf("the gpu executor needs a device")
 		}
-		ex, err = graph.NewGPU(dev, plan, nil)
-		if err != nil {
+		shared := graph.Buffers{}
+		if g.Exec, err = graph.NewGPU(dev, plan, shared); err != nil {
 			return nil, err
 		}
+		if chunk > 1 {
+			if g.prefill, err = model.BuildDecode(cfg, 1, chunk, maxSeq, chunk); err != nil {
+				return nil, err
+			}
+			pp, err := g.prefill.Graph.Plan([]*graph.Tensor{g.prefill.Logits}, align)
+			if err != nil {
+				return nil, err
+			}
+			if g.preExec, err = graph.NewGPU(dev, pp, shared); err != nil {
+				return nil, err
+			}
+		}
 	case "reference":
-		ex = graph.NewReference(plan)
+		g.Exec = graph.NewReference(plan)
 	default:
 		return nil, fmt.Errorf("unknown executor %q (want gpu or reference)", executor)
 	}
-	return &Generator{Model: m, Exec: ex, MaxSeq: maxSeq}, nil
+	return g, nil
 }
 
-// Close releases the executor.
-func (g *Generator) Close() { g.Exec.Close() }
+// Close releases the executors and the buffers they share.
+func (g *Generator) Close() {
+	if g.preExec != nil {
+		g.preExec.Close()
+	}
+	g.Exec.Close()
+}
 
 // Params lists the weights the generator needs, by name.
 func (g *Generator) Params() []*graph.Tensor { return g.Model.Params() }
@@ -79,29 +105,66 @@ func (g *Generator) Params() []*graph.Tensor { return g.Model.Params() }
 // Step feeds the token at absolute position pos and returns the logits for
 // the next position.
 func (g *Generator) Step(token, pos int) ([]float64, error) {
-	if pos >= g.MaxSeq {
-		return nil, fmt.Errorf("generate: position %d is past the %d positions this generator holds", pos, g.MaxSeq)
+	out, err := g.feed(g.Model, g.Exec, []int{token}, pos)
+	return out, err
+}
+
+// feed runs one decode step of m over tokens at positions pos… and returns
+// the logits of the last token.
+func (g *Generator) feed(m *model.Model, ex graph.Executor, tokens []int, pos int) ([]float64, error) {
+	if pos+len(tokens) > g.MaxSeq {
+		return nil, fmt.Errorf("generate: position %d is past the %d positions this generator holds", pos+len(tokens)-1, g.MaxSeq)
 	}
-	m := g.Model
-	if token < 0 || token >= m.Config.VocabSize {
-		return nil, fmt.Errorf("generate: token %d outside the vocabulary (%d)", token, m.Config.VocabSize)
+	toks := make([]float64, len(tokens))
+	poss := make([]float64, len(tokens))
+	for i, t := range tokens {
+		if t < 0 || t >= m.Config.VocabSize {
+			return nil, fmt.Errorf("generate: token %d outside the vocabulary (%d)", t, m.Config.VocabSize)
+		}
+		toks[i], poss[i] = float64(t), float64(pos+i)
 	}
 	for _, in := range []struct {
 		t *graph.Tensor
-		v float64
-	}{{m.Tokens, float64(token)}, {m.Positions, float64(pos)}, {m.CachePos, float64(pos)}} {
-		if err := g.Exec.Set(in.t, []float64{in.v}); err != nil {
+		v []float64
+	}{{m.Tokens, toks}, {m.Positions, poss}, {m.CachePos, []float64{float64(pos)}}} {
+		if err := ex.Set(in.t, in.v); err != nil {
 			return nil, err
 		}
 	}
-	if err := g.Exec.Run(); err != nil {
+	if err := ex.Run(); err != nil {
 		return nil, err
 	}
-	out, err := g.Exec.Get(m.Logits)
+	out, err := ex.Get(m.Logits)
 	if err != nil {
 		return nil, err
 	}
-	return out[0], nil
+	V := m.Config.VocabSize
+	return out[0][(len(tokens)-1)*V:], nil
+}
+
+// Prefill feeds a prompt from position 0, in PrefillChunk-token
+// submissions where the executor has a prefill step and one token at a time
+// otherwise, and returns the logits after its last token.
+func (g *Generator) Prefill(prompt []int) ([]float64, error) {
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("generate: empty prompt")
+	}
+	var logits []float64
+	var err error
+	pos := 0
+	if g.preExec != nil {
+		for ; pos+g.prefill.Seq <= len(prompt); pos += g.prefill.Seq {
+			if logits, err = g.feed(g.prefill, g.preExec, prompt[pos:pos+g.prefill.Seq], pos); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for ; pos < len(prompt); pos++ {
+		if logits, err = g.Step(prompt[pos], pos); err != nil {
+			return nil, err
+		}
+	}
+	return logits, nil
 }
 
 // Stats reports a generation's speed.
@@ -128,12 +191,9 @@ func (g *Generator) Generate(prompt []int, maxNew int, stop int, s Sampling, rng
 			return nil, Stats{}, fmt.Errorf("generate: prompt of %d tokens does not fit %d positions", len(prompt), g.MaxSeq)
 		}
 	}
-	var logits []float64
-	var err error
-	for i, tok := range prompt {
-		if logits, err = g.Step(tok, i); err != nil {
-			return nil, Stats{}, err
-		}
+	logits, err := g.Prefill(prompt)
+	if err != nil {
+		return nil, Stats{}, err
 	}
 	var out []int
 	for len(out) < maxNew {

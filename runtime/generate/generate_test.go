@@ -92,3 +92,45 @@ func TestPickIsGreedyAtZeroTemperatureAndRespectsTopP(t *testing.T) {
 }
 
 func newRand() *randv2.Rand { return randv2.New(randv2.NewPCG(1, 2)) }
+
+// Prefill in 16-token submissions (two chunks and a tail here, with the
+// sliding-window ring wrapping) leaves the same KV caches and logits as
+// feeding the prompt one token at a time.
+func TestChunkedPrefillMatchesTokenByTokenDecoding(t *testing.T) {
+	dev := gputest.Device(t)
+	c := tiny(t)
+	c.SlidingWindow = 5
+	L := 48
+	a, err := generate.New(c, "gpu", dev, L)
+	require.NoError(t, err)
+	defer a.Close()
+	b, err := generate.New(c, "gpu", dev, L)
+	require.NoError(t, err)
+	defer b.Close()
+	rng := rand.New(rand.NewSource(5))
+	for i, p := range a.Params() {
+		v := optest.Random(rng, p.Spec, -0.3, 0.3).Data
+		require.NoError(t, a.Exec.Set(p, v))
+		require.NoError(t, b.Exec.Set(b.Params()[i], v))
+	}
+	prompt := make([]int, 37)
+	for i := range prompt {
+		prompt[i] = rng.Intn(c.VocabSize)
+	}
+	got, err := a.Prefill(prompt)
+	require.NoError(t, err)
+	var want []float64
+	for i, tok := range prompt {
+		want, err = b.Step(tok, i)
+		require.NoError(t, err)
+	}
+	optest.Close(t, "logits after the prompt", got, want, optest.Tol{Atol: 2e-5, Rtol: 1e-4})
+	// Decoding continues identically from both caches.
+	for i := 0; i < 5; i++ {
+		x, err := a.Step(i+4, len(prompt)+i)
+		require.NoError(t, err)
+		y, err := b.Step(i+4, len(prompt)+i)
+		require.NoError(t, err)
+		optest.Close(t, fmt.Sprintf("logits at generated position %d", i), x, y, optest.Tol{Atol: 2e-5, Rtol: 1e-4})
+	}
+}

@@ -46,17 +46,23 @@ func layerWindow(c *config.ModelConfig, i int) int {
 // BuildTrain builds the training graph for batch sequences of seq tokens:
 // logits, per-token loss and the scalar loss.
 func BuildTrain(c *config.ModelConfig, batch, seq int) (*Model, error) {
-	return build(c, batch, seq, false, 0)
+	return build(c, batch, seq, false, 0, 0)
 }
 
 // BuildDecode builds a generation step: qlen new tokens per sequence that
 // attend to a KV cache of maxSeq positions (global layers) or of a window
-// plus the chunk (sliding layers).
-func BuildDecode(c *config.ModelConfig, batch, qlen, maxSeq int) (*Model, error) {
-	return build(c, batch, qlen, true, maxSeq)
+// plus the largest chunk any step over the same cache feeds, maxChunk
+// (sliding layers). Steps built with the same maxSeq and maxChunk have
+// caches of the same shapes, so a prefill step and a one-token step can
+// share them.
+func BuildDecode(c *config.ModelConfig, batch, qlen, maxSeq, maxChunk int) (*Model, error) {
+	if maxChunk < qlen {
+		return nil, fmt.Errorf("model: chunk bound %d is below this step's %d tokens", maxChunk, qlen)
+	}
+	return build(c, batch, qlen, true, maxSeq, maxChunk)
 }
 
-func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq int) (*Model, error) {
+func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq, maxChunk int) (*Model, error) {
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("model: batch and sequence length must be positive, got %d and %d", batch, seq)
 	}
@@ -101,8 +107,8 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq int) (*Mod
 			o = g.Apply(graph.Attention{Batch: batch, Seq: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: win, Sink: sink != nil}, in...)[0]
 		} else {
 			capacity := maxSeq
-			if win > 0 && win+seq-1 < capacity {
-				capacity = win + seq - 1
+			if win > 0 && win+maxChunk-1 < capacity {
+				capacity = win + maxChunk - 1
 			}
 			kc := g.State(p+".cache.k", graph.F32(batch, KV, capacity, dh))
 			vc := g.State(p+".cache.v", graph.F32(batch, KV, capacity, dh))

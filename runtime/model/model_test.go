@@ -35,7 +35,7 @@ func TestParametersMatchTheConfigCountAndNames(t *testing.T) {
 			require.True(t, names["model.layers.1.self_attn.o_proj.weight"])
 			require.True(t, names["model.norm.weight"])
 			require.Equal(t, !tied, names["lm_head.weight"])
-			d, err := model.BuildDecode(c, 1, 1, 16)
+			d, err := model.BuildDecode(c, 1, 1, 16, 4)
 			require.NoError(t, err)
 			require.Len(t, d.Params(), len(m.Params()), "decode graph needs the same weights")
 		}
