@@ -113,10 +113,10 @@ func (r *Reference) Get(ts ...*Tensor) ([][]float64, error) {
 // persistent buffers once, records every node's dispatches once, and each
 // Run replays them as one submission.
 type GPU struct {
-	dev   *gpu.Device
-	plan  *Plan
-	arena *gpu.Buffer
-	bufs  map[*Tensor]*gpu.Buffer
+	dev    *gpu.Device
+	plan   *Plan
+	arena  *gpu.Buffer
+	bufs   map[*Tensor]*gpu.Buffer
 	owned  []*gpu.Buffer
 	shared []*gpu.Buffer // created here and lent to other executors
 	rec    *gpu.Recorder
