@@ -38,6 +38,10 @@ type Tensor struct {
 	// NoDecay excludes a parameter from weight decay (norm gains, biases,
 	// embeddings unless asked).
 	NoDecay bool
+	// Role names what kind of parameter this is ("embedding", "norm",
+	// "sink", or "" for a plain weight), so optimizers can treat groups
+	// differently.
+	Role string
 	// Grad is the gradient of the loss with respect to this tensor, set by
 	// Backward for parameters.
 	Grad *Tensor

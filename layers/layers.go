@@ -23,7 +23,7 @@ func Linear(g *graph.Graph, name string, x *graph.Tensor, in, out int, std float
 func RMSNorm(g *graph.Graph, name string, x *graph.Tensor, d int, eps float32) *graph.Tensor {
 	gain := g.Param(name+".weight", graph.F32(d))
 	gain.Init = graph.Init{Dist: "ones"}
-	gain.NoDecay = true
+	gain.NoDecay, gain.Role = true, "norm"
 	return g.Apply(graph.RMSNorm{Eps: eps}, x, gain)[0]
 }
 
@@ -33,7 +33,7 @@ func RMSNorm(g *graph.Graph, name string, x *graph.Tensor, d int, eps float32) *
 func Embedding(g *graph.Graph, name string, ids *graph.Tensor, vocab, d int, std float64) (*graph.Tensor, *graph.Tensor) {
 	table := g.Param(name+".weight", graph.F32(vocab, d))
 	table.Init = graph.Init{Dist: "normal", Std: std}
-	table.NoDecay = true
+	table.NoDecay, table.Role = true, "embedding"
 	return g.Apply1(graph.Embedding{}, table, ids), table
 }
 

@@ -26,6 +26,7 @@
 //	learning_rate  3e-4      min_lr_ratio   0.1      warmup_steps  100
 //	weight_decay   0.1       adam_beta1     0.9      adam_beta2    0.95
 //	adam_epsilon   1e-8      max_grad_norm  1 (0 = no clipping)
+//	decay_embeddings  false (weight decay skips embeddings unless true)
 //	batch_size     8         seq_len        128      seed          0
 //
 // vocab_size, hidden_size, num_hidden_layers, num_attention_heads and intermediate_size have no
@@ -103,9 +104,12 @@ type TrainingConfig struct {
 	AdamBeta2    float64 `json:"adam_beta2"`
 	AdamEpsilon  float64 `json:"adam_epsilon"`
 	MaxGradNorm  float64 `json:"max_grad_norm"`
-	BatchSize    int     `json:"batch_size"`
-	SeqLen       int     `json:"seq_len"`
-	Seed         int64   `json:"seed"`
+	// DecayEmbeddings applies weight decay to embedding tables too (norm
+	// gains and attention sinks are never decayed).
+	DecayEmbeddings bool  `json:"decay_embeddings"`
+	BatchSize       int   `json:"batch_size"`
+	SeqLen          int   `json:"seq_len"`
+	Seed            int64 `json:"seed"`
 }
 
 // Load reads, parses, defaults and validates the config at path. Errors name the file.

@@ -97,7 +97,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq, maxChunk 
 		var sink *graph.Tensor
 		if c.AttentionSink {
 			sink = g.Param(p+".self_attn.sinks", graph.F32(H))
-			sink.NoDecay = true
+			sink.NoDecay, sink.Role = true, "sink"
 		}
 		var o *graph.Tensor
 		if !decode {

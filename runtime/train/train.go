@@ -73,7 +73,8 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 	if err := g.Backward(m.Loss); err != nil {
 		return nil, fmt.Errorf("backward: %w", err)
 	}
-	t := &Trainer{Config: cfg, Train: tc, Model: m, Task: task, totalSteps: totalSteps, moments: map[*graph.Tensor][2]*graph.Tensor{}}
+	t := &Trainer{Config: cfg, Train: tc, Model: m, Task: task, totalSteps: totalSteps,
+		moments: map[*graph.Tensor][2]*graph.Tensor{}, decayed: map[*graph.Tensor]bool{}}
 	t.opt = graph.AdamW{Beta1: float32(tc.AdamBeta1), Beta2: float32(tc.AdamBeta2), Eps: float32(tc.AdamEpsilon),
 		WeightDecay: float32(tc.WeightDecay), MaxGradNorm: float32(tc.MaxGradNorm)}
 	params := m.Params()
@@ -94,9 +95,10 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 		mm := g.State("opt.m."+p.Name, p.Spec)
 		vv := g.State("opt.v."+p.Name, p.Spec)
 		t.moments[p] = [2]*graph.Tensor{mm, vv}
-		h := t.hyperDecay
-		if p.NoDecay {
-			h = t.hyperNo
+		h := t.hyperNo
+		if !p.NoDecay || (tc.DecayEmbeddings && p.Role == "embedding") {
+			h = t.hyperDecay
+			t.decayed[p] = true
 		}
 		g.Apply(t.opt, p, p.Grad, mm, vv, h, t.gradNorm2)
 	}
@@ -127,6 +129,9 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 	}
 	return t, nil
 }
+
+// Decayed reports whether weight decay applies to a parameter.
+func (t *Trainer) Decayed(p *graph.Tensor) bool { return t.decayed[p] }
 
 // Init draws every parameter from its Init distribution with the run's
 // seed; optimizer moments start at zero.

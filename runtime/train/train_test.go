@@ -128,3 +128,15 @@ func TestCorruptOrTruncatedCheckpointsAreRefused(t *testing.T) {
 	require.NoError(t, tr.Save(dir, train.GPU))
 	require.ErrorContains(t, newTrainer(t, other).Restore(dir), "shape")
 }
+
+func TestWeightDecaySkipsNormsSinksAndEmbeddingsUnlessAsked(t *testing.T) {
+	for _, ask := range []bool{false, true} {
+		c := tinyConfig(t)
+		c.Training.DecayEmbeddings = ask
+		tr := newTrainer(t, c)
+		for _, p := range tr.Model.Params() {
+			want := p.Role == "" || (ask && p.Role == "embedding")
+			require.Equal(t, want, tr.Decayed(p), "%s (role %q, decay_embeddings=%v)", p.Name, p.Role, ask)
+		}
+	}
+}
