@@ -33,6 +33,7 @@ type Trainer struct {
 	hyperDecay, hyperNo *graph.Tensor
 	gradNorm2           *graph.Tensor
 	moments             map[*graph.Tensor][2]*graph.Tensor // param → (m, v)
+	decayed             map[*graph.Tensor]bool
 	totalSteps          int
 }
 
