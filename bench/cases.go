@@ -74,7 +74,8 @@ func cases(quick bool) []benchCase {
 	cs = append(cs,
 		mm("matmul_nn", graph.MatMul{}, T, H, D, "ffn up (x·W)", true),
 		mm("matmul_nn", graph.MatMul{}, T, D, H, "ffn down", true),
-		mm("matmul_nt", graph.MatMul{TransB: true}, T, D, H, "dx = dy·Wᵀ", true),
+		mm("matmul_nt", graph.MatMul{TransB: true}, T, D, H, "x·Wᵀ / dy·Wᵀ", true),
+		mm("matmul_nt", graph.MatMul{TransB: true, Variant: 3}, T, D, H, "v3 (storage only)", false),
 		mm("matmul_tn", graph.MatMul{TransA: true}, D, H, T, "dW = xᵀ·dy", true),
 	)
 	f16 := mm("matmul_nn_f16", graph.MatMul{}, T, H, D, "f16 weights", true)

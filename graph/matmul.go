@@ -21,7 +21,8 @@ type MatMul struct {
 	// adapter, 1 naive, 2 register-blocked scalar, 3 register-blocked vec4,
 	// 4 shared-memory tiled, 5 register-blocked vec4 with workgroup-uniform
 	// A loads (A·B only), 6 the same with loops unrolled by a template, 7 A
-	// read through uniform-buffer windows (A·B only, see encodeUBO).
+	// read through uniform-buffer windows (A·B only, see encodeUBO), 8 B
+	// read through uniform-buffer windows (A·Bᵀ only, see encodeNTUBO).
 	Variant int
 	// Tile overrides the register-blocking of variants 2 and 3; zero fields
 	// take the adapter's default.
@@ -193,7 +194,7 @@ func (m MatMul) vec4OK(d mmDims) bool {
 	return false
 }
 
-func (m MatMul) variant(dev *gpu.Device, d mmDims, a, c *gpu.Buffer) int {
+func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
 	v := m.Variant
 	if v == 0 {
 		v = 3
@@ -203,6 +204,16 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims, a, c *gpu.Buffer) int {
 		if loopBudget(dev) > 0 && !a.SameMemory(c) {
 			v = 7
 		}
+		// A·Bᵀ (a linear layer's forward, B the weight) reads B through
+		// uniform windows when B is its own buffer.
+		// Short reductions (K < 256) are dominated by the per-lane scalar
+		// stores of C, where variant 3's vec4 stores win.
+		if loopBudget(dev) > 0 && m.TransB && !m.TransA && b != nil && !b.SameMemory(c) && d.K >= 256 {
+			v = 8
+		}
+	}
+	if v == 8 && (b == nil || b.SameMemory(c) || !m.ntUBOOK(dev, d)) {
+		v = 3
 	}
 	if v == 7 && a.SameMemory(c) {
 		v = 3
@@ -286,7 +297,7 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	if m.Accumulate {
 		acc = 1
 	}
-	v := m.variant(dev, d, in[0], out[0])
+	v := m.variant(dev, d, in[0], in[1], out[0])
 	t := m.tile(v)
 	// Each invocation loops over K (K/4 for the vec4 variants, K/16 for
 	// the tiled one); keep that under the CPU compiler's loop budget.
@@ -307,6 +318,8 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 		}
 	}
 	switch v {
+	case 8:
+		return m.encodeNTUBO(dev, rec, d, m.ntTile(dev, d.K), in, out)
 	case 7:
 		return m.encodeUBO(dev, rec, d, m.uboTile(dev, d.K), in, out)
 	case 6:
@@ -592,6 +605,107 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 			p = append(p, uint32(base), uint32(from), uint32(to), 0)
 		}
 		bufs = append(bufs, in[1], out[0])
+		if err := rec.Dispatch(k, grid, p, bufs...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DefaultNTUBOTile is variant 8's blocking: each invocation computes 8 rows
+// of A against 8 rows of B (TM = rows of A, TNV·4 = rows of B), 16
+// invocations per workgroup: on lavapipe 1.5× variant 3 at 512×512×2048
+// and 1024³, where 4×8 and 4×16 were slower.
+var DefaultNTUBOTile = MatMulTile{TM: 8, TNV: 2, WGX: 16, WGY: 1, Windows: 1}
+
+// ntTile is variant 8's tile: TM rows of A per invocation, 4·TNV rows of B
+// per workgroup and window.
+func (m MatMul) ntTile(dev *gpu.Device, K int) MatMulTile {
+	t := DefaultNTUBOTile
+	if m.Tile.TM > 0 {
+		t.TM = m.Tile.TM
+	}
+	if m.Tile.TNV > 0 {
+		t.TNV = m.Tile.TNV
+	}
+	if m.Tile.WGX > 0 {
+		t.WGX = m.Tile.WGX * max(1, m.Tile.WGY)
+	}
+	if m.Tile.Windows > 0 {
+		t.Windows = m.Tile.Windows
+	}
+	// Long reductions: fewer B rows per block, so a window still holds one.
+	if m.Tile.TNV == 0 && K > 0 && uboRows(dev, K, 4*t.TNV) < 4*t.TNV {
+		t.TNV = 1
+	}
+	return t
+}
+
+// ntUBOOK reports whether variant 8 can run: A·Bᵀ, one batch, K%4 = 0,
+// window offsets aligned, and at least one block of B rows per window.
+func (m MatMul) ntUBOOK(dev *gpu.Device, d mmDims) bool {
+	t := m.ntTile(dev, d.K)
+	if m.TransA || !m.TransB || d.batch != 1 || d.K%4 != 0 || d.K == 0 {
+		return false
+	}
+	tn := 4 * t.TNV
+	rows := uboRows(dev, d.K, tn)
+	align := int(dev.Limits.MinUniformBufferOffsetAlignment)
+	return rows >= tn && d.N >= tn && (d.K*4)%align == 0
+}
+
+// encodeNTUBO records one dispatch per group of windows of B rows (columns
+// of C); a window that would reach past row N of B is shifted back to end
+// there, and the per-window column range skips what an earlier window
+// stored.
+func (m MatMul) encodeNTUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMulTile, in, out []*gpu.Buffer) error {
+	tn := 4 * t.TNV
+	rows := uboRows(dev, d.K, tn)
+	if rows > d.N {
+		rows = d.N / tn * tn
+	}
+	nw := min(max(1, t.Windows), 2, gpu.CeilDiv(d.N, rows))
+	src, err := shaders.Template("matmul_nt_ubo", struct {
+		TMR, TN, WGX, Rows, BVec4    int
+		ABinding, CBinding, PBinding int
+		RowsA, RowsB, Wins           []int
+	}{t.TM, tn, t.WGX, rows, rows * d.K / 4, nw, nw + 1, nw + 2, seq(t.TM), seq(tn), seq(nw)})
+	if err != nil {
+		return err
+	}
+	bindings := make([]gpu.Access, nw, nw+2)
+	for i := range bindings {
+		bindings[i] = gpu.Uniform
+	}
+	bindings = append(bindings, gpu.Read, gpu.ReadWrite)
+	k, err := dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("matmul_nt_v8_%dx%dx%d_w%d", nw, t.TM, tn, rows), Source: src, Entry: "mm_nt_ubo",
+		Bindings: bindings, Params: true})
+	if err != nil {
+		return err
+	}
+	acc := uint32(0)
+	if m.Accumulate {
+		acc = 1
+	}
+	grid := [3]uint32{uint32(gpu.CeilDiv(d.M, t.TM*t.WGX)), uint32(rows / tn), 1}
+	for start := 0; start < d.N; start += nw * rows {
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc}
+		bufs := make([]*gpu.Buffer, 0, nw+2)
+		for w := 0; w < nw; w++ {
+			from := start + w*rows
+			base := min(from, d.N-rows)
+			to := min(from+rows, d.N)
+			if from >= d.N {
+				from, to = d.N, d.N
+			}
+			win, err := in[1].View(in[1].Name+".rows", gpu.F32, uint64(base*d.K*4), rows, d.K)
+			if err != nil {
+				return err
+			}
+			bufs = append(bufs, win)
+			p = append(p, uint32(base), uint32(from), uint32(to), 0)
+		}
+		bufs = append(bufs, in[0], out[0])
 		if err := rec.Dispatch(k, grid, p, bufs...); err != nil {
 			return err
 		}

@@ -37,7 +37,7 @@ func TestMatMulMatchesReferenceInEveryLayoutVariantAndAwkwardShape(t *testing.T)
 	rng := rand.New(rand.NewSource(2))
 	sizes := [][3]int{{1, 1, 1}, {3, 17, 129}, {129, 3, 17}, {17, 129, 3}, {16, 20, 12}, {33, 64, 36}, {64, 8, 128}}
 	layouts := [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}}
-	for _, v := range []int{0, 1, 2, 3, 4, 5, 6, 7} {
+	for _, v := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8} {
 		for _, l := range layouts {
 			for _, s := range sizes {
 				M, N, K := s[0], s[1], s[2]
@@ -85,6 +85,29 @@ func TestMatMulUniformWindowsCoverEveryRow(t *testing.T) {
 				t.Run(fmt.Sprintf("M%dN%dK%d/%dx%dx%d/acc%v", M, N, K, tile.Windows, tile.TM, tile.TNV*4, accum), func(t *testing.T) {
 					a := optest.Random(rng, graph.F32(M, K), -1, 1)
 					b := optest.Random(rng, graph.F32(K, N), -1, 1)
+					in := []*graph.Host{a, b}
+					if accum {
+						in = append(in, optest.Random(rng, graph.F32(M, N), -1, 1))
+					}
+					optest.CheckOp(t, dev, op, mmTol(K), in...)
+				})
+			}
+		}
+	}
+}
+
+// Variant 8 (A·Bᵀ) dispatches once per window of B rows, i.e. columns of C.
+func TestMatMulNTUniformWindowsCoverEveryColumn(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(12))
+	for _, s := range [][3]int{{12, 100, 1024}, {20, 37, 2048}, {3, 8, 4096}, {129, 36, 256}, {5, 13, 512}, {1, 200, 1024}} {
+		for _, tile := range []graph.MatMulTile{{}, {TM: 8, TNV: 2, WGX: 8, WGY: 1}, {TM: 4, TNV: 1, WGX: 16, WGY: 1, Windows: 2}} {
+			for _, accum := range []bool{false, true} {
+				M, N, K := s[0], s[1], s[2]
+				op := graph.MatMul{TransB: true, Variant: 8, Tile: tile, Accumulate: accum}
+				t.Run(fmt.Sprintf("M%dN%dK%d/%+v/acc%v", M, N, K, tile, accum), func(t *testing.T) {
+					a := optest.Random(rng, graph.F32(M, K), -1, 1)
+					b := optest.Random(rng, graph.F32(N, K), -1, 1)
 					in := []*graph.Host{a, b}
 					if accum {
 						in = append(in, optest.Random(rng, graph.F32(M, N), -1, 1))
