@@ -297,6 +297,11 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	if m.Accumulate {
 		acc = 1
 	}
+	if m.Variant == 0 && loopBudget(dev) > 0 && d.batch == 1 && d.K >= 256 {
+		if done, err := m.encodeTransposed(dev, rec, d, in, out); done || err != nil {
+			return err
+		}
+	}
 	v := m.variant(dev, d, in[0], in[1], out[0])
 	t := m.tile(v)
 	// Each invocation loops over K (K/4 for the vec4 variants, K/16 for
@@ -711,4 +716,48 @@ func (m MatMul) encodeNTUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatM
 		}
 	}
 	return nil
+}
+
+// encodeTransposed lets the backward layouts use the uniform-window
+// kernels on a CPU driver, at the cost of transposing one operand into a
+// scratch buffer of the recording (so it is never in the same buffer as the
+// output):
+//
+//	C = A·B  with A and C in one arena:  Bᵀ → scratch, then C = A·(Bᵀ)ᵀ (v8)
+//	C = Aᵀ·B:                            Aᵀ → scratch, then C = (Aᵀ)·B  (v7)
+//
+// It reports whether it encoded the product.
+func (m MatMul) encodeTransposed(dev *gpu.Device, rec *gpu.Recorder, d mmDims, in, out []*gpu.Buffer) (bool, error) {
+	var op MatMul
+	var src *gpu.Buffer
+	var ins func(t *gpu.Buffer) []*gpu.Buffer
+	switch {
+	case !m.TransA && !m.TransB && in[0].SameMemory(out[0]):
+		op = MatMul{TransB: true, Variant: 8, Accumulate: m.Accumulate}
+		src = in[1]
+		ins = func(t *gpu.Buffer) []*gpu.Buffer { return []*gpu.Buffer{in[0], t} }
+	case m.TransA && !m.TransB:
+		op = MatMul{Variant: 7, Accumulate: m.Accumulate}
+		src = in[0]
+		ins = func(t *gpu.Buffer) []*gpu.Buffer { return []*gpu.Buffer{t, in[1]} }
+	default:
+		return false, nil
+	}
+	rows, cols := src.Shape[len(src.Shape)-2], src.Shape[len(src.Shape)-1]
+	probe := mmDims{M: d.M, N: d.N, K: d.K, batch: 1}
+	if (op.Variant == 8 && !op.ntUBOOK(dev, probe)) || (op.Variant == 7 && !op.uboOK(dev, probe)) {
+		return false, nil
+	}
+	t, err := rec.Scratch(src.Name+".T", gpu.F32, cols, rows)
+	if err != nil {
+		return false, err
+	}
+	flat, err := src.View(src.Name+".2d", gpu.F32, 0, rows, cols)
+	if err != nil {
+		return false, err
+	}
+	if err := (Transpose{}).Encode(dev, rec, []*gpu.Buffer{flat}, []*gpu.Buffer{t}); err != nil {
+		return false, err
+	}
+	return true, op.Encode(dev, rec, ins(t), out)
 }

@@ -245,3 +245,46 @@ func TestMatMulLongReductionsAreRightOrRefused(t *testing.T) {
 }
 
 func loopBudgetApplies(dev *gpu.Device) bool { return dev.Info.DeviceType == "cpu" }
+
+// On CPU drivers the backward layouts transpose one operand into a scratch
+// buffer and use the uniform-window kernels; this covers Aᵀ·B directly and
+// A·B with A and C in one arena (as dx = dy·W is in a training plan).
+func TestMatMulTransposedPathsMatchReference(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(13))
+	for _, s := range [][3]int{{36, 20, 300}, {64, 64, 768}, {43, 64, 512}, {5, 8, 1024}} {
+		M, N, K := s[0], s[1], s[2]
+		t.Run(fmt.Sprintf("tn/M%dN%dK%d", M, N, K), func(t *testing.T) {
+			a := optest.Random(rng, graph.F32(K, M), -1, 1)
+			b := optest.Random(rng, graph.F32(K, N), -1, 1)
+			optest.CheckOp(t, dev, graph.MatMul{TransA: true}, mmTol(K), a, b)
+			c0 := optest.Random(rng, graph.F32(M, N), -1, 1)
+			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Accumulate: true}, mmTol(K), a, b, c0)
+		})
+		t.Run(fmt.Sprintf("nn-in-arena/M%dN%dK%d", M, N, K), func(t *testing.T) {
+			g := graph.New()
+			x := g.Input("x", graph.F32(M, K))
+			w := g.Param("w", graph.F32(K, N))
+			a := g.Apply1(graph.Scale{Factor: 1}, x) // an arena activation
+			c := g.Apply1(graph.MatMul{}, a, w)       // A and C in the arena
+			plan, err := g.Plan([]*graph.Tensor{c}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+			require.NoError(t, err)
+			ex, err := graph.NewGPU(dev, plan, nil)
+			require.NoError(t, err)
+			defer ex.Close()
+			ref := graph.NewReference(plan)
+			xv := optest.Random(rng, x.Spec, -1, 1).Data
+			wv := optest.Random(rng, w.Spec, -1, 1).Data
+			for _, e := range []graph.Executor{ex, ref} {
+				require.NoError(t, e.Set(x, xv))
+				require.NoError(t, e.Set(w, wv))
+				require.NoError(t, e.Run())
+			}
+			got, err := ex.Get(c)
+			require.NoError(t, err)
+			want, err := ref.Get(c)
+			require.NoError(t, err)
+			optest.Close(t, "c", got[0], want[0], mmTol(K))
+		})
+	}
+}
