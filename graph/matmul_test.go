@@ -266,7 +266,7 @@ func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 			x := g.Input("x", graph.F32(M, K))
 			w := g.Param("w", graph.F32(K, N))
 			a := g.Apply1(graph.Scale{Factor: 1}, x) // an arena activation
-			c := g.Apply1(graph.MatMul{}, a, w)       // A and C in the arena
+			c := g.Apply1(graph.MatMul{}, a, w)      // A and C in the arena
 			plan, err := g.Plan([]*graph.Tensor{c}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
 			require.NoError(t, err)
 			ex, err := graph.NewGPU(dev, plan, nil)
