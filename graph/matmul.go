@@ -297,7 +297,8 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	if m.Accumulate {
 		acc = 1
 	}
-	if m.Variant == 0 && loopBudget(dev) > 0 && d.batch == 1 && d.K >= 256 {
+	// Small products lose more to the extra dispatches than they gain.
+	if m.Variant == 0 && loopBudget(dev) > 0 && d.batch == 1 && d.K >= 256 && d.M >= 256 && d.N >= 256 {
 		if done, err := m.encodeTransposed(dev, rec, d, in, out); done || err != nil {
 			return err
 		}

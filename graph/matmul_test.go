@@ -252,7 +252,7 @@ func loopBudgetApplies(dev *gpu.Device) bool { return dev.Info.DeviceType == "cp
 func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(13))
-	for _, s := range [][3]int{{36, 20, 300}, {64, 64, 768}, {43, 64, 512}, {5, 8, 1024}} {
+	for _, s := range [][3]int{{256, 256, 300}, {300, 260, 512}, {257, 256, 1024}} {
 		M, N, K := s[0], s[1], s[2]
 		t.Run(fmt.Sprintf("tn/M%dN%dK%d", M, N, K), func(t *testing.T) {
 			a := optest.Random(rng, graph.F32(K, M), -1, 1)
