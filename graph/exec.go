@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/moegpu/moegpu/gpu"
+	"github.com/x448/float16"
 )
 
 // Executor runs a plan. The GPU executor and the pure-Go reference
@@ -66,7 +67,16 @@ func (r *Reference) Set(t *Tensor, data []float64) error {
 	if err := checkSet(t, data); err != nil {
 		return err
 	}
-	copy(r.values[t].Data, data)
+	dst := r.values[t].Data
+	copy(dst, data)
+	// f16 tensors hold what the GPU's would: values rounded to half
+	// precision. f32 tensors keep float64 values, so finite differences
+	// on the reference stay meaningful.
+	if t.DType == gpu.F16 {
+		for i, x := range dst {
+			dst[i] = float64(float16.Fromfloat32(float32(x)).Float32())
+		}
+	}
 	return nil
 }
 

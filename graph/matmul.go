@@ -426,12 +426,20 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 // adapter. K and N must be multiples of 4; otherwise Encode returns an error
 // wrapping gpu.ErrUnsupported so callers fall back to f32 weights.
 type MatMulF16 struct {
+	// TransB takes the weights as (N, K), the Hugging Face (out, in)
+	// layout of a linear layer, computing A·Bᵀ.
+	TransB     bool
 	Accumulate bool
 	Tile       MatMulTile
 }
 
 // Name implements Op.
-func (MatMulF16) Name() string { return "matmul_nn_f16" }
+func (m MatMulF16) Name() string {
+	if m.TransB {
+		return "matmul_nt_f16"
+	}
+	return "matmul_nn_f16"
+}
 
 // Accumulates implements Accumulator.
 func (m MatMulF16) Accumulates() bool { return m.Accumulate }
@@ -450,7 +458,7 @@ func (m MatMulF16) Outputs(in []Spec) ([]Spec, error) {
 	}
 	f32b := in[1]
 	f32b.DType = gpu.F32
-	return MatMul{Accumulate: m.Accumulate}.Outputs([]Spec{in[0], f32b, inOr(in, 2)}[:n])
+	return MatMul{TransB: m.TransB, Accumulate: m.Accumulate}.Outputs([]Spec{in[0], f32b, inOr(in, 2)}[:n])
 }
 
 func inOr(in []Spec, i int) Spec {
@@ -465,14 +473,17 @@ func (m MatMulF16) Reference(in []*Host) ([]*Host, error) {
 	b := *in[1]
 	b.DType = gpu.F32
 	ins := append([]*Host{in[0], &b}, in[2:]...)
-	return MatMul{Accumulate: m.Accumulate}.Reference(ins)
+	return MatMul{TransB: m.TransB, Accumulate: m.Accumulate}.Reference(ins)
 }
 
 // Encode implements Op.
 func (m MatMulF16) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
-	d, _, err := MatMul{}.dims(Spec{gpu.F32, in[0].Shape}, Spec{gpu.F32, in[1].Shape})
+	d, _, err := MatMul{TransB: m.TransB}.dims(Spec{gpu.F32, in[0].Shape}, Spec{gpu.F32, in[1].Shape})
 	if err != nil {
 		return err
+	}
+	if m.TransB && d.bBatch != 0 {
+		return fmt.Errorf("f16 matmul: batched weights are not supported: %w", gpu.ErrUnsupported)
 	}
 	if d.K%4 != 0 || d.N%4 != 0 {
 		return fmt.Errorf("f16 matmul needs K and N multiples of 4, got K=%d N=%d: %w", d.K, d.N, gpu.ErrUnsupported)
@@ -485,8 +496,12 @@ func (m MatMulF16) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buf
 	if m.Accumulate {
 		acc = 1
 	}
+	entry := "mm_nn4_f16"
+	if m.TransB {
+		entry = "mm_nt4_f16"
+	}
 	k, err := dev.Kernel(gpu.KernelSpec{
-		Name: fmt.Sprintf("matmul_nn_f16_%dx%d", t.TM, 4*t.TNV), Source: shaderText("matmul_f16"), Entry: "mm_nn4_f16",
+		Name: fmt.Sprintf("%s_%dx%d", m.Name(), t.TM, 4*t.TNV), Source: shaderText("matmul_f16"), Entry: entry,
 		Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true,
 		Constants: map[string]string{"WGX": u(t.WGX), "WGY": u(t.WGY), "TM": u(t.TM), "TNV": u(t.TNV)},
 	})

@@ -211,6 +211,15 @@ func TestMatMulF16WeightsMatchReference(t *testing.T) {
 	// batched activations against shared weights
 	a3 := optest.Random(rng, graph.F32(2, M, K), -1, 1)
 	optest.CheckOp(t, dev, graph.MatMulF16{}, mmTol(K), a3, b)
+	// the (N, K) weight layout of a linear layer: A·Bᵀ
+	bt := optest.Random(rng, graph.F32(N, K), -1, 1)
+	for i, x := range bt.Data {
+		bt.Data[i] = float64(float16.Fromfloat32(float32(x)).Float32())
+	}
+	bt.DType = gpu.F16
+	for _, M := range []int{1, 3, 17} {
+		optest.CheckOp(t, dev, graph.MatMulF16{TransB: true}, mmTol(K), optest.Random(rng, graph.F32(M, K), -1, 1), bt)
+	}
 	// sizes the packed kernel cannot take are refused as unsupported
 	odd := optest.Random(rng, graph.F32(K, 5), -1, 1)
 	odd.DType = gpu.F16

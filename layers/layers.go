@@ -7,6 +7,7 @@
 package layers
 
 import (
+	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 )
 
@@ -17,6 +18,19 @@ func Linear(g *graph.Graph, name string, x *graph.Tensor, in, out int, std float
 	w.Init = graph.Init{Dist: "normal", Std: std}
 	return g.Apply1(graph.MatMul{TransB: true}, x, w)
 }
+
+// LinearF16 is Linear with the weight stored in half precision (an
+// inference graph: no gradient flows to it); in and out must be multiples of
+// 4.
+func LinearF16(g *graph.Graph, name string, x *graph.Tensor, in, out int, std float64) *graph.Tensor {
+	w := g.Param(name+".weight", graph.Spec{DType: gpu.F16, Shape: []int{out, in}})
+	w.Init = graph.Init{Dist: "normal", Std: std}
+	return g.Apply1(graph.MatMulF16{TransB: true}, x, w)
+}
+
+// LinearFunc builds a linear layer; FFNWith takes one so an inference graph
+// can use f16 weights.
+type LinearFunc func(g *graph.Graph, name string, x *graph.Tensor, in, out int, std float64) *graph.Tensor
 
 // RMSNorm normalises each row of x (tokens, d) and scales by a learned
 // gain that starts at one and is not weight-decayed.
@@ -49,14 +63,19 @@ const (
 // FFN is the dense feed-forward block (tokens, d) → (tokens, d) with hidden
 // size h: SwiGLU (gate, up, down projections) or ReLU² (up, down).
 func FFN(g *graph.Graph, prefix string, x *graph.Tensor, d, h int, act Activation, std, outStd float64) *graph.Tensor {
+	return FFNWith(g, Linear, prefix, x, d, h, act, std, outStd)
+}
+
+// FFNWith is FFN with the linear layers built by linear.
+func FFNWith(g *graph.Graph, linear LinearFunc, prefix string, x *graph.Tensor, d, h int, act Activation, std, outStd float64) *graph.Tensor {
 	switch act {
 	case ReLU2:
-		up := Linear(g, prefix+".up_proj", x, d, h, std)
-		return Linear(g, prefix+".down_proj", g.Apply1(graph.ReLUSquared{}, up), h, d, outStd)
+		up := linear(g, prefix+".up_proj", x, d, h, std)
+		return linear(g, prefix+".down_proj", g.Apply1(graph.ReLUSquared{}, up), h, d, outStd)
 	default:
-		gate := Linear(g, prefix+".gate_proj", x, d, h, std)
-		up := Linear(g, prefix+".up_proj", x, d, h, std)
-		return Linear(g, prefix+".down_proj", g.Apply1(graph.SwiGLU{}, gate, up), h, d, outStd)
+		gate := linear(g, prefix+".gate_proj", x, d, h, std)
+		up := linear(g, prefix+".up_proj", x, d, h, std)
+		return linear(g, prefix+".down_proj", g.Apply1(graph.SwiGLU{}, gate, up), h, d, outStd)
 	}
 }
 

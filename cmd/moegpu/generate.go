@@ -14,7 +14,7 @@ import (
 )
 
 // openGenerator loads a checkpoint's config and weights into a generator.
-func openGenerator(dir, executor string, d *gpu.Device, maxSeq int) (*generate.Generator, error) {
+func openGenerator(dir, executor string, d *gpu.Device, maxSeq int, f16 bool) (*generate.Generator, error) {
 	_, cfg, err := train.LoadState(dir)
 	if err != nil {
 		return nil, err
@@ -22,7 +22,7 @@ func openGenerator(dir, executor string, d *gpu.Device, maxSeq int) (*generate.G
 	if maxSeq <= 0 || maxSeq > cfg.MaxPositionEmbeddings {
 		maxSeq = cfg.MaxPositionEmbeddings
 	}
-	gen, err := generate.New(cfg, executor, d, maxSeq)
+	gen, err := generate.New(cfg, executor, d, generate.Options{MaxSeq: maxSeq, F16: f16})
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +42,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	topP := fs.Float64("top-p", 1, "nucleus sampling: keep the smallest set of tokens with this much probability")
 	seed := fs.Uint64("seed", 1, "sampling seed")
 	executor := fs.String("executor", "gpu", "gpu or reference")
+	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision (half the memory; f32 arithmetic)")
 	var dev deviceFlags
 	addDeviceFlags(fs, &dev)
 	if err := fs.Parse(args); err != nil {
@@ -59,7 +60,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	gen, err := openGenerator(*dir, *executor, d, 0)
+	gen, err := openGenerator(*dir, *executor, d, 0, *f16)
 	if err != nil {
 		return err
 	}
@@ -80,6 +81,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 200, "held-out examples")
 	seed := fs.Uint64("seed", 0, "evaluation seed (held-out stream, disjoint from training batches)")
 	executor := fs.String("executor", "gpu", "gpu or reference")
+	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
 	var dev deviceFlags
 	addDeviceFlags(fs, &dev)
 	if err := fs.Parse(args); err != nil {
@@ -94,11 +96,11 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	return evaluate(*dir, task, *n, *seed, *executor, d, stdout)
+	return evaluate(*dir, task, *n, *seed, *executor, d, *f16, stdout)
 }
 
-func evaluate(dir string, task *tasks.Task, n int, seed uint64, executor string, d *gpu.Device, stdout io.Writer) error {
-	gen, err := openGenerator(dir, executor, d, task.MaxSeqLen())
+func evaluate(dir string, task *tasks.Task, n int, seed uint64, executor string, d *gpu.Device, f16 bool, stdout io.Writer) error {
+	gen, err := openGenerator(dir, executor, d, task.MaxSeqLen(), f16)
 	if err != nil {
 		return err
 	}

@@ -161,7 +161,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *evalN > 0 {
-		return evaluate(*out, task, *evalN, uint64(cfg.Training.Seed), *executor, d, stdout)
+		return evaluate(*out, task, *evalN, uint64(cfg.Training.Seed), *executor, d, false, stdout)
 	}
 	return nil
 }

@@ -41,15 +41,23 @@ type Generator struct {
 	preExec graph.Executor
 }
 
-// New compiles the decode steps for cfg with room for maxSeq positions.
-// dev may be nil for the reference executor (which prefills token by
-// token).
-func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, maxSeq int) (*Generator, error) {
+// Options shape a generator.
+type Options struct {
+	MaxSeq int // positions the KV caches hold (≤ max_position_embeddings)
+	// F16 stores the linear layers' weights in half precision.
+	F16 bool
+}
+
+// New compiles the decode steps for cfg. dev may be nil for the reference
+// executor (which prefills token by token).
+func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, opt Options) (*Generator, error) {
+	maxSeq := opt.MaxSeq
 	if maxSeq <= 0 || maxSeq > cfg.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("generate: max sequence %d must be in 1..max_position_embeddings (%d)", maxSeq, cfg.MaxPositionEmbeddings)
 	}
 	chunk := min(PrefillChunk, maxSeq)
-	m, err := model.BuildDecode(cfg, 1, 1, maxSeq, chunk)
+	dopt := model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: opt.F16}
+	m, err := model.BuildDecode(cfg, 1, 1, dopt)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +80,7 @@ func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, maxSeq int) 
 			return nil, err
 		}
 		if chunk > 1 {
-			if g.prefill, err = model.BuildDecode(cfg, 1, chunk, maxSeq, chunk); err != nil {
+			if g.prefill, err = model.BuildDecode(cfg, 1, chunk, dopt); err != nil {
 				return nil, err
 			}
 			pp, err := g.prefill.Graph.Plan([]*graph.Tensor{g.prefill.Logits}, align)

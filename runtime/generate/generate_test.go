@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/internal/optest"
@@ -40,7 +41,7 @@ func TestIncrementalDecodingMatchesTheFullForward(t *testing.T) {
 			fx, err := graph.NewGPU(dev, plan, nil)
 			require.NoError(t, err)
 			defer fx.Close()
-			gen, err := generate.New(c, "gpu", dev, L)
+			gen, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: L})
 			require.NoError(t, err)
 			defer gen.Close()
 
@@ -101,10 +102,10 @@ func TestChunkedPrefillMatchesTokenByTokenDecoding(t *testing.T) {
 	c := tiny(t)
 	c.SlidingWindow = 5
 	L := 48
-	a, err := generate.New(c, "gpu", dev, L)
+	a, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: L})
 	require.NoError(t, err)
 	defer a.Close()
-	b, err := generate.New(c, "gpu", dev, L)
+	b, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: L})
 	require.NoError(t, err)
 	defer b.Close()
 	rng := rand.New(rand.NewSource(5))
@@ -132,5 +133,50 @@ func TestChunkedPrefillMatchesTokenByTokenDecoding(t *testing.T) {
 		y, err := b.Step(i+4, len(prompt)+i)
 		require.NoError(t, err)
 		optest.Close(t, fmt.Sprintf("logits at generated position %d", i), x, y, optest.Tol{Atol: 2e-5, Rtol: 1e-4})
+	}
+}
+
+// Half-precision weights: the GPU and the reference (which rounds f16
+// tensors as the GPU stores them) agree to f32 accuracy, and both stay
+// within f16 rounding of the f32 model.
+func TestF16WeightsDecodeLikeTheReferenceAndCloseToF32(t *testing.T) {
+	dev := gputest.Device(t)
+	c := tiny(t)
+	c.TieWordEmbeddings = false
+	c.VocabSize = 44 // a multiple of 4, so the LM head is f16 too
+	L := 20
+	half, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: L, F16: true})
+	require.NoError(t, err)
+	defer half.Close()
+	ref, err := generate.New(c, "reference", nil, generate.Options{MaxSeq: L, F16: true})
+	require.NoError(t, err)
+	defer ref.Close()
+	full, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: L})
+	require.NoError(t, err)
+	defer full.Close()
+	halfParams := 0
+	rng := rand.New(rand.NewSource(6))
+	for i, p := range half.Params() {
+		if p.DType == gpu.F16 {
+			halfParams++
+		}
+		v := optest.Random(rng, p.Spec, -0.3, 0.3).Data
+		require.NoError(t, half.Exec.Set(p, v))
+		require.NoError(t, ref.Exec.Set(ref.Params()[i], v))
+		require.NoError(t, full.Exec.Set(full.Params()[i], v))
+	}
+	require.Equal(t, 2*7+1, halfParams, "every projection and the LM head in f16")
+	for i := 0; i < L; i++ {
+		tok := rng.Intn(c.VocabSize)
+		h, err := half.Step(tok, i)
+		require.NoError(t, err)
+		r, err := ref.Step(tok, i)
+		require.NoError(t, err)
+		f, err := full.Step(tok, i)
+		require.NoError(t, err)
+		optest.Close(t, fmt.Sprintf("f16 gpu vs reference at %d", i), h, r, optest.Tol{Atol: 2e-5, Rtol: 1e-4})
+		// weights rounded to 11 significant bits: relative error 2^-11 per
+		// weight, accumulated over two layers.
+		optest.Close(t, fmt.Sprintf("f16 vs f32 at %d", i), h, f, optest.Tol{Atol: 2e-2, Rtol: 2e-2})
 	}
 }

@@ -46,7 +46,7 @@ func layerWindow(c *config.ModelConfig, i int) int {
 // BuildTrain builds the training graph for batch sequences of seq tokens:
 // logits, per-token loss and the scalar loss.
 func BuildTrain(c *config.ModelConfig, batch, seq int) (*Model, error) {
-	return build(c, batch, seq, false, 0, 0)
+	return build(c, batch, seq, false, DecodeOptions{})
 }
 
 // BuildDecode builds a generation step: qlen new tokens per sequence that
@@ -55,14 +55,26 @@ func BuildTrain(c *config.ModelConfig, batch, seq int) (*Model, error) {
 // (sliding layers). Steps built with the same maxSeq and maxChunk have
 // caches of the same shapes, so a prefill step and a one-token step can
 // share them.
-func BuildDecode(c *config.ModelConfig, batch, qlen, maxSeq, maxChunk int) (*Model, error) {
-	if maxChunk < qlen {
-		return nil, fmt.Errorf("model: chunk bound %d is below this step's %d tokens", maxChunk, qlen)
+func BuildDecode(c *config.ModelConfig, batch, qlen int, opt DecodeOptions) (*Model, error) {
+	if opt.MaxChunk < qlen {
+		return nil, fmt.Errorf("model: chunk bound %d is below this step's %d tokens", opt.MaxChunk, qlen)
 	}
-	return build(c, batch, qlen, true, maxSeq, maxChunk)
+	return build(c, batch, qlen, true, opt)
 }
 
-func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq, maxChunk int) (*Model, error) {
+// DecodeOptions shape a generation graph.
+type DecodeOptions struct {
+	MaxSeq   int // positions the KV caches hold
+	MaxChunk int // most tokens any step over the same caches feeds
+	// F16Weights stores the linear layers' weights in half precision
+	// (packed, widened in the kernel; f32 arithmetic), halving their
+	// memory. Layers whose sizes are not multiples of 4, embeddings and
+	// norms stay f32.
+	F16Weights bool
+}
+
+func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions) (*Model, error) {
+	maxSeq, maxChunk := opt.MaxSeq, opt.MaxChunk
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("model: batch and sequence length must be positive, got %d and %d", batch, seq)
 	}
@@ -80,14 +92,23 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq, maxChunk 
 	if decode {
 		m.CachePos = g.Input("cache_pos", graph.U32(1))
 	}
+	linear := layers.Linear
+	if decode && opt.F16Weights {
+		linear = func(g *graph.Graph, name string, x *graph.Tensor, in, out int, std float64) *graph.Tensor {
+			if in%4 == 0 && out%4 == 0 {
+				return layers.LinearF16(g, name, x, in, out, std)
+			}
+			return layers.Linear(g, name, x, in, out, std)
+		}
+	}
 	x, embed := layers.Embedding(g, "model.embed_tokens", m.Tokens, c.VocabSize, D, std)
 	for i := 0; i < c.NumHiddenLayers; i++ {
 		p := fmt.Sprintf("model.layers.%d", i)
 		win := layerWindow(c, i)
 		h := layers.RMSNorm(g, p+".input_layernorm", x, D, eps)
-		q := layers.Linear(g, p+".self_attn.q_proj", h, D, H*dh, std)
-		k := layers.Linear(g, p+".self_attn.k_proj", h, D, KV*dh, std)
-		v := layers.Linear(g, p+".self_attn.v_proj", h, D, KV*dh, std)
+		q := linear(g, p+".self_attn.q_proj", h, D, H*dh, std)
+		k := linear(g, p+".self_attn.k_proj", h, D, KV*dh, std)
+		v := linear(g, p+".self_attn.v_proj", h, D, KV*dh, std)
 		rope := func(heads int) graph.RoPE {
 			return graph.RoPE{Heads: heads, HeadDim: dh, RotaryDim: rotary, Base: float32(c.RopeTheta)}
 		}
@@ -123,17 +144,17 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, maxSeq, maxChunk 
 			}
 			o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: win, Sink: sink != nil, Capacity: capacity}, ain...)
 		}
-		o = layers.Linear(g, p+".self_attn.o_proj", o, H*dh, D, outStd)
+		o = linear(g, p+".self_attn.o_proj", o, H*dh, D, outStd)
 		x = g.Apply1(graph.Add{}, x, o)
 		h = layers.RMSNorm(g, p+".post_attention_layernorm", x, D, eps)
-		f := layers.FFN(g, p+".mlp", h, D, c.IntermediateSize, layers.Activation(c.HiddenAct), std, outStd)
+		f := layers.FFNWith(g, linear, p+".mlp", h, D, c.IntermediateSize, layers.Activation(c.HiddenAct), std, outStd)
 		x = g.Apply1(graph.Add{}, x, f)
 	}
 	x = layers.RMSNorm(g, "model.norm", x, D, eps)
 	if c.TieWordEmbeddings {
 		m.Logits = g.Apply1(graph.MatMul{TransB: true}, x, embed)
 	} else {
-		m.Logits = layers.Linear(g, "lm_head", x, D, c.VocabSize, std)
+		m.Logits = linear(g, "lm_head", x, D, c.VocabSize, std)
 	}
 	if !decode {
 		m.Targets = g.Input("targets", graph.U32(n))

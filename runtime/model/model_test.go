@@ -39,7 +39,7 @@ func TestParametersMatchTheConfigCountAndNames(t *testing.T) {
 			require.True(t, names["model.layers.1.self_attn.o_proj.weight"])
 			require.True(t, names["model.norm.weight"])
 			require.Equal(t, !tied, names["lm_head.weight"])
-			d, err := model.BuildDecode(c, 1, 1, 16, 4)
+			d, err := model.BuildDecode(c, 1, 1, model.DecodeOptions{MaxSeq: 16, MaxChunk: 4})
 			require.NoError(t, err)
 			require.Len(t, d.Params(), len(m.Params()), "decode graph needs the same weights")
 		}
