@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"fmt"
 	"math"
 	"time"
 
@@ -38,52 +37,14 @@ func timeRecorder(dev *gpu.Device, rec *gpu.Recorder, minTime time.Duration) (fl
 	}
 }
 
-// timeOp records `reps` back-to-back copies of an op on random-free zeroed
-// inputs of the given specs (timing does not depend on values, except for
-// ops that skip work on zeros, which take explicit inputs) and returns
-// seconds per op.
+// timeOp records `reps` back-to-back copies of an op (amortising the
+// submission for small ops) and returns seconds per op.
 func timeOp(dev *gpu.Device, op graph.Op, in []*graph.Host, reps int, minTime time.Duration) (float64, error) {
-	specs := make([]graph.Spec, len(in))
-	for i, h := range in {
-		specs[i] = h.Spec
-	}
-	outs, err := op.Outputs(specs)
+	p, err := graph.Prepare(dev, op, reps, in...)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op.Name(), err)
+		return 0, err
 	}
-	var bufs []*gpu.Buffer
-	defer func() {
-		for _, b := range bufs {
-			b.Release()
-		}
-	}()
-	gpuIn := in
-	if a, ok := op.(graph.Accumulator); ok && a.Accumulates() {
-		gpuIn = in[:len(in)-1]
-	}
-	inB := make([]*gpu.Buffer, len(gpuIn))
-	for i, h := range gpuIn {
-		b, err := graph.Upload(dev, fmt.Sprintf("bench.in%d", i), h)
-		if err != nil {
-			return 0, err
-		}
-		inB[i], bufs = b, append(bufs, b)
-	}
-	outB := make([]*gpu.Buffer, len(outs))
-	for i, s := range outs {
-		b, err := dev.NewBuffer(fmt.Sprintf("bench.out%d", i), s.DType, s.Shape...)
-		if err != nil {
-			return 0, err
-		}
-		outB[i], bufs = b, append(bufs, b)
-	}
-	rec := dev.NewRecorder()
-	defer rec.Release()
-	for r := 0; r < reps; r++ {
-		if err := op.Encode(dev, rec, inB, outB); err != nil {
-			return 0, fmt.Errorf("%s: %w", op.Name(), err)
-		}
-	}
-	s, err := timeRecorder(dev, rec, minTime)
-	return s / float64(reps), err
+	defer p.Release()
+	s, err := timeRecorder(dev, p.Rec, minTime)
+	return s / float64(max(reps, 1)), err
 }

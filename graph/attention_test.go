@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"syscall"
 	"testing"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -681,63 +680,6 @@ func BenchmarkAttention(b *testing.B) {
 }
 
 func attnBench(b *testing.B, dev *gpu.Device, op graph.Op, flops float64, in ...*graph.Host) {
-	specs := make([]graph.Spec, len(in))
-	for i, h := range in {
-		specs[i] = h.Spec
-	}
-	outSpecs, err := op.Outputs(specs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var inB, outB []*gpu.Buffer
-	for i, h := range in {
-		buf, err := graph.Upload(dev, fmt.Sprint("in", i), h)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer buf.Release()
-		inB = append(inB, buf)
-	}
-	for i, s := range outSpecs {
-		buf, err := dev.NewBuffer(fmt.Sprint("out", i), s.DType, s.Shape...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer buf.Release()
-		outB = append(outB, buf)
-	}
-	rec := dev.NewRecorder()
-	defer rec.Release()
-	if err := op.Encode(dev, rec, inB, outB); err != nil {
-		b.Fatal(err)
-	}
-	run := func() {
-		if err := rec.Submit(); err != nil {
-			b.Fatal(err)
-		}
-		if err := dev.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	run() // compile and warm up
-	cpu0 := attnCPUSeconds()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		run()
-	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
-	b.ReportMetric(sec*1e3, "ms")
+	sec := optest.BenchOp(b, dev, op, in...)
 	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
-	// CPU time of the whole process (lavapipe's worker threads do the GPU
-	// work): on a shared CPU driver machine it is steadier than wall time.
-	b.ReportMetric((attnCPUSeconds()-cpu0)*1e3/float64(b.N), "cpu-ms")
-}
-
-// attnCPUSeconds is the process's user + system CPU time.
-func attnCPUSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -139,9 +139,29 @@ func Download(dev *gpu.Device, bufs ...*gpu.Buffer) ([]*Host, error) {
 	return out, nil
 }
 
-// RunOp runs an op on the GPU on host inputs and returns host outputs: the
-// path tests and one-off callers use. Graphs record many ops instead.
-func RunOp(dev *gpu.Device, op Op, in ...*Host) ([]*Host, error) {
+// Prepared is one op recorded on uploaded inputs: what RunOp, the bench
+// and op benchmarks replay.
+type Prepared struct {
+	Rec     *gpu.Recorder
+	In, Out []*gpu.Buffer
+	bufs    []*gpu.Buffer
+}
+
+// Release frees the recording and the buffers.
+func (p *Prepared) Release() {
+	if p.Rec != nil {
+		p.Rec.Release()
+	}
+	for _, b := range p.bufs {
+		b.Release()
+	}
+	p.Rec, p.bufs = nil, nil
+}
+
+// Prepare uploads host inputs, allocates the outputs and records reps
+// copies of op into one recorder. For an Accumulator the last input becomes
+// output 0's starting value.
+func Prepare(dev *gpu.Device, op Op, reps int, in ...*Host) (*Prepared, error) {
 	specs := make([]Spec, len(in))
 	for i, h := range in {
 		specs[i] = h.Spec
@@ -150,26 +170,25 @@ func RunOp(dev *gpu.Device, op Op, in ...*Host) ([]*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op.Name(), err)
 	}
-	var bufs []*gpu.Buffer
+	p := &Prepared{}
+	ok := false
 	defer func() {
-		for _, b := range bufs {
-			b.Release()
+		if !ok {
+			p.Release()
 		}
 	}()
 	gpuIn := in
 	if accumulates(op) {
 		gpuIn = in[:len(in)-1]
 	}
-	inB := make([]*gpu.Buffer, len(gpuIn))
 	for i, h := range gpuIn {
 		b, err := Upload(dev, fmt.Sprintf("%s.in%d", op.Name(), i), h)
 		if err != nil {
 			return nil, err
 		}
-		bufs = append(bufs, b)
-		inB[i] = b
+		p.bufs = append(p.bufs, b)
+		p.In = append(p.In, b)
 	}
-	outB := make([]*gpu.Buffer, len(outSpecs))
 	for i, s := range outSpecs {
 		var b *gpu.Buffer
 		var err error
@@ -185,18 +204,31 @@ func RunOp(dev *gpu.Device, op Op, in ...*Host) ([]*Host, error) {
 		if err != nil {
 			return nil, err
 		}
-		bufs = append(bufs, b)
-		outB[i] = b
+		p.bufs = append(p.bufs, b)
+		p.Out = append(p.Out, b)
 	}
-	rec := dev.NewRecorder()
-	defer rec.Release()
-	if err := op.Encode(dev, rec, inB, outB); err != nil {
-		return nil, fmt.Errorf("%s: %w", op.Name(), err)
+	p.Rec = dev.NewRecorder()
+	for r := 0; r < max(reps, 1); r++ {
+		if err := op.Encode(dev, p.Rec, p.In, p.Out); err != nil {
+			return nil, fmt.Errorf("%s: %w", op.Name(), err)
+		}
 	}
-	if err := rec.Submit(); err != nil {
+	ok = true
+	return p, nil
+}
+
+// RunOp runs an op on the GPU on host inputs and returns host outputs: the
+// path tests and one-off callers use. Graphs record many ops instead.
+func RunOp(dev *gpu.Device, op Op, in ...*Host) ([]*Host, error) {
+	p, err := Prepare(dev, op, 1, in...)
+	if err != nil {
 		return nil, err
 	}
-	return Download(dev, outB...)
+	defer p.Release()
+	if err := p.Rec.Submit(); err != nil {
+		return nil, err
+	}
+	return Download(dev, p.Out...)
 }
 
 // RunReference runs an op's CPU reference after checking shapes.

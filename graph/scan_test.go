@@ -1,83 +1,22 @@
 package graph_test
 
 import (
-	"errors"
 	"fmt"
 	"math/rand"
 	"testing"
 
-	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/internal/optest"
 )
 
-// benchOpThroughput records op once on uploaded inputs and times replaying
-// the submission, reporting bytes/op as throughput (bytes is the minimum
-// traffic the op must move: inputs read once, outputs written once).
+// benchOpThroughput times op and reports bytes/op as throughput (bytes is
+// the minimum traffic the op must move: inputs read once, outputs written
+// once).
 func benchOpThroughput(b *testing.B, op graph.Op, bytes int64, in ...*graph.Host) {
 	b.Helper()
-	dev := gputest.Device(b)
-	specs := make([]graph.Spec, len(in))
-	for i, h := range in {
-		specs[i] = h.Spec
-	}
-	outs, err := op.Outputs(specs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	acc, isAcc := op.(graph.Accumulator)
-	gpuIn := in
-	if isAcc && acc.Accumulates() {
-		gpuIn = in[:len(in)-1]
-	}
-	var bufs []*gpu.Buffer
-	defer func() {
-		for _, x := range bufs {
-			x.Release()
-		}
-	}()
-	var inB, outB []*gpu.Buffer
-	for i, h := range gpuIn {
-		x, err := graph.Upload(dev, fmt.Sprintf("bench.in%d", i), h)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bufs = append(bufs, x)
-		inB = append(inB, x)
-	}
-	for i, s := range outs {
-		x, err := dev.NewBuffer(fmt.Sprintf("bench.out%d", i), s.DType, s.Shape...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		bufs = append(bufs, x)
-		outB = append(outB, x)
-	}
-	rec := dev.NewRecorder()
-	defer rec.Release()
-	if err := op.Encode(dev, rec, inB, outB); err != nil {
-		if errors.Is(err, gpu.ErrUnsupported) {
-			b.Skip(err)
-		}
-		b.Fatal(err)
-	}
-	if err := rec.Submit(); err != nil { // warm-up: pipelines, first-touch
-		b.Fatal(err)
-	}
-	if err := dev.Wait(); err != nil {
-		b.Fatal(err)
-	}
-	b.SetBytes(bytes)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := rec.Submit(); err != nil {
-			b.Fatal(err)
-		}
-		if err := dev.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
+	sec := optest.BenchOp(b, gputest.Device(b), op, in...)
+	b.ReportMetric(float64(bytes)/sec/1e9, "GB/s")
 }
 
 // Integer sums are exact: the GPU must match the reference bit for bit.

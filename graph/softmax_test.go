@@ -6,7 +6,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/internal/optest"
@@ -159,54 +158,10 @@ func TestRowwiseOpsAutoVariantMatchesReferenceAndUnknownIsRejected(t *testing.T)
 	}
 }
 
-// benchRowwise times op on (1024, 1024) inputs and reports GB/s counting
-// bytesPerElem bytes moved per element (forward: read x + write y = 8).
+// benchRowwise times op and reports GB/s counting bytesPerElem bytes moved
+// per element of the first input (forward: read x + write y = 8).
 func benchRowwise(b *testing.B, op graph.Op, bytesPerElem int, in ...*graph.Host) {
-	dev := gputest.Device(b)
-	specs := make([]graph.Spec, len(in))
-	for i, h := range in {
-		specs[i] = h.Spec
-	}
-	outSpecs, err := op.Outputs(specs)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var inB, outB []*gpu.Buffer
-	for i, h := range in {
-		buf, err := graph.Upload(dev, fmt.Sprint("in", i), h)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer buf.Release()
-		inB = append(inB, buf)
-	}
-	for i, s := range outSpecs {
-		buf, err := dev.NewBuffer(fmt.Sprint("out", i), s.DType, s.Shape...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer buf.Release()
-		outB = append(outB, buf)
-	}
-	rec := dev.NewRecorder()
-	defer rec.Release()
-	if err := op.Encode(dev, rec, inB, outB); err != nil {
-		b.Fatal(err)
-	}
-	run := func() {
-		if err := rec.Submit(); err != nil {
-			b.Fatal(err)
-		}
-		if err := dev.Wait(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	run() // compile and warm up
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		run()
-	}
-	sec := b.Elapsed().Seconds() / float64(b.N)
+	sec := optest.BenchOp(b, gputest.Device(b), op, in...)
 	b.ReportMetric(float64(bytesPerElem*in[0].Len())/sec/1e9, "GB/s")
 }
 
