@@ -608,29 +608,7 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 		acc = 1
 	}
 	grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*wgx)), uint32(rows / t.TM), 1}
-	for start := 0; start < d.M; start += nw * rows {
-		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc}
-		bufs := make([]*gpu.Buffer, 0, nw+2)
-		for w := 0; w < nw; w++ {
-			from := start + w*rows
-			base := min(from, d.M-rows)
-			to := min(from+rows, d.M)
-			if from >= d.M { // idle window: bind a valid range, store nothing
-				from, to = d.M, d.M
-			}
-			win, err := in[0].View(in[0].Name+".rows", gpu.F32, uint64(base*d.K*4), rows, d.K)
-			if err != nil {
-				return err
-			}
-			bufs = append(bufs, win)
-			p = append(p, uint32(base), uint32(from), uint32(to), 0)
-		}
-		bufs = append(bufs, in[1], out[0])
-		if err := rec.Dispatch(k, grid, p, bufs...); err != nil {
-			return err
-		}
-	}
-	return nil
+	return dispatchWindows(rec, k, grid, []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc}, in[0], d.M, d.K, rows, nw, in[1], out[0])
 }
 
 // DefaultNTUBOTile is variant 8's blocking: each invocation computes 8 rows
@@ -709,25 +687,35 @@ func (m MatMul) encodeNTUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatM
 		acc = 1
 	}
 	grid := [3]uint32{uint32(gpu.CeilDiv(d.M, t.TM*t.WGX)), uint32(rows / tn), 1}
-	for start := 0; start < d.N; start += nw * rows {
-		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc}
-		bufs := make([]*gpu.Buffer, 0, nw+2)
+	return dispatchWindows(rec, k, grid, []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc}, in[1], d.N, d.K, rows, nw, in[0], out[0])
+}
+
+// dispatchWindows records one dispatch per group of nw uniform windows over
+// the rows of src, a (total, K) matrix, each window `rows` rows. The window
+// buffers come first, then rest; the parameters are head followed by, per
+// window, (first row of the window, first row to store, end row, 0). A
+// window that would reach past the last row is shifted back to end there
+// (its leading rows were stored by the previous window), and a window past
+// the end stores nothing, so every binding stays inside src.
+func dispatchWindows(rec *gpu.Recorder, k *gpu.Kernel, grid [3]uint32, head []uint32, src *gpu.Buffer, total, K, rows, nw int, rest ...*gpu.Buffer) error {
+	for start := 0; start < total; start += nw * rows {
+		p := append([]uint32(nil), head...)
+		bufs := make([]*gpu.Buffer, 0, nw+len(rest))
 		for w := 0; w < nw; w++ {
 			from := start + w*rows
-			base := min(from, d.N-rows)
-			to := min(from+rows, d.N)
-			if from >= d.N {
-				from, to = d.N, d.N
+			base := min(from, total-rows)
+			to := min(from+rows, total)
+			if from >= total {
+				from, to = total, total
 			}
-			win, err := in[1].View(in[1].Name+".rows", gpu.F32, uint64(base*d.K*4), rows, d.K)
+			win, err := src.View(src.Name+".rows", gpu.F32, uint64(base*K*4), rows, K)
 			if err != nil {
 				return err
 			}
 			bufs = append(bufs, win)
 			p = append(p, uint32(base), uint32(from), uint32(to), 0)
 		}
-		bufs = append(bufs, in[0], out[0])
-		if err := rec.Dispatch(k, grid, p, bufs...); err != nil {
+		if err := rec.Dispatch(k, grid, p, append(bufs, rest...)...); err != nil {
 			return err
 		}
 	}
