@@ -51,7 +51,14 @@ type Buffer struct {
 // must respect the adapter's minStorageBufferOffsetAlignment. Releasing a
 // view does nothing; the parent owns the memory.
 func (b *Buffer) View(name string, t DType, offsetBytes uint64, shape ...int) (*Buffer, error) {
+	if err := b.alive(); err != nil {
+		return nil, err
+	}
 	if b.parent != nil {
+		// A view of a view stays inside the outer view.
+		if size := paddedBytes(t, numel(shape)); offsetBytes+size > b.size {
+			return nil, fmt.Errorf("view %s %v %s: bytes [%d, %d) exceed %s's %d bytes", name, shape, t, offsetBytes, offsetBytes+size, b.Name, b.size)
+		}
 		return b.parent.View(name, t, b.offset+offsetBytes, shape...)
 	}
 	align := uint64(b.dev.Limits.MinStorageBufferOffsetAlignment)
@@ -64,6 +71,23 @@ func (b *Buffer) View(name string, t DType, offsetBytes uint64, shape ...int) (*
 	}
 	return &Buffer{Name: name, DType: t, Shape: append([]int(nil), shape...), dev: b.dev, buf: b.buf, size: size, offset: offsetBytes, parent: b}, nil
 }
+
+// alive reports an error for a released buffer or a view of one: the
+// binding would crash on it.
+func (b *Buffer) alive() error {
+	if b == nil || b.buf == nil || (b.parent != nil && b.parent.buf == nil) {
+		name := "<nil>"
+		if b != nil {
+			name = b.Name
+		}
+		return fmt.Errorf("buffer %s was released", name)
+	}
+	return nil
+}
+
+// Offset is the view's byte offset into its GPU buffer (0 for a buffer of
+// its own).
+func (b *Buffer) Offset() uint64 { return b.offset }
 
 // overlaps reports whether two buffers share bytes.
 func (b *Buffer) overlaps(o *Buffer) bool {
@@ -135,6 +159,9 @@ func (b *Buffer) Release() {
 // for F32 and F16 (converted to half precision, round to nearest even),
 // []uint32 for U32, []int32 for I32.
 func (b *Buffer) Write(data any) error {
+	if err := b.alive(); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
 	raw, n, err := encode(b.DType, data)
 	if err != nil {
 		return fmt.Errorf("write %s: %w", b.Name, err)
@@ -187,7 +214,9 @@ func bytesOf[E any](s []E) []byte {
 func sliceOf[E any](b []byte, n int) []E {
 	out := make([]E, n)
 	if n > 0 {
-		copy(unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), len(b)), b)
+		var e E
+		dst := unsafe.Slice((*byte)(unsafe.Pointer(&out[0])), n*int(unsafe.Sizeof(e)))
+		copy(dst, b) // b may carry padding past n elements; copy stops at dst's end
 	}
 	return out
 }
@@ -237,6 +266,11 @@ func (d Data) Int32() []int32 { return sliceOf[int32](d.raw, d.n) }
 // copied into its own staging buffer by one command encoder, then all are
 // mapped together. This is the only place the CPU waits for the GPU.
 func (d *Device) Read(bufs ...*Buffer) ([]Data, error) {
+	for _, b := range bufs {
+		if err := b.alive(); err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
+	}
 	enc, err := d.dev.CreateCommandEncoder(nil)
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
@@ -286,6 +320,9 @@ func (d *Device) Read(bufs ...*Buffer) ([]Data, error) {
 	}
 	for done < len(bufs) {
 		d.dev.Poll(true, nil)
+		if err := d.err(); err != nil {
+			return nil, fmt.Errorf("read: %w", err)
+		}
 	}
 	out := make([]Data, len(bufs))
 	for i, s := range staging {

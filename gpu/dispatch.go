@@ -170,6 +170,15 @@ func (r *Recorder) Dispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ...
 	return nil
 }
 
+// ScratchBytes is the memory the recording's scratch buffers hold.
+func (r *Recorder) ScratchBytes() uint64 {
+	var n uint64
+	for _, b := range r.scratch {
+		n += b.size
+	}
+	return n
+}
+
 // Len is the number of recorded dispatches.
 func (r *Recorder) Len() int { return len(r.steps) }
 

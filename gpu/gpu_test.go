@@ -261,3 +261,19 @@ func TestProfileTimesEveryDispatch(t *testing.T) {
 		require.Equal(t, "wall-clock", source)
 	}
 }
+
+func TestReleasedBuffersAndViewsAreErrorsNotCrashes(t *testing.T) {
+	dev := gputest.Device(t)
+	arena, err := dev.NewBuffer("arena", gpu.F32, 128)
+	require.NoError(t, err)
+	v, err := arena.View("v", gpu.F32, 0, 4)
+	require.NoError(t, err)
+	_, err = v.View("vv", gpu.F32, 0, 64) // larger than its outer view
+	require.ErrorContains(t, err, "exceed")
+	arena.Release()
+	require.ErrorContains(t, v.Write([]float32{1, 2, 3, 4}), "released")
+	_, err = dev.Read(v)
+	require.ErrorContains(t, err, "released")
+	_, err = dev.Read(arena)
+	require.ErrorContains(t, err, "released")
+}

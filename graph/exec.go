@@ -147,6 +147,15 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 	ok := false
 	defer func() {
 		if !ok {
+			// Buffers this executor lent to shared die with it: take them
+			// back out so no other executor binds freed memory.
+			for name, b := range shared {
+				for _, mine := range e.shared {
+					if b == mine {
+						delete(shared, name)
+					}
+				}
+			}
 			e.Close()
 		}
 	}()
@@ -244,6 +253,11 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 // Plan implements Executor.
 func (e *GPU) Plan() *Plan { return e.plan }
 
+// ScratchBytes is memory the recorded kernels allocated for themselves,
+// outside the plan (transposed operands, block sums): it is not part of
+// Plan.ArenaBytes or Plan.OwnBytes.
+func (e *GPU) ScratchBytes() uint64 { return e.rec.ScratchBytes() }
+
 // Dispatches is the number of kernel launches one Run submits.
 func (e *GPU) Dispatches() int { return e.rec.Len() }
 
@@ -281,7 +295,12 @@ func (e *GPU) Set(t *Tensor, data []float64) error {
 }
 
 // Run implements Executor: one submission.
-func (e *GPU) Run() error { return e.rec.Submit() }
+func (e *GPU) Run() error {
+	if e.rec == nil {
+		return fmt.Errorf("run: the executor was closed")
+	}
+	return e.rec.Submit()
+}
 
 // Get implements Executor: one batched readback.
 func (e *GPU) Get(ts ...*Tensor) ([][]float64, error) {
@@ -304,7 +323,8 @@ func (e *GPU) Get(ts ...*Tensor) ([][]float64, error) {
 	return out, nil
 }
 
-// Close implements Executor.
+// Close implements Executor. Buffers this executor created and lent through
+// Buffers are freed too: close the executors that borrow them first.
 func (e *GPU) Close() {
 	if e.rec != nil {
 		e.rec.Release()
@@ -315,7 +335,7 @@ func (e *GPU) Close() {
 	for _, b := range e.shared {
 		b.Release()
 	}
-	e.owned, e.shared, e.rec = nil, nil, nil
+	e.owned, e.shared, e.rec, e.bufs = nil, nil, nil, nil
 }
 
 // Profile runs the recorded step once more, timing every dispatch (see

@@ -248,3 +248,30 @@ func TestInPlaceUpdatesOfActivationsAreRefused(t *testing.T) {
 	_, err := g.Plan(nil, 256)
 	require.ErrorContains(t, err, "in place")
 }
+
+func TestAnAccumulatorMayNotOverwriteARequestedOutput(t *testing.T) {
+	g := graph.New()
+	x := g.Input("x", graph.F32(4))
+	a := g.Apply1(graph.SiLU{}, x)
+	b := g.Apply1(graph.AddInto{}, x, a) // b = a + x, in a's memory
+	_, err := g.Plan([]*graph.Tensor{a, b}, 256)
+	require.ErrorContains(t, err, "also a requested output")
+	_, err = g.Plan([]*graph.Tensor{b}, 256)
+	require.NoError(t, err)
+}
+
+func TestAClosedExecutorRefusesWork(t *testing.T) {
+	dev := gputest.Device(t)
+	g := graph.New()
+	x := g.Input("x", graph.F32(4))
+	y := g.Apply1(graph.SiLU{}, x)
+	p, err := g.Plan([]*graph.Tensor{y}, 256)
+	require.NoError(t, err)
+	ex, err := graph.NewGPU(dev, p, nil)
+	require.NoError(t, err)
+	ex.Close()
+	require.Error(t, ex.Run())
+	require.Error(t, ex.Set(x, make([]float64, 4)))
+	_, err = ex.Get(y)
+	require.Error(t, err)
+}

@@ -195,30 +195,42 @@ func (m MatMul) vec4OK(d mmDims) bool {
 }
 
 func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
+	// The uniform-window variants bind one operand as uniform, which
+	// WebGPU forbids when that operand's GPU buffer is also bound as
+	// storage in the dispatch (the other operand or the output, e.g. views
+	// of one arena); its window offsets must also meet the uniform
+	// alignment.
+	uniformOK := func(u *gpu.Buffer, others ...*gpu.Buffer) bool {
+		if u == nil {
+			return false
+		}
+		for _, o := range others {
+			if o != nil && u.SameMemory(o) {
+				return false
+			}
+		}
+		return u.Offset()%uint64(max(1, dev.Limits.MinUniformBufferOffsetAlignment)) == 0
+	}
 	v := m.Variant
 	if v == 0 {
 		v = 3
-		// On a CPU driver, A·B reads A through uniform windows when A and C
-		// are separate buffers (WebGPU forbids uniform + writable storage
-		// of one buffer in a dispatch, e.g. two views of an arena).
-		if loopBudget(dev) > 0 && !a.SameMemory(c) {
-			v = 7
-		}
-		// A·Bᵀ (a linear layer's forward, B the weight) reads B through
-		// uniform windows when B is its own buffer.
-		// Short reductions (K < 256) are dominated by the per-lane scalar
-		// stores of C, where variant 3's vec4 stores win.
-		if loopBudget(dev) > 0 && m.TransB && !m.TransA && b != nil && !b.SameMemory(c) && d.K >= 256 {
-			v = 8
+		if loopBudget(dev) > 0 {
+			// A·B reads A through uniform windows.
+			if !m.TransA && !m.TransB {
+				v = 7
+			}
+			// A·Bᵀ (a linear layer's forward, B the weight) reads B through
+			// uniform windows. Short reductions (K < 256) are dominated by
+			// the per-lane scalar stores of C, where v3's vec4 stores win.
+			if m.TransB && !m.TransA && d.K >= 256 {
+				v = 8
+			}
 		}
 	}
-	if v == 8 && (b == nil || b.SameMemory(c) || !m.ntUBOOK(dev, d)) {
+	if v == 8 && (!uniformOK(b, a, c) || !m.ntUBOOK(dev, d)) {
 		v = 3
 	}
-	if v == 7 && a.SameMemory(c) {
-		v = 3
-	}
-	if v == 7 && !m.uboOK(dev, d) {
+	if v == 7 && (!uniformOK(a, b, c) || !m.uboOK(dev, d)) {
 		v = 3
 	}
 	if (v == 5 || v == 6) && (m.TransA || m.TransB) {

@@ -297,3 +297,36 @@ func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 		})
 	}
 }
+
+// An operand that shares a GPU buffer with the other operand or the output
+// cannot be bound as uniform; the uniform-window variants must step aside.
+func TestMatMulWithSharedOperandBuffersStillRuns(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(14))
+	for _, c := range []struct {
+		op   graph.MatMul
+		K, M int
+	}{{graph.MatMul{TransB: true}, 256, 64}, {graph.MatMul{}, 64, 64}, {graph.MatMul{TransB: true, Variant: 8}, 256, 32}, {graph.MatMul{Variant: 7}, 64, 64}} {
+		t.Run(fmt.Sprintf("%s/v%d", c.op.Name(), c.op.Variant), func(t *testing.T) {
+			g := graph.New()
+			x := g.Input("x", graph.F32(c.M, c.K))
+			y := g.Apply1(c.op, x, x) // x·xᵀ or x·x: one buffer for both operands
+			plan, err := g.Plan([]*graph.Tensor{y}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+			require.NoError(t, err)
+			ex, err := graph.NewGPU(dev, plan, nil)
+			require.NoError(t, err)
+			defer ex.Close()
+			ref := graph.NewReference(plan)
+			xv := optest.Random(rng, x.Spec, -1, 1).Data
+			for _, e := range []graph.Executor{ex, ref} {
+				require.NoError(t, e.Set(x, xv))
+				require.NoError(t, e.Run())
+			}
+			got, err := ex.Get(y)
+			require.NoError(t, err)
+			want, err := ref.Get(y)
+			require.NoError(t, err)
+			optest.Close(t, "y", got[0], want[0], mmTol(c.K))
+		})
+	}
+}

@@ -137,6 +137,17 @@ func (g *Graph) Plan(outputs []*Tensor, align uint64) (*Plan, error) {
 			}
 		}
 	}
+	isOutput := map[*Tensor]bool{}
+	for _, o := range outputs {
+		isOutput[o] = true
+	}
+	for _, n := range p.Nodes {
+		if accumulates(n.Op) {
+			if acc := n.In[len(n.In)-1]; isOutput[acc] {
+				return nil, fmt.Errorf("plan: %s accumulates into %s, which is also a requested output and would be overwritten", n.Op.Name(), acc.Name)
+			}
+		}
+	}
 	for _, o := range outputs {
 		if o.Kind == Activation {
 			r := owner(o)

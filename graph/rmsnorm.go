@@ -216,5 +216,8 @@ func (r RMSNorm) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 		return []*Tensor{nil, nil}
 	}
 	d := g.Apply(RMSNormBackward{Variant: r.Variant}, n.In[0], n.In[1], n.Out[1], dOut[0])
+	if len(d) < 2 { // a recorded shape error; Backward reports it
+		return []*Tensor{nil, nil}
+	}
 	return []*Tensor{d[0], d[1]}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -111,4 +112,32 @@ func TestTrainRefusesBadConfigsAndArguments(t *testing.T) {
 	code, _, errs = runCLI("generate", "--checkpoint", dir, "--prompt", "ABC")
 	require.Equal(t, 1, code)
 	require.NotEmpty(t, errs)
+}
+
+func TestResumeKeepsTheSavedTaskAndMetricsHoldEachStepOnce(t *testing.T) {
+	gputest.Device(t)
+	out := filepath.Join(t.TempDir(), "run")
+	cfg := "../../assets/configs/tiny-dense.json"
+	code, _, errs := runCLI("train", "--config", cfg, "--task", "copy", "--steps", "3", "--out", out, "--eval", "0")
+	require.Equal(t, 0, code, errs)
+	// A second fresh run into the same directory starts the metrics anew.
+	code, _, errs = runCLI("train", "--config", cfg, "--task", "copy", "--steps", "3", "--out", out, "--eval", "0")
+	require.Equal(t, 0, code, errs)
+	// Resuming without --task continues the saved task; with another task it is refused.
+	code, _, errs = runCLI("train", "--steps", "5", "--out", out, "--eval", "0", "--resume")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, errs, "on copy")
+	require.Contains(t, errs, "learning-rate schedule changes")
+	code, _, errs = runCLI("train", "--task", "add", "--steps", "6", "--out", out, "--eval", "0", "--resume")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "task copy")
+	raw, err := os.ReadFile(filepath.Join(out, "metrics.jsonl"))
+	require.NoError(t, err)
+	var steps []int
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var r struct{ Step int }
+		require.NoError(t, json.Unmarshal([]byte(line), &r))
+		steps = append(steps, r.Step)
+	}
+	require.Equal(t, []int{1, 2, 3, 4, 5}, steps)
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/moegpu/moegpu/assets"
@@ -53,16 +54,32 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	explicit := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { explicit[f.Name] = true })
 	cfg, err := loadConfig(*cfgPath)
 	if err != nil {
 		return err
 	}
 	if *resume {
-		_, saved, err := train.LoadState(*out)
+		state, saved, err := train.LoadState(*out)
 		if err != nil {
 			return err
 		}
+		// A resumed run is the saved run: its config and task.
 		cfg = saved
+		*cfgPath = filepath.Join(*out, train.ConfigFile)
+		if state.Task != "" && state.Task != task.Name() {
+			if explicit["task"] {
+				return fmt.Errorf("%s holds a run on task %s; --task %s would train another task on it", *out, state.Task, task.Name())
+			}
+			if task, err = tasks.ByName(state.Task); err != nil {
+				return err
+			}
+		}
+		if state.TotalSteps > 0 && state.TotalSteps != *steps {
+			fmt.Fprintf(stderr, "note: the saved run planned %d steps, this one %d: the learning-rate schedule changes from step %d on\n",
+				state.TotalSteps, *steps, state.Step+1)
+		}
 	}
 	if cfg.Training == nil {
 		cfg.Training = &config.TrainingConfig{}
@@ -95,8 +112,22 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "training %s on %s: %.2fM parameters, batch %d × %d tokens, %d steps, on %s\n",
 		filepath.Base(*cfgPath), task.Name(), float64(cfg.ParamCount())/1e6, tr.Train.BatchSize, tr.Train.SeqLen, *steps, where)
-	fmt.Fprintf(stderr, "plan: %d ops; activations %.1f MiB planned vs %.1f MiB without reuse (%.0f%% saved); gradients %.2f MiB outside the arena\n",
-		len(tr.Plan.Nodes), mib64(tr.Plan.ArenaBytes), mib64(tr.Plan.NaiveBytes), 100*(1-float64(tr.Plan.ArenaBytes)/float64(max(tr.Plan.NaiveBytes, 1))), mib64(tr.Plan.OwnBytes))
+	scratch := ""
+	if ex, ok := tr.Exec.(*graph.GPU); ok && ex.ScratchBytes() > 0 {
+		scratch = fmt.Sprintf("; kernel scratch %.2f MiB", mib64(ex.ScratchBytes()))
+	}
+	fmt.Fprintf(stderr, "plan: %d ops; activations %.1f MiB planned vs %.1f MiB without reuse (%.0f%% saved); gradients %.2f MiB outside the arena%s\n",
+		len(tr.Plan.Nodes), mib64(tr.Plan.ArenaBytes), mib64(tr.Plan.NaiveBytes), 100*(1-float64(tr.Plan.ArenaBytes)/float64(max(tr.Plan.NaiveBytes, 1))), mib64(tr.Plan.OwnBytes), scratch)
+	// The metrics file holds exactly this run's steps: a fresh run starts
+	// it anew, a resumed one drops steps past the checkpoint.
+	if *resume {
+		err = metrics.KeepUpTo(*out, tr.Step)
+	} else {
+		err = metrics.Reset(*out)
+	}
+	if err != nil {
+		return err
+	}
 	mw, err := metrics.NewWriter(*out)
 	if err != nil {
 		return err
@@ -104,7 +135,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	defer mw.Close()
 
 	interrupt := make(chan os.Signal, 1)
-	signal.Notify(interrupt, os.Interrupt)
+	signal.Notify(interrupt, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(interrupt)
 
 	if *logEvery <= 0 {

@@ -80,14 +80,8 @@ func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, opt Options)
 			return nil, err
 		}
 		if chunk > 1 {
-			if g.prefill, err = model.BuildDecode(cfg, 1, chunk, dopt); err != nil {
-				return nil, err
-			}
-			pp, err := g.prefill.Graph.Plan([]*graph.Tensor{g.prefill.Logits}, align)
-			if err != nil {
-				return nil, err
-			}
-			if g.preExec, err = graph.NewGPU(dev, pp, shared); err != nil {
+			if err := g.compilePrefill(cfg, dev, dopt, align, shared); err != nil {
+				g.Close()
 				return nil, err
 			}
 		}
@@ -97,6 +91,23 @@ func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, opt Options)
 		return nil, fmt.Errorf("unknown executor %q (want gpu or reference)", executor)
 	}
 	return g, nil
+}
+
+func (g *Generator) compilePrefill(cfg *config.ModelConfig, dev *gpu.Device, dopt model.DecodeOptions, align uint64, shared graph.Buffers) error {
+	m, err := model.BuildDecode(cfg, 1, dopt.MaxChunk, dopt)
+	if err != nil {
+		return err
+	}
+	pp, err := m.Graph.Plan([]*graph.Tensor{m.Logits}, align)
+	if err != nil {
+		return err
+	}
+	ex, err := graph.NewGPU(dev, pp, shared)
+	if err != nil {
+		return err
+	}
+	g.prefill, g.preExec = m, ex
+	return nil
 }
 
 // Close releases the executors and the buffers they share.

@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+
+	"github.com/moegpu/moegpu/internal/atomicfile"
 )
 
 // FileName is the name of the metrics file inside a run directory.
@@ -233,4 +235,39 @@ func ReadJSONL(path string) ([]Record, error) {
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// Reset removes DIR/metrics.jsonl: a fresh run starts its own record.
+func Reset(dir string) error {
+	err := os.Remove(filepath.Join(dir, FileName))
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	return nil
+}
+
+// KeepUpTo drops the records after step from DIR/metrics.jsonl: a run
+// resumed from a checkpoint at that step recomputes them, and must not
+// leave them twice. The file is rewritten atomically.
+func KeepUpTo(dir string, step int) error {
+	path := filepath.Join(dir, FileName)
+	recs, err := ReadJSONL(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	for _, r := range recs {
+		if r.Step > step {
+			continue
+		}
+		line, err := json.Marshal(r)
+		if err != nil {
+			return fmt.Errorf("metrics: step %d: %w", r.Step, err)
+		}
+		b.Write(append(line, '\n'))
+	}
+	return atomicfile.Write(path, b.Bytes())
 }

@@ -320,3 +320,23 @@ func TestPlotLossErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestResetAndKeepUpTo(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(dir)
+	require.NoError(t, err)
+	for s := 1; s <= 5; s++ {
+		require.NoError(t, w.Write(Record{Step: s, Loss: float64(s)}))
+	}
+	require.NoError(t, w.Close())
+	require.NoError(t, KeepUpTo(dir, 3))
+	recs, err := ReadJSONL(filepath.Join(dir, FileName))
+	require.NoError(t, err)
+	require.Len(t, recs, 3)
+	require.Equal(t, 3, recs[2].Step)
+	require.NoError(t, Reset(dir))
+	_, err = os.Stat(filepath.Join(dir, FileName))
+	require.True(t, os.IsNotExist(err))
+	require.NoError(t, Reset(dir)) // nothing to remove is fine
+	require.NoError(t, KeepUpTo(dir, 1))
+}

@@ -31,14 +31,23 @@ type State struct {
 	Step     int    `json:"step"`
 	Task     string `json:"task"`
 	Executor string `json:"executor"`
+	// TotalSteps is the run's planned length, which sets the learning-rate
+	// schedule.
+	TotalSteps int `json:"total_steps"`
 }
 
 // Save writes the checkpoint into dir: config, weights, optimizer
 // moments, then the trainer state. Each file is written to a temporary
-// name and renamed, so an interrupted save never leaves a half-written
-// file in place of a good one.
+// name and renamed, so no file is ever half-written; and the old state file
+// is removed first, so a save interrupted between files leaves a directory
+// that Restore refuses ("not a complete checkpoint") rather than new
+// weights with old moments. Both safetensors files also carry the step,
+// which Restore checks.
 func (t *Trainer) Save(dir string, executor string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, StateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	params := t.Model.Params()
@@ -74,7 +83,7 @@ func (t *Trainer) Save(dir string, executor string) error {
 	if err := safetensors.Write(filepath.Join(dir, OptimizerFile), moments, meta); err != nil {
 		return err
 	}
-	st, _ := json.MarshalIndent(State{Step: t.Step, Task: t.Task.Name(), Executor: executor}, "", "  ")
+	st, _ := json.MarshalIndent(State{Step: t.Step, Task: t.Task.Name(), Executor: executor, TotalSteps: t.totalSteps}, "", "  ")
 	return atomicfile.Write(filepath.Join(dir, StateFile), append(st, '\n'))
 }
 
@@ -106,6 +115,14 @@ func (t *Trainer) Restore(dir string) error {
 	if err != nil {
 		return err
 	}
+	if s.Task != "" && s.Task != t.Task.Name() {
+		return fmt.Errorf("checkpoint %s was trained on task %s, not %s", dir, s.Task, t.Task.Name())
+	}
+	for _, f := range []string{WeightsFile, OptimizerFile} {
+		if err := checkStep(filepath.Join(dir, f), s.Step); err != nil {
+			return err
+		}
+	}
 	params := t.Model.Params()
 	if err := weights.Load(t.Exec, filepath.Join(dir, WeightsFile), params); err != nil {
 		return err
@@ -128,4 +145,17 @@ func toF32(v []float64) []float32 {
 		out[i] = float32(x)
 	}
 	return out
+}
+
+// checkStep refuses a checkpoint file written at another step than the
+// trainer state says (a save interrupted between files).
+func checkStep(path string, step int) error {
+	f, err := safetensors.Read(path)
+	if err != nil {
+		return err
+	}
+	if got := f.Metadata["step"]; got != strconv.Itoa(step) {
+		return fmt.Errorf("%s was written at step %q, but the trainer state says step %d (an interrupted save?)", path, got, step)
+	}
+	return nil
 }

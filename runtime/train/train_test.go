@@ -140,3 +140,26 @@ func TestWeightDecaySkipsNormsSinksAndEmbeddingsUnlessAsked(t *testing.T) {
 		}
 	}
 }
+
+func TestRestoreRefusesAnotherTaskAndMixedSteps(t *testing.T) {
+	c := tinyConfig(t)
+	a := newTrainer(t, c)
+	require.NoError(t, a.Init())
+	steps(t, a, 2)
+	dir, other := t.TempDir(), t.TempDir()
+	require.NoError(t, a.Save(dir, train.GPU))
+	steps(t, a, 1)
+	require.NoError(t, a.Save(other, train.GPU))
+	// New weights from step 3 next to a state and moments of step 2.
+	raw, err := os.ReadFile(filepath.Join(other, train.WeightsFile))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, train.WeightsFile), raw, 0o644))
+	require.ErrorContains(t, newTrainer(t, c).Restore(dir), "interrupted save")
+
+	task, err := tasks.ByName("copy")
+	require.NoError(t, err)
+	tr, err := train.New(c, task, train.GPU, gputest.Device(t), 20)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.ErrorContains(t, tr.Restore(other), "trained on task reverse")
+}
