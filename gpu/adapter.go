@@ -192,6 +192,7 @@ func Adapters(b Backend) ([]AdapterInfo, error) {
 	out := make([]AdapterInfo, len(all))
 	for i, a := range all {
 		out[i] = describe(i, a)
+		a.Release()
 	}
 	return out, nil
 }
@@ -209,22 +210,37 @@ func pick(b Backend, which string) (*wgpu.Adapter, AdapterInfo, error) {
 		return nil, AdapterInfo{}, fmt.Errorf("%w for backend %s (on a machine without a GPU, install Mesa's lavapipe: apt-get install mesa-vulkan-drivers libvulkan1)", ErrNoAdapter, b)
 	}
 	which = strings.TrimSpace(which)
+	// keep releases every adapter but the chosen one.
+	keep := func(n int) (*wgpu.Adapter, AdapterInfo, error) {
+		for i, a := range all {
+			if i != n {
+				a.Release()
+			}
+		}
+		return all[n], describe(n, all[n]), nil
+	}
 	if which == "" {
-		return all[0], describe(0, all[0]), nil
+		return keep(0)
 	}
 	if n, err := strconv.Atoi(which); err == nil {
 		if n < 0 || n >= len(all) {
+			for _, a := range all {
+				a.Release()
+			}
 			return nil, AdapterInfo{}, fmt.Errorf("adapter %d out of range: %d adapter(s) on backend %s", n, len(all), b)
 		}
-		return all[n], describe(n, all[n]), nil
+		return keep(n)
 	}
 	var names []string
 	for i, a := range all {
 		d := describe(i, a)
 		if strings.Contains(strings.ToLower(d.Name), strings.ToLower(which)) {
-			return a, d, nil
+			return keep(i)
 		}
 		names = append(names, d.Label())
+	}
+	for _, a := range all {
+		a.Release()
 	}
 	return nil, AdapterInfo{}, fmt.Errorf("no adapter named %q; have: %s", which, strings.Join(names, ", "))
 }

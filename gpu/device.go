@@ -58,6 +58,7 @@ func Open(opt Options) (*Device, error) {
 	}
 	dev, native, err := requestDevice(a, want)
 	if err != nil {
+		a.Release()
 		return nil, fmt.Errorf("open %s: %w", info.Label(), err)
 	}
 	d.native = native
