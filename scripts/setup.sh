@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs what moegpu needs on a fresh Debian machine, idempotently:
-# Mesa's lavapipe (Vulkan on the CPU) so that a machine without a GPU still
-# has a WebGPU adapter, the Vulkan loader, a C compiler for cgo, and the Go
-# modules. Run as root or with sudo available.
+# Mesa's lavapipe (Vulkan on the CPU) and llvmpipe behind EGL/GLES, so that
+# a machine without a GPU still has two WebGPU adapters, the Vulkan loader,
+# a C compiler for cgo, and the Go modules. Run as root or with sudo.
 set -euo pipefail
 
-need=(mesa-vulkan-drivers libvulkan1 libegl1 libgles2 gcc libc6-dev ca-certificates)
+need=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri gcc libc6-dev ca-certificates)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
