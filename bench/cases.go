@@ -77,6 +77,7 @@ func cases(quick bool) []benchCase {
 		mm("matmul_nt", graph.MatMul{TransB: true}, T, D, H, "x·Wᵀ / dy·Wᵀ", true),
 		mm("matmul_nt", graph.MatMul{TransB: true, Variant: 3}, T, D, H, "v3 (storage only)", false),
 		mm("matmul_tn", graph.MatMul{TransA: true}, D, H, T, "dW = xᵀ·dy", true),
+		mm("matmul_tn", graph.MatMul{TransA: true, Variant: 9}, D, H, T, "v9 transpose + v7", false),
 	)
 	f16 := mm("matmul_nn_f16", graph.MatMul{}, T, H, D, "f16 weights", true)
 	f16.op = graph.MatMulF16{}

@@ -22,7 +22,9 @@ type MatMul struct {
 	// 4 shared-memory tiled, 5 register-blocked vec4 with workgroup-uniform
 	// A loads (A·B only), 6 the same with loops unrolled by a template, 7 A
 	// read through uniform-buffer windows (A·B only, see encodeUBO), 8 B
-	// read through uniform-buffer windows (A·Bᵀ only, see encodeNTUBO).
+	// read through uniform-buffer windows (A·Bᵀ only, see encodeNTUBO), 9
+	// one operand transposed into scratch, then 7 or 8 (see
+	// encodeTransposed; falls back to automatic where it cannot apply).
 	Variant int
 	// Tile overrides the register-blocking of variants 2 and 3; zero fields
 	// take the adapter's default.
@@ -309,11 +311,17 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	if m.Accumulate {
 		acc = 1
 	}
-	// Small products lose more to the extra dispatches than they gain.
-	if m.Variant == 0 && loopBudget(dev) > 0 && d.batch == 1 && d.K >= 256 && d.M >= 256 && d.N >= 256 {
-		if done, err := m.encodeTransposed(dev, rec, d, in, out); done || err != nil {
-			return err
+	// Variant 9 is opt-in: in a whole training step on lavapipe it was no
+	// faster than variant 3 (its own speedup went to the transposes and
+	// extra dispatches) and it holds a transposed copy of an operand per
+	// node, which would double weight memory on large models.
+	if m.Variant == 9 {
+		if d.batch == 1 {
+			if done, err := m.encodeTransposed(dev, rec, d, in, out); done || err != nil {
+				return err
+			}
 		}
+		m.Variant = 0
 	}
 	v := m.variant(dev, d, in[0], in[1], out[0])
 	t := m.tile(v)
@@ -734,10 +742,10 @@ func dispatchWindows(rec *gpu.Recorder, k *gpu.Kernel, grid [3]uint32, head []ui
 	return nil
 }
 
-// encodeTransposed lets the backward layouts use the uniform-window
-// kernels on a CPU driver, at the cost of transposing one operand into a
-// scratch buffer of the recording (so it is never in the same buffer as the
-// output):
+// encodeTransposed (variant 9) lets the backward layouts use the
+// uniform-window kernels on a CPU driver, at the cost of transposing one
+// operand into a scratch buffer of the recording (so it is never in the
+// same buffer as the output):
 //
 //	C = A·B  with A and C in one arena:  Bᵀ → scratch, then C = A·(Bᵀ)ᵀ (v8)
 //	C = Aᵀ·B:                            Aᵀ → scratch, then C = (Aᵀ)·B  (v7)

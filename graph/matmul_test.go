@@ -266,16 +266,16 @@ func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 		t.Run(fmt.Sprintf("tn/M%dN%dK%d", M, N, K), func(t *testing.T) {
 			a := optest.Random(rng, graph.F32(K, M), -1, 1)
 			b := optest.Random(rng, graph.F32(K, N), -1, 1)
-			optest.CheckOp(t, dev, graph.MatMul{TransA: true}, mmTol(K), a, b)
+			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Variant: 9}, mmTol(K), a, b)
 			c0 := optest.Random(rng, graph.F32(M, N), -1, 1)
-			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Accumulate: true}, mmTol(K), a, b, c0)
+			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Accumulate: true, Variant: 9}, mmTol(K), a, b, c0)
 		})
 		t.Run(fmt.Sprintf("nn-in-arena/M%dN%dK%d", M, N, K), func(t *testing.T) {
 			g := graph.New()
 			x := g.Input("x", graph.F32(M, K))
 			w := g.Param("w", graph.F32(K, N))
-			a := g.Apply1(graph.Scale{Factor: 1}, x) // an arena activation
-			c := g.Apply1(graph.MatMul{}, a, w)      // A and C in the arena
+			a := g.Apply1(graph.Scale{Factor: 1}, x)      // an arena activation
+			c := g.Apply1(graph.MatMul{Variant: 9}, a, w) // A and C in the arena
 			plan, err := g.Plan([]*graph.Tensor{c}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
 			require.NoError(t, err)
 			ex, err := graph.NewGPU(dev, plan, nil)
