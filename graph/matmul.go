@@ -222,9 +222,11 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
 				v = 7
 			}
 			// A·Bᵀ (a linear layer's forward, B the weight) reads B through
-			// uniform windows. Short reductions (K < 256) are dominated by
-			// the per-lane scalar stores of C, where v3's vec4 stores win.
-			if m.TransB && !m.TransA && d.K >= 256 {
+			// uniform windows where the reduction is long: 1.5× v3 at
+			// K = 1024 and 2048 on lavapipe, but no faster at K = 256–768
+			// in a whole training step, where the many windows' dispatches
+			// and C's per-lane scalar stores eat the gain.
+			if m.TransB && !m.TransA && d.K >= 1024 {
 				v = 8
 			}
 		}
