@@ -45,9 +45,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision (half the memory; f32 arithmetic)")
 	var dev deviceFlags
 	addDeviceFlags(fs, &dev)
+	var prof profiling
+	prof.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	defer prof.start()()
 	if *prompt == "" {
 		return fmt.Errorf("--prompt is required")
 	}
@@ -84,9 +87,12 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
 	var dev deviceFlags
 	addDeviceFlags(fs, &dev)
+	var prof profiling
+	prof.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	defer prof.start()()
 	task, err := tasks.ByName(*taskName)
 	if err != nil {
 		return err
