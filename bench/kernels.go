@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand"
-	"sort"
 	"strings"
 	"time"
 
@@ -140,28 +139,4 @@ func (r *Report) WriteJSON(path string) error {
 		return err
 	}
 	return atomicfile.Write(path, append(data, '\n'))
-}
-
-// BestMatMul returns, per shape, the fastest matmul variant in the report.
-func (r *Report) BestMatMul() map[string]Kernel {
-	best := map[string]Kernel{}
-	for _, k := range r.Kernels {
-		if !strings.HasPrefix(k.Name, "matmul") {
-			continue
-		}
-		key := k.Name + " " + k.Shape
-		if b, ok := best[key]; !ok || k.GFlops > b.GFlops {
-			best[key] = k
-		}
-	}
-	return best
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -275,20 +275,24 @@ func (d *Device) Read(bufs ...*Buffer) ([]Data, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read: %w", err)
 	}
+	// Staging buffers are reused between reads (a training step reads its
+	// loss every step); after a failed read they are dropped instead.
 	staging := make([]*wgpu.Buffer, len(bufs))
+	ok := false
 	defer func() {
-		for _, s := range staging {
-			if s != nil {
+		for i, s := range staging {
+			if s == nil {
+				continue
+			}
+			if ok {
+				d.putStaging(bufs[i].size, s)
+			} else {
 				s.Release()
 			}
 		}
 	}()
 	for i, b := range bufs {
-		s, err := d.dev.CreateBuffer(&wgpu.BufferDescriptor{
-			Label: b.Name + ".staging",
-			Size:  b.size,
-			Usage: wgpu.BufferUsageMapRead | wgpu.BufferUsageCopyDst,
-		})
+		s, err := d.takeStaging(b.size)
 		if err != nil {
 			enc.Release()
 			return nil, fmt.Errorf("read %s: %w", b.Name, err)
@@ -333,7 +337,37 @@ func (d *Device) Read(bufs ...*Buffer) ([]Data, error) {
 		out[i] = Data{DType: bufs[i].DType, raw: append([]byte(nil), raw...), n: bufs[i].Len()}
 		s.Unmap()
 	}
+	ok = true
 	return out, d.err()
+}
+
+// stagingPerSize bounds the staging buffers kept per size.
+const stagingPerSize = 4
+
+func (d *Device) takeStaging(size uint64) (*wgpu.Buffer, error) {
+	d.mu.Lock()
+	if free := d.staging[size]; len(free) > 0 {
+		s := free[len(free)-1]
+		d.staging[size] = free[:len(free)-1]
+		d.mu.Unlock()
+		return s, nil
+	}
+	d.mu.Unlock()
+	return d.dev.CreateBuffer(&wgpu.BufferDescriptor{
+		Label: "staging",
+		Size:  size,
+		Usage: wgpu.BufferUsageMapRead | wgpu.BufferUsageCopyDst,
+	})
+}
+
+func (d *Device) putStaging(size uint64, s *wgpu.Buffer) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.staging == nil || len(d.staging[size]) >= stagingPerSize {
+		s.Release()
+		return
+	}
+	d.staging[size] = append(d.staging[size], s)
 }
 
 // ReadFloat32 reads one buffer as float32.

@@ -33,6 +33,7 @@ type Device struct {
 
 	mu        sync.Mutex
 	pipelines map[string]*Kernel
+	staging   map[uint64][]*wgpu.Buffer // readback buffers by size, for reuse
 }
 
 // Open opens a device on the chosen adapter, requesting the adapter's own
@@ -47,7 +48,7 @@ func Open(opt Options) (*Device, error) {
 		return nil, err
 	}
 	var want []wgpu.FeatureName
-	d := &Device{Info: info, Limits: info.Limits, adapter: a, pipelines: map[string]*Kernel{}}
+	d := &Device{Info: info, Limits: info.Limits, adapter: a, pipelines: map[string]*Kernel{}, staging: map[uint64][]*wgpu.Buffer{}}
 	if a.HasFeature(wgpu.FeatureNameShaderF16) {
 		want = append(want, wgpu.FeatureNameShaderF16)
 		d.f16 = true
@@ -82,7 +83,12 @@ func (d *Device) Close() {
 	for _, k := range d.pipelines {
 		k.release()
 	}
-	d.pipelines = nil
+	for _, free := range d.staging {
+		for _, s := range free {
+			s.Release()
+		}
+	}
+	d.pipelines, d.staging = nil, nil
 	d.mu.Unlock()
 	d.queue.Release()
 	d.dev.Release()

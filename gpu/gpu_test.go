@@ -277,3 +277,23 @@ func TestReleasedBuffersAndViewsAreErrorsNotCrashes(t *testing.T) {
 	_, err = dev.Read(arena)
 	require.ErrorContains(t, err, "released")
 }
+
+// Readback reuses staging buffers: every read must still see the data of
+// its own moment.
+func TestRepeatedReadsSeeFreshData(t *testing.T) {
+	dev := gputest.Device(t)
+	a, err := dev.NewBuffer("a", gpu.U32, 3)
+	require.NoError(t, err)
+	defer a.Release()
+	b, err := dev.NewBuffer("b", gpu.U32, 3)
+	require.NoError(t, err)
+	defer b.Release()
+	for i := uint32(0); i < 6; i++ {
+		require.NoError(t, a.Write([]uint32{i, i + 1, i + 2}))
+		require.NoError(t, b.Write([]uint32{10 * i, 0, 7}))
+		data, err := dev.Read(a, b) // two staging buffers of one size at once
+		require.NoError(t, err)
+		require.Equal(t, []uint32{i, i + 1, i + 2}, data[0].Uint32())
+		require.Equal(t, []uint32{10 * i, 0, 7}, data[1].Uint32())
+	}
+}

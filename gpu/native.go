@@ -136,8 +136,3 @@ func (n *nativeState) takeError() error {
 	n.st.error_type = 0
 	return err
 }
-
-func (n *nativeState) free() {
-	// The state stays allocated: wgpu may still call the lost callback
-	// while the device is being released. It is a few KiB per device.
-}

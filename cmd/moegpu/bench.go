@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"time"
@@ -11,6 +12,23 @@ import (
 
 // deviceFlags are the adapter-choice flags every GPU command shares.
 type deviceFlags struct{ backend, adapter string }
+
+// runFlags are the flags every command that runs a model shares: which
+// executor, which adapter, and Go-side profiling.
+type runFlags struct {
+	executor string
+	dev      deviceFlags
+	prof     profiling
+}
+
+func (r *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&r.executor, "executor", "gpu", "gpu, or reference (pure Go, float64; slow, for checking)")
+	addDeviceFlags(fs, &r.dev)
+	r.prof.register(fs)
+}
+
+// open opens the device the executor needs (nil for the reference).
+func (r *runFlags) open() (*gpu.Device, error) { return r.dev.openFor(r.executor) }
 
 // openFor opens the chosen adapter for the gpu executor, and nothing (a
 // nil device, which Close accepts) for the reference executor.
@@ -39,8 +57,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fs := newFlags("bench kernels", "bench kernels [--backend B] [--adapter N|name] [--json FILE] [--quick] [--filter S]", stderr)
 	var dev deviceFlags
-	fs.StringVar(&dev.backend, "backend", "auto", "vulkan, metal, dx12, gl or auto")
-	fs.StringVar(&dev.adapter, "adapter", "", "adapter index or name substring (see moegpu info)")
+	addDeviceFlags(fs, &dev)
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	quick := fs.Bool("quick", false, "small shapes only: a smoke test, not a measurement")
 	filter := fs.String("filter", "", "only kernels whose name contains this")

@@ -41,16 +41,13 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	temp := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy")
 	topP := fs.Float64("top-p", 1, "nucleus sampling: keep the smallest set of tokens with this much probability")
 	seed := fs.Uint64("seed", 1, "sampling seed")
-	executor := fs.String("executor", "gpu", "gpu or reference")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision (half the memory; f32 arithmetic)")
-	var dev deviceFlags
-	addDeviceFlags(fs, &dev)
-	var prof profiling
-	prof.register(fs)
+	var rf runFlags
+	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	defer prof.start()()
+	defer rf.prof.start()()
 	if *prompt == "" {
 		return fmt.Errorf("--prompt is required")
 	}
@@ -58,12 +55,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	d, err := dev.openFor(*executor)
+	d, err := rf.open()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	gen, err := openGenerator(*dir, *executor, d, 0, *f16)
+	gen, err := openGenerator(*dir, rf.executor, d, 0, *f16)
 	if err != nil {
 		return err
 	}
@@ -83,26 +80,23 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	taskName := fs.String("task", "reverse", "synthetic task: "+strings.Join(tasks.Names(), ", "))
 	n := fs.Int("n", 200, "held-out examples")
 	seed := fs.Uint64("seed", 0, "evaluation seed (held-out stream, disjoint from training batches)")
-	executor := fs.String("executor", "gpu", "gpu or reference")
 	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
-	var dev deviceFlags
-	addDeviceFlags(fs, &dev)
-	var prof profiling
-	prof.register(fs)
+	var rf runFlags
+	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	defer prof.start()()
+	defer rf.prof.start()()
 	task, err := tasks.ByName(*taskName)
 	if err != nil {
 		return err
 	}
-	d, err := dev.openFor(*executor)
+	d, err := rf.open()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	return evaluate(*dir, task, *n, *seed, *executor, d, *f16, stdout)
+	return evaluate(*dir, task, *n, *seed, rf.executor, d, *f16, stdout)
 }
 
 func evaluate(dir string, task *tasks.Task, n int, seed uint64, executor string, d *gpu.Device, f16 bool, stdout io.Writer) error {

@@ -32,24 +32,21 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	taskName := fs.String("task", "reverse", "synthetic task: "+fmt.Sprint(tasks.Names()))
 	steps := fs.Int("steps", 2000, "optimizer steps to train to (a resumed run continues up to this step)")
 	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
-	executor := fs.String("executor", "gpu", "gpu, or reference (pure Go, float64; slow, for checking)")
 	seed := fs.Int64("seed", -1, "random seed for initialisation and batches (default: the config's training.seed)")
 	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
 	every := fs.Int("checkpoint-every", 0, "also save a checkpoint every N steps (0: only at the end)")
 	logEvery := fs.Int("log-every", 0, "print a progress line every N steps (0: about 40 lines per run)")
 	profileStep := fs.Bool("profile", false, "after saving, time every kernel of one more step (GPU timestamps where the adapter has them) and print the slowest")
 	evalN := fs.Int("eval", 200, "exact-match evaluation on this many held-out examples at the end (0: skip)")
-	var dev deviceFlags
-	addDeviceFlags(fs, &dev)
-	var prof profiling
-	prof.register(fs)
+	var rf runFlags
+	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	defer prof.start()()
+	defer rf.prof.start()()
 	task, err := tasks.ByName(*taskName)
 	if err != nil {
 		return err
@@ -88,12 +85,12 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if *seed >= 0 {
 		cfg.Training.Seed = *seed
 	}
-	d, err := dev.openFor(*executor)
+	d, err := rf.open()
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	tr, err := train.New(cfg, task, *executor, d, *steps)
+	tr, err := train.New(cfg, task, rf.executor, d, *steps)
 	if err != nil {
 		return err
 	}
@@ -148,7 +145,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		select {
 		case <-interrupt:
 			fmt.Fprintf(stderr, "\ninterrupted at step %d: saving checkpoint to %s\n", tr.Step, *out)
-			if err := tr.Save(*out, *executor); err != nil {
+			if err := tr.Save(*out, rf.executor); err != nil {
 				return err
 			}
 			return errors.New("interrupted (resume with --resume)")
@@ -171,12 +168,12 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 				st.Step, *steps, st.Loss, st.LR, st.GradNorm, st.TokensPerS, st.StepMs, el.Round(time.Second), eta.Round(time.Second))
 		}
 		if *every > 0 && st.Step%*every == 0 {
-			if err := tr.Save(*out, *executor); err != nil {
+			if err := tr.Save(*out, rf.executor); err != nil {
 				return err
 			}
 		}
 	}
-	if err := tr.Save(*out, *executor); err != nil {
+	if err := tr.Save(*out, rf.executor); err != nil {
 		return err
 	}
 	plot := filepath.Join(*out, "loss.png")
@@ -192,7 +189,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *evalN > 0 {
-		return evaluate(*out, task, *evalN, uint64(cfg.Training.Seed), *executor, d, false, stdout)
+		return evaluate(*out, task, *evalN, uint64(cfg.Training.Seed), rf.executor, d, false, stdout)
 	}
 	return nil
 }

@@ -124,13 +124,12 @@ func (g *Generator) Params() []*graph.Tensor { return g.Model.Params() }
 // Step feeds the token at absolute position pos and returns the logits for
 // the next position.
 func (g *Generator) Step(token, pos int) ([]float64, error) {
-	out, err := g.feed(g.Model, g.Exec, []int{token}, pos)
-	return out, err
+	return g.feed(g.Model, g.Exec, []int{token}, pos, true)
 }
 
-// feed runs one decode step of m over tokens at positions pos… and returns
-// the logits of the last token.
-func (g *Generator) feed(m *model.Model, ex graph.Executor, tokens []int, pos int) ([]float64, error) {
+// feed runs one decode step of m over tokens at positions pos… and, when
+// read is set, returns the logits of the last token (the only readback).
+func (g *Generator) feed(m *model.Model, ex graph.Executor, tokens []int, pos int, read bool) ([]float64, error) {
 	if pos+len(tokens) > g.MaxSeq {
 		return nil, fmt.Errorf("generate: position %d is past the %d positions this generator holds", pos+len(tokens)-1, g.MaxSeq)
 	}
@@ -153,6 +152,9 @@ func (g *Generator) feed(m *model.Model, ex graph.Executor, tokens []int, pos in
 	if err := ex.Run(); err != nil {
 		return nil, err
 	}
+	if !read {
+		return nil, nil
+	}
 	out, err := ex.Get(m.Logits)
 	if err != nil {
 		return nil, err
@@ -172,14 +174,17 @@ func (g *Generator) Prefill(prompt []int) ([]float64, error) {
 	var err error
 	pos := 0
 	if g.preExec != nil {
-		for ; pos+g.prefill.Seq <= len(prompt); pos += g.prefill.Seq {
-			if logits, err = g.feed(g.prefill, g.preExec, prompt[pos:pos+g.prefill.Seq], pos); err != nil {
+		n := g.prefill.Seq
+		for ; pos+n <= len(prompt); pos += n {
+			last := pos+n == len(prompt) // read the logits of the final chunk only
+			if logits, err = g.feed(g.prefill, g.preExec, prompt[pos:pos+n], pos, last); err != nil {
 				return nil, err
 			}
 		}
 	}
 	for ; pos < len(prompt); pos++ {
-		if logits, err = g.Step(prompt[pos], pos); err != nil {
+		last := pos == len(prompt)-1
+		if logits, err = g.feed(g.Model, g.Exec, prompt[pos:pos+1], pos, last); err != nil {
 			return nil, err
 		}
 	}
