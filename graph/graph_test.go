@@ -31,98 +31,67 @@ func mlp(rows, d, h int) (*graph.Graph, *graph.Tensor) {
 	return g, loss
 }
 
-func randomize(t *testing.T, ex graph.Executor, g *graph.Graph, seed int64) map[*graph.Tensor][]float64 {
-	rng := rand.New(rand.NewSource(seed))
-	vals := map[*graph.Tensor][]float64{}
-	for _, tn := range append(g.Inputs(), g.Params()...) {
-		h := optest.Random(rng, tn.Spec, -1, 1)
-		vals[tn] = h.Data
-		require.NoError(t, ex.Set(tn, h.Data))
-	}
-	return vals
-}
-
-func TestBackwardGradientsMatchFiniteDifferencesOnTheReference(t *testing.T) {
-	g, loss := mlp(3, 4, 5)
-	require.NoError(t, g.Backward(loss))
-	params := g.Params()
-	outs := []*graph.Tensor{loss}
-	for _, p := range params {
-		require.NotNil(t, p.Grad, p.Name)
-		outs = append(outs, p.Grad)
-	}
-	plan, err := g.Plan(outs, 256)
-	require.NoError(t, err)
-	ref := graph.NewReference(plan)
-	vals := randomize(t, ref, g, 1)
-	require.NoError(t, ref.Run())
-	got, err := ref.Get(outs...)
-	require.NoError(t, err)
-	fwd, err := g.Plan([]*graph.Tensor{loss}, 256)
-	require.NoError(t, err)
-	lossAt := func() float64 {
-		r := graph.NewReference(fwd)
-		for tn, v := range vals {
-			require.NoError(t, r.Set(tn, v))
-		}
-		require.NoError(t, r.Run())
-		l, err := r.Get(loss)
-		require.NoError(t, err)
-		return l[0][0]
-	}
-	const h = 1e-6
-	for i, p := range params {
-		num := make([]float64, p.Len())
-		for j := range num {
-			orig := vals[p][j]
-			vals[p][j] = orig + h
-			lp := lossAt()
-			vals[p][j] = orig - h
-			lm := lossAt()
-			vals[p][j] = orig
-			num[j] = (lp - lm) / (2 * h)
-		}
-		optest.Close(t, "d loss / d "+p.Name, got[i+1], num, optest.GradTol)
-	}
-}
-
-func TestGPUExecutorMatchesReferenceOnLossAndEveryGradient(t *testing.T) {
+// The loss and every parameter gradient of a small graph with every
+// differentiable op family: GPU against the reference, and the reference
+// against finite differences (optest.CheckGraph).
+func TestBackwardGradientsMatchReferenceAndFiniteDifferences(t *testing.T) {
 	dev := gputest.Device(t)
 	for _, size := range [][3]int{{3, 4, 5}, {17, 12, 20}, {33, 64, 128}} {
 		t.Run(fmt.Sprint(size), func(t *testing.T) {
 			g, loss := mlp(size[0], size[1], size[2])
 			require.NoError(t, g.Backward(loss))
-			outs := []*graph.Tensor{loss}
-			for _, p := range g.Params() {
-				outs = append(outs, p.Grad)
-			}
-			plan, err := g.Plan(outs, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
-			require.NoError(t, err)
-			require.LessOrEqual(t, plan.ArenaBytes, plan.NaiveBytes)
-			ref := graph.NewReference(plan)
-			ex, err := graph.NewGPU(dev, plan, nil)
-			require.NoError(t, err)
-			defer ex.Close()
-			randomize(t, ref, g, 2)
-			randomize(t, ex, g, 2)
-			require.NoError(t, ref.Run())
-			require.NoError(t, ex.Run())
-			want, err := ref.Get(outs...)
-			require.NoError(t, err)
-			got, err := ex.Get(outs...)
-			require.NoError(t, err)
 			// f32 through ~10 ops with reductions of length ≤ 128.
-			tol := optest.Tol{Atol: 1e-5, Rtol: 1e-4}
-			for i, o := range outs {
-				optest.Close(t, o.Name, got[i], want[i], tol)
-			}
-			// Replaying the recorded submission gives the same result.
-			require.NoError(t, ex.Run())
-			again, err := ex.Get(outs...)
-			require.NoError(t, err)
-			require.Equal(t, got, again)
+			optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1,
+				Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 2, FDSamples: 6})
 		})
 	}
+}
+
+// The backward rules of all four matmul layouts and of transpose.
+func TestMatMulAndTransposeBackwardRules(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, l := range [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}} {
+		op := graph.MatMul{TransA: l[0], TransB: l[1]}
+		t.Run(op.Name(), func(t *testing.T) {
+			M, N, K := 5, 8, 12
+			g := graph.New()
+			a := g.Param("a", graph.F32(shapeOf(0, M, K, l[0])...))
+			b := g.Param("b", graph.F32(shapeOf(0, K, N, l[1])...))
+			c := g.Input("c", graph.F32(N, M))
+			y := g.Apply1(graph.Transpose{}, g.Apply1(op, a, b))
+			loss := g.Apply1(graph.WeightedSum{}, y, c)
+			require.NoError(t, g.Backward(loss))
+			optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1, Tol: mmTol(K), Seed: 3})
+		})
+	}
+}
+
+// Replaying a recorded plan gives the same result bit for bit.
+func TestGPUExecutorReplaysIdentically(t *testing.T) {
+	dev := gputest.Device(t)
+	g, loss := mlp(17, 12, 20)
+	require.NoError(t, g.Backward(loss))
+	outs := []*graph.Tensor{loss}
+	for _, p := range g.Params() {
+		outs = append(outs, p.Grad)
+	}
+	plan, err := g.Plan(outs, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+	require.NoError(t, err)
+	require.LessOrEqual(t, plan.ArenaBytes, plan.NaiveBytes)
+	ex, err := graph.NewGPU(dev, plan, nil)
+	require.NoError(t, err)
+	defer ex.Close()
+	rng := rand.New(rand.NewSource(4))
+	for _, tn := range append(g.Inputs(), g.Params()...) {
+		require.NoError(t, ex.Set(tn, optest.Random(rng, tn.Spec, -1, 1).Data))
+	}
+	require.NoError(t, ex.Run())
+	first, err := ex.Get(outs...)
+	require.NoError(t, err)
+	require.NoError(t, ex.Run())
+	again, err := ex.Get(outs...)
+	require.NoError(t, err)
+	require.Equal(t, first, again)
 }
 
 func TestPlannerNeverOverlapsLiveTensors(t *testing.T) {

@@ -38,3 +38,34 @@ fn copy4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i < p.n) { dst[i] = src[i]; }
 }
+
+// Per-lane load throughput: each invocation sums LOADS vec4 loads at
+// addresses that differ between lanes, from a storage buffer or from a
+// 64 KiB uniform buffer. On llvmpipe the two differ by ~2×: storage loads
+// run lane by lane, uniform loads go through a gather. The bench reports
+// scalars loaded per second.
+override LOADS: u32 = 2000u;
+
+@group(0) @binding(0) var<uniform> srcu: array<vec4<f32>, 4096>;  // (4096) vec4, 64 KiB
+
+fn lane_base(lid: u32, t: u32) -> u32 { return (lid * 4u + t * 64u) % 4092u; }
+
+@compute @workgroup_size(64)
+fn load_storage(@builtin(global_invocation_id) g: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var s = vec4<f32>(0.0);
+  for (var t = 0u; t < LOADS / 4u; t++) {
+    let i = lane_base(lid, t);
+    s += src[i] + src[i + 1u] + src[i + 2u] + src[i + 3u];
+  }
+  dst[g.x] = s;
+}
+
+@compute @workgroup_size(64)
+fn load_uniform(@builtin(global_invocation_id) g: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  var s = vec4<f32>(0.0);
+  for (var t = 0u; t < LOADS / 4u; t++) {
+    let i = lane_base(lid, t);
+    s += srcu[i] + srcu[i + 1u] + srcu[i + 2u] + srcu[i + 3u];
+  }
+  dst[g.x] = s;
+}
