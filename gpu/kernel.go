@@ -129,13 +129,10 @@ func (d *Device) Kernel(spec KernelSpec) (*Kernel, error) {
 		return nil, fmt.Errorf("kernel %s uses %d storage buffers; %s allows %d per stage: %w",
 			spec.Name, n, d.Info.Label(), d.Limits.MaxStorageBuffersPerShaderStage, ErrUnsupported)
 	}
-	src, err := Specialise(spec.Source, spec.Constants)
+	src, err := prepareSource(spec.Source, spec.Constants)
 	if err != nil {
 		return nil, fmt.Errorf("kernel %s: %w", spec.Name, err)
 	}
-	// Layouts declare every storage binding read-write (see compile), and
-	// wgpu wants the shader's access mode to match the layout exactly.
-	src = readOnlyStorage.ReplaceAllString(src, "var<storage, read_write>")
 	k, err = d.compile(spec, src)
 	if err != nil {
 		return nil, err
@@ -216,11 +213,10 @@ func (d *Device) CachedKernels() int {
 // their defaults) without building a pipeline: a syntax or type error in
 // any entry point is reported, naming the source.
 func (d *Device) CheckShader(name, source string) error {
-	src, err := Specialise(source, nil)
+	src, err := prepareSource(source, nil)
 	if err != nil {
 		return fmt.Errorf("shader %s: %w", name, err)
 	}
-	src = readOnlyStorage.ReplaceAllString(src, "var<storage, read_write>")
 	mod, err := d.dev.CreateShaderModule(&wgpu.ShaderModuleDescriptor{
 		Label:          name,
 		WGSLDescriptor: &wgpu.ShaderModuleWGSLDescriptor{Code: src},
@@ -230,4 +226,16 @@ func (d *Device) CheckShader(name, source string) error {
 	}
 	mod.Release()
 	return nil
+}
+
+// prepareSource is the text the driver compiles: overrides specialised,
+// and read-only storage declared read-write, because layouts declare every
+// storage binding read-write (see compile) and wgpu wants the shader's
+// access mode to match the layout exactly.
+func prepareSource(source string, constants map[string]string) (string, error) {
+	src, err := Specialise(source, constants)
+	if err != nil {
+		return "", err
+	}
+	return readOnlyStorage.ReplaceAllString(src, "var<storage, read_write>"), nil
 }
