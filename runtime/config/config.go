@@ -71,25 +71,28 @@ const (
 // layout (GQA, RoPE, sliding-window / full per layer, optional sink) and FFN form, plus the
 // optional training hyperparameters that belong with it.
 type ModelConfig struct {
-	ModelType             string          `json:"model_type"`
-	VocabSize             int             `json:"vocab_size"`
-	HiddenSize            int             `json:"hidden_size"`
-	NumHiddenLayers       int             `json:"num_hidden_layers"`
-	NumAttentionHeads     int             `json:"num_attention_heads"`
-	NumKeyValueHeads      int             `json:"num_key_value_heads"`
-	HeadDim               int             `json:"head_dim"`
-	IntermediateSize      int             `json:"intermediate_size"`
-	HiddenAct             string          `json:"hidden_act"`
-	RMSNormEps            float64         `json:"rms_norm_eps"`
-	RopeTheta             float64         `json:"rope_theta"`
-	PartialRotaryFactor   float64         `json:"partial_rotary_factor"`
-	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
-	SlidingWindow         int             `json:"sliding_window"`
-	LayerTypes            []string        `json:"layer_types"`
-	AttentionSink         bool            `json:"attention_sink"`
-	TieWordEmbeddings     bool            `json:"tie_word_embeddings"`
-	InitializerRange      float64         `json:"initializer_range"`
-	Training              *TrainingConfig `json:"training,omitempty"`
+	ModelType             string   `json:"model_type"`
+	VocabSize             int      `json:"vocab_size"`
+	HiddenSize            int      `json:"hidden_size"`
+	NumHiddenLayers       int      `json:"num_hidden_layers"`
+	NumAttentionHeads     int      `json:"num_attention_heads"`
+	NumKeyValueHeads      int      `json:"num_key_value_heads"`
+	HeadDim               int      `json:"head_dim"`
+	IntermediateSize      int      `json:"intermediate_size"`
+	HiddenAct             string   `json:"hidden_act"`
+	RMSNormEps            float64  `json:"rms_norm_eps"`
+	RopeTheta             float64  `json:"rope_theta"`
+	PartialRotaryFactor   float64  `json:"partial_rotary_factor"`
+	MaxPositionEmbeddings int      `json:"max_position_embeddings"`
+	SlidingWindow         int      `json:"sliding_window"`
+	LayerTypes            []string `json:"layer_types"`
+	AttentionSink         bool     `json:"attention_sink"`
+	TieWordEmbeddings     bool     `json:"tie_word_embeddings"`
+	InitializerRange      float64  `json:"initializer_range"`
+	// MoEConfig's fields (n_routed_experts …) sit at the top level of the JSON, as in Hugging Face
+	// MoE configs; see MoEConfig.
+	MoEConfig
+	Training *TrainingConfig `json:"training,omitempty"`
 }
 
 // TrainingConfig holds the optimiser (AdamW), schedule (linear warmup then cosine decay to
@@ -170,11 +173,19 @@ func parse(b []byte) (*ModelConfig, error) {
 // "Hidden_Size" for hidden_size, which would also hide the key from the defaults logic.
 func checkExactKeys(m map[string]json.RawMessage, v any, prefix string) error {
 	known := map[string]bool{}
-	rt := reflect.TypeOf(v)
-	for i := 0; i < rt.NumField(); i++ {
-		name, _, _ := strings.Cut(rt.Field(i).Tag.Get("json"), ",")
-		known[name] = true
+	var walk func(rt reflect.Type)
+	walk = func(rt reflect.Type) {
+		for i := 0; i < rt.NumField(); i++ {
+			f := rt.Field(i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
+				walk(f.Type) // embedded struct: its fields are top-level keys
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			known[name] = true
+		}
 	}
+	walk(reflect.TypeOf(v))
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -281,6 +292,26 @@ func (c *ModelConfig) ApplyDefaults() {
 			return c.LayerTypes != nil
 		case "initializer_range":
 			return c.InitializerRange != 0
+		case "routed_scaling_factor":
+			return c.RoutedScalingFactor != 0
+		case "scoring_func":
+			return c.ScoringFunc != ""
+		case "norm_topk_prob":
+			return c.NormTopKProb || c.NumExpertsPerTok == 1
+		case "moe_hidden_act":
+			return c.MoEHiddenAct != ""
+		case "moe_balance":
+			return c.MoEBalance != ""
+		case "moe_skip_controller":
+			return c.MoESkipController != ""
+		case "aux_loss_alpha":
+			return c.AuxLossAlpha != 0
+		case "bias_update_speed":
+			return c.BiasUpdateSpeed != 0
+		case "bias_pid_kp":
+			return c.BiasPIDKp != 0
+		case "bias_pid_ki":
+			return c.BiasPIDKi != 0
 		}
 		return true
 	})
@@ -349,6 +380,9 @@ func (c *ModelConfig) applyDefaults(present func(key string) bool) {
 	}
 	if !present("initializer_range") {
 		c.InitializerRange = 0.02
+	}
+	if c.IsMoE() {
+		c.applyMoEDefaults(present, c.HiddenAct)
 	}
 }
 
@@ -461,6 +495,7 @@ func (c *ModelConfig) validate() error {
 	if sliding && c.SlidingWindow <= 0 {
 		bad("layer_types has %q layers but sliding_window is %d; it must be positive", SlidingAttention, c.SlidingWindow)
 	}
+	errs = append(errs, c.validateMoE(c.NumHiddenLayers)...)
 	if t := c.Training; t != nil {
 		if err := t.validate(c.MaxPositionEmbeddings); err != nil {
 			errs = append(errs, err)
@@ -513,11 +548,19 @@ func (c *ModelConfig) RotaryDim() int {
 	return int(float64(c.HeadDim) * c.PartialRotaryFactor)
 }
 
-// ParamCount is the number of parameters of the dense model the config describes: embedding,
-// per layer the q/k/v/o projections, two RMSNorm weights, the FFN (SwiGLU: 3·D·I, ReLU²: 2·D·I)
-// and the optional per-head sinks, then the final norm and the LM head unless it is tied to the
-// embedding. Projections have no biases. It is the planner's and the report's reference number.
-func (c *ModelConfig) ParamCount() int64 {
+// ParamCount is the number of parameters of the model the config describes: embedding, per layer
+// the q/k/v/o projections, two RMSNorm weights, the FFN (SwiGLU: 3·D·I, ReLU²: 2·D·I; an MoE layer
+// counts its router, every routed expert and the shared experts) and the optional per-head sinks,
+// then the final norm and the LM head unless it is tied to the embedding. Projections have no
+// biases. It is the planner's and the report's reference number.
+func (c *ModelConfig) ParamCount() int64 { total, _ := c.paramCounts(); return total }
+
+// ActiveParamCount is ParamCount with each MoE layer counted as one token that is not skipped
+// uses it: the router, num_experts_per_tok routed experts and the shared experts. For a dense
+// config it equals ParamCount.
+func (c *ModelConfig) ActiveParamCount() int64 { _, active := c.paramCounts(); return active }
+
+func (c *ModelConfig) paramCounts() (total, active int64) {
 	V, D := int64(c.VocabSize), int64(c.HiddenSize)
 	H, KV, dh := int64(c.NumAttentionHeads), int64(c.NumKeyValueHeads), int64(c.HeadDim)
 	I, L := int64(c.IntermediateSize), int64(c.NumHiddenLayers)
@@ -527,7 +570,7 @@ func (c *ModelConfig) ParamCount() int64 {
 	if c.HiddenAct == ActReLU2 {
 		ffn = 2 * D * I
 	}
-	layer := attn + 2*D + ffn
+	layer := attn + 2*D
 	if c.AttentionSink {
 		layer += H
 	}
@@ -535,7 +578,16 @@ func (c *ModelConfig) ParamCount() int64 {
 	if !c.TieWordEmbeddings {
 		n += V * D
 	}
-	return n
+	total, active = n, n
+	for i := 0; i < int(L); i++ {
+		if c.IsMoELayer(i) {
+			t, a := c.moeParamCount(D)
+			total, active = total+t, active+a
+		} else {
+			total, active = total+ffn, active+ffn
+		}
+	}
+	return total, active
 }
 
 // IsSliding reports whether layer i uses sliding-window attention.
