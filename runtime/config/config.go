@@ -31,6 +31,10 @@
 //
 // vocab_size, hidden_size, num_hidden_layers, num_attention_heads and intermediate_size have no
 // default: a config without them fails Validate.
+//
+// A JSON null in any key, nested sections included, means the key's default, exactly as if the
+// key were omitted (Hugging Face configs carry nulls); a null in a key without a default, or an
+// element of a list that is null, is refused with the key's name.
 package config
 
 import (
@@ -150,6 +154,12 @@ func parse(b []byte) (*ModelConfig, error) {
 		return nil, err
 	}
 	if err := checkExactKeys(top, ModelConfig{}, ""); err != nil {
+		return nil, err
+	}
+	// A null means the key's default (or is refused where there is none): from here on a null
+	// key is an absent key, in nested sections too (see dropNulls).
+	top, err := dropNulls(top, reflect.TypeOf(ModelConfig{}), "")
+	if err != nil {
 		return nil, err
 	}
 	c.applyDefaults(func(k string) bool { _, ok := top[k]; return ok })
