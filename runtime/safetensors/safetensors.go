@@ -132,14 +132,8 @@ func byteLen(d DType, shape []int) (int, error) {
 // Validate checks that the tensor can be written: a name, a known dtype, and exactly as many
 // bytes as its dtype and shape need.
 func (t *Tensor) Validate() error {
-	if t.Name == "" {
-		return errors.New("tensor has an empty name")
-	}
-	if t.Name == metaKey {
-		return fmt.Errorf("tensor name %q is reserved for the metadata", metaKey)
-	}
-	if !utf8.ValidString(t.Name) {
-		return fmt.Errorf("tensor name %q is not valid UTF-8", t.Name)
+	if err := checkName(t.Name); err != nil {
+		return err
 	}
 	want, err := byteLen(t.DType, t.Shape)
 	if err != nil {
@@ -147,6 +141,22 @@ func (t *Tensor) Validate() error {
 	}
 	if len(t.Data) != want {
 		return fmt.Errorf("tensor %q: %s %v needs %d bytes, has %d", t.Name, t.DType, t.Shape, want, len(t.Data))
+	}
+	return nil
+}
+
+// checkName is the one rule for tensor names, applied by the reader and the writer alike, so
+// every file Read accepts can be written back: a name is non-empty valid UTF-8 and not the
+// metadata key.
+func checkName(name string) error {
+	if name == "" {
+		return errors.New("tensor has an empty name")
+	}
+	if name == metaKey {
+		return fmt.Errorf("tensor name %q is reserved for the metadata", metaKey)
+	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("tensor name %q is not valid UTF-8", name)
 	}
 	return nil
 }
@@ -217,6 +227,9 @@ func parse(b []byte) (*File, error) {
 			}
 			f.Metadata = md
 			continue
+		}
+		if err := checkName(name); err != nil {
+			return nil, err
 		}
 		t, s, err := parseEntry(name, val)
 		if err != nil {

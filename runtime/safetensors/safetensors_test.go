@@ -171,6 +171,7 @@ func TestReadRejectsCorruptFilesNamingTheProblem(t *testing.T) {
 		{"overlap", build(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, data8), `tensors "a" and "b" overlap`},
 		{"hole", build(`{"a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}`, data8), "data bytes [0, 4) belong to no tensor"},
 		{"trailing data", build(ok, make([]byte, 12)), "data section is 12 bytes but the tensors cover only 8"},
+		{"empty name", build(`{"":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}`, []byte{1}), "tensor has an empty name"},
 		{"duplicate name", build(`{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}}`, []byte{1, 2}), `duplicate name "a"`},
 		{"metadata not an object", build(`{"__metadata__":"x"}`, nil), `"__metadata__" must be an object of string values`},
 		{"metadata null", build(`{"__metadata__":null}`, nil), `"__metadata__" must be an object`},
