@@ -1,0 +1,567 @@
+package moe
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+)
+
+// RowAlign (declared in doc.go) is the alignment of expert segments the
+// grouped kernels rely on: a block of RowAlign rows never holds two experts,
+// so an invocation's rows share one expert's weight.
+
+// GroupedMatMul multiplies each expert's contiguous block of rows by that
+// expert's weight: the expert matmul of a mixture-of-experts layer after
+// tokens are permuted into expert-contiguous order.
+//
+// Inputs:
+//   - x (R, K) f32: rows in expert-contiguous order.
+//   - w: with TransW (E, N, K) f32, each expert's weight in the Hugging Face
+//     (out, in) layout, y = x·W_eᵀ; without, (E, K, N) f32, y = x·W_e.
+//   - seg (2·E) u32: seg[2e] is the first row of expert e (a multiple of
+//     RowAlign), seg[2e+1] its row count. Segments ascend with e and do not
+//     overlap; start+count ≤ R; a count may be 0.
+//
+// Output y (R, N) f32: rows inside expert e's segment hold x_row·W_eᵀ (or
+// x_row·W_e); every other row (padding between segments, rows past the
+// last one) is written as 0, whatever x holds there.
+//
+// The GPU never reads seg back: grids cover all R rows and workgroups whose
+// rows lie outside every segment write zeros and exit. The reference checks
+// seg and returns an error for a malformed one; on the GPU a malformed seg
+// gives undefined rows (never an out-of-bounds access).
+//
+// A weight stack larger than one storage binding (BindingLimit, else the
+// adapter's maxStorageBufferBindingSize) is split into views of whole
+// experts at offsets the adapter can bind, one dispatch per view; an expert
+// larger than one binding, or a stack with no bindable split, is refused
+// with an error wrapping gpu.ErrUnsupported. x and y must each fit one
+// binding. On llvmpipe a reduction K over the loop budget is refused the
+// same way (graph.OverBudget).
+type GroupedMatMul struct {
+	// Experts is E, the number of experts in w and seg.
+	Experts int
+	// TransW selects the (E, N, K) weight layout (y = x·W_eᵀ); otherwise
+	// (E, K, N) (y = x·W_e).
+	TransW bool
+	// BindingLimit lowers the largest weight binding, in bytes, below the
+	// adapter's maxStorageBufferBindingSize when > 0 (tests use it to force
+	// splits).
+	BindingLimit uint64
+	// Variant picks the kernel (shaders/moe_grouped.wgsl): 0 automatic (7
+	// on CPU drivers where it applies, else 3 where K and N are multiples of
+	// 4, else 1); 1 one output element per invocation (any sizes); 3
+	// register-blocked, 8 rows × 8 columns per invocation, vec4 storage
+	// loads (K % 4 = 0, N % 4 = 0, else 1); 7 as 3 but x read through 64 KiB
+	// uniform windows, one dispatch per window (K % 8 = 0, K ≤ 2048 on a 64
+	// KiB uniform limit, x in a GPU buffer of its own, else 3).
+	Variant int
+}
+
+// GroupedWeightGrad is the weight gradient of GroupedMatMul: per expert,
+// the sum over that expert's rows only of the outer products of dy and x.
+//
+// Inputs: dy (R, N) f32, x (R, K) f32, seg (2·E) u32 as in GroupedMatMul.
+// Output dW: with TransW (E, N, K), dW_e = dy_eᵀ·x_e; without, (E, K, N),
+// dW_e = x_eᵀ·dy_e, where dy_e and x_e are the rows of expert e's segment.
+// Rows outside every segment never contribute, even if x or dy hold NaN
+// there; an expert with no rows gets a zero gradient.
+//
+// Segments longer than the loop budget of llvmpipe are summed in passes
+// (one dispatch per pass, later passes adding), so R up to 65536 rows and
+// beyond works. dW larger than one binding is split into views of whole
+// experts as in GroupedMatMul.
+type GroupedWeightGrad struct {
+	// Experts is E.
+	Experts int
+	// TransW selects the (E, N, K) output layout; otherwise (E, K, N).
+	TransW bool
+	// BindingLimit lowers the largest dW binding in bytes when > 0.
+	BindingLimit uint64
+	// Variant picks the kernel: 0 automatic (3 where the output's two
+	// dimensions are multiples of 4, else 1); 1 one element of dW per
+	// invocation; 3 register-blocked, 8 rows × 8 columns of dW_e per
+	// invocation with vec4 loads.
+	Variant int
+}
+
+// grouped kernel tiles: 8 rows (RowAlign) × 2 vec4 columns per invocation,
+// 8×8 invocations per workgroup, as graph.DefaultMatMulTile; the uniform
+// window kernels run 16 invocations of 8 rows × 8 columns.
+const (
+	grpTM, grpTNV, grpWGX, grpWGY = 8, 2, 8, 8
+	grpUboTN, grpUboWGX           = 8, 16
+	grpScalarWGX, grpScalarWGY    = 16, 4
+)
+
+// Name implements graph.Op.
+func (m GroupedMatMul) Name() string {
+	if m.TransW {
+		return "moe_grouped_nt"
+	}
+	return "moe_grouped_nn"
+}
+
+// Name implements graph.Op.
+func (m GroupedWeightGrad) Name() string {
+	if m.TransW {
+		return "moe_grouped_wgrad_nt"
+	}
+	return "moe_grouped_wgrad_nn"
+}
+
+// checkGroupedSeg validates the segment input's spec.
+func checkGroupedSeg(s graph.Spec, experts int) error {
+	if experts < 1 {
+		return fmt.Errorf("want at least 1 expert, got %d", experts)
+	}
+	if err := graph.WantRank("seg", s, 1, gpu.U32); err != nil {
+		return err
+	}
+	if s.Shape[0] != 2*experts {
+		return fmt.Errorf("seg: want (2·experts) = (%d), got %v", 2*experts, s.Shape)
+	}
+	return nil
+}
+
+// dims returns R, K, N.
+func (m GroupedMatMul) dims(in []graph.Spec) (R, K, N int, err error) {
+	if err := graph.WantInputs(in, 3); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := graph.WantRank("x", in[0], 2, gpu.F32); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := graph.WantRank("w", in[1], 3, gpu.F32); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := checkGroupedSeg(in[2], m.Experts); err != nil {
+		return 0, 0, 0, err
+	}
+	R, K = in[0].Shape[0], in[0].Shape[1]
+	ws := in[1].Shape
+	wk, wn := ws[1], ws[2]
+	layout := "(E, K, N)"
+	if m.TransW {
+		wn, wk = ws[1], ws[2]
+		layout = "(E, N, K)"
+	}
+	if ws[0] != m.Experts || wk != K {
+		return 0, 0, 0, fmt.Errorf("w: want %s with E = %d and K = %d (x is %v), got %v", layout, m.Experts, K, in[0].Shape, ws)
+	}
+	return R, K, wn, nil
+}
+
+// Outputs implements graph.Op.
+func (m GroupedMatMul) Outputs(in []graph.Spec) ([]graph.Spec, error) {
+	R, _, N, err := m.dims(in)
+	if err != nil {
+		return nil, err
+	}
+	return []graph.Spec{graph.F32(R, N)}, nil
+}
+
+// groupedSegments reads and checks seg on the host (the reference's view).
+func groupedSegments(seg *graph.Host, experts, rows int) ([][2]int, error) {
+	out := make([][2]int, experts)
+	end := 0
+	for e := range out {
+		s, c := int(seg.Data[2*e]), int(seg.Data[2*e+1])
+		switch {
+		case s%RowAlign != 0:
+			return nil, fmt.Errorf("seg: expert %d starts at row %d, not a multiple of RowAlign %d", e, s, RowAlign)
+		case s+c > rows:
+			return nil, fmt.Errorf("seg: expert %d's rows [%d, %d) pass the %d rows of x", e, s, s+c, rows)
+		case c > 0 && s < end:
+			return nil, fmt.Errorf("seg: expert %d starts at row %d, inside an earlier expert's rows (ending at %d)", e, s, end)
+		}
+		if c > 0 {
+			end = s + c
+		}
+		out[e] = [2]int{s, c}
+	}
+	return out, nil
+}
+
+// Reference implements graph.Op.
+func (m GroupedMatMul) Reference(in []*graph.Host) ([]*graph.Host, error) {
+	R, K, N, err := m.dims([]graph.Spec{in[0].Spec, in[1].Spec, in[2].Spec})
+	if err != nil {
+		return nil, err
+	}
+	segs, err := groupedSegments(in[2], m.Experts, R)
+	if err != nil {
+		return nil, err
+	}
+	x, w := in[0].Data, in[1].Data
+	y := graph.NewHost(graph.F32(R, N))
+	for e, sc := range segs {
+		wb := e * N * K
+		for r := sc[0]; r < sc[0]+sc[1]; r++ {
+			for n := 0; n < N; n++ {
+				s := 0.0
+				for k := 0; k < K; k++ {
+					if m.TransW {
+						s += x[r*K+k] * w[wb+n*K+k]
+					} else {
+						s += x[r*K+k] * w[wb+k*N+n]
+					}
+				}
+				y.Data[r*N+n] = s
+			}
+		}
+	}
+	return []*graph.Host{y}, nil
+}
+
+// Backward implements graph.Differentiable: dx = GroupedMatMul{TransW:
+// !TransW}(dy, w, seg) (the same weights read the other way round), dw =
+// GroupedWeightGrad{TransW}(dy, x, seg); seg gets no gradient.
+func (m GroupedMatMul) Backward(g *graph.Graph, n *graph.Node, dOut []*graph.Tensor) []*graph.Tensor {
+	x, w, seg, dy := n.In[0], n.In[1], n.In[2], dOut[0]
+	dx := g.Apply1(GroupedMatMul{Experts: m.Experts, TransW: !m.TransW, BindingLimit: m.BindingLimit}, dy, w, seg)
+	dw := g.Apply1(GroupedWeightGrad{Experts: m.Experts, TransW: m.TransW, BindingLimit: m.BindingLimit}, dy, x, seg)
+	return []*graph.Tensor{dx, dw, nil}
+}
+
+// groupedView is one binding of a weight stack: experts [e0, e1).
+type groupedView struct {
+	e0, e1 int
+	buf    *gpu.Buffer
+}
+
+// splitGroupedWeights cuts the (E, …) stack b, perExpert elements per expert, into
+// views of whole experts, each at most limit bytes and at an offset the
+// adapter can bind. A stack that fits is returned whole.
+func splitGroupedWeights(dev *gpu.Device, b *gpu.Buffer, experts, perExpert int, limit uint64, what string) ([]groupedView, error) {
+	if dl := dev.Limits.MaxStorageBufferBindingSize; limit == 0 || limit > dl {
+		limit = dl
+	}
+	eb := uint64(perExpert) * 4
+	if uint64(experts)*eb <= limit {
+		return []groupedView{{0, experts, b}}, nil
+	}
+	if eb > limit {
+		return nil, fmt.Errorf("%s: one expert's %d bytes exceed the %d-byte storage binding limit: %w", what, eb, limit, gpu.ErrUnsupported)
+	}
+	align := uint64(max(1, dev.Limits.MinStorageBufferOffsetAlignment))
+	aligned := func(e int) bool { return (b.Offset()+uint64(e)*eb)%align == 0 }
+	var views []groupedView
+	for e0 := 0; e0 < experts; {
+		e1 := min(experts, e0+int(limit/eb))
+		for e1 < experts && e1 > e0 && !aligned(e1) {
+			e1--
+		}
+		if e1 == e0 {
+			return nil, fmt.Errorf("%s: %d experts of %d bytes need several bindings of at most %d bytes, but no split point between experts %d and %d is at a multiple of the adapter's %d-byte storage offset alignment: %w",
+				what, experts, eb, limit, e0, min(experts, e0+int(limit/eb)), align, gpu.ErrUnsupported)
+		}
+		v, err := b.View(fmt.Sprintf("%s[%d:%d]", b.Name, e0, e1), gpu.F32, uint64(e0)*eb, (e1-e0)*perExpert)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		views = append(views, groupedView{e0, e1, v})
+		e0 = e1
+	}
+	return views, nil
+}
+
+func groupedU(x int) string { return strconv.Itoa(x) + "u" }
+
+// groupedParams is the Params block of shaders/moe_grouped.wgsl.
+type groupedParams struct {
+	rows, n, k, experts, e0, e1, zeroPad, rowLo, rowHi, passRow, passLen, wN, wK, winBase, winFrom, winTo int
+}
+
+func (p groupedParams) words() []uint32 {
+	v := []int{p.rows, p.n, p.k, p.experts, p.e0, p.e1, p.zeroPad, p.rowLo, p.rowHi, p.passRow, p.passLen, p.wN, p.wK, p.winBase, p.winFrom, p.winTo}
+	out := make([]uint32, len(v))
+	for i, x := range v {
+		out[i] = uint32(x)
+	}
+	return out
+}
+
+func groupedFlag(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// groupedWindow is how many rows of x (a multiple of RowAlign) one uniform
+// window holds, or 0 when variant 7 cannot run.
+func groupedWindow(dev *gpu.Device, x, w, y *gpu.Buffer, R, K, N int) int {
+	if K == 0 || K%8 != 0 || N%4 != 0 || x.SameMemory(w) || x.SameMemory(y) {
+		return 0
+	}
+	ua := uint64(max(1, dev.Limits.MinUniformBufferOffsetAlignment))
+	if x.Offset()%ua != 0 || uint64(RowAlign*K*4)%ua != 0 {
+		return 0
+	}
+	rows := int(dev.Limits.MaxUniformBufferBindingSize) / (K * 4) / RowAlign * RowAlign
+	if rows > R/RowAlign*RowAlign {
+		rows = R / RowAlign * RowAlign
+	}
+	if rows < RowAlign {
+		return 0
+	}
+	return rows
+}
+
+func (m GroupedMatMul) variant(dev *gpu.Device, K, N int, win int) int {
+	v := m.Variant
+	if v == 0 {
+		v = 3
+		if graph.LoopBudget(dev) > 0 {
+			v = 7
+		}
+	}
+	if v == 7 && win == 0 {
+		v = 3
+	}
+	if v == 3 && (K%4 != 0 || N%4 != 0) {
+		v = 1
+	}
+	return v
+}
+
+// Encode implements graph.Op.
+func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	x, w, seg, y := in[0], in[1], in[2], out[0]
+	R, K, N, err := m.dims([]graph.Spec{{DType: x.DType, Shape: x.Shape}, {DType: w.DType, Shape: w.Shape}, {DType: seg.DType, Shape: seg.Shape}})
+	if err != nil {
+		return err
+	}
+	if R == 0 || N == 0 {
+		return nil
+	}
+	views, err := splitGroupedWeights(dev, w, m.Experts, N*K, m.BindingLimit, m.Name()+" weights")
+	if err != nil {
+		return err
+	}
+	win := groupedWindow(dev, x, w, y, R, K, N)
+	v := m.variant(dev, K, N, win)
+	// Each invocation scans seg (E trips) and loops over K (K/4 for the
+	// vec4 kernels): keep that under llvmpipe's loop budget.
+	if b := graph.LoopBudget(dev); b > 0 {
+		if v == 1 && m.Experts+K > b && K%4 == 0 && N%4 == 0 {
+			v = 3
+		}
+		trips := m.Experts + K/4
+		if v == 1 {
+			trips = m.Experts + K
+		}
+		if trips > b {
+			return graph.OverBudget(dev, fmt.Sprintf("%s variant %d with K=%d and %d experts", m.Name(), v, K, m.Experts), trips)
+		}
+	}
+	consts := map[string]string{"WGX": groupedU(grpWGX), "WGY": groupedU(grpWGY), "TM": groupedU(grpTM), "TNV": groupedU(grpTNV)}
+	bind := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
+	base := groupedParams{rows: R, n: N, k: K, experts: m.Experts, rowLo: 0, rowHi: R}
+	// storage records the storage-only kernel (v1 or v3) over rows [lo, hi).
+	storage := func(v, lo, hi int) error {
+		var k *gpu.Kernel
+		var err error
+		var grid [3]uint32
+		p := base
+		p.rowLo, p.rowHi = lo, hi
+		switch v {
+		case 1:
+			p.wN, p.wK = 1, N
+			if m.TransW {
+				p.wN, p.wK = K, 1
+			}
+			k, err = graph.Kernel(dev, "moe_grouped", "gmm_1", "moe_grouped_v1", bind, true,
+				map[string]string{"WGX": groupedU(grpScalarWGX), "WGY": groupedU(grpScalarWGY)})
+			grid = [3]uint32{gpu.CeilDiv32(N, grpScalarWGX), gpu.CeilDiv32(hi-lo, grpScalarWGY), 1}
+		default:
+			entry := "gmm_nn4"
+			if m.TransW {
+				entry = "gmm_nt4"
+			}
+			k, err = graph.Kernel(dev, "moe_grouped", entry, fmt.Sprintf("%s_v3_%dx%d", m.Name(), grpTM, 4*grpTNV), bind, true, consts)
+			grid = [3]uint32{gpu.CeilDiv32(N/4, grpTNV*grpWGX), gpu.CeilDiv32(hi-lo, grpTM*grpWGY), 1}
+		}
+		if err != nil {
+			return err
+		}
+		for i, vw := range views {
+			p.e0, p.e1, p.zeroPad = vw.e0, vw.e1, groupedFlag(i == 0)
+			if err := rec.Dispatch(k, grid, p.words(), x, vw.buf, seg, y); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if v != 7 {
+		return storage(v, 0, R)
+	}
+	// Variant 7: one dispatch per full window of x rows (and weight view);
+	// the rows after the last full window go to variant 3.
+	entry, c := "gmm_nn_ubo", map[string]string{"WGX": groupedU(grpUboWGX), "TM": groupedU(grpTM), "TNV": groupedU(grpTNV), "XV4": groupedU(win * K / 4)}
+	cols := gpu.CeilDiv(N/4, grpTNV*grpUboWGX)
+	if m.TransW {
+		entry, c = "gmm_nt_ubo", map[string]string{"WGX": groupedU(grpUboWGX), "TM": groupedU(grpTM), "TN": groupedU(grpUboTN), "XV4": groupedU(win * K / 4)}
+		cols = gpu.CeilDiv(N, grpUboTN*grpUboWGX)
+	}
+	k, err := graph.Kernel(dev, "moe_grouped", entry, fmt.Sprintf("%s_v7_w%dx%d", m.Name(), win, K), []gpu.Access{gpu.Uniform, gpu.Read, gpu.Read, gpu.ReadWrite}, true, c)
+	if err != nil {
+		return err
+	}
+	full := R / win * win
+	grid := [3]uint32{uint32(cols), uint32(win / grpTM), 1}
+	for start := 0; start < full; start += win {
+		xw, err := x.View(x.Name+".rows", gpu.F32, uint64(start*K*4), win, K)
+		if err != nil {
+			return err
+		}
+		for i, vw := range views {
+			p := base
+			p.e0, p.e1, p.zeroPad = vw.e0, vw.e1, groupedFlag(i == 0)
+			p.winBase, p.winFrom, p.winTo = start, start, start+win
+			if err := rec.Dispatch(k, grid, p.words(), xw, vw.buf, seg, y); err != nil {
+				return err
+			}
+		}
+	}
+	if full < R {
+		vt := 3
+		if K%4 != 0 || N%4 != 0 {
+			vt = 1
+		}
+		return storage(vt, full, R)
+	}
+	return nil
+}
+
+// wgDims returns R, P, Q (dW_e is P×Q) and the output shape.
+func (m GroupedWeightGrad) wgDims(in []graph.Spec) (R, P, Q int, err error) {
+	if err := graph.WantInputs(in, 3); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := graph.WantRank("dy", in[0], 2, gpu.F32); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := graph.WantRank("x", in[1], 2, gpu.F32); err != nil {
+		return 0, 0, 0, err
+	}
+	if err := checkGroupedSeg(in[2], m.Experts); err != nil {
+		return 0, 0, 0, err
+	}
+	if in[0].Shape[0] != in[1].Shape[0] {
+		return 0, 0, 0, fmt.Errorf("dy %v and x %v have different row counts", in[0].Shape, in[1].Shape)
+	}
+	R, N, K := in[0].Shape[0], in[0].Shape[1], in[1].Shape[1]
+	if m.TransW {
+		return R, N, K, nil
+	}
+	return R, K, N, nil
+}
+
+// Outputs implements graph.Op.
+func (m GroupedWeightGrad) Outputs(in []graph.Spec) ([]graph.Spec, error) {
+	_, P, Q, err := m.wgDims(in)
+	if err != nil {
+		return nil, err
+	}
+	return []graph.Spec{graph.F32(m.Experts, P, Q)}, nil
+}
+
+// Reference implements graph.Op.
+func (m GroupedWeightGrad) Reference(in []*graph.Host) ([]*graph.Host, error) {
+	R, P, Q, err := m.wgDims([]graph.Spec{in[0].Spec, in[1].Spec, in[2].Spec})
+	if err != nil {
+		return nil, err
+	}
+	segs, err := groupedSegments(in[2], m.Experts, R)
+	if err != nil {
+		return nil, err
+	}
+	a, b := in[0].Data, in[1].Data // A (R, P), B (R, Q)
+	if !m.TransW {
+		a, b = b, a
+	}
+	dw := graph.NewHost(graph.F32(m.Experts, P, Q))
+	for e, sc := range segs {
+		for pp := 0; pp < P; pp++ {
+			for q := 0; q < Q; q++ {
+				s := 0.0
+				for r := sc[0]; r < sc[0]+sc[1]; r++ {
+					s += a[r*P+pp] * b[r*Q+q]
+				}
+				dw.Data[(e*P+pp)*Q+q] = s
+			}
+		}
+	}
+	return []*graph.Host{dw}, nil
+}
+
+// groupedPassRows is how many rows of a segment one weight-gradient pass sums
+// on a device with a loop budget: a quarter of it, leaving room for loops
+// a compiler does not unroll.
+func groupedPassRows(dev *gpu.Device, R int) int {
+	b := graph.LoopBudget(dev)
+	if b == 0 {
+		return max(R, 1)
+	}
+	return max(1, b/4)
+}
+
+// Encode implements graph.Op.
+func (m GroupedWeightGrad) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	dy, x, seg, dw := in[0], in[1], in[2], out[0]
+	R, P, Q, err := m.wgDims([]graph.Spec{{DType: dy.DType, Shape: dy.Shape}, {DType: x.DType, Shape: x.Shape}, {DType: seg.DType, Shape: seg.Shape}})
+	if err != nil {
+		return err
+	}
+	if P == 0 || Q == 0 {
+		return nil
+	}
+	a, b := dy, x
+	if !m.TransW {
+		a, b = x, dy
+	}
+	views, err := splitGroupedWeights(dev, dw, m.Experts, P*Q, m.BindingLimit, m.Name()+" output")
+	if err != nil {
+		return err
+	}
+	v := m.Variant
+	if v == 0 {
+		v = 3
+	}
+	if v == 3 && (P%4 != 0 || Q%4 != 0) {
+		v = 1
+	}
+	bind := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
+	var k *gpu.Kernel
+	var gx, gy int
+	switch v {
+	case 1:
+		k, err = graph.Kernel(dev, "moe_grouped", "gwg_1", "moe_grouped_wgrad_v1", bind, true,
+			map[string]string{"WGX": groupedU(grpScalarWGX), "WGY": groupedU(grpScalarWGY)})
+		gx, gy = gpu.CeilDiv(Q, grpScalarWGX), gpu.CeilDiv(P, grpScalarWGY)
+	case 3:
+		k, err = graph.Kernel(dev, "moe_grouped", "gwg_tn4", fmt.Sprintf("moe_grouped_wgrad_v3_%dx%d", grpTM, 4*grpTNV), bind, true,
+			map[string]string{"WGX": groupedU(grpWGX), "WGY": groupedU(grpWGY), "TM": groupedU(grpTM), "TMQ": groupedU(grpTM / 4), "TNV": groupedU(grpTNV)})
+		gx, gy = gpu.CeilDiv(Q/4, grpTNV*grpWGX), gpu.CeilDiv(P, grpTM*grpWGY)
+	default:
+		return fmt.Errorf("%s: unknown variant %d", m.Name(), m.Variant)
+	}
+	if err != nil {
+		return err
+	}
+	pass := groupedPassRows(dev, R)
+	for _, vw := range views {
+		for row := 0; row == 0 || row < R; row += pass {
+			p := groupedParams{rows: R, n: Q, k: P, experts: m.Experts, e0: vw.e0, e1: vw.e1, passRow: row, passLen: pass}
+			grid := [3]uint32{uint32(gx), uint32(gy), uint32(vw.e1 - vw.e0)}
+			if err := rec.Dispatch(k, grid, p.words(), a, b, seg, vw.buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
