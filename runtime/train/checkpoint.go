@@ -1,9 +1,11 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,19 +38,30 @@ type State struct {
 	TotalSteps int `json:"total_steps"`
 }
 
-// Save writes the checkpoint into dir: config, weights, optimizer
-// moments, then the trainer state. Each file is written to a temporary
-// name and renamed, so no file is ever half-written; and the old state file
-// is removed first, so a save interrupted between files leaves a directory
-// that Restore refuses ("not a complete checkpoint") rather than new
-// weights with old moments. Both safetensors files also carry the step,
-// which Restore checks.
+// Save writes the checkpoint into dir (config, weights, optimizer moments, trainer state) so that
+// dir holds a complete checkpoint at every instant, even when the process is killed mid-save:
+//
+//  1. every file is written into a fresh temporary directory dir/.checkpoint.tmp-*, and synced;
+//  2. that directory is renamed to dir/.checkpoint.commit (one atomic rename commits the save);
+//  3. its files are renamed one by one over the old ones in dir, the trainer state last, and the
+//     empty commit directory is removed.
+//
+// A kill before step 2 leaves the old checkpoint untouched (the next Save removes the stale
+// temporary directory); a kill after it leaves a commit directory that LoadState and Restore
+// finish moving into place before they read (recoverSave). Both safetensors files also carry the
+// step, which Restore checks against the trainer state.
 func (t *Trainer) Save(dir string, executor string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := os.Remove(filepath.Join(dir, StateFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := recoverSave(dir); err != nil {
 		return err
+	}
+	stale, _ := filepath.Glob(filepath.Join(dir, tmpPrefix+"*"))
+	for _, d := range stale {
+		if err := os.RemoveAll(d); err != nil {
+			return fmt.Errorf("save: removing the leftover of an interrupted save: %w", err)
+		}
 	}
 	params := t.Model.Params()
 	var weights, moments []safetensors.Tensor
@@ -73,22 +86,89 @@ func (t *Trainer) Save(dir string, executor string) error {
 			moments = append(moments, st)
 		}
 	}
+	tmp, err := os.MkdirTemp(dir, tmpPrefix)
+	if err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	defer os.RemoveAll(tmp) // a no-op once it has been renamed
 	meta := map[string]string{"format": "pt", "step": strconv.Itoa(t.Step)}
-	if err := t.Config.Save(filepath.Join(dir, ConfigFile)); err != nil {
+	if err := t.Config.Save(filepath.Join(tmp, ConfigFile)); err != nil {
 		return err
 	}
-	if err := safetensors.Write(filepath.Join(dir, WeightsFile), weights, meta); err != nil {
+	if err := safetensors.Write(filepath.Join(tmp, WeightsFile), weights, meta); err != nil {
 		return err
 	}
-	if err := safetensors.Write(filepath.Join(dir, OptimizerFile), moments, meta); err != nil {
+	if err := safetensors.Write(filepath.Join(tmp, OptimizerFile), moments, meta); err != nil {
 		return err
 	}
 	st, _ := json.MarshalIndent(State{Step: t.Step, Task: t.Task.Name(), Executor: executor, TotalSteps: t.totalSteps}, "", "  ")
-	return atomicfile.Write(filepath.Join(dir, StateFile), append(st, '\n'))
+	if err := atomicfile.Write(filepath.Join(tmp, StateFile), append(st, '\n')); err != nil {
+		return err
+	}
+	syncDir(tmp)
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, commitDir)); err != nil {
+		return fmt.Errorf("save: %w", err)
+	}
+	syncDir(dir)
+	return recoverSave(dir)
 }
 
-// LoadState reads a checkpoint's trainer state and config.
+// Names inside a checkpoint directory used while saving.
+const (
+	tmpPrefix = ".checkpoint.tmp-"
+	commitDir = ".checkpoint.commit"
+)
+
+// recoverSave finishes a committed save: it renames the files of dir/.checkpoint.commit over
+// those of dir, the trainer state last, and removes the empty commit directory. It is a no-op
+// when there is no commit directory. A file already moved (by this or another process) is skipped,
+// so recovery may be repeated or interrupted at any point.
+func recoverSave(dir string) error {
+	cd := filepath.Join(dir, commitDir)
+	ents, err := os.ReadDir(cd)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: finishing an interrupted save: %w", dir, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Name() != StateFile {
+			names = append(names, e.Name())
+		}
+	}
+	names = append(names, StateFile)
+	for _, n := range names {
+		err := os.Rename(filepath.Join(cd, n), filepath.Join(dir, n))
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("checkpoint %s: finishing an interrupted save: %w", dir, err)
+		}
+	}
+	syncDir(dir)
+	if err := os.Remove(cd); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("checkpoint %s: finishing an interrupted save: %w", dir, err)
+	}
+	return nil
+}
+
+// syncDir makes renames inside dir durable where the OS allows; best effort.
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+}
+
+// LoadState reads a checkpoint's trainer state and config, first finishing a save that was
+// interrupted after it committed (see Save).
 func LoadState(dir string) (*State, *config.ModelConfig, error) {
+	if err := recoverSave(dir); err != nil {
+		return nil, nil, err
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -96,15 +176,43 @@ func LoadState(dir string) (*State, *config.ModelConfig, error) {
 		}
 		return nil, nil, err
 	}
-	var s State
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, err := ParseState(raw)
+	if err != nil {
 		return nil, nil, fmt.Errorf("checkpoint %s: %s: %w", dir, StateFile, err)
 	}
 	cfg, err := config.Load(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return nil, nil, err
 	}
-	return &s, cfg, nil
+	return s, cfg, nil
+}
+
+// ParseState decodes a trainer_state.json strictly: an unknown key, a wrong type or trailing
+// data is an error naming it, and so is a negative step or total_steps.
+func ParseState(b []byte) (*State, error) {
+	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return nil, errors.New("want a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var s State
+	if err := dec.Decode(&s); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) && te.Field != "" {
+			return nil, fmt.Errorf("key %q: want %s, got %s", te.Field, te.Type, te.Value)
+		}
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("trailing data after the JSON object")
+	}
+	if s.Step < 0 {
+		return nil, fmt.Errorf("step must not be negative, got %d", s.Step)
+	}
+	if s.TotalSteps < 0 {
+		return nil, fmt.Errorf("total_steps must not be negative, got %d", s.TotalSteps)
+	}
+	return &s, nil
 }
 
 // Restore loads weights and optimizer moments from a checkpoint directory

@@ -1,0 +1,160 @@
+package train_test
+
+import (
+	"bufio"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/tasks"
+	"github.com/moegpu/moegpu/runtime/train"
+)
+
+// Environment of the save-loop helper process (see TestMain).
+const (
+	saveLoopDir   = "MOEGPU_TEST_SAVE_LOOP_DIR"
+	saveLoopStart = "MOEGPU_TEST_SAVE_LOOP_START"
+)
+
+// TestMain turns the test binary into the save-loop helper when saveLoopDir is set: it builds a
+// tiny trainer on the reference executor, says "ready", then saves a checkpoint into the
+// directory over and over, one step further each time, until it is killed.
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(saveLoopDir); dir != "" {
+		os.Exit(saveLoop(dir))
+	}
+	os.Exit(m.Run())
+}
+
+func saveLoop(dir string) int {
+	start, err := strconv.Atoi(os.Getenv(saveLoopStart))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	tr, err := referenceTrainer()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	fmt.Println("ready")
+	for step := start; ; step++ {
+		tr.Step = step
+		if err := tr.Save(dir, train.Reference); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+}
+
+func referenceTrainer() (*train.Trainer, error) {
+	c, err := config.Load("../../assets/configs/tiny-dense.json")
+	if err != nil {
+		return nil, err
+	}
+	c.Training.BatchSize = 1
+	task, err := tasks.ByName("reverse")
+	if err != nil {
+		return nil, err
+	}
+	tr, err := train.New(c, task, train.Reference, nil, 100)
+	if err != nil {
+		return nil, err
+	}
+	return tr, tr.Init()
+}
+
+// A process killed with SIGKILL at random moments while it saves checkpoints in a loop (most of
+// its time is spent inside Save) never leaves the directory without a complete checkpoint: after
+// every kill the directory loads and restores, at a step no earlier than the last one seen.
+func TestAKillDuringSaveNeverLosesTheCheckpoint(t *testing.T) {
+	exe, err := os.Executable()
+	require.NoError(t, err)
+	dir := filepath.Join(t.TempDir(), "ckpt")
+	tr, err := referenceTrainer()
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.Save(dir, train.Reference))
+
+	rng := rand.New(rand.NewPCG(13, 6))
+	last, leftovers := 0, 0
+	const kills = 40
+	for i := 0; i < kills; i++ {
+		cmd := exec.Command(exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), saveLoopDir+"="+dir, saveLoopStart+"="+strconv.Itoa(last+1))
+		out, err := cmd.StdoutPipe()
+		require.NoError(t, err)
+		cmd.Stderr = os.Stderr
+		require.NoError(t, cmd.Start())
+		line, err := bufio.NewReader(out).ReadString('\n')
+		require.NoError(t, err)
+		require.Equal(t, "ready\n", line)
+		time.Sleep(time.Duration(rng.IntN(40_000)) * time.Microsecond)
+		require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+		err = cmd.Wait()
+		require.Error(t, err, "the helper stopped by itself")
+		if m, _ := filepath.Glob(filepath.Join(dir, ".checkpoint.*")); len(m) > 0 {
+			leftovers++
+		}
+
+		state, _, err := train.LoadState(dir)
+		require.NoError(t, err, "kill %d left no loadable checkpoint", i)
+		require.GreaterOrEqual(t, state.Step, last, "kill %d went back in time", i)
+		require.NoError(t, tr.Restore(dir), "kill %d", i)
+		require.Equal(t, state.Step, tr.Step)
+		last = state.Step
+	}
+	t.Logf("%d kills, %d of them inside a save (leftover temporary or commit directory); last step %d", kills, leftovers, last)
+	require.Greater(t, leftovers, 0, "no kill landed inside a save; the test proved nothing")
+}
+
+// A leftover commit directory (a save killed after it committed, part-way through moving files)
+// is finished by LoadState; a leftover temporary directory (killed before it committed) is
+// ignored by readers and removed by the next Save.
+func TestLoadStateFinishesASaveInterruptedAfterItsCommit(t *testing.T) {
+	tr, err := referenceTrainer()
+	require.NoError(t, err)
+	defer tr.Close()
+	dir := t.TempDir()
+	tr.Step = 1
+	require.NoError(t, tr.Save(dir, train.Reference))
+	// Fake a save of step 2 that committed and moved only config.json.
+	commit := filepath.Join(dir, ".checkpoint.commit")
+	other := t.TempDir()
+	tr.Step = 2
+	require.NoError(t, tr.Save(other, train.Reference))
+	require.NoError(t, os.Mkdir(commit, 0o755))
+	for _, f := range []string{train.WeightsFile, train.OptimizerFile, train.StateFile} {
+		require.NoError(t, os.Rename(filepath.Join(other, f), filepath.Join(commit, f)))
+	}
+	stale := filepath.Join(dir, ".checkpoint.tmp-123")
+	require.NoError(t, os.Mkdir(stale, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(stale, train.WeightsFile), []byte("half"), 0o644))
+
+	s, _, err := train.LoadState(dir)
+	require.NoError(t, err)
+	require.Equal(t, 2, s.Step)
+	require.NoDirExists(t, commit)
+	require.NoError(t, tr.Restore(dir))
+	require.Equal(t, 2, tr.Step)
+
+	tr.Step = 3
+	require.NoError(t, tr.Save(dir, train.Reference))
+	require.NoDirExists(t, stale)
+	ents, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	require.ElementsMatch(t, []string{train.ConfigFile, train.WeightsFile, train.OptimizerFile, train.StateFile}, names)
+}
