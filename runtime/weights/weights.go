@@ -5,6 +5,7 @@ package weights
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/moegpu/moegpu/graph"
@@ -12,7 +13,9 @@ import (
 )
 
 // Load reads a safetensors file and sets each listed tensor from
-// it by name, checking that the file holds exactly these tensors.
+// it by name, checking that the file holds exactly these tensors, each
+// with the model's shape and only finite values (a NaN or ±Inf is refused
+// naming the tensor and element).
 func Load(ex graph.Executor, path string, want []*graph.Tensor) error {
 	f, err := safetensors.Read(path)
 	if err != nil {
@@ -34,6 +37,10 @@ func Load(ex graph.Executor, path string, want []*graph.Tensor) error {
 		}
 		d := make([]float64, len(v))
 		for i, x := range v {
+			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+				return fmt.Errorf("%s: tensor %s holds %v at element %d (index %v): a checkpoint with a non-finite weight is refused",
+					path, tn.Name, x, i, unflatten(i, st.Shape))
+			}
 			d[i] = float64(x)
 		}
 		if err := ex.Set(tn, d); err != nil {
@@ -46,4 +53,16 @@ func Load(ex graph.Executor, path string, want []*graph.Tensor) error {
 		}
 	}
 	return nil
+}
+
+// unflatten turns a row-major flat index into per-dimension indices.
+func unflatten(i int, shape []int) []int {
+	idx := make([]int, len(shape))
+	for d := len(shape) - 1; d >= 0; d-- {
+		if shape[d] > 0 {
+			idx[d] = i % shape[d]
+			i /= shape[d]
+		}
+	}
+	return idx
 }

@@ -1,6 +1,7 @@
 package weights_test
 
 import (
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -57,4 +58,21 @@ func TestLoadRefusesMissingExtraAndMisshapenTensors(t *testing.T) {
 	shape := write(t, tensor(t, "a.weight", []int{3, 2}, 6), tensor(t, "b.weight", []int{4}, 4))
 	require.ErrorContains(t, weights.Load(ex, shape, []*graph.Tensor{a, b}), "shape [3 2]")
 	require.Error(t, weights.Load(ex, filepath.Join(t.TempDir(), "none"), []*graph.Tensor{a, b}))
+}
+
+func TestLoadRefusesNonFiniteWeightsNamingTheTensor(t *testing.T) {
+	for _, bad := range []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1))} {
+		ex, a, b := plan(t)
+		st := tensor(t, "a.weight", []int{2, 3}, 6)
+		v, err := st.Float32()
+		require.NoError(t, err)
+		v[4] = bad
+		st, err = safetensors.FromFloat32("a.weight", []int{2, 3}, v)
+		require.NoError(t, err)
+		path := write(t, st, tensor(t, "b.weight", []int{4}, 4))
+		err = weights.Load(ex, path, []*graph.Tensor{a, b})
+		require.Error(t, err)
+		require.Contains(t, err.Error(), "tensor a.weight holds")
+		require.Contains(t, err.Error(), "element 4 (index [1 1])")
+	}
 }
