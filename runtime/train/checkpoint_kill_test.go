@@ -3,6 +3,7 @@ package train_test
 import (
 	"bufio"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -157,4 +158,35 @@ func TestLoadStateFinishesASaveInterruptedAfterItsCommit(t *testing.T) {
 		names = append(names, e.Name())
 	}
 	require.ElementsMatch(t, []string{train.ConfigFile, train.WeightsFile, train.OptimizerFile, train.StateFile}, names)
+}
+
+// The trainer refuses a batch with an id outside the vocabulary (the loss kernel would silently
+// ignore such a target) without taking a step, and a NaN weight shows up as an error naming the
+// step and the loss, not as a message about the learning rate alone.
+func TestTrainerRefusesBadIdsAndReportsNonFiniteLoss(t *testing.T) {
+	tr, err := referenceTrainer()
+	require.NoError(t, err)
+	defer tr.Close()
+	tokens, targets, weights, err := tr.Task.Batch(tasks.TrainRNG(1), tr.Train.BatchSize, tr.Train.SeqLen)
+	require.NoError(t, err)
+	for i, tg := range targets {
+		if tg != tasks.IgnoreIndex {
+			targets[i] = uint32(tr.Config.VocabSize)
+			_, err = tr.StepBatch(tokens, targets, weights)
+			require.ErrorContains(t, err, fmt.Sprintf("step 1: cross entropy: target %d at position %d is out of range", tr.Config.VocabSize, i))
+			break
+		}
+	}
+	require.Equal(t, 0, tr.Step, "a refused batch took a step")
+
+	emb := tr.Model.Params()[0]
+	vals, err := tr.Exec.Get(emb)
+	require.NoError(t, err)
+	v := vals[0]
+	for i := range v {
+		v[i] = math.NaN()
+	}
+	require.NoError(t, tr.Exec.Set(emb, v))
+	_, err = tr.StepOnce()
+	require.ErrorContains(t, err, "step 1: the loss is NaN")
 }

@@ -180,15 +180,29 @@ func (t *Trainer) batchRNG(s int) *rand.Rand {
 	return tasks.TrainRNG(uint64(t.Train.Seed)*1_000_003 + uint64(s))
 }
 
-// StepOnce runs one optimizer step and returns its statistics. The only
-// readback is the loss and the squared gradient norm.
+// StepOnce runs one optimizer step on the task's batch for the next step and returns its
+// statistics. The only readback is the loss and the squared gradient norm.
 func (t *Trainer) StepOnce() (Stats, error) {
+	s := t.Step + 1
+	tokens, targets, weights, err := t.Task.Batch(t.batchRNG(s), t.Train.BatchSize, t.Train.SeqLen)
+	if err != nil {
+		return Stats{}, err
+	}
+	return t.StepBatch(tokens, targets, weights)
+}
+
+// StepBatch runs one optimizer step on a given batch (batch_size × seq_len, row-major, laid out
+// as tasks.Task.Batch lays it out) and returns its statistics. A token or target id outside the
+// vocabulary (targets may also be graph.IgnoreTarget), or a loss weight that is negative or not
+// finite, is an error naming the step and the position, and no step is taken. A loss or gradient
+// norm that is not finite is an error naming the step and which of the two it was; the step has
+// then been taken (its update is in the weights), so the trainer must not be saved.
+func (t *Trainer) StepBatch(tokens, targets []uint32, weights []float32) (Stats, error) {
 	start := time.Now()
 	s := t.Step + 1
 	B, T := t.Train.BatchSize, t.Train.SeqLen
-	tokens, targets, weights, err := t.Task.Batch(t.batchRNG(s), B, T)
-	if err != nil {
-		return Stats{}, err
+	if err := checkBatch(tokens, targets, weights, B*T, t.Config.VocabSize); err != nil {
+		return Stats{}, fmt.Errorf("step %d: %w", s, err)
 	}
 	pos := make([]float64, B*T)
 	for i := range pos {
@@ -219,12 +233,49 @@ func (t *Trainer) StepOnce() (Stats, error) {
 	}
 	t.Step = s
 	el := time.Since(start)
-	loss := out[0][0]
-	if math.IsNaN(loss) || math.IsInf(loss, 0) {
-		return Stats{}, fmt.Errorf("step %d: loss is %v (diverged; lower learning_rate or enable max_grad_norm)", s, loss)
+	loss, norm := out[0][0], math.Sqrt(out[1][0])
+	if err := checkFinite(s, loss, norm); err != nil {
+		return Stats{}, err
 	}
-	return Stats{Step: s, Loss: loss, LR: lr, GradNorm: math.Sqrt(out[1][0]),
+	return Stats{Step: s, Loss: loss, LR: lr, GradNorm: norm,
 		TokensPerS: float64(B*T) / el.Seconds(), StepMs: float64(el.Microseconds()) / 1000}, nil
+}
+
+// checkBatch refuses a batch of the wrong size, ids outside the vocabulary and loss weights that
+// are negative or not finite, naming the first bad position.
+func checkBatch(tokens, targets []uint32, weights []float32, n, vocab int) error {
+	if len(tokens) != n || len(targets) != n || len(weights) != n {
+		return fmt.Errorf("batch has %d tokens, %d targets and %d weights, want %d of each (batch_size × seq_len)",
+			len(tokens), len(targets), len(weights), n)
+	}
+	for i, id := range tokens {
+		if int64(id) >= int64(vocab) {
+			return fmt.Errorf("token id %d at position %d is outside the vocabulary (vocab_size %d)", id, i, vocab)
+		}
+	}
+	if err := graph.CheckTargets(targets, vocab); err != nil {
+		return err
+	}
+	for i, w := range weights {
+		if !(w >= 0) || math.IsInf(float64(w), 0) {
+			return fmt.Errorf("loss weight %v at position %d must be a finite number ≥ 0", w, i)
+		}
+	}
+	return nil
+}
+
+// checkFinite reports a non-finite loss or gradient norm, saying which and at what step.
+func checkFinite(step int, loss, gradNorm float64) error {
+	bad := func(x float64) bool { return math.IsNaN(x) || math.IsInf(x, 0) }
+	switch {
+	case bad(loss):
+		return fmt.Errorf("step %d: the loss is %v (a non-finite weight or activation in the forward pass, "+
+			"or a diverged run: lower training.learning_rate or set training.max_grad_norm); the weights now hold this step's unusable update: resume from the last checkpoint", step, loss)
+	case bad(gradNorm):
+		return fmt.Errorf("step %d: the gradient norm is %v while the loss is %g (a gradient overflowed in the backward pass; "+
+			"lower training.learning_rate or set training.max_grad_norm); the weights now hold this step's unusable update: resume from the last checkpoint", step, gradNorm, loss)
+	}
+	return nil
 }
 
 // Close releases the executor.
