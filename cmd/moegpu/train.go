@@ -30,14 +30,15 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train --config FILE --task NAME --steps N --out DIR [flags]", stderr)
 	cfgPath := fs.String("config", "tiny-dense", "model config: a JSON file (Hugging Face config.json field names; see README) or a shipped config name: "+strings.Join(assets.Configs(), ", "))
 	taskName := fs.String("task", "reverse", "synthetic task: "+fmt.Sprint(tasks.Names()))
-	steps := fs.Int("steps", 2000, "optimizer steps to train to (a resumed run continues up to this step)")
+	steps := fs.Int("steps", 2000, "optimizer steps to train to, ≥ 1 (a resumed run continues up to this step; one already there is left alone)")
 	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
-	seed := fs.Int64("seed", -1, "random seed for initialisation and batches (default: the config's training.seed)")
+	seed := fs.Int64("seed", -1, "random seed for initialisation and batches, ≥ 0 (-1: the config's training.seed)")
 	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
-	every := fs.Int("checkpoint-every", 0, "also save a checkpoint every N steps (0: only at the end)")
-	logEvery := fs.Int("log-every", 0, "print a progress line every N steps (0: about 40 lines per run)")
+	every := fs.Int("checkpoint-every", 0, "also save a checkpoint every N ≥ 1 steps (0: only at the end)")
+	logEvery := fs.Int("log-every", 0, "print a progress line every N ≥ 1 steps (0: about 40 lines per run)")
 	profileStep := fs.Bool("profile", false, "after saving, time every kernel of one more step (GPU timestamps where the adapter has them) and print the slowest")
 	evalN := fs.Int("eval", 200, "exact-match evaluation on this many held-out examples at the end (0: skip)")
+	evalSeed := fs.Uint64("eval-seed", 0, "seed of the held-out set --eval scores on (the same default as moegpu eval --seed)")
 	var rf runFlags
 	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -45,6 +46,24 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, c := range []struct {
+		flag string
+		v    int
+		min  int
+		what string
+	}{
+		{"steps", *steps, 1, "at least 1"},
+		{"checkpoint-every", *every, 0, "≥ 0 (0: only at the end)"},
+		{"log-every", *logEvery, 0, "≥ 0 (0: about 40 lines per run)"},
+		{"eval", *evalN, 0, "≥ 0 (0: skip)"},
+	} {
+		if c.v < c.min {
+			return fmt.Errorf("--%s %d must be %s", c.flag, c.v, c.what)
+		}
+	}
+	if *seed < -1 {
+		return fmt.Errorf("--seed %d must be ≥ 0 (or -1 for the config's training.seed)", *seed)
 	}
 	defer rf.prof.start()()
 	task, err := tasks.ByName(*taskName)
@@ -61,6 +80,10 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		state, saved, err := train.LoadState(*out)
 		if err != nil {
 			return err
+		}
+		if state.Step >= *steps {
+			fmt.Fprintf(stdout, "%s is already at step %d (--steps %d): nothing to train; the checkpoint is left as it is\n", *out, state.Step, *steps)
+			return nil
 		}
 		// A resumed run is the saved run: its config and task.
 		cfg = saved
@@ -84,6 +107,13 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if *seed >= 0 {
 		cfg.Training.Seed = *seed
+	}
+	note, err := tasks.CheckVocabSize(cfg.VocabSize)
+	if err != nil {
+		return err
+	}
+	if note != "" {
+		fmt.Fprintf(stderr, "note: %s\n", note)
 	}
 	d, err := rf.open()
 	if err != nil {
@@ -157,15 +187,15 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 		last = st
 		if err := mw.Write(metrics.Record{Step: st.Step, Loss: st.Loss, LR: st.LR, GradNorm: st.GradNorm, TokensPerS: st.TokensPerS,
-			Extras: map[string]float64{"step_ms": st.StepMs}}); err != nil {
+			Extras: stepExtras(st)}); err != nil {
 			return err
 		}
 		if st.Step%*logEvery == 0 || st.Step == *steps {
 			el := time.Since(start)
 			done := st.Step - first
 			eta := time.Duration(float64(el) / float64(done) * float64(*steps-st.Step))
-			fmt.Fprintf(stderr, "step %6d/%d  loss %.4f  lr %.2e  |g| %.3f  %7.0f tok/s  %6.1f ms/step  elapsed %s  eta %s\n",
-				st.Step, *steps, st.Loss, st.LR, st.GradNorm, st.TokensPerS, st.StepMs, el.Round(time.Second), eta.Round(time.Second))
+			fmt.Fprintf(stderr, "step %6d/%d  loss %.4f  lr %.2e  |g| %.3f%s  %7.0f tok/s  %6.1f ms/step  elapsed %s  eta %s\n",
+				st.Step, *steps, st.Loss, st.LR, st.GradNorm, moeProgress(st), st.TokensPerS, st.StepMs, el.Round(time.Second), eta.Round(time.Second))
 		}
 		if *every > 0 && st.Step%*every == 0 {
 			if err := tr.Save(*out, rf.executor); err != nil {
@@ -189,7 +219,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *evalN > 0 {
-		return evaluate(*out, task, *evalN, uint64(cfg.Training.Seed), rf.executor, d, false, stdout)
+		return evaluate(*out, task, *evalN, *evalSeed, rf.executor, d, false, stdout)
 	}
 	return nil
 }
@@ -248,4 +278,46 @@ func loadConfig(p string) (*config.ModelConfig, error) {
 		}
 	}
 	return config.Load(p)
+}
+
+// stepExtras is what metrics.jsonl records beside the standard fields: the
+// step time and, per MoE layer L (its index in the model), moe.L.max_vio,
+// moe.L.skip_rate, moe.L.entropy, moe.L.dropped and moe.L.load.E (expert
+// E's share of the slots), plus aux_loss when a balance loss is on.
+func stepExtras(st train.Stats) map[string]float64 {
+	ex := map[string]float64{"step_ms": st.StepMs}
+	if st.AuxLoss != 0 {
+		ex["aux_loss"] = st.AuxLoss
+	}
+	for _, m := range st.MoE {
+		p := "moe." + layerIndex(m.Layer) + "."
+		ex[p+"max_vio"], ex[p+"skip_rate"], ex[p+"entropy"], ex[p+"dropped"] = m.MaxVio, m.SkipRate, m.Entropy, m.Dropped
+		for e, v := range m.Load {
+			ex[fmt.Sprintf("%sload.%d", p, e)] = v
+		}
+	}
+	return ex
+}
+
+// layerIndex turns "model.layers.3.mlp" into "3".
+func layerIndex(prefix string) string {
+	s := strings.TrimPrefix(prefix, "model.layers.")
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// moeProgress is the progress line's MoE part: the worst layer's MaxVio
+// and the mean skip rate over MoE layers.
+func moeProgress(st train.Stats) string {
+	if len(st.MoE) == 0 {
+		return ""
+	}
+	vio, skip := 0.0, 0.0
+	for _, m := range st.MoE {
+		vio = max(vio, m.MaxVio)
+		skip += m.SkipRate / float64(len(st.MoE))
+	}
+	return fmt.Sprintf("  MaxVio %.2f  skip %4.1f%%", vio, 100*skip)
 }

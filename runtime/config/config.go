@@ -322,6 +322,12 @@ func (c *ModelConfig) ApplyDefaults() {
 			return c.BiasPIDKp != 0
 		case "bias_pid_ki":
 			return c.BiasPIDKi != 0
+		case "moe_skip_update_speed":
+			return c.MoESkipUpdateSpeed != 0
+		case "moe_skip_pid_kp":
+			return c.MoESkipPIDKp != 0
+		case "moe_skip_pid_ki":
+			return c.MoESkipPIDKi != 0
 		}
 		return true
 	})

@@ -55,10 +55,12 @@ const (
 //	moe_hidden_act          hidden_act ("silu" = SwiGLU experts, "relu2" = ReLU² experts)
 //	moe_balance             "bias_sign"
 //	aux_loss_alpha          0.01 (used by "lbl")
-//	bias_update_speed       0.001 (γ of "bias_sign", and of the skip controller when it is "sign")
-//	bias_pid_kp/ki/kd       0.01 / 0.001 / 0 (used by "bias_pid" and the "pid" skip controller)
+//	bias_update_speed       0.001 (γ of "bias_sign")
+//	bias_pid_kp/ki/kd       0.02 / 0.01 / 0 (used by "bias_pid"; error = relative load error)
 //	moe_skip_target         0 (no skip controller; needs zero_expert_num > 0 when set)
-//	moe_skip_controller     "pid"
+//	moe_skip_controller     "pid" ("sign": the copy bias moves by moe_skip_update_speed per step)
+//	moe_skip_update_speed   0.002
+//	moe_skip_pid_kp/ki/kd   0.1 / 0.02 / 0 (error = target − skip rate, in [−1, 1])
 //	capacity_factor         0 (dropless)
 type MoEConfig struct {
 	NRoutedExperts      int     `json:"n_routed_experts"`
@@ -80,6 +82,10 @@ type MoEConfig struct {
 	BiasPIDKd           float64 `json:"bias_pid_kd"`
 	MoESkipTarget       float64 `json:"moe_skip_target"`
 	MoESkipController   string  `json:"moe_skip_controller"`
+	MoESkipUpdateSpeed  float64 `json:"moe_skip_update_speed"`
+	MoESkipPIDKp        float64 `json:"moe_skip_pid_kp"`
+	MoESkipPIDKi        float64 `json:"moe_skip_pid_ki"`
+	MoESkipPIDKd        float64 `json:"moe_skip_pid_kd"`
 	CapacityFactor      float64 `json:"capacity_factor"`
 }
 
@@ -101,8 +107,11 @@ func (m *MoEConfig) applyMoEDefaults(present func(string) bool, hiddenAct string
 	set("routed_scaling_factor", &m.RoutedScalingFactor, 1)
 	set("aux_loss_alpha", &m.AuxLossAlpha, 0.01)
 	set("bias_update_speed", &m.BiasUpdateSpeed, 0.001)
-	set("bias_pid_kp", &m.BiasPIDKp, 0.01)
-	set("bias_pid_ki", &m.BiasPIDKi, 0.001)
+	set("bias_pid_kp", &m.BiasPIDKp, 0.02)
+	set("bias_pid_ki", &m.BiasPIDKi, 0.01)
+	set("moe_skip_update_speed", &m.MoESkipUpdateSpeed, 0.002)
+	set("moe_skip_pid_kp", &m.MoESkipPIDKp, 0.1)
+	set("moe_skip_pid_ki", &m.MoESkipPIDKi, 0.02)
 	if !present("scoring_func") {
 		m.ScoringFunc = ScoringSigmoid
 	}
@@ -177,6 +186,10 @@ func (m *MoEConfig) validateMoE(layers int) []error {
 	nonNeg("bias_pid_ki", m.BiasPIDKi)
 	nonNeg("bias_pid_kd", m.BiasPIDKd)
 	nonNeg("capacity_factor", m.CapacityFactor)
+	nonNeg("moe_skip_update_speed", m.MoESkipUpdateSpeed)
+	nonNeg("moe_skip_pid_kp", m.MoESkipPIDKp)
+	nonNeg("moe_skip_pid_ki", m.MoESkipPIDKi)
+	nonNeg("moe_skip_pid_kd", m.MoESkipPIDKd)
 	if !(m.MoESkipTarget >= 0 && m.MoESkipTarget < 1) {
 		bad("moe_skip_target must be in [0, 1), got %g", m.MoESkipTarget)
 	} else if m.MoESkipTarget > 0 && m.ZeroExpertNum == 0 {

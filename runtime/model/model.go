@@ -10,6 +10,7 @@ import (
 
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/layers"
+	"github.com/moegpu/moegpu/moe"
 	"github.com/moegpu/moegpu/runtime/config"
 )
 
@@ -27,7 +28,12 @@ type Model struct {
 	// Training graphs only.
 	Targets *graph.Tensor // (Batch·Seq) u32 input, graph.IgnoreTarget where no loss
 	Weights *graph.Tensor // (Batch·Seq) f32 input: 1/count where a target, else 0
-	Loss    *graph.Tensor // scalar
+	Loss    *graph.Tensor // scalar: LMLoss plus the MoE layers' balance losses
+	LMLoss  *graph.Tensor // scalar: the language-model loss alone
+
+	// MoE holds the mixture-of-experts FFN layers, in layer order (empty
+	// for a dense model).
+	MoE []*moe.Layer
 
 	// Decoding graphs only.
 	CachePos *graph.Tensor   // (1) u32 input: tokens already in the cache
@@ -147,7 +153,14 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		o = linear(g, p+".self_attn.o_proj", o, H*dh, D, outStd)
 		x = g.Apply1(graph.Add{}, x, o)
 		h = layers.RMSNorm(g, p+".post_attention_layernorm", x, D, eps)
-		f := layers.FFNWith(g, linear, p+".mlp", h, D, c.IntermediateSize, layers.Activation(c.HiddenAct), std, outStd)
+		var f *graph.Tensor
+		if c.IsMoELayer(i) {
+			var l *moe.Layer
+			f, l = moe.Build(g, p+".mlp", h, MoEOptions(c, std, outStd))
+			m.MoE = append(m.MoE, l)
+		} else {
+			f = layers.FFNWith(g, linear, p+".mlp", h, D, c.IntermediateSize, layers.Activation(c.HiddenAct), std, outStd)
+		}
 		x = g.Apply1(graph.Add{}, x, f)
 	}
 	x = layers.RMSNorm(g, "model.norm", x, D, eps)
@@ -159,12 +172,52 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 	if !decode {
 		m.Targets = g.Input("targets", graph.U32(n))
 		m.Weights = g.Input("loss_weights", graph.F32(n))
-		m.Loss, _ = layers.LMLoss(g, m.Logits, m.Targets, m.Weights)
+		m.LMLoss, _ = layers.LMLoss(g, m.Logits, m.Targets, m.Weights)
+		m.Loss = m.LMLoss
+		for _, l := range m.MoE {
+			if l.AuxLoss != nil {
+				m.Loss = g.Apply1(graph.Add{}, m.Loss, l.AuxLoss)
+			}
+		}
 	}
 	if err := g.Err(); err != nil {
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	return m, nil
+}
+
+// MoEOptions turns a config's MoE fields into one layer's options.
+func MoEOptions(c *config.ModelConfig, std, outStd float64) moe.Options {
+	return moe.Options{
+		Hidden: c.HiddenSize, Experts: c.NRoutedExperts, TopK: c.NumExpertsPerTok, Shared: c.NSharedExperts,
+		Copies: c.ZeroExpertNum, Intermediate: c.MoEIntermediateSize, ReLU2: c.MoEHiddenAct == config.ActReLU2,
+		Softmax: c.ScoringFunc == config.ScoringSoftmax, Norm: c.NormTopKProb, Scale: float32(c.RoutedScalingFactor),
+		CapacityFactor: c.CapacityFactor, Balance: c.MoEBalance, Alpha: float32(c.AuxLossAlpha),
+		Gamma: float32(c.BiasUpdateSpeed), Kp: float32(c.BiasPIDKp), Ki: float32(c.BiasPIDKi), Kd: float32(c.BiasPIDKd),
+		SkipTarget: float32(c.MoESkipTarget), SkipPID: c.MoESkipController == "pid",
+		SkipGamma: float32(c.MoESkipUpdateSpeed), SkipKp: float32(c.MoESkipPIDKp), SkipKi: float32(c.MoESkipPIDKi), SkipKd: float32(c.MoESkipPIDKd),
+		Std: std, OutStd: outStd,
+	}
+}
+
+// State lists the persistent non-trained tensors a checkpoint carries
+// with the weights: each MoE layer's e_score_correction_bias.
+func (m *Model) State() []*graph.Tensor {
+	var out []*graph.Tensor
+	for _, l := range m.MoE {
+		out = append(out, l.Bias)
+	}
+	return out
+}
+
+// ControllerState lists the balancing controllers' integrators, which a
+// checkpoint carries with the optimizer state.
+func (m *Model) ControllerState() []*graph.Tensor {
+	var out []*graph.Tensor
+	for _, l := range m.MoE {
+		out = append(out, l.Ctrl)
+	}
+	return out
 }
 
 // Params lists the trainable parameters.

@@ -63,14 +63,11 @@ func (t *Trainer) Save(dir string, executor string) error {
 			return fmt.Errorf("save: removing the leftover of an interrupted save: %w", err)
 		}
 	}
-	params := t.Model.Params()
+	params := t.weightTensors()
 	var weights, moments []safetensors.Tensor
 	var all []*graph.Tensor
 	all = append(all, params...)
-	for _, p := range params {
-		mv := t.moments[p]
-		all = append(all, mv[0], mv[1])
-	}
+	all = append(all, t.optimizerTensors()...)
 	vals, err := t.Exec.Get(all...)
 	if err != nil {
 		return fmt.Errorf("save: %w", err)
@@ -231,20 +228,31 @@ func (t *Trainer) Restore(dir string) error {
 			return err
 		}
 	}
-	params := t.Model.Params()
-	if err := weights.Load(t.Exec, filepath.Join(dir, WeightsFile), params); err != nil {
+	if err := weights.Load(t.Exec, filepath.Join(dir, WeightsFile), t.weightTensors()); err != nil {
 		return err
 	}
-	var ms []*graph.Tensor
-	for _, p := range params {
-		mv := t.moments[p]
-		ms = append(ms, mv[0], mv[1])
-	}
-	if err := weights.Load(t.Exec, filepath.Join(dir, OptimizerFile), ms); err != nil {
+	if err := weights.Load(t.Exec, filepath.Join(dir, OptimizerFile), t.optimizerTensors()); err != nil {
 		return err
 	}
 	t.Step = s.Step
 	return nil
+}
+
+// weightTensors are what model.safetensors holds: the parameters, then
+// the MoE layers' e_score_correction_bias (Hugging Face DeepSeek-V3 names).
+func (t *Trainer) weightTensors() []*graph.Tensor {
+	return append(t.Model.Params(), t.Model.State()...)
+}
+
+// optimizerTensors are what optimizer.safetensors holds: each parameter's
+// AdamW moments, then the balancing controllers' state.
+func (t *Trainer) optimizerTensors() []*graph.Tensor {
+	var out []*graph.Tensor
+	for _, p := range t.Model.Params() {
+		mv := t.moments[p]
+		out = append(out, mv[0], mv[1])
+	}
+	return append(out, t.Model.ControllerState()...)
 }
 
 func toF32(v []float64) []float32 {

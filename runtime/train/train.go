@@ -13,6 +13,7 @@ import (
 
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/moe"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/model"
 	"github.com/moegpu/moegpu/runtime/tasks"
@@ -45,6 +46,21 @@ type Stats struct {
 	GradNorm   float64 `json:"grad_norm"`
 	TokensPerS float64 `json:"tokens_per_s"`
 	StepMs     float64 `json:"step_ms"`
+	// AuxLoss is the MoE layers' balance losses (Loss is the language-model loss alone).
+	AuxLoss float64 `json:"aux_loss,omitempty"`
+	// MoE holds each MoE layer's router statistics for this step, in layer order.
+	MoE []MoEStats `json:"moe,omitempty"`
+}
+
+// MoEStats is one MoE layer's router statistics for one step, computed on
+// the GPU and read back with the loss (see moe.Stats).
+type MoEStats struct {
+	Layer    string    `json:"layer"`     // parameter prefix, e.g. model.layers.1.mlp
+	MaxVio   float64   `json:"max_vio"`   // (max load − mean load) / mean load
+	SkipRate float64   `json:"skip_rate"` // share of tokens that took a copy expert
+	Entropy  float64   `json:"entropy"`   // mean router entropy, nats
+	Dropped  float64   `json:"dropped"`   // slots dropped over capacity
+	Load     []float64 `json:"load"`      // each routed expert's share of the slots
 }
 
 // Executor kinds.
@@ -60,8 +76,8 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 	if cfg.Training != nil {
 		tc = *cfg.Training
 	}
-	if cfg.VocabSize < tasks.VocabSize {
-		return nil, fmt.Errorf("vocab_size %d is smaller than the task tokenizer's %d tokens", cfg.VocabSize, tasks.VocabSize)
+	if _, err := tasks.CheckVocabSize(cfg.VocabSize); err != nil {
+		return nil, err
 	}
 	if tc.SeqLen < task.MaxSeqLen() {
 		return nil, fmt.Errorf("training seq_len %d is too short for task %s, whose longest example needs %d", tc.SeqLen, task.Name(), task.MaxSeqLen())
@@ -73,6 +89,11 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 	g := m.Graph
 	if err := g.Backward(m.Loss); err != nil {
 		return nil, fmt.Errorf("backward: %w", err)
+	}
+	// The balancing controllers run after the backward pass, in the same
+	// submission, from this step's router statistics.
+	for _, l := range m.MoE {
+		l.AppendUpdate(g)
 	}
 	t := &Trainer{Config: cfg, Train: tc, Model: m, Task: task, totalSteps: totalSteps,
 		moments: map[*graph.Tensor][2]*graph.Tensor{}, decayed: map[*graph.Tensor]bool{}}
@@ -110,7 +131,7 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 	if dev != nil {
 		align = uint64(dev.Limits.MinStorageBufferOffsetAlignment)
 	}
-	t.Plan, err = g.Plan([]*graph.Tensor{m.Loss, t.gradNorm2}, align)
+	t.Plan, err = g.Plan(append([]*graph.Tensor{m.Loss, t.gradNorm2, m.LMLoss}, moeStats(m)...), align)
 	if err != nil {
 		return nil, err
 	}
@@ -227,18 +248,36 @@ func (t *Trainer) StepBatch(tokens, targets []uint32, weights []float32) (Stats,
 	if err := t.Exec.Run(); err != nil {
 		return Stats{}, fmt.Errorf("step %d: %w", s, err)
 	}
-	out, err := t.Exec.Get(m.Loss, t.gradNorm2)
+	out, err := t.Exec.Get(append([]*graph.Tensor{m.Loss, t.gradNorm2, m.LMLoss}, moeStats(m)...)...)
 	if err != nil {
 		return Stats{}, fmt.Errorf("step %d: %w", s, err)
 	}
 	t.Step = s
 	el := time.Since(start)
 	loss, norm := out[0][0], math.Sqrt(out[1][0])
+	st := Stats{Step: s, Loss: out[2][0], AuxLoss: loss - out[2][0], LR: lr, GradNorm: norm,
+		TokensPerS: float64(B*T) / el.Seconds(), StepMs: float64(el.Microseconds()) / 1000}
+	for i, l := range m.MoE {
+		v := out[3+i]
+		if bad := v[moe.StatNonFinite]; bad > 0 {
+			return Stats{}, fmt.Errorf("step %d: the router of %s produced %d non-finite affinities (a non-finite weight or activation reached it); the weights now hold this step's unusable update: resume from the last checkpoint", s, l.Prefix, int(bad))
+		}
+		st.MoE = append(st.MoE, MoEStats{Layer: l.Prefix, MaxVio: v[moe.StatMaxVio], SkipRate: v[moe.StatSkipRate],
+			Entropy: v[moe.StatEntropy], Dropped: v[moe.StatDropped], Load: v[moe.StatLoad:]})
+	}
 	if err := checkFinite(s, loss, norm); err != nil {
 		return Stats{}, err
 	}
-	return Stats{Step: s, Loss: loss, LR: lr, GradNorm: norm,
-		TokensPerS: float64(B*T) / el.Seconds(), StepMs: float64(el.Microseconds()) / 1000}, nil
+	return st, nil
+}
+
+// moeStats lists each MoE layer's statistics tensor.
+func moeStats(m *model.Model) []*graph.Tensor {
+	var out []*graph.Tensor
+	for _, l := range m.MoE {
+		out = append(out, l.Stats)
+	}
+	return out
 }
 
 // checkBatch refuses a batch of the wrong size, ids outside the vocabulary and loss weights that
