@@ -13,14 +13,17 @@ import (
 	"github.com/moegpu/moegpu/runtime/train"
 )
 
-// openGenerator loads a checkpoint's config and weights into a generator.
-func openGenerator(dir, executor string, d *gpu.Device, maxSeq int, f16 bool) (*generate.Generator, error) {
+// openGenerator loads a checkpoint's config and weights into a generator
+// whose KV caches hold maxSeq positions: what the request needs (need
+// says what that is, for the error when it is more than the model's
+// max_position_embeddings), not what the config allows.
+func openGenerator(dir, executor string, d *gpu.Device, maxSeq int, need string, f16 bool) (*generate.Generator, error) {
 	_, cfg, err := train.LoadState(dir)
 	if err != nil {
 		return nil, err
 	}
-	if maxSeq <= 0 || maxSeq > cfg.MaxPositionEmbeddings {
-		maxSeq = cfg.MaxPositionEmbeddings
+	if maxSeq > cfg.MaxPositionEmbeddings {
+		return nil, fmt.Errorf("%s need %d positions, more than the checkpoint's max_position_embeddings (%d)", need, maxSeq, cfg.MaxPositionEmbeddings)
 	}
 	gen, err := generate.New(cfg, executor, d, generate.Options{MaxSeq: maxSeq, F16: f16})
 	if err != nil {
@@ -37,10 +40,10 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("generate", "generate --checkpoint DIR --prompt TEXT [flags]", stderr)
 	dir := fs.String("checkpoint", "out/run", "checkpoint directory written by moegpu train")
 	prompt := fs.String("prompt", "", "prompt text (the task alphabet: a-z, 0-9, '+', '=', ' ')")
-	maxNew := fs.Int("max-tokens", 32, "most tokens to generate (stops earlier at end-of-sequence)")
-	temp := fs.Float64("temperature", 0, "sampling temperature; 0 is greedy")
-	topP := fs.Float64("top-p", 1, "nucleus sampling: keep the smallest set of tokens with this much probability")
-	seed := fs.Uint64("seed", 1, "sampling seed")
+	maxNew := fs.Int("max-tokens", 32, "most tokens to generate, ≥ 1 (stops earlier at end-of-sequence); the KV caches hold the prompt plus this many")
+	temp := fs.Float64("temperature", 0, "sampling temperature, ≥ 0: 0 is greedy (argmax, ties to the lower token id); higher flattens the distribution")
+	topP := fs.Float64("top-p", 1, "nucleus sampling, in [0, 1]: sample from the smallest set of top tokens with this much probability; 1 keeps every token, 0 is greedy")
+	seed := fs.Uint64("seed", 1, "sampling seed (any value; unused when decoding is greedy)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision (half the memory; f32 arithmetic)")
 	var rf runFlags
 	rf.register(fs)
@@ -48,8 +51,18 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer rf.prof.start()()
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
 	if *prompt == "" {
 		return fmt.Errorf("--prompt is required")
+	}
+	if *maxNew < 1 {
+		return fmt.Errorf("--max-tokens %d must be at least 1", *maxNew)
+	}
+	sampling := generate.Sampling{Temperature: *temp, TopP: *topP}
+	if err := sampling.Validate(); err != nil {
+		return fmt.Errorf("--%w", err)
 	}
 	toks, err := tasks.PromptTokens(*prompt)
 	if err != nil {
@@ -60,12 +73,13 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	gen, err := openGenerator(*dir, rf.executor, d, 0, *f16)
+	need := fmt.Sprintf("a prompt of %d tokens (with BOS and SEP) and --max-tokens %d", len(toks), *maxNew)
+	gen, err := openGenerator(*dir, rf.executor, d, generate.PositionsNeeded(len(toks), *maxNew), need, *f16)
 	if err != nil {
 		return err
 	}
 	defer gen.Close()
-	out, st, err := gen.Generate(toks, *maxNew, tasks.EOS, generate.Sampling{Temperature: *temp, TopP: *topP}, rand.New(rand.NewPCG(*seed, 0)))
+	out, st, err := gen.Generate(toks, *maxNew, tasks.EOS, sampling, rand.New(rand.NewPCG(*seed, 0)))
 	if err != nil {
 		return err
 	}
@@ -78,13 +92,19 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", "eval --checkpoint DIR --task NAME [flags]", stderr)
 	dir := fs.String("checkpoint", "out/run", "checkpoint directory written by moegpu train")
 	taskName := fs.String("task", "reverse", "synthetic task: "+strings.Join(tasks.Names(), ", "))
-	n := fs.Int("n", 200, "held-out examples")
-	seed := fs.Uint64("seed", 0, "evaluation seed (held-out stream, disjoint from training batches)")
+	n := fs.Int("n", 200, "held-out examples, ≥ 1")
+	seed := fs.Uint64("seed", 0, "held-out set seed (the evaluation stream, disjoint from training batches); train's end-of-run score uses the same default")
 	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
 	var rf runFlags
 	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *n < 1 {
+		return fmt.Errorf("--n %d must be at least 1", *n)
 	}
 	defer rf.prof.start()()
 	task, err := tasks.ByName(*taskName)
@@ -99,8 +119,10 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	return evaluate(*dir, task, *n, *seed, rf.executor, d, *f16, stdout)
 }
 
+// evaluate prints a checkpoint's exact-match score on the held-out set
+// (task, seed, n), naming that set so scores can be compared.
 func evaluate(dir string, task *tasks.Task, n int, seed uint64, executor string, d *gpu.Device, f16 bool, stdout io.Writer) error {
-	gen, err := openGenerator(dir, executor, d, task.MaxSeqLen(), f16)
+	gen, err := openGenerator(dir, executor, d, task.MaxSeqLen(), fmt.Sprintf("task %s's longest examples", task.Name()), f16)
 	if err != nil {
 		return err
 	}
@@ -116,6 +138,7 @@ func evaluate(dir string, task *tasks.Task, n int, seed uint64, executor string,
 		}
 		fmt.Fprintf(stdout, "  %s %-14q → %-14q (want %q)\n", mark, ex.Prompt, ex.Predicted, ex.Answer)
 	}
-	fmt.Fprintf(stdout, "exact match on %s: %d/%d = %.3f  (%.0f tokens/s decoding)\n", task.Name(), res.Correct, res.Total, res.Accuracy(), res.Stats.TokensPerSecond())
+	fmt.Fprintf(stdout, "exact match on %s (held-out set: seed %d, n %d): %d/%d = %.3f  (%.0f tokens/s decoding)\n",
+		task.Name(), seed, n, res.Correct, res.Total, res.Accuracy(), res.Stats.TokensPerSecond())
 	return nil
 }

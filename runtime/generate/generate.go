@@ -21,11 +21,32 @@ import (
 // Sampling chooses the next token. Temperature 0 is greedy (argmax, ties
 // to the lower id); otherwise logits are divided by the temperature and
 // sampled from the smallest set of top tokens whose probability reaches
-// TopP (1 = all).
+// TopP. The edge values:
+//
+//	Temperature  0: greedy; > 0 finite: sampling; negative, NaN or ±Inf: an error
+//	TopP         0: greedy (the smallest set is the top token); in (0, 1): nucleus
+//	             sampling; 1: the whole distribution; outside [0, 1] or NaN: an error
+//
+// The zero value is greedy decoding.
 type Sampling struct {
 	Temperature float64
 	TopP        float64
 }
+
+// Validate refuses out-of-range sampling parameters, naming the parameter
+// as the CLI flag spells it.
+func (s Sampling) Validate() error {
+	if !(s.Temperature >= 0) || math.IsInf(s.Temperature, 0) {
+		return fmt.Errorf("temperature %v must be a finite number ≥ 0 (0 is greedy)", s.Temperature)
+	}
+	if !(s.TopP >= 0 && s.TopP <= 1) {
+		return fmt.Errorf("top-p %v must be in [0, 1] (0 is greedy, 1 keeps the whole distribution)", s.TopP)
+	}
+	return nil
+}
+
+// Greedy reports whether s picks the most likely token every time.
+func (s Sampling) Greedy() bool { return s.Temperature == 0 || s.TopP == 0 }
 
 // PrefillChunk is how many prompt tokens one prefill submission feeds.
 const PrefillChunk = 16
@@ -160,8 +181,28 @@ func (g *Generator) feed(m *model.Model, ex graph.Executor, tokens []int, pos in
 		return nil, err
 	}
 	V := m.Config.VocabSize
-	return out[0][(len(tokens)-1)*V:], nil
+	logits := out[0][(len(tokens)-1)*V:]
+	if err := checkLogits(logits, pos+len(tokens)-1); err != nil {
+		return nil, err
+	}
+	return logits, nil
 }
+
+// checkLogits refuses non-finite logits (a NaN would otherwise decode as
+// token 0 over and over), naming the position whose logits they are.
+func checkLogits(logits []float64, pos int) error {
+	for id, x := range logits {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("generate: the logits after position %d are not finite (%v for token id %d): "+
+				"the forward pass overflowed or a weight is not finite", pos, x, id)
+		}
+	}
+	return nil
+}
+
+// PositionsNeeded is the number of KV-cache positions a request uses: the
+// prompt and every generated token but the last, which is never fed back.
+func PositionsNeeded(promptLen, maxNew int) int { return promptLen + maxNew - 1 }
 
 // Prefill feeds a prompt from position 0, in PrefillChunk-token
 // submissions where the executor has a prefill step and one token at a time
@@ -202,18 +243,25 @@ func (s Stats) TokensPerSecond() float64 {
 	return float64(s.PromptTokens+s.NewTokens) / s.Elapsed.Seconds()
 }
 
-// Generate continues prompt by up to maxNew tokens, stopping after a stop
-// token. It returns the new tokens.
+// Generate continues prompt by up to maxNew (≥ 1) tokens, stopping after a
+// stop token. It returns the new tokens. A request that does not fit the
+// generator's positions (PositionsNeeded > MaxSeq) is an error, not a
+// shorter answer; so are invalid sampling parameters and non-finite logits
+// (naming the position).
 func (g *Generator) Generate(prompt []int, maxNew int, stop int, s Sampling, rng *rand.Rand) ([]int, Stats, error) {
 	start := time.Now()
 	if len(prompt) == 0 {
 		return nil, Stats{}, fmt.Errorf("generate: empty prompt")
 	}
-	if len(prompt)+maxNew > g.MaxSeq {
-		maxNew = g.MaxSeq - len(prompt)
-		if maxNew < 0 {
-			return nil, Stats{}, fmt.Errorf("generate: prompt of %d tokens does not fit %d positions", len(prompt), g.MaxSeq)
-		}
+	if maxNew < 1 {
+		return nil, Stats{}, fmt.Errorf("generate: at least one new token must be asked for, got %d", maxNew)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, Stats{}, fmt.Errorf("generate: %w", err)
+	}
+	if need := PositionsNeeded(len(prompt), maxNew); need > g.MaxSeq {
+		return nil, Stats{}, fmt.Errorf("generate: a prompt of %d tokens and up to %d new tokens need %d positions; this generator holds %d",
+			len(prompt), maxNew, need, g.MaxSeq)
 	}
 	logits, err := g.Prefill(prompt)
 	if err != nil {
@@ -236,9 +284,10 @@ func (g *Generator) Generate(prompt []int, maxNew int, stop int, s Sampling, rng
 	return out, Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}, nil
 }
 
-// Pick chooses a token from logits.
+// Pick chooses a token from finite logits (see Sampling for the edge
+// values; out-of-range ones, which Validate refuses, pick greedily too).
 func Pick(logits []float64, s Sampling, rng *rand.Rand) int {
-	if s.Temperature <= 0 || rng == nil {
+	if !(s.Temperature > 0) || !(s.TopP > 0) || rng == nil {
 		best := 0
 		for i, x := range logits {
 			if x > logits[best] {
@@ -263,10 +312,7 @@ func Pick(logits []float64, s Sampling, rng *rand.Rand) int {
 		sum += p
 	}
 	sort.SliceStable(cs, func(i, j int) bool { return cs[i].p > cs[j].p })
-	topP := s.TopP
-	if topP <= 0 || topP > 1 {
-		topP = 1
-	}
+	topP := min(s.TopP, 1)
 	keep, mass := 0, 0.0
 	for keep < len(cs) {
 		mass += cs[keep].p / sum
@@ -288,5 +334,5 @@ func Pick(logits []float64, s Sampling, rng *rand.Rand) int {
 // LoadWeights reads the generator's parameters from a safetensors file
 // (a checkpoint's model.safetensors).
 func (g *Generator) LoadWeights(path string) error {
-	return weights.Load(g.Exec, path, g.Params())
+	return weights.Load(g.Exec, path, append(g.Params(), g.Model.State()...))
 }

@@ -339,3 +339,17 @@ func TestExactMatch(t *testing.T) {
 		assert.Equal(t, tc.want, ExactMatch(tc.pred, tc.answer), "%q vs %q", tc.pred, tc.answer)
 	}
 }
+
+func TestCheckVocabSizeRefusesTooSmallAndNotesPadding(t *testing.T) {
+	note, err := CheckVocabSize(VocabSize)
+	require.NoError(t, err)
+	require.Empty(t, note)
+	_, err = CheckVocabSize(VocabSize - 1)
+	require.ErrorContains(t, err, "vocab_size 42 is smaller than the task tokenizer's 43 tokens")
+	note, err = CheckVocabSize(VocabSize + 1)
+	require.NoError(t, err)
+	require.Equal(t, "vocab_size 44 is larger than the task tokenizer's 43 tokens: id 43 is padding, never trained on", note)
+	note, err = CheckVocabSize(48)
+	require.NoError(t, err)
+	require.Contains(t, note, "ids 43–47 are padding")
+}

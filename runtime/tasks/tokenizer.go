@@ -121,3 +121,20 @@ func PromptTokens(prompt string) ([]int, error) {
 	out = append(out, p...)
 	return append(out, SEP), nil
 }
+
+// CheckVocabSize compares a model's vocab_size with this tokenizer's VocabSize. Smaller is an
+// error (the tasks' ids would fall outside the embedding and the LM head). Larger is allowed, as
+// Hugging Face configs often round vocab_size up (to a multiple of 4 here, the LM head can be
+// stored in f16), but the extra ids are never trained on: the returned note says so, for the
+// caller to show; it is empty when the sizes are equal.
+func CheckVocabSize(vocabSize int) (note string, err error) {
+	switch {
+	case vocabSize < VocabSize:
+		return "", fmt.Errorf("vocab_size %d is smaller than the task tokenizer's %d tokens", vocabSize, VocabSize)
+	case vocabSize == VocabSize+1:
+		return fmt.Sprintf("vocab_size %d is larger than the task tokenizer's %d tokens: id %d is padding, never trained on", vocabSize, VocabSize, VocabSize), nil
+	case vocabSize > VocabSize:
+		return fmt.Sprintf("vocab_size %d is larger than the task tokenizer's %d tokens: ids %d–%d are padding, never trained on", vocabSize, VocabSize, VocabSize, vocabSize-1), nil
+	}
+	return "", nil
+}
