@@ -1,0 +1,206 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"strings"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/layers"
+	"github.com/moegpu/moegpu/moe"
+)
+
+// layerCase is a whole FFN block timed as one submission: an MoE layer
+// (router, dispatch, grouped expert matmuls, combine) or the dense FFN it
+// is compared with, forward only or forward + backward.
+type layerCase struct {
+	name, shape, variant string
+	tokens, d            int
+	dense                int // dense FFN hidden size (0: an MoE layer)
+	opt                  moe.Options
+	skip                 float64 // share of tokens routed to the copy expert
+	backward             bool
+	flops                float64
+}
+
+// moeLayerCases lists the layer comparisons of the MoE issue: an MoE FFN
+// against a dense FFN with the same active parameters (forward +
+// backward), and the MoE FFN's time at skip rates 0, 25 and 50 % (the
+// copy expert takes that share of the tokens, which then run no expert).
+func moeLayerCases(quick bool) []layerCase {
+	type design struct {
+		label string
+		d     int
+		dense int
+		opt   moe.Options
+	}
+	designs := []design{
+		{"tiny-moe-fine", 64, 128, moe.Options{Experts: 16, TopK: 4, Shared: 1, Copies: 1, Intermediate: 24, Norm: true, Scale: 2.5}},
+		{"tiny-moe-relu2", 64, 128, moe.Options{Experts: 8, TopK: 1, Shared: 1, Copies: 1, Intermediate: 92, ReLU2: true, Scale: 1}},
+		{"d512 fine-grained", 512, 1024, moe.Options{Experts: 16, TopK: 4, Shared: 1, Copies: 1, Intermediate: 192, Norm: true, Scale: 2.5}},
+	}
+	tokens := 768
+	if quick {
+		designs, tokens = designs[:1], 32
+	}
+	var cs []layerCase
+	for _, ds := range designs {
+		o := ds.opt
+		o.Hidden, o.Std, o.OutStd = ds.d, 0.02, 0.02
+		mats := 3.0
+		if o.ReLU2 {
+			mats = 2
+		}
+		active := float64(o.TopK+o.Shared) * mats * float64(ds.d*o.Intermediate)
+		router := float64((o.Experts + o.Copies) * ds.d)
+		shape := fmt.Sprintf("T=%d d=%d", tokens, ds.d)
+		for _, bwd := range []bool{false, true} {
+			mult, what := 2.0, "forward"
+			if bwd {
+				mult, what = 6, "forward+backward"
+			}
+			cs = append(cs, layerCase{name: "dense_ffn", shape: shape, variant: fmt.Sprintf("%s, hidden %d (%s)", what, ds.dense, ds.label),
+				tokens: tokens, d: ds.d, dense: ds.dense, backward: bwd, flops: mult * float64(tokens) * 3 * float64(ds.d*ds.dense)})
+			for _, skip := range []float64{0, 0.25, 0.5} {
+				kept := math.Round(float64(tokens) * (1 - skip))
+				cs = append(cs, layerCase{name: "moe_ffn", shape: shape, variant: fmt.Sprintf("%s, skip %.0f%% (%s)", what, 100*skip, ds.label),
+					tokens: tokens, d: ds.d, opt: o, skip: skip, backward: bwd,
+					flops: mult * (float64(tokens)*router + kept*active)})
+			}
+		}
+	}
+	return cs
+}
+
+// buildLayer builds the case's graph and the values of its inputs and
+// parameters: for an MoE layer, the router's copy-expert row reads
+// dimension 0 of x, which is large and positive on exactly the tokens that
+// must skip and negative elsewhere, so the skip rate is what the case says.
+func (c layerCase) buildLayer(rng *rand.Rand) (*graph.Graph, []*graph.Tensor, map[*graph.Tensor][]float64, error) {
+	g := graph.New()
+	x := g.Param("x", graph.F32(c.tokens, c.d))
+	var y *graph.Tensor
+	var router *graph.Tensor
+	if c.dense > 0 {
+		y = layers.FFN(g, "mlp", x, c.d, c.dense, layers.SiLU, 0.02, 0.02)
+	} else {
+		var l *moe.Layer
+		y, l = moe.Build(g, "mlp", x, c.opt)
+		router = l.Router
+	}
+	w := g.Input("w", graph.F32(c.tokens, c.d))
+	loss := g.Apply1(graph.WeightedSum{}, y, w)
+	outs := []*graph.Tensor{y}
+	if c.backward {
+		if err := g.Backward(loss); err != nil {
+			return nil, nil, nil, err
+		}
+		outs = []*graph.Tensor{loss}
+		for _, p := range g.Params() {
+			outs = append(outs, p.Grad)
+		}
+	}
+	vals := map[*graph.Tensor][]float64{}
+	for _, t := range append(g.Params(), g.Inputs()...) {
+		v := make([]float64, t.Len())
+		for i := range v {
+			v[i] = rng.NormFloat64() * 0.02
+		}
+		vals[t] = v
+	}
+	xv := vals[x]
+	skipped := int(math.Round(float64(c.tokens) * c.skip))
+	for t, p := range rng.Perm(c.tokens) {
+		xv[p*c.d] = -1
+		if t < skipped {
+			xv[p*c.d] = 1
+		}
+	}
+	if router != nil {
+		copyRow := vals[router][c.opt.Experts*c.d : (c.opt.Experts+1)*c.d]
+		clear(copyRow)
+		copyRow[0] = 20 // sigmoid(±20·1) decides the copy expert's rank
+	}
+	return g, outs, vals, g.Err()
+}
+
+// timeLayer runs a layer case's plan repeatedly and returns the fastest
+// submission in seconds, and the skip rate the router really produced.
+func timeLayer(dev *gpu.Device, c layerCase, minTime time.Duration) (float64, error) {
+	g, outs, vals, err := c.buildLayer(rand.New(rand.NewSource(5)))
+	if err != nil {
+		return 0, err
+	}
+	plan, err := g.Plan(outs, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+	if err != nil {
+		return 0, err
+	}
+	ex, err := graph.NewGPU(dev, plan, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer ex.Close()
+	for t, v := range vals {
+		if err := ex.Set(t, v); err != nil {
+			return 0, err
+		}
+	}
+	best := math.Inf(1)
+	start := time.Now()
+	for n := 0; ; n++ {
+		t0 := time.Now()
+		if err := ex.Run(); err != nil {
+			return 0, err
+		}
+		if err := dev.Wait(); err != nil {
+			return 0, err
+		}
+		if n > 0 { // the first run compiles and warms up
+			best = math.Min(best, time.Since(t0).Seconds())
+		}
+		if n >= 3 && time.Since(start) >= minTime {
+			return best, nil
+		}
+	}
+}
+
+// runLayers times every layer case and returns their rows; ratios against
+// the case's baseline (the dense FFN, or the MoE layer at skip 0) go in the
+// note.
+func runLayers(dev *gpu.Device, opt Options, peak Peak, logf func(string, ...any)) ([]Kernel, error) {
+	var rows []Kernel
+	base := map[string]float64{}
+	for _, c := range moeLayerCases(opt.Quick) {
+		if opt.Filter != "" && !strings.Contains(c.name, opt.Filter) {
+			continue
+		}
+		logf("  %-28s %-22s %-40s", c.name, c.shape, c.variant)
+		sec, err := timeLayer(dev, c, opt.MinTime)
+		if err != nil {
+			logf(" failed: %v\n", err)
+			return nil, fmt.Errorf("%s %s %s: %w", c.name, c.shape, c.variant, err)
+		}
+		k := Kernel{Name: c.name, Shape: c.shape, Variant: c.variant, Ms: sec * 1e3, GFlops: c.flops / sec / 1e9}
+		k.PctOfPeak = 100 * k.GFlops / peak.FMAGflops
+		key := fmt.Sprintf("%s|%v|%v", c.shape, c.backward, c.opt.ReLU2)
+		switch {
+		case c.dense > 0:
+			base["dense|"+key] = sec
+		case c.skip == 0:
+			base["skip0|"+key] = sec
+			if d, ok := base["dense|"+key]; ok {
+				k.Note = fmt.Sprintf("%.2f× the dense FFN's time", sec/d)
+			}
+		default:
+			if s0, ok := base["skip0|"+key]; ok {
+				k.Note = fmt.Sprintf("time −%.0f%% against skip 0", 100*(1-sec/s0))
+			}
+		}
+		logf(" %8.3f ms %8.2f GFLOP/s %5.1f%% %s\n", k.Ms, k.GFlops, k.PctOfPeak, k.Note)
+		rows = append(rows, k)
+	}
+	return rows, nil
+}
