@@ -196,7 +196,7 @@ func runLayers(dev *gpu.Device, opt Options, peak Peak, logf func(string, ...any
 			}
 		default:
 			if s0, ok := base["skip0|"+key]; ok {
-				k.Note = fmt.Sprintf("time −%.0f%% against skip 0", 100*(1-sec/s0))
+				k.Note = fmt.Sprintf("time %+.0f%% against skip 0", 100*(sec/s0-1))
 			}
 		}
 		logf(" %8.3f ms %8.2f GFLOP/s %5.1f%% %s\n", k.Ms, k.GFlops, k.PctOfPeak, k.Note)
