@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math/rand"
 
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
@@ -15,6 +16,16 @@ type benchCase struct {
 	flops, bytes         float64
 	reps                 int  // op copies per submission (amortises submit cost for small ops)
 	best                 bool // the configuration the runtime picks by default
+	// hosts, when set, makes the inputs instead of uniform random values
+	// (ops whose inputs must be consistent, e.g. expert segments).
+	hosts func(rng *rand.Rand) []*graph.Host
+	peer  peer // another runtime's measured speed at this shape, for the report
+}
+
+// peer is another runtime's GFLOP/s at a case's shape on this adapter.
+type peer struct {
+	name   string
+	gflops float64
 }
 
 func mm(name string, op graph.MatMul, M, N, K int, variant string, best bool) benchCase {
@@ -84,5 +95,6 @@ func cases(quick bool) []benchCase {
 	f16.in[1].DType = gpu.F16
 	cs = append(cs, f16)
 	cs = append(cs, extraCases(quick)...)
+	cs = append(cs, moeCases(quick)...)
 	return cs
 }

@@ -24,6 +24,9 @@ type Kernel struct {
 	GBps      float64 `json:"gbps,omitempty"`
 	PctOfPeak float64 `json:"pct_of_peak"`
 	Best      bool    `json:"best,omitempty"` // the variant the runtime picks for this shape
+	// Note compares with another runtime at this shape, e.g. "2.1× ggml
+	// Vulkan MUL_MAT_ID (6.2 GFLOP/s)".
+	Note string `json:"note,omitempty"`
 }
 
 // Adapter names the adapter a report was measured on.
@@ -78,6 +81,9 @@ func Run(dev *gpu.Device, opt Options) (*Report, error) {
 		for i, s := range c.in {
 			in[i] = random(rng, s)
 		}
+		if c.hosts != nil {
+			in = c.hosts(rng)
+		}
 		sec, err := timeOp(dev, c.op, in, c.reps, opt.MinTime)
 		if err != nil {
 			logf(" failed: %v\n", err)
@@ -87,7 +93,10 @@ func Run(dev *gpu.Device, opt Options) (*Report, error) {
 		if c.flops > 0 {
 			k.GFlops = c.flops / sec / 1e9
 			k.PctOfPeak = 100 * k.GFlops / p.FMAGflops
-			logf(" %8.3f ms %8.2f GFLOP/s %5.1f%%\n", k.Ms, k.GFlops, k.PctOfPeak)
+			if c.peer.gflops > 0 {
+				k.Note = fmt.Sprintf("%.1f× %s (%.1f GFLOP/s)", k.GFlops/c.peer.gflops, c.peer.name, c.peer.gflops)
+			}
+			logf(" %8.3f ms %8.2f GFLOP/s %5.1f%% %s\n", k.Ms, k.GFlops, k.PctOfPeak, k.Note)
 		} else {
 			k.GBps = c.bytes / sec / 1e9
 			k.PctOfPeak = 100 * k.GBps / p.CopyGBps
@@ -127,6 +136,9 @@ func (r *Report) Markdown(w io.Writer) {
 		v := k.Variant
 		if k.Best {
 			v += " ✓"
+		}
+		if k.Note != "" {
+			v += "; " + k.Note
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %s | %s | %.1f |\n", k.Name, k.Shape, v, k.Ms, gf, gb, k.PctOfPeak)
 	}

@@ -51,12 +51,16 @@ type GroupedMatMul struct {
 	// splits).
 	BindingLimit uint64
 	// Variant picks the kernel (shaders/moe_grouped.wgsl): 0 automatic (7
-	// on CPU drivers where it applies, else 3 where K and N are multiples of
-	// 4, else 1); 1 one output element per invocation (any sizes); 3
-	// register-blocked, 8 rows × 8 columns per invocation, vec4 storage
-	// loads (K % 4 = 0, N % 4 = 0, else 1); 7 as 3 but x read through 64 KiB
-	// uniform windows, one dispatch per window (K % 8 = 0, K ≤ 2048 on a 64
-	// KiB uniform limit, x in a GPU buffer of its own, else 3).
+	// on CPU drivers for N ≥ 128 and K ≥ 256 where it applies, else 3 where
+	// K and N are multiples of 4, else 1); 1 one output element per
+	// invocation (any sizes); 3 register-blocked, 8 rows × 8 columns per
+	// invocation, vec4 storage loads (K % 4 = 0, N % 4 = 0, else 1); 7 a
+	// workgroup's 8 rows of x read through a 64 KiB uniform window, 8
+	// columns per invocation, one dispatch per window, rows after the last
+	// full window by 3 (K % 8 = 0, at least 8 rows of x per window, x in a
+	// GPU buffer that w, seg and y are not in, else 3: in a training graph
+	// x and y share the activation arena, so 3 runs there). Variants 2 and
+	// 4–6 are not used (numbers follow graph.MatMul's).
 	Variant int
 }
 
@@ -293,8 +297,10 @@ func groupedFlag(b bool) int {
 
 // groupedWindow is how many rows of x (a multiple of RowAlign) one uniform
 // window holds, or 0 when variant 7 cannot run.
-func groupedWindow(dev *gpu.Device, x, w, y *gpu.Buffer, R, K, N int) int {
-	if K == 0 || K%8 != 0 || N%4 != 0 || x.SameMemory(w) || x.SameMemory(y) {
+func groupedWindow(dev *gpu.Device, x, w, seg, y *gpu.Buffer, R, K, N int) int {
+	// WebGPU forbids binding x's GPU buffer as uniform while any view of it
+	// is bound as storage in the same dispatch.
+	if K == 0 || K%8 != 0 || N%4 != 0 || x.SameMemory(w) || x.SameMemory(seg) || x.SameMemory(y) {
 		return 0
 	}
 	ua := uint64(max(1, dev.Limits.MinUniformBufferOffsetAlignment))
@@ -315,7 +321,12 @@ func (m GroupedMatMul) variant(dev *gpu.Device, K, N int, win int) int {
 	v := m.Variant
 	if v == 0 {
 		v = 3
-		if graph.LoopBudget(dev) > 0 {
+		// On CPU drivers x through uniform windows where every lane of a
+		// workgroup has columns to compute (N ≥ 16 lanes × 8 columns) and
+		// the reduction is long; at the small training shape (K = 64,
+		// N = 32) three quarters of its lanes would idle and v3 measured
+		// twice as fast.
+		if graph.LoopBudget(dev) > 0 && N >= grpUboWGX*grpUboTN && K >= 256 {
 			v = 7
 		}
 	}
@@ -342,7 +353,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 	if err != nil {
 		return err
 	}
-	win := groupedWindow(dev, x, w, y, R, K, N)
+	win := groupedWindow(dev, x, w, seg, y, R, K, N)
 	v := m.variant(dev, K, N, win)
 	// Each invocation scans seg (E trips) and loops over K (K/4 for the
 	// vec4 kernels): keep that under llvmpipe's loop budget.

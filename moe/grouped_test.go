@@ -350,3 +350,51 @@ func TestGroupedOpsRejectBadInputs(t *testing.T) {
 		require.Error(t, err, name)
 	}
 }
+
+// benchRouting is ggml's MUL_MAT_ID shape: 512 tokens, top-4 of 16
+// experts (about 128 rows each), laid out as the dispatch does.
+func benchRouting(tokens, experts, k int) (*graph.Host, int) {
+	rng := rand.New(rand.NewSource(42))
+	counts := make([]int, experts)
+	for t := 0; t < tokens; t++ {
+		for _, e := range rng.Perm(experts)[:k] {
+			counts[e]++
+		}
+	}
+	return segFor(counts, 0)
+}
+
+// Grouped matmuls at ggml's MUL_MAT_ID shape next to the dense matmul of
+// the same size (2048×1024×1024), in one process so the ratios hold on a
+// shared machine: go test ./moe/ -run '^$' -bench Grouped -benchtime 3x.
+func BenchmarkGroupedAtGGMLShape(b *testing.B) {
+	dev := gputest.Device(b)
+	rng := rand.New(rand.NewSource(1))
+	const T, E, k, D = 512, 16, 4, 1024
+	seg, R := benchRouting(T, E, k)
+	x := optest.Random(rng, graph.F32(R, D), -1, 1)
+	w := optest.Random(rng, graph.F32(E, D, D), -1, 1)
+	flops := 2.0 * T * k * D * D
+	gf := func(b *testing.B, sec float64) { b.ReportMetric(flops/sec/1e9, "GFLOP/s") }
+	for _, v := range []int{3, 7} {
+		b.Run(fmt.Sprintf("forward_nt/v%d", v), func(b *testing.B) {
+			gf(b, optest.BenchOp(b, dev, moe.GroupedMatMul{Experts: E, TransW: true, Variant: v}, x, w, seg))
+		})
+		b.Run(fmt.Sprintf("dx_nn/v%d", v), func(b *testing.B) {
+			gf(b, optest.BenchOp(b, dev, moe.GroupedMatMul{Experts: E, Variant: v}, x, w, seg))
+		})
+	}
+	b.Run("dw/v3", func(b *testing.B) {
+		gf(b, optest.BenchOp(b, dev, moe.GroupedWeightGrad{Experts: E, TransW: true, Variant: 3}, x, x, seg))
+	})
+	a := optest.Random(rng, graph.F32(T*k, D), -1, 1)
+	wd := optest.Random(rng, graph.F32(D, D), -1, 1)
+	for _, v := range []int{3, 8} {
+		b.Run(fmt.Sprintf("dense_matmul_nt/v%d", v), func(b *testing.B) {
+			gf(b, optest.BenchOp(b, dev, graph.MatMul{TransB: true, Variant: v}, a, wd))
+		})
+	}
+	b.Run("dense_matmul_nn/v7", func(b *testing.B) {
+		gf(b, optest.BenchOp(b, dev, graph.MatMul{Variant: 7}, a, wd))
+	})
+}
