@@ -45,6 +45,9 @@ type Options struct {
 	SkipGamma              float32
 	SkipKp, SkipKi, SkipKd float32
 	Std, OutStd            float64 // init std of the input-side and output-side weights
+	// SparseDown computes ReLU² experts' down projection with SparseDown
+	// (inference graphs only: it has no backward).
+	SparseDown bool
 }
 
 // Layer is a built MoE FFN: the tensors a trainer reads, saves and updates.
@@ -65,8 +68,12 @@ type Layer struct {
 	// AuxLoss (1) is the balance loss when Balance is BalanceLBL, else nil.
 	AuxLoss *graph.Tensor
 	// Hidden is the experts' activation (rows, Intermediate) in permuted
-	// row order, and Seg the rows each expert owns: for sparsity metrics.
+	// row order, and Seg the rows each expert owns.
 	Hidden, Seg *graph.Tensor
+	// Sparsity (2), for ReLU² experts only (else nil): the share of exact
+	// zeros among the routed experts' activations and the share of
+	// non-zeros below 1 % of their row's largest (ActivationSparsity).
+	Sparsity *graph.Tensor
 }
 
 // Build appends an MoE FFN over x (n, d) and returns its output (n, d) and
@@ -109,6 +116,9 @@ func Build(g *graph.Graph, prefix string, x *graph.Tensor, o Options) (*graph.Te
 	xp := g.Apply1(Gather{SlotsPerToken: o.TopK}, x, rowSlot)
 	yp, hidden := l.experts(g, prefix+".experts", xp, seg, o.Experts, o.Intermediate)
 	l.Hidden = hidden
+	if o.ReLU2 {
+		l.Sparsity = g.Apply1(ActivationSparsity{Experts: o.Experts}, hidden, seg)
+	}
 
 	in := []*graph.Tensor{yp, l.Gates, l.Idx, slotRow, rowSlot, x}
 	if o.Shared > 0 {
@@ -153,7 +163,11 @@ func (l *Layer) experts(g *graph.Graph, prefix string, xp, seg *graph.Tensor, st
 		gate := mm(xp, weight("gate_proj", inter, o.Hidden, o.Std))
 		hidden = g.Apply1(graph.SwiGLU{}, gate, up)
 	}
-	return mm(hidden, weight("down_proj", o.Hidden, inter, o.OutStd)), hidden
+	down := weight("down_proj", o.Hidden, inter, o.OutStd)
+	if o.ReLU2 && o.SparseDown {
+		return g.Apply1(SparseDown{Experts: e}, hidden, down, seg), hidden
+	}
+	return mm(hidden, down), hidden
 }
 
 func (o Options) validate() error {

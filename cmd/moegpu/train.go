@@ -282,8 +282,10 @@ func loadConfig(p string) (*config.ModelConfig, error) {
 
 // stepExtras is what metrics.jsonl records beside the standard fields: the
 // step time and, per MoE layer L (its index in the model), moe.L.max_vio,
-// moe.L.skip_rate, moe.L.entropy, moe.L.dropped and moe.L.load.E (expert
-// E's share of the slots), plus aux_loss when a balance loss is on.
+// moe.L.skip_rate, moe.L.entropy, moe.L.dropped, moe.L.load.E (expert E's
+// share of the slots) and, for ReLU² experts, moe.L.act_zero and
+// moe.L.act_small (activation sparsity); plus aux_loss when a balance loss
+// is on.
 func stepExtras(st train.Stats) map[string]float64 {
 	ex := map[string]float64{"step_ms": st.StepMs}
 	if st.AuxLoss != 0 {
@@ -292,6 +294,9 @@ func stepExtras(st train.Stats) map[string]float64 {
 	for _, m := range st.MoE {
 		p := "moe." + layerIndex(m.Layer) + "."
 		ex[p+"max_vio"], ex[p+"skip_rate"], ex[p+"entropy"], ex[p+"dropped"] = m.MaxVio, m.SkipRate, m.Entropy, m.Dropped
+		if m.ActZero > 0 || m.ActSmall > 0 {
+			ex[p+"act_zero"], ex[p+"act_small"] = m.ActZero, m.ActSmall
+		}
 		for e, v := range m.Load {
 			ex[fmt.Sprintf("%sload.%d", p, e)] = v
 		}

@@ -61,6 +61,11 @@ type MoEStats struct {
 	Entropy  float64   `json:"entropy"`   // mean router entropy, nats
 	Dropped  float64   `json:"dropped"`   // slots dropped over capacity
 	Load     []float64 `json:"load"`      // each routed expert's share of the slots
+	// ActZero and ActSmall (ReLU² experts only): the share of the experts'
+	// activations that are exactly zero, and of the non-zero ones below 1 %
+	// of their row's largest.
+	ActZero  float64 `json:"act_zero,omitempty"`
+	ActSmall float64 `json:"act_small,omitempty"`
 }
 
 // Executor kinds.
@@ -262,8 +267,13 @@ func (t *Trainer) StepBatch(tokens, targets []uint32, weights []float32) (Stats,
 		if bad := v[moe.StatNonFinite]; bad > 0 {
 			return Stats{}, fmt.Errorf("step %d: the router of %s produced %d non-finite affinities (a non-finite weight or activation reached it); the weights now hold this step's unusable update: resume from the last checkpoint", s, l.Prefix, int(bad))
 		}
-		st.MoE = append(st.MoE, MoEStats{Layer: l.Prefix, MaxVio: v[moe.StatMaxVio], SkipRate: v[moe.StatSkipRate],
-			Entropy: v[moe.StatEntropy], Dropped: v[moe.StatDropped], Load: v[moe.StatLoad:]})
+		ms := MoEStats{Layer: l.Prefix, MaxVio: v[moe.StatMaxVio], SkipRate: v[moe.StatSkipRate],
+			Entropy: v[moe.StatEntropy], Dropped: v[moe.StatDropped], Load: v[moe.StatLoad:]}
+		if l.Sparsity != nil {
+			sp := out[3+len(m.MoE)+sparseIndex(m, i)]
+			ms.ActZero, ms.ActSmall = sp[0], sp[1]
+		}
+		st.MoE = append(st.MoE, ms)
 	}
 	if err := checkFinite(s, loss, norm); err != nil {
 		return Stats{}, err
@@ -271,13 +281,30 @@ func (t *Trainer) StepBatch(tokens, targets []uint32, weights []float32) (Stats,
 	return st, nil
 }
 
-// moeStats lists each MoE layer's statistics tensor.
+// moeStats lists each MoE layer's statistics tensor, then the sparsity
+// tensors of the layers that have one.
 func moeStats(m *model.Model) []*graph.Tensor {
 	var out []*graph.Tensor
 	for _, l := range m.MoE {
 		out = append(out, l.Stats)
 	}
+	for _, l := range m.MoE {
+		if l.Sparsity != nil {
+			out = append(out, l.Sparsity)
+		}
+	}
 	return out
+}
+
+// sparseIndex is layer i's position among the layers with a sparsity tensor.
+func sparseIndex(m *model.Model, i int) int {
+	n := 0
+	for _, l := range m.MoE[:i] {
+		if l.Sparsity != nil {
+			n++
+		}
+	}
+	return n
 }
 
 // checkBatch refuses a batch of the wrong size, ids outside the vocabulary and loss weights that
