@@ -204,3 +204,45 @@ func runLayers(dev *gpu.Device, opt Options, peak Peak, logf func(string, ...any
 	}
 	return rows, nil
 }
+
+// sparseCases times the ReLU² experts' down projection: the dense grouped
+// matmul against moe.SparseDown at activation sparsities 0, 50, 90 and
+// 97 % (exact zeros, as ReLU² gives). GFLOP/s count the dense product's
+// FLOPs, so the two read as effective speeds.
+func sparseCases(quick bool) []benchCase {
+	type shape struct{ tokens, experts, hidden, inner int }
+	shapes := []shape{{768, 8, 64, 92}, {512, 8, 1024, 1024}}
+	if quick {
+		shapes = []shape{{24, 4, 16, 8}}
+	}
+	var cs []benchCase
+	for _, s := range shapes {
+		seg, R, routed := moeRouting(s.tokens, s.experts, 1)
+		label := fmt.Sprintf("E=%d top1 T=%d %dx%d", s.experts, s.tokens, s.hidden, s.inner)
+		flops := 2 * float64(routed) * float64(s.hidden) * float64(s.inner)
+		in := []graph.Spec{graph.F32(R, s.inner), graph.F32(s.experts, s.hidden, s.inner), seg.Spec}
+		for _, sp := range []float64{-1, 0, 0.5, 0.9, 0.97} {
+			var op graph.Op = moe.SparseDown{Experts: s.experts}
+			variant := fmt.Sprintf("sparse, %.0f%% zeros", 100*sp)
+			if sp < 0 {
+				op, variant, sp = moe.GroupedMatMul{Experts: s.experts, TransW: true}, "dense grouped matmul, 90% zeros", 0.9
+			}
+			sparsity := sp
+			c := benchCase{name: "moe_relu2_down", shape: label, variant: variant, op: op, in: in, flops: flops, reps: 1}
+			if flops < 1e8 {
+				c.reps = 8
+			}
+			c.hosts = func(rng *rand.Rand) []*graph.Host {
+				h := graph.NewHost(in[0])
+				for i := range h.Data {
+					if rng.Float64() >= sparsity {
+						h.Data[i] = float64(float32(rng.Float64()))
+					}
+				}
+				return []*graph.Host{h, random(rng, in[1]), seg}
+			}
+			cs = append(cs, c)
+		}
+	}
+	return cs
+}
