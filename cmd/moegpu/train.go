@@ -210,9 +210,16 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err := metrics.PlotLoss(mw.Path(), plot); err != nil {
 		return err
 	}
+	written := "metrics and " + filepath.Base(plot)
+	if cfg.IsMoE() {
+		if err := metrics.PlotMoE(mw.Path(), filepath.Join(*out, "moe.png")); err != nil {
+			return err
+		}
+		written = "metrics, " + filepath.Base(plot) + " and moe.png"
+	}
 	total := time.Since(start)
-	fmt.Fprintf(stdout, "trained %d steps in %s; final loss %.4f; checkpoint, metrics and %s in %s\n",
-		tr.Step-first, total.Round(time.Second), last.Loss, filepath.Base(plot), *out)
+	fmt.Fprintf(stdout, "trained %d steps in %s; final loss %.4f; checkpoint, %s in %s\n",
+		tr.Step-first, total.Round(time.Second), last.Loss, written, *out)
 	if *profileStep {
 		if err := printProfile(tr, stdout); err != nil {
 			return err
