@@ -217,11 +217,13 @@ func (m *MoEConfig) moeParamCount(d int64) (total, active int64) {
 }
 
 // MarshalJSON writes the config with its fields in declaration order; a dense config (no routed
-// experts) leaves the MoE keys out, so its config.json reads like any dense Hugging Face config.
+// experts) with no MoE field set leaves the MoE keys out, so its config.json reads like any dense
+// Hugging Face config. MoE keys a dense config does set (an ablation that turned the experts off)
+// are kept, so a saved config never drops what its file said (FuzzParse found that).
 func (c ModelConfig) MarshalJSON() ([]byte, error) {
 	type plain ModelConfig
 	b, err := json.Marshal(plain(c))
-	if err != nil || c.IsMoE() {
+	if err != nil || c.IsMoE() || !reflect.ValueOf(c.MoEConfig).IsZero() {
 		return b, err
 	}
 	var m map[string]json.RawMessage
