@@ -51,6 +51,7 @@ Environment:
 }
 
 func main() {
+	avoidAsyncPreemption()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
