@@ -398,3 +398,27 @@ func BenchmarkGroupedAtGGMLShape(b *testing.B) {
 		gf(b, optest.BenchOp(b, dev, graph.MatMul{Variant: 7}, a, wd))
 	})
 }
+
+// The grouped matmuls of a small training shape (16 experts, top-4, hidden
+// 64, expert size 32, 768 tokens): the up projection forward, its dx and
+// its dW. go test ./moe/ -run '^$' -bench GroupedAtTraining.
+func BenchmarkGroupedAtTrainingShape(b *testing.B) {
+	dev := gputest.Device(b)
+	rng := rand.New(rand.NewSource(1))
+	const T, E, k, H, I = 768, 16, 4, 64, 32
+	seg, R := benchRouting(T, E, k)
+	x := optest.Random(rng, graph.F32(R, H), -1, 1)
+	dy := optest.Random(rng, graph.F32(R, I), -1, 1)
+	w := optest.Random(rng, graph.F32(E, I, H), -1, 1)
+	flops := 2.0 * T * k * H * I
+	gf := func(b *testing.B, sec float64) { b.ReportMetric(flops/sec/1e9, "GFLOP/s") }
+	b.Run("forward_nt", func(b *testing.B) {
+		gf(b, optest.BenchOp(b, dev, moe.GroupedMatMul{Experts: E, TransW: true}, x, w, seg))
+	})
+	b.Run("dx_nn", func(b *testing.B) {
+		gf(b, optest.BenchOp(b, dev, moe.GroupedMatMul{Experts: E}, dy, w, seg))
+	})
+	b.Run("dw", func(b *testing.B) {
+		gf(b, optest.BenchOp(b, dev, moe.GroupedWeightGrad{Experts: E, TransW: true}, dy, x, seg))
+	})
+}
