@@ -61,11 +61,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	quick := fs.Bool("quick", false, "small shapes only: a smoke test, not a measurement")
 	filter := fs.String("filter", "", "only kernels whose name contains this")
-	minTime := fs.Duration("time", 300*time.Millisecond, "minimum time per measurement")
+	minTime := fs.Duration("time", 300*time.Millisecond, "minimum time per measurement, > 0")
 	var prof profiling
 	prof.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *minTime <= 0 {
+		return fmt.Errorf("--time %v must be positive", *minTime)
 	}
 	defer prof.start()()
 	d, err := dev.open()

@@ -62,14 +62,19 @@ func TestCountAndSamplingFlagsRejectNonsenseNamingTheFlag(t *testing.T) {
 		{[]string{"train", "--log-every", "-1"}, "--log-every -1 must be ≥ 0"},
 		{[]string{"train", "--eval", "-1"}, "--eval -1 must be ≥ 0"},
 		{[]string{"train", "--seed", "-2"}, "--seed -2 must be ≥ 0 (or -1"},
+		{[]string{"bench", "kernels", "--time", "0s"}, "--time 0s must be positive"},
+		{[]string{"bench", "kernels", "--time", "-1ms"}, "--time -1ms must be positive"},
 	} {
 		t.Run(tc.args[0]+" "+tc.want, func(t *testing.T) {
 			out := filepath.Join(dir, "never")
-			args := append(tc.args, "--executor", "reference")
-			if tc.args[0] == "train" {
-				args = append(args, "--out", out)
-			} else {
-				args = append(args, "--checkpoint", out)
+			var args []string
+			switch tc.args[0] {
+			case "train":
+				args = append(tc.args, "--executor", "reference", "--out", out)
+			case "bench":
+				args = append(tc.args, "--json", out)
+			default:
+				args = append(tc.args, "--executor", "reference", "--checkpoint", out)
 			}
 			code, _, errs := runCLI(args...)
 			require.Equal(t, 1, code)

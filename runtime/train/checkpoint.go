@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 
 	"github.com/moegpu/moegpu/internal/atomicfile"
@@ -184,11 +185,25 @@ func LoadState(dir string) (*State, *config.ModelConfig, error) {
 	return s, cfg, nil
 }
 
-// ParseState decodes a trainer_state.json strictly: an unknown key, a wrong type or trailing
-// data is an error naming it, and so is a negative step or total_steps.
+// ParseState decodes a trainer_state.json strictly: an unknown key, a null, a wrong type or
+// trailing data is an error naming it, and so is a negative step or total_steps.
 func ParseState(b []byte) (*State, error) {
 	if t := bytes.TrimLeft(b, " \t\r\n"); len(t) == 0 || t[0] != '{' {
 		return nil, errors.New("want a JSON object")
+	}
+	// The state has no defaults, so a null cannot stand for one (it would decode as step 0).
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err == nil {
+		keys := make([]string, 0, len(raw))
+		for k := range raw {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if string(bytes.TrimSpace(raw[k])) == "null" {
+				return nil, fmt.Errorf("key %q is null", k)
+			}
+		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()

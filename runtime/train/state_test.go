@@ -19,6 +19,8 @@ func TestParseStateRefusesMalformedStateNamingTheProblem(t *testing.T) {
 		{"wrong type", `{"step": "1"}`, `key "step"`},
 		{"negative step", `{"step": -1}`, "step must not be negative"},
 		{"negative total", `{"step": 1, "total_steps": -5}`, "total_steps must not be negative"},
+		{"null step", `{"step": null, "task": "copy"}`, `key "step" is null`},
+		{"null task", `{"step": 3, "task": null}`, `key "task" is null`},
 		{"null document", `null`, "want a JSON object"},
 		{"list", `[1]`, "want a JSON object"},
 		{"empty", ``, "want a JSON object"},
