@@ -107,9 +107,9 @@ func (c Combine) Reference(in []*graph.Host) ([]*graph.Host, error) {
 
 // Encode implements graph.Op.
 func (c Combine) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
-	d := in[0].Shape[1]
 	n, k := in[1].Shape[0], in[1].Shape[1]
-	kern, err := graph.Kernel(dev, "moe_combine", "combine_forward", "moe_combine_forward",
+	entry, d := vec4Entry("combine_forward", in[0].Shape[1])
+	kern, err := graph.Kernel(dev, "moe_combine", entry, "moe_"+entry,
 		[]gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts())
 	if err != nil {
 		return err
@@ -198,8 +198,9 @@ func (o CombineGradRows) Reference(in []*graph.Host) ([]*graph.Host, error) {
 
 // Encode implements graph.Op.
 func (o CombineGradRows) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
-	d, rows := in[0].Shape[1], in[2].Shape[0]
-	kern, err := graph.Kernel(dev, "moe_combine", "combine_grad_rows", "moe_combine_grad_rows",
+	rows := in[2].Shape[0]
+	entry, d := vec4Entry("combine_grad_rows", in[0].Shape[1])
+	kern, err := graph.Kernel(dev, "moe_combine", entry, "moe_"+entry,
 		[]gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts())
 	if err != nil {
 		return err

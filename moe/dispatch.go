@@ -254,7 +254,8 @@ func (o Gather) Reference(in []*graph.Host) ([]*graph.Host, error) {
 // Encode implements graph.Op.
 func (o Gather) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	d, rows := in[0].Shape[1], in[1].Shape[0]
-	k, err := graph.Kernel(dev, "moe_gather", "gather_rows", "moe_gather_rows", []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts())
+	entry, d := vec4Entry("gather_rows", d)
+	k, err := graph.Kernel(dev, "moe_gather", entry, "moe_"+entry, []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts())
 	if err != nil {
 		return err
 	}
@@ -319,8 +320,8 @@ func (o GatherBackward) Reference(in []*graph.Host) ([]*graph.Host, error) {
 
 // Encode implements graph.Op.
 func (o GatherBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
-	d := in[0].Shape[1]
-	k, err := graph.Kernel(dev, "moe_gather", "gather_backward", "moe_gather_backward", []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts())
+	entry, d := vec4Entry("gather_backward", in[0].Shape[1])
+	k, err := graph.Kernel(dev, "moe_gather", entry, "moe_"+entry, []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts())
 	if err != nil {
 		return err
 	}
@@ -336,4 +337,13 @@ func (f failOp) Outputs([]graph.Spec) ([]graph.Spec, error)     { return nil, f.
 func (f failOp) Reference([]*graph.Host) ([]*graph.Host, error) { return nil, f.err }
 func (f failOp) Encode(*gpu.Device, *gpu.Recorder, []*gpu.Buffer, []*gpu.Buffer) error {
 	return f.err
+}
+
+// vec4Entry picks the vec4 form of a row kernel (entry + "4") when rows of
+// length d split into vec4s, and returns the row length in its units.
+func vec4Entry(entry string, d int) (string, int) {
+	if d%4 == 0 {
+		return entry + "4", d / 4
+	}
+	return entry, d
 }

@@ -200,7 +200,7 @@ func checkLayout(t *testing.T, op moe.Dispatch, idx *graph.Host, out []*graph.Ho
 func TestGatherAndItsBackward(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(8))
-	for _, d := range optest.Awkward {
+	for _, d := range append(optest.Awkward, 64) { // 64: the vec4 kernels
 		for _, shared := range []bool{false, true} {
 			idx := choices(rng, 37, 3, 9)
 			disp := optest.MustRef(t, moe.Dispatch{Experts: 7, Shared: shared}, idx)
@@ -243,7 +243,7 @@ func combineInputs(t *testing.T, rng *rand.Rand, n, d, k, experts, copies int, s
 
 func TestCombineMatchesReferenceAndFiniteDifferences(t *testing.T) {
 	dev := gputest.Device(t)
-	for _, d := range optest.Awkward {
+	for _, d := range append(optest.Awkward, 64) { // 64: the vec4 kernels
 		for _, shared := range []bool{false, true} {
 			for _, copies := range []int{0, 2} {
 				t.Run(fmt.Sprintf("d%d/shared=%v/copies=%d", d, shared, copies), func(t *testing.T) {

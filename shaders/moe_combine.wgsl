@@ -59,6 +59,14 @@ struct Params {
 @group(0) @binding(6) var<storage, read_write> dgates: array<f32>;  // (n, k), written
 @group(0) @binding(7) var<storage, read_write> dx: array<f32>;      // (n, d), written
 @group(0) @binding(8) var<uniform> pg: Params;
+// The *4 entries of combine_forward and combine_grad_rows read and write
+// rows as vec4 (d % 4 = 0; the d parameter is then d / 4).
+@group(0) @binding(0) var<storage, read> yp4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read> ys4: array<vec4<f32>>;
+@group(0) @binding(7) var<storage, read_write> y4: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> dy4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> dyp4: array<vec4<f32>>;
 
 fn lin(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * WG + lid;
@@ -128,4 +136,47 @@ fn combine_grad_gates(@builtin(workgroup_id) wid: vec3<u32>,
     dgates[s] = acc;
   }
   for (var c = 0u; c < d; c++) { dx[t * d + c] = gcopy * dy_g[t * d + c]; }
+}
+
+@compute @workgroup_size(WG)
+fn combine_forward4(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let i = lin(wid, nwg, lid);
+  if (i >= pf.n * pf.d) { return; }
+  let t = i / pf.d;
+  let c = i % pf.d;
+  var acc = vec4<f32>(0.0);
+  for (var k = 0u; k < pf.k; k++) {
+    let s = t * pf.k + k;
+    let r = slot_row[s];
+    if (r != INVALID) {
+      acc += gates[s] * yp4[r * pf.d + c];
+    } else if (idx[s] >= pf.e) {
+      acc += gates[s] * x4[i];
+    }
+  }
+  if (pf.flag == 1u) {
+    let r = s_slot_row[t];
+    if (r != INVALID) { acc += ys4[r * pf.d + c]; }
+  }
+  y4[i] = acc;
+}
+
+@compute @workgroup_size(WG)
+fn combine_grad_rows4(@builtin(workgroup_id) wid: vec3<u32>,
+                      @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+  let i = lin(wid, nwg, lid);
+  if (i >= pr.n * pr.d) { return; }
+  let r = i / pr.d;
+  let c = i % pr.d;
+  let s = row_slot[r];
+  var v = vec4<f32>(0.0);
+  if (s != INVALID) {
+    var w = 1.0;
+    if (pr.flag == 1u) { w = g_rows[s]; }
+    v = w * dy4[(s / pr.k) * pr.d + c];
+  }
+  dyp4[i] = v;
 }
