@@ -159,6 +159,10 @@ func TestGenerateSizesTheKVCacheToTheRequest(t *testing.T) {
 	code, stdout, errs := runCLI("generate", "--checkpoint", huge, "--prompt", "hello", "--max-tokens", "4")
 	require.Equal(t, 0, code, errs)
 	assert.NotEmpty(t, stdout)
+	code, _, errs = runCLI("generate", "--checkpoint", huge, "--prompt", "hello", "--max-tokens", "4000000")
+	require.Equal(t, 1, code)
+	assert.Contains(t, errs, "building a generator whose KV caches hold 4000006 positions (for a prompt of 7 tokens (with BOS and SEP) and --max-tokens 4000000)")
+	assert.Contains(t, errs, "binding limit")
 
 	small := checkpoint(t, nil) // max_position_embeddings 64
 	code, _, errs = runCLI("generate", "--checkpoint", small, "--prompt", "hello", "--max-tokens", "59", "--executor", "reference")

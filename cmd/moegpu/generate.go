@@ -27,7 +27,7 @@ func openGenerator(dir, executor string, d *gpu.Device, maxSeq int, need string,
 	}
 	gen, err := generate.New(cfg, executor, d, generate.Options{MaxSeq: maxSeq, F16: f16})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("building a generator whose KV caches hold %d positions (for %s): %w", maxSeq, need, err)
 	}
 	if err := gen.LoadWeights(filepath.Join(dir, train.WeightsFile)); err != nil {
 		gen.Close()
