@@ -96,5 +96,6 @@ func cases(quick bool) []benchCase {
 	cs = append(cs, f16)
 	cs = append(cs, extraCases(quick)...)
 	cs = append(cs, moeCases(quick)...)
+	cs = append(cs, sparseCases(quick)...)
 	return cs
 }

@@ -104,6 +104,11 @@ func Run(dev *gpu.Device, opt Options) (*Report, error) {
 		}
 		r.Kernels = append(r.Kernels, k)
 	}
+	layers, err := runLayers(dev, opt, p, logf)
+	if err != nil {
+		return nil, err
+	}
+	r.Kernels = append(r.Kernels, layers...)
 	return r, nil
 }
 
