@@ -96,6 +96,8 @@ type ModelConfig struct {
 	// MoEConfig's fields (n_routed_experts …) sit at the top level of the JSON, as in Hugging Face
 	// MoE configs; see MoEConfig.
 	MoEConfig
+	// MTPConfig's fields (num_nextn_predict_layers …) sit at the top level too; see MTPConfig.
+	MTPConfig
 	Training *TrainingConfig `json:"training,omitempty"`
 }
 
@@ -400,6 +402,9 @@ func (c *ModelConfig) applyDefaults(present func(key string) bool) {
 	if c.IsMoE() {
 		c.applyMoEDefaults(present, c.HiddenAct)
 	}
+	if c.HasMTP() {
+		c.applyMTPDefaults(present, c.IntermediateSize, c.SlidingWindow)
+	}
 }
 
 func (t *TrainingConfig) applyDefaults(present func(key string) bool) {
@@ -512,6 +517,7 @@ func (c *ModelConfig) validate() error {
 		bad("layer_types has %q layers but sliding_window is %d; it must be positive", SlidingAttention, c.SlidingWindow)
 	}
 	errs = append(errs, c.validateMoE(c.NumHiddenLayers)...)
+	errs = append(errs, c.validateMTP()...)
 	if t := c.Training; t != nil {
 		if err := t.validate(c.MaxPositionEmbeddings); err != nil {
 			errs = append(errs, err)

@@ -216,14 +216,16 @@ func (m *MoEConfig) moeParamCount(d int64) (total, active int64) {
 	return total, active
 }
 
-// MarshalJSON writes the config with its fields in declaration order; a dense config (no routed
-// experts) with no MoE field set leaves the MoE keys out, so its config.json reads like any dense
-// Hugging Face config. MoE keys a dense config does set (an ablation that turned the experts off)
-// are kept, so a saved config never drops what its file said (FuzzParse found that).
+// MarshalJSON writes the config with its fields in declaration order; an optional group of
+// fields (MoEConfig, MTPConfig) that is entirely unset — a dense model, a model without MTP —
+// is left out, so such a config.json reads like any dense Hugging Face config. Fields a config
+// does set (an ablation that turned the experts off) are kept, so a saved config never drops
+// what its file said (FuzzParse found that).
 func (c ModelConfig) MarshalJSON() ([]byte, error) {
 	type plain ModelConfig
 	b, err := json.Marshal(plain(c))
-	if err != nil || c.IsMoE() || !reflect.ValueOf(c.MoEConfig).IsZero() {
+	omitMoE, omitMTP := reflect.ValueOf(c.MoEConfig).IsZero(), reflect.ValueOf(c.MTPConfig).IsZero()
+	if err != nil || (!omitMoE && !omitMTP) {
 		return b, err
 	}
 	var m map[string]json.RawMessage
@@ -238,7 +240,7 @@ func (c ModelConfig) MarshalJSON() ([]byte, error) {
 		for i := 0; i < rt.NumField(); i++ {
 			f := rt.Field(i)
 			if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
-				walk(f.Type, f.Type == reflect.TypeOf(MoEConfig{}))
+				walk(f.Type, (omitMoE && f.Type == reflect.TypeOf(MoEConfig{})) || (omitMTP && f.Type == reflect.TypeOf(MTPConfig{})))
 				continue
 			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")

@@ -30,7 +30,8 @@ func moeConfig(t *testing.T) *ModelConfig {
 	t.Helper()
 	c, err := Parse([]byte(`{"vocab_size": 100, "hidden_size": 64, "num_hidden_layers": 2,
 		"num_attention_heads": 4, "intermediate_size": 128, "training": {},
-		"n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32}`))
+		"n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+		"num_nextn_predict_layers": 2}`))
 	require.NoError(t, err)
 	return c
 }
@@ -145,7 +146,7 @@ func TestNullIsRefusedWhereItCannotMeanADefault(t *testing.T) {
 func TestValidateRangeChecksEveryNumericField(t *testing.T) {
 	anyValue := map[string]bool{"training.seed": true}
 	base := func(t *testing.T) *ModelConfig {
-		c := moeConfig(t) // MoE on, so its fields are validated too
+		c := moeConfig(t) // MoE and MTP on, so their fields are validated too
 		require.NoError(t, c.Validate())
 		return c
 	}

@@ -112,45 +112,17 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		p := fmt.Sprintf("model.layers.%d", i)
 		win := layerWindow(c, i)
 		h := layers.RMSNorm(g, p+".input_layernorm", x, D, eps)
-		q := linear(g, p+".self_attn.q_proj", h, D, H*dh, std)
-		k := linear(g, p+".self_attn.k_proj", h, D, KV*dh, std)
-		v := linear(g, p+".self_attn.v_proj", h, D, KV*dh, std)
-		rope := func(heads int) graph.RoPE {
-			return graph.RoPE{Heads: heads, HeadDim: dh, RotaryDim: rotary, Base: float32(c.RopeTheta)}
+		attn := layers.AttentionConfig{Hidden: D, Heads: H, KVHeads: KV, HeadDim: dh, RotaryDim: rotary,
+			RopeTheta: float32(c.RopeTheta), Window: win, Sink: c.AttentionSink, Std: std, OutStd: outStd}
+		var kv *layers.KVCache
+		if decode {
+			kv = &layers.KVCache{MaxSeq: maxSeq, MaxChunk: maxChunk, CachePos: m.CachePos}
 		}
-		q = g.Apply1(rope(H), q, m.Positions)
-		k = g.Apply1(rope(KV), k, m.Positions)
-		in := []*graph.Tensor{q, k, v}
-		var sink *graph.Tensor
-		if c.AttentionSink {
-			sink = g.Param(p+".self_attn.sinks", graph.F32(H))
-			sink.NoDecay, sink.Role = true, "sink"
+		o, st := layers.SelfAttention(g, linear, p+".self_attn", h, m.Positions, attn, batch, seq, kv)
+		if decode {
+			m.Caches = append(m.Caches, st.K, st.V)
+			m.Capacity = append(m.Capacity, st.Capacity)
 		}
-		var o *graph.Tensor
-		if !decode {
-			if sink != nil {
-				in = append(in, sink)
-			}
-			o = g.Apply(graph.Attention{Batch: batch, Seq: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: win, Sink: sink != nil}, in...)[0]
-		} else {
-			capacity := maxSeq
-			if win > 0 && win+maxChunk-1 < capacity {
-				capacity = win + maxChunk - 1
-			}
-			kc := g.State(p+".cache.k", graph.F32(batch, KV, capacity, dh))
-			vc := g.State(p+".cache.v", graph.F32(batch, KV, capacity, dh))
-			m.Caches = append(m.Caches, kc, vc)
-			m.Capacity = append(m.Capacity, capacity)
-			w := graph.KVCacheWrite{Batch: batch, QLen: seq, KVHeads: KV, HeadDim: dh, Capacity: capacity}
-			g.Apply(w, k, m.CachePos, kc)
-			g.Apply(w, v, m.CachePos, vc)
-			ain := []*graph.Tensor{q, kc, vc, m.CachePos}
-			if sink != nil {
-				ain = append(ain, sink)
-			}
-			o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: win, Sink: sink != nil, Capacity: capacity}, ain...)
-		}
-		o = linear(g, p+".self_attn.o_proj", o, H*dh, D, outStd)
 		x = g.Apply1(graph.Add{}, x, o)
 		h = layers.RMSNorm(g, p+".post_attention_layernorm", x, D, eps)
 		var f *graph.Tensor

@@ -1,0 +1,95 @@
+package layers
+
+import (
+	"fmt"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+)
+
+// AttentionConfig describes one self-attention block: grouped-query
+// attention with RoPE, causal, global or over a sliding window, with an
+// optional learnable per-head sink (MiMo-V2-Flash, gpt-oss).
+type AttentionConfig struct {
+	Hidden, Heads, KVHeads, HeadDim int
+	RotaryDim                       int     // leading dims of each head that RoPE rotates
+	RopeTheta                       float32 // RoPE base
+	Window                          int     // sliding window W (query i sees keys i−W+1 … i); 0 = global
+	Sink                            bool
+	Std, OutStd                     float64 // init std of q/k/v and of o_proj
+}
+
+// KVCache configures a decoding graph's attention: new tokens are written
+// into a per-layer cache (a ring buffer of Window + MaxChunk − 1 slots on
+// sliding layers, MaxSeq slots otherwise) at CachePos and attend to it.
+type KVCache struct {
+	MaxSeq, MaxChunk int
+	CachePos         *graph.Tensor // (1) u32 input: tokens already in the cache
+}
+
+// Attention is a built attention block's state: the caches it owns when
+// decoding (k, v; nil when training) and their slot count.
+type Attention struct {
+	K, V     *graph.Tensor
+	Capacity int
+}
+
+// SelfAttention appends q/k/v projections, RoPE, attention (over the batch
+// of batch sequences of seq tokens, or against a KV cache when cache is not
+// nil) and the output projection to h (batch·seq, Hidden), returning
+// (batch·seq, Hidden). Parameters are named as Hugging Face names them:
+// {prefix}.q_proj.weight … {prefix}.o_proj.weight, {prefix}.sinks.
+func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, positions *graph.Tensor, a AttentionConfig,
+	batch, seq int, cache *KVCache) (*graph.Tensor, Attention) {
+	D, H, KV, dh := a.Hidden, a.Heads, a.KVHeads, a.HeadDim
+	q := linear(g, prefix+".q_proj", h, D, H*dh, a.Std)
+	k := linear(g, prefix+".k_proj", h, D, KV*dh, a.Std)
+	v := linear(g, prefix+".v_proj", h, D, KV*dh, a.Std)
+	rope := func(heads int) graph.RoPE {
+		return graph.RoPE{Heads: heads, HeadDim: dh, RotaryDim: a.RotaryDim, Base: a.RopeTheta}
+	}
+	q = g.Apply1(rope(H), q, positions)
+	k = g.Apply1(rope(KV), k, positions)
+	var sink *graph.Tensor
+	if a.Sink {
+		sink = g.Param(prefix+".sinks", graph.F32(H))
+		sink.NoDecay, sink.Role = true, "sink"
+	}
+	var o *graph.Tensor
+	var st Attention
+	if cache == nil {
+		in := []*graph.Tensor{q, k, v}
+		if sink != nil {
+			in = append(in, sink)
+		}
+		o = g.Apply(graph.Attention{Batch: batch, Seq: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Sink: sink != nil}, in...)[0]
+	} else {
+		capacity := cache.MaxSeq
+		if a.Window > 0 && a.Window+cache.MaxChunk-1 < capacity {
+			capacity = a.Window + cache.MaxChunk - 1
+		}
+		if cache.MaxChunk < seq {
+			g.Apply(errOp{fmt.Errorf("%s: chunk bound %d is below this step's %d tokens", prefix, cache.MaxChunk, seq)})
+		}
+		st.Capacity = capacity
+		st.K = g.State(prefix+".cache.k", graph.F32(batch, KV, capacity, dh))
+		st.V = g.State(prefix+".cache.v", graph.F32(batch, KV, capacity, dh))
+		w := graph.KVCacheWrite{Batch: batch, QLen: seq, KVHeads: KV, HeadDim: dh, Capacity: capacity}
+		g.Apply(w, k, cache.CachePos, st.K)
+		g.Apply(w, v, cache.CachePos, st.V)
+		ain := []*graph.Tensor{q, st.K, st.V, cache.CachePos}
+		if sink != nil {
+			ain = append(ain, sink)
+		}
+		o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Sink: sink != nil, Capacity: capacity}, ain...)
+	}
+	return linear(g, prefix+".o_proj", o, H*dh, D, a.OutStd), st
+}
+
+// errOp records a build error in the graph.
+type errOp struct{ err error }
+
+func (e errOp) Name() string                                                          { return "error" }
+func (e errOp) Outputs([]graph.Spec) ([]graph.Spec, error)                            { return nil, e.err }
+func (e errOp) Reference([]*graph.Host) ([]*graph.Host, error)                        { return nil, e.err }
+func (e errOp) Encode(*gpu.Device, *gpu.Recorder, []*gpu.Buffer, []*gpu.Buffer) error { return e.err }
