@@ -195,7 +195,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 			done := st.Step - first
 			eta := time.Duration(float64(el) / float64(done) * float64(*steps-st.Step))
 			fmt.Fprintf(stderr, "step %6d/%d  loss %.4f  lr %.2e  |g| %.3f%s  %7.0f tok/s  %6.1f ms/step  elapsed %s  eta %s\n",
-				st.Step, *steps, st.Loss, st.LR, st.GradNorm, moeProgress(st), st.TokensPerS, st.StepMs, el.Round(time.Second), eta.Round(time.Second))
+				st.Step, *steps, st.Loss, st.LR, st.GradNorm, moeProgress(st)+mtpProgress(st), st.TokensPerS, st.StepMs, el.Round(time.Second), eta.Round(time.Second))
 		}
 		if *every > 0 && st.Step%*every == 0 {
 			if err := tr.Save(*out, rf.executor); err != nil {
@@ -292,11 +292,18 @@ func loadConfig(p string) (*config.ModelConfig, error) {
 // moe.L.skip_rate, moe.L.entropy, moe.L.dropped, moe.L.load.E (expert E's
 // share of the slots) and, for ReLU² experts, moe.L.act_zero and
 // moe.L.act_small (activation sparsity); plus aux_loss when a balance loss
-// is on.
+// is on, and mtp.K.loss (module K's cross-entropy) and mtp.lambda with MTP
+// modules.
 func stepExtras(st train.Stats) map[string]float64 {
 	ex := map[string]float64{"step_ms": st.StepMs}
 	if st.AuxLoss != 0 {
 		ex["aux_loss"] = st.AuxLoss
+	}
+	for k, ce := range st.MTP {
+		ex[fmt.Sprintf("mtp.%d.loss", k+1)] = ce
+	}
+	if len(st.MTP) > 0 {
+		ex["mtp.lambda"] = st.MTPLambda
 	}
 	for _, m := range st.MoE {
 		p := "moe." + layerIndex(m.Layer) + "."
@@ -318,6 +325,19 @@ func layerIndex(prefix string) string {
 		return s[:i]
 	}
 	return s
+}
+
+// mtpProgress is the progress line's MTP part: each module's
+// cross-entropy.
+func mtpProgress(st train.Stats) string {
+	if len(st.MTP) == 0 {
+		return ""
+	}
+	parts := make([]string, len(st.MTP))
+	for i, ce := range st.MTP {
+		parts[i] = fmt.Sprintf("%.3f", ce)
+	}
+	return "  mtp " + strings.Join(parts, "/")
 }
 
 // moeProgress is the progress line's MoE part: the worst layer's MaxVio

@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -334,5 +335,14 @@ func Pick(logits []float64, s Sampling, rng *rand.Rand) int {
 // LoadWeights reads the generator's parameters from a safetensors file
 // (a checkpoint's model.safetensors).
 func (g *Generator) LoadWeights(path string) error {
-	return weights.Load(g.Exec, path, append(g.Params(), g.Model.State()...))
+	c := g.Model.Config
+	mtp := func(name string) bool { // the MTP modules' layers, which plain decoding does not use
+		for k := 0; k < c.NumNextNPredictLayers; k++ {
+			if strings.HasPrefix(name, fmt.Sprintf("model.layers.%d.", c.NumHiddenLayers+k)) {
+				return true
+			}
+		}
+		return false
+	}
+	return weights.LoadIgnoring(g.Exec, path, append(g.Params(), g.Model.State()...), mtp)
 }

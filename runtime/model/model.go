@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/layers"
 	"github.com/moegpu/moegpu/moe"
@@ -34,6 +35,19 @@ type Model struct {
 	// MoE holds the mixture-of-experts FFN layers, in layer order (empty
 	// for a dense model).
 	MoE []*moe.Layer
+
+	// MTP holds the multi-token-prediction modules of a training graph
+	// (config num_nextn_predict_layers; empty without). Module k (1-based,
+	// index k−1) reads MTPTokens[k−1] (the token ids shifted k ahead within
+	// each sequence, PAD past its end) and predicts MTPTargets[k−1] with
+	// MTPWeights[k−1] (the targets shifted k ahead, and their 1/count
+	// weights); MTPLoss[k−1] is its cross-entropy, and Loss adds
+	// MTPLambda·Σ_k MTPLoss, MTPLambda (1) being λ/D written by the host
+	// each step (so λ can follow a schedule).
+	MTP                               []layers.MTPModule
+	MTPTokens, MTPTargets, MTPWeights []*graph.Tensor
+	MTPLoss                           []*graph.Tensor
+	MTPLambda                         *graph.Tensor
 
 	// Decoding graphs only.
 	CachePos *graph.Tensor   // (1) u32 input: tokens already in the cache
@@ -135,17 +149,32 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		}
 		x = g.Apply1(graph.Add{}, x, f)
 	}
+	trunk := x
 	x = layers.RMSNorm(g, "model.norm", x, D, eps)
-	if c.TieWordEmbeddings {
-		m.Logits = g.Apply1(graph.MatMul{TransB: true}, x, embed)
-	} else {
-		m.Logits = linear(g, "lm_head", x, D, c.VocabSize, std)
+	var headW *graph.Tensor // the untied LM head, shared with the MTP modules
+	head := func(h *graph.Tensor) *graph.Tensor {
+		if c.TieWordEmbeddings {
+			return g.Apply1(graph.MatMul{TransB: true}, h, embed)
+		}
+		if headW == nil {
+			out := linear(g, "lm_head", h, D, c.VocabSize, std)
+			headW = out.Producer().In[1]
+			return out
+		}
+		if headW.DType == gpu.F16 {
+			return g.Apply1(graph.MatMulF16{TransB: true}, h, headW)
+		}
+		return g.Apply1(graph.MatMul{TransB: true}, h, headW)
 	}
+	m.Logits = head(x)
 	if !decode {
 		m.Targets = g.Input("targets", graph.U32(n))
 		m.Weights = g.Input("loss_weights", graph.F32(n))
 		m.LMLoss, _ = layers.LMLoss(g, m.Logits, m.Targets, m.Weights)
 		m.Loss = m.LMLoss
+		if c.HasMTP() {
+			m.buildMTP(trunk, embed, head, std, outStd, rotary)
+		}
 		for _, l := range m.MoE {
 			if l.AuxLoss != nil {
 				m.Loss = g.Apply1(graph.Add{}, m.Loss, l.AuxLoss)
@@ -156,6 +185,63 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		return nil, fmt.Errorf("model: %w", err)
 	}
 	return m, nil
+}
+
+// buildMTP appends the training graph's MTP modules after the trunk's last
+// hidden state h^0 (before the final norm).
+func (m *Model) buildMTP(h, embed *graph.Tensor, head func(*graph.Tensor) *graph.Tensor, std, outStd float64, rotary int) {
+	c, g := m.Config, m.Graph
+	n := m.Batch * m.Seq
+	cfg := layers.MTPConfig{
+		Modules: c.NumNextNPredictLayers, FirstLayer: c.NumHiddenLayers, Intermediate: c.MTPIntermediateSize,
+		Act: layers.Activation(c.HiddenAct), Eps: float32(c.RMSNormEps),
+		Attention: layers.AttentionConfig{Hidden: c.HiddenSize, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
+			HeadDim: c.HeadDim, RotaryDim: rotary, RopeTheta: float32(c.RopeTheta), Window: c.MTPSlidingWindow,
+			Sink: c.AttentionSink, Std: std, OutStd: outStd},
+	}
+	m.MTPLambda = g.Input("mtp.lambda", graph.F32(1))
+	for k := 1; k <= cfg.Modules; k++ {
+		tok := g.Input(fmt.Sprintf("mtp.%d.tokens", k), graph.U32(n))
+		tgt := g.Input(fmt.Sprintf("mtp.%d.targets", k), graph.U32(n))
+		w := g.Input(fmt.Sprintf("mtp.%d.loss_weights", k), graph.F32(n))
+		mod := layers.MTP(g, layers.Linear, cfg, k, h, tok, m.Positions, embed, head, m.Batch, m.Seq, nil)
+		ce, _ := layers.LMLoss(g, mod.Logits, tgt, w)
+		m.MTP = append(m.MTP, mod)
+		m.MTPTokens, m.MTPTargets, m.MTPWeights = append(m.MTPTokens, tok), append(m.MTPTargets, tgt), append(m.MTPWeights, w)
+		m.MTPLoss = append(m.MTPLoss, ce)
+		m.Loss = g.Apply1(graph.Add{}, m.Loss, g.Apply1(graph.MulScalar{}, ce, m.MTPLambda))
+		h = mod.Hidden
+	}
+}
+
+// ShiftForMTP builds module k's inputs from a batch laid out as
+// tasks.Task.Batch lays it out (batch rows of seq tokens; targets[i] is the
+// token after position i, graph.IgnoreTarget where there is no loss):
+// tokens shifted k ahead within each row (pad past its end), targets
+// shifted k ahead (ignored past the end), and weights 1/count over the
+// positions that keep a target, so CE_k is a mean like the main loss.
+func ShiftForMTP(tokens, targets []uint32, batch, seq, k int, pad, ignore uint32) (tok, tgt []uint32, w []float32) {
+	n := batch * seq
+	tok, tgt, w = make([]uint32, n), make([]uint32, n), make([]float32, n)
+	count := 0
+	for b := 0; b < batch; b++ {
+		for i := 0; i < seq; i++ {
+			at, from := b*seq+i, b*seq+i+k
+			tok[at], tgt[at] = pad, ignore
+			if i+k < seq {
+				tok[at], tgt[at] = tokens[from], targets[from]
+			}
+			if tgt[at] != ignore {
+				count++
+			}
+		}
+	}
+	for i, t := range tgt {
+		if t != ignore {
+			w[i] = 1 / float32(count)
+		}
+	}
+	return tok, tgt, w
 }
 
 // MoEOptions turns a config's MoE fields into one layer's options.

@@ -50,6 +50,11 @@ type Stats struct {
 	AuxLoss float64 `json:"aux_loss,omitempty"`
 	// MoE holds each MoE layer's router statistics for this step, in layer order.
 	MoE []MoEStats `json:"moe,omitempty"`
+	// MTP holds each multi-token-prediction module's cross-entropy (module
+	// k at index k−1, predicting the token k+1 ahead), and MTPLambda the λ
+	// the loss weighed them with this step.
+	MTP       []float64 `json:"mtp,omitempty"`
+	MTPLambda float64   `json:"mtp_lambda,omitempty"`
 }
 
 // MoEStats is one MoE layer's router statistics for one step, computed on
@@ -136,7 +141,7 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 	if dev != nil {
 		align = uint64(dev.Limits.MinStorageBufferOffsetAlignment)
 	}
-	t.Plan, err = g.Plan(append([]*graph.Tensor{m.Loss, t.gradNorm2, m.LMLoss}, moeStats(m)...), align)
+	t.Plan, err = g.Plan(append(append([]*graph.Tensor{m.Loss, t.gradNorm2, m.LMLoss}, moeStats(m)...), m.MTPLoss...), align)
 	if err != nil {
 		return nil, err
 	}
@@ -250,18 +255,53 @@ func (t *Trainer) StepBatch(tokens, targets []uint32, weights []float32) (Stats,
 			return Stats{}, err
 		}
 	}
+	lambda := 0.0
+	if len(m.MTP) > 0 {
+		lambda = t.Config.MTPLambda(s, t.totalSteps)
+		if err := t.Exec.Set(m.MTPLambda, []float64{lambda / float64(len(m.MTP))}); err != nil {
+			return Stats{}, err
+		}
+		for k := range m.MTP {
+			tok, tgt, w := model.ShiftForMTP(tokens, targets, B, T, k+1, tasks.PAD, tasks.IgnoreIndex)
+			for _, in := range []struct {
+				t *graph.Tensor
+				v []float64
+			}{{m.MTPTokens[k], u32s(tok)}, {m.MTPTargets[k], u32s(tgt)}, {m.MTPWeights[k], f32s(w)}} {
+				if err := t.Exec.Set(in.t, in.v); err != nil {
+					return Stats{}, err
+				}
+			}
+		}
+	}
 	if err := t.Exec.Run(); err != nil {
 		return Stats{}, fmt.Errorf("step %d: %w", s, err)
 	}
-	out, err := t.Exec.Get(append([]*graph.Tensor{m.Loss, t.gradNorm2, m.LMLoss}, moeStats(m)...)...)
+	read := append([]*graph.Tensor{m.Loss, t.gradNorm2, m.LMLoss}, moeStats(m)...)
+	read = append(read, m.MTPLoss...)
+	out, err := t.Exec.Get(read...)
 	if err != nil {
 		return Stats{}, fmt.Errorf("step %d: %w", s, err)
 	}
 	t.Step = s
 	el := time.Since(start)
 	loss, norm := out[0][0], math.Sqrt(out[1][0])
-	st := Stats{Step: s, Loss: out[2][0], AuxLoss: loss - out[2][0], LR: lr, GradNorm: norm,
+	st := Stats{Step: s, Loss: out[2][0], LR: lr, GradNorm: norm,
 		TokensPerS: float64(B*T) / el.Seconds(), StepMs: float64(el.Microseconds()) / 1000}
+	for _, v := range out[len(out)-len(m.MTPLoss):] {
+		st.MTP = append(st.MTP, v[0])
+	}
+	if len(m.MTP) > 0 {
+		st.MTPLambda = lambda
+	}
+	for _, l := range m.MoE {
+		if l.AuxLoss != nil { // the total minus the LM and MTP losses is the balance losses
+			st.AuxLoss = loss - st.Loss
+			for _, ce := range st.MTP {
+				st.AuxLoss -= lambda / float64(len(m.MTP)) * ce
+			}
+			break
+		}
+	}
 	for i, l := range m.MoE {
 		v := out[3+i]
 		if bad := v[moe.StatNonFinite]; bad > 0 {
