@@ -51,6 +51,9 @@ type Model struct {
 
 	// Decoding graphs only.
 	CachePos *graph.Tensor   // (1) u32 input: tokens already in the cache
+	// Next (Argmax only): (Batch·Seq, 1) u32 argmax of each position's
+	// logits, and NextLogit its value (non-finite when the logits are).
+	Next, NextLogit *graph.Tensor
 	Caches   []*graph.Tensor // per layer: k cache, v cache (State)
 	Capacity []int           // per layer: ring-buffer slots
 }
@@ -91,6 +94,14 @@ type DecodeOptions struct {
 	// memory. Layers whose sizes are not multiples of 4, embeddings and
 	// norms stay f32.
 	F16Weights bool
+	// HiddenHistory keeps every position's last hidden state (before the
+	// final norm) in a State matrix mtp.history.0 (MaxSeq, d), written at
+	// the positions each step feeds: the MTP modules of speculative
+	// decoding read it (BuildMTPDecode).
+	HiddenHistory bool
+	// Argmax adds Next: the greedy next token of every position, computed
+	// on the GPU, so a step reads back token ids instead of logits rows.
+	Argmax bool
 }
 
 func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions) (*Model, error) {
@@ -167,6 +178,14 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		return g.Apply1(graph.MatMul{TransB: true}, h, headW)
 	}
 	m.Logits = head(x)
+	if decode && opt.HiddenHistory {
+		hist := g.State(HistoryName(0), graph.F32(maxSeq, D))
+		g.Apply(graph.RowsWrite{}, hist, trunk, m.CachePos)
+	}
+	if decode && opt.Argmax {
+		top := g.Apply(graph.TopK{K: 1}, m.Logits)
+		m.NextLogit, m.Next = top[0], top[1]
+	}
 	if !decode {
 		m.Targets = g.Input("targets", graph.U32(n))
 		m.Weights = g.Input("loss_weights", graph.F32(n))

@@ -1,0 +1,338 @@
+package generate
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/model"
+	"github.com/moegpu/moegpu/runtime/weights"
+)
+
+// Speculative decodes greedily with the model's MTP modules as drafters
+// (DeepSeek-V3 §5.4.3; MiMo-V2-Flash §5). Each round is two submissions:
+//
+//  1. verify: the main model reads the last committed token and the D
+//     drafts (D+1 positions) against its KV cache and returns, on the GPU,
+//     its greedy token at each; drafts are accepted while they equal it,
+//     and the main model's token after the last accepted draft is
+//     committed too (the correction, or the bonus when all are accepted).
+//     Cache entries past the first rejection are rolled back by moving the
+//     write position back: the next round overwrites them.
+//  2. draft: the MTP chain runs over a window of 2D positions that starts
+//     at the first position whose module caches held a rejected draft, so
+//     the modules' caches roll back too, and drafts D new tokens from the
+//     last position the main model has processed.
+//
+// The output is identical to plain greedy decoding, token for token: every
+// committed token is the main model's argmax given the committed prefix.
+type Speculative struct {
+	verify   *model.Model
+	verifyEx graph.Executor
+	mtp      *model.MTPDecoder
+	mtpEx    graph.Executor
+	prefill  *model.Model // the generator's prefill graph, with history and argmax
+	preEx    graph.Executor
+	step     *model.Model // one token, with history and argmax (prompts shorter than a chunk)
+	stepEx   graph.Executor
+	D, Q     int
+	maxSeq   int
+}
+
+// SpecStats reports a speculative generation.
+type SpecStats struct {
+	Stats
+	Rounds int // verify submissions (main forwards) after the prefill
+	// Attempts[k] and Accepts[k] count head k+1's drafts that were checked
+	// (every earlier draft of the round accepted) and accepted.
+	Attempts, Accepts []int
+	// VerifyTime and DraftTime are the wall time spent in the verify and
+	// drafting submissions (including their readbacks).
+	VerifyTime, DraftTime time.Duration
+}
+
+// Acceptance is head k's (0-based) conditional acceptance rate.
+func (s SpecStats) Acceptance(k int) float64 {
+	if s.Attempts[k] == 0 {
+		return 0
+	}
+	return float64(s.Accepts[k]) / float64(s.Attempts[k])
+}
+
+// MeanAccepted is the mean number of drafts accepted per round.
+func (s SpecStats) MeanAccepted() float64 {
+	n := 0
+	for _, a := range s.Accepts {
+		n += a
+	}
+	if s.Rounds == 0 {
+		return 0
+	}
+	return float64(n) / float64(s.Rounds)
+}
+
+// NewSpeculative compiles the verify and drafting steps next to a GPU
+// generator (sharing its weights and caches). The generator's MaxSeq must
+// leave room for the drafts: prompt + new tokens + 2·D positions.
+func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Speculative, error) {
+	if !cfg.HasMTP() {
+		return nil, fmt.Errorf("generate: --speculative needs a model with MTP modules (num_nextn_predict_layers > 0)")
+	}
+	if dev == nil {
+		return nil, fmt.Errorf("generate: speculative decoding runs on the gpu executor")
+	}
+	D := cfg.NumNextNPredictLayers
+	Q := 2 * D
+	if opt.MaxSeq < PrefillChunk {
+		opt.MaxSeq = min(PrefillChunk, cfg.MaxPositionEmbeddings)
+	}
+	if opt.MaxSeq > cfg.MaxPositionEmbeddings || opt.MaxSeq < Q+1 {
+		return nil, fmt.Errorf("generate: speculative decoding needs %d to %d positions, asked for %d", Q+1, cfg.MaxPositionEmbeddings, opt.MaxSeq)
+	}
+	dopt := model.DecodeOptions{MaxSeq: opt.MaxSeq, MaxChunk: PrefillChunk, F16Weights: opt.F16, HiddenHistory: true, Argmax: true}
+	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
+	s := &Speculative{D: D, Q: Q, maxSeq: opt.MaxSeq}
+	shared := graph.Buffers{}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	build := func(qlen int) (*model.Model, graph.Executor, error) {
+		m, err := model.BuildDecode(cfg, 1, qlen, dopt)
+		if err != nil {
+			return nil, nil, err
+		}
+		plan, err := m.Graph.Plan([]*graph.Tensor{m.Next, m.NextLogit}, align)
+		if err != nil {
+			return nil, nil, err
+		}
+		ex, err := graph.NewGPU(dev, plan, shared)
+		return m, ex, err
+	}
+	var err error
+	if s.step, s.stepEx, err = build(1); err != nil {
+		return nil, err
+	}
+	if s.prefill, s.preEx, err = build(PrefillChunk); err != nil {
+		return nil, err
+	}
+	if s.verify, s.verifyEx, err = build(D + 1); err != nil {
+		return nil, err
+	}
+	if s.mtp, err = model.BuildMTPDecode(cfg, Q, dopt); err != nil {
+		return nil, err
+	}
+	plan, err := s.mtp.Graph.Plan(s.mtp.Drafts, align)
+	if err != nil {
+		return nil, err
+	}
+	if s.mtpEx, err = graph.NewGPU(dev, plan, shared); err != nil {
+		return nil, err
+	}
+	ok = true
+	return s, nil
+}
+
+// Close releases the executors (the one that created shared buffers last).
+func (s *Speculative) Close() {
+	for _, ex := range []graph.Executor{s.mtpEx, s.verifyEx, s.preEx, s.stepEx} {
+		if ex != nil {
+			ex.Close()
+		}
+	}
+}
+
+// LoadWeights reads the main model's and the MTP modules' weights from a
+// checkpoint's model.safetensors.
+func (s *Speculative) LoadWeights(path string) error {
+	main := append(s.step.Params(), s.step.State()...)
+	inMain := map[string]bool{}
+	for _, t := range main {
+		inMain[t.Name] = true
+	}
+	isMTP := func(name string) bool { return !inMain[name] }
+	if err := weights.LoadIgnoring(s.stepEx, path, main, isMTP); err != nil {
+		return err
+	}
+	mtp := s.mtp.Graph.Params()
+	inMTP := map[string]bool{}
+	for _, t := range mtp {
+		inMTP[t.Name] = true
+	}
+	return weights.LoadIgnoring(s.mtpEx, path, mtp, func(name string) bool { return !inMTP[name] })
+}
+
+// run sets inputs, runs ex and reads outs.
+func run(ex graph.Executor, set map[*graph.Tensor][]float64, outs ...*graph.Tensor) ([][]float64, error) {
+	for t, v := range set {
+		if err := ex.Set(t, v); err != nil {
+			return nil, err
+		}
+	}
+	if err := ex.Run(); err != nil {
+		return nil, err
+	}
+	return ex.Get(outs...)
+}
+
+// feedMain runs a main step (1, PrefillChunk or D+1 tokens) at pos and
+// returns the greedy token after each fed position.
+func (s *Speculative) feedMain(m *model.Model, ex graph.Executor, tokens []int, pos int) ([]int, error) {
+	n := m.Seq
+	if pos+n > s.maxSeq {
+		return nil, fmt.Errorf("generate: position %d is past the %d positions this generator holds", pos+n-1, s.maxSeq)
+	}
+	toks, poss := make([]float64, n), make([]float64, n)
+	for i := range toks {
+		if i < len(tokens) {
+			toks[i] = float64(tokens[i])
+		}
+		poss[i] = float64(pos + i)
+	}
+	out, err := run(ex, map[*graph.Tensor][]float64{m.Tokens: toks, m.Positions: poss, m.CachePos: {float64(pos)}}, m.Next, m.NextLogit)
+	if err != nil {
+		return nil, err
+	}
+	next := make([]int, len(tokens))
+	for i := range next {
+		if v := out[1][i]; math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("generate: the logits after position %d are not finite: the forward pass overflowed or a weight is not finite", pos+i)
+		}
+		next[i] = int(out[0][i])
+	}
+	return next, nil
+}
+
+// draft runs the MTP chain over the window starting at start (clamped to
+// 0) with ctx the committed tokens, drafting from position at, and returns
+// the D drafts.
+func (s *Speculative) draft(ctx []int, start, at int) ([]int, error) {
+	start = max(0, start)
+	if start+s.Q > s.maxSeq {
+		start = s.maxSeq - s.Q
+	}
+	set := map[*graph.Tensor][]float64{s.mtp.Start: {float64(start)}, s.mtp.At: {float64(at - start)}}
+	pos := make([]float64, s.Q)
+	for j := range pos {
+		pos[j] = float64(start + j)
+	}
+	set[s.mtp.Positions] = pos
+	for k := 1; k <= s.D; k++ {
+		t := make([]float64, s.Q)
+		for j := range t {
+			if i := start + j + k; i < len(ctx) {
+				t[j] = float64(ctx[i])
+			}
+		}
+		set[s.mtp.Tokens[k-1]] = t
+	}
+	out, err := run(s.mtpEx, set, s.mtp.Drafts...)
+	if err != nil {
+		return nil, err
+	}
+	d := make([]int, s.D)
+	for k := range d {
+		d[k] = int(out[k][0])
+	}
+	return d, nil
+}
+
+// Generate continues prompt greedily by up to maxNew tokens (stopping
+// after stop), exactly as Generator.Generate does with greedy sampling.
+func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats, error) {
+	start := time.Now()
+	st := SpecStats{Attempts: make([]int, s.D), Accepts: make([]int, s.D)}
+	if len(prompt) == 0 || maxNew < 1 {
+		return nil, st, fmt.Errorf("generate: want a prompt and at least one new token")
+	}
+	if need := len(prompt) + maxNew + s.Q; need > s.maxSeq {
+		return nil, st, fmt.Errorf("generate: a prompt of %d tokens and %d new tokens need %d positions with speculative decoding; this generator holds %d",
+			len(prompt), maxNew, need, s.maxSeq)
+	}
+	for _, t := range prompt {
+		if t < 0 || t >= s.step.Config.VocabSize {
+			return nil, st, fmt.Errorf("generate: token %d outside the vocabulary (%d)", t, s.step.Config.VocabSize)
+		}
+	}
+	// Prefill: whole chunks, then single tokens; the last gives t_P.
+	var next []int
+	var err error
+	pos := 0
+	for ; pos+PrefillChunk <= len(prompt); pos += PrefillChunk {
+		if next, err = s.feedMain(s.prefill, s.preEx, prompt[pos:pos+PrefillChunk], pos); err != nil {
+			return nil, st, err
+		}
+	}
+	for ; pos < len(prompt); pos++ {
+		if next, err = s.feedMain(s.step, s.stepEx, prompt[pos:pos+1], pos); err != nil {
+			return nil, st, err
+		}
+	}
+	ctx := append([]int(nil), prompt...)
+	ctx = append(ctx, next[len(next)-1])
+	out := []int{ctx[len(ctx)-1]}
+	done := func() bool { return len(out) >= maxNew || out[len(out)-1] == stop }
+	if done() {
+		st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}
+		return out, st, nil
+	}
+	// The modules' caches over the prompt, in windows, the last one drafting.
+	at := len(ctx) - 2
+	t0 := time.Now()
+	w := 0
+	for ; w+s.Q-1 < at; w += s.Q {
+		if _, err := s.draft(ctx, w, w); err != nil {
+			return nil, st, err
+		}
+	}
+	drafts, err := s.draft(ctx, w, at)
+	if err != nil {
+		return nil, st, err
+	}
+	st.DraftTime += time.Since(t0)
+	for !done() {
+		n := len(ctx)
+		chunk := append([]int{ctx[n-1]}, drafts...)
+		t0 = time.Now()
+		a, err := s.feedMain(s.verify, s.verifyEx, chunk, n-1)
+		if err != nil {
+			return nil, st, err
+		}
+		st.VerifyTime += time.Since(t0)
+		st.Rounds++
+		m := 0
+		for m < s.D {
+			st.Attempts[m]++
+			if drafts[m] != a[m] {
+				break
+			}
+			st.Accepts[m]++
+			m++
+		}
+		for _, t := range append(drafts[:m:m], a[m]) {
+			if done() {
+				break
+			}
+			ctx = append(ctx, t)
+			out = append(out, t)
+		}
+		if done() {
+			break
+		}
+		// Window: from the first position a module cache may hold a
+		// rejected draft (n−D) to the last position the main model has
+		// processed (len(ctx)−2), which drafts.
+		t0 = time.Now()
+		if drafts, err = s.draft(ctx, n-s.D, len(ctx)-2); err != nil {
+			return nil, st, err
+		}
+		st.DraftTime += time.Since(t0)
+	}
+	st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}
+	return out, st, nil
+}
