@@ -45,6 +45,8 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	topP := fs.Float64("top-p", 1, "nucleus sampling, in [0, 1]: sample from the smallest set of top tokens with this much probability; 1 keeps every token, 0 is greedy")
 	seed := fs.Uint64("seed", 1, "sampling seed (any value; unused when decoding is greedy)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision (half the memory; f32 arithmetic)")
+	speculative := fs.Bool("speculative", false, "decode greedily with the model's MTP modules drafting tokens that one main forward verifies; also runs plain decoding on the prompt and reports acceptance per head, cost and speed-up")
+	jsonPath := fs.String("json", "", "with --speculative: also write the report as JSON to this file")
 	var rf runFlags
 	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -53,6 +55,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	defer rf.prof.start()()
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if *speculative && (*temp != 0 && *topP != 0) {
+		return fmt.Errorf("--speculative decodes greedily: sampling (--temperature > 0 with --top-p > 0) is not supported with it yet")
+	}
+	if *speculative && (rf.executor != "gpu" || *f16) {
+		return fmt.Errorf("--speculative runs on the gpu executor with f32 weights")
 	}
 	if *prompt == "" {
 		return fmt.Errorf("--prompt is required")
@@ -73,6 +81,18 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
+	if *speculative {
+		r, err := specCompare(*dir, d, [][]int{toks}, []int{*maxNew})
+		if err != nil {
+			return err
+		}
+		r.print(stderr)
+		if *jsonPath != "" {
+			if err := r.writeJSON(*jsonPath); err != nil {
+				return err
+			}
+		}
+	}
 	need := fmt.Sprintf("a prompt of %d tokens (with BOS and SEP) and --max-tokens %d", len(toks), *maxNew)
 	gen, err := openGenerator(*dir, rf.executor, d, generate.PositionsNeeded(len(toks), *maxNew), need, *f16)
 	if err != nil {
@@ -95,6 +115,8 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 200, "held-out examples, ≥ 1")
 	seed := fs.Uint64("seed", 0, "held-out set seed (the evaluation stream, disjoint from training batches); train's end-of-run score uses the same default")
 	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
+	speculative := fs.Bool("speculative", false, "also decode the held-out prompts with MTP speculative decoding: check the outputs equal plain greedy decoding's and report acceptance per head, cost, break-even and speed-up")
+	jsonPath := fs.String("json", "", "with --speculative: also write the report as JSON to this file")
 	var rf runFlags
 	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -116,7 +138,30 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	return evaluate(*dir, task, *n, *seed, rf.executor, d, *f16, stdout)
+	if err := evaluate(*dir, task, *n, *seed, rf.executor, d, *f16, stdout); err != nil || !*speculative {
+		return err
+	}
+	if rf.executor != "gpu" {
+		return fmt.Errorf("--speculative runs on the gpu executor")
+	}
+	var prompts [][]int
+	var maxNew []int
+	for _, ex := range task.EvalSet(*n, *seed) {
+		p, err := tasks.PromptTokens(ex.Prompt)
+		if err != nil {
+			return err
+		}
+		prompts, maxNew = append(prompts, p), append(maxNew, len(ex.Answer)+2)
+	}
+	r, err := specCompare(*dir, d, prompts, maxNew)
+	if err != nil {
+		return err
+	}
+	r.print(stdout)
+	if *jsonPath != "" {
+		return r.writeJSON(*jsonPath)
+	}
+	return nil
 }
 
 // evaluate prints a checkpoint's exact-match score on the held-out set

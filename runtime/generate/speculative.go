@@ -32,8 +32,10 @@ import (
 type Speculative struct {
 	verify   *model.Model
 	verifyEx graph.Executor
-	mtp      *model.MTPDecoder
+	mtp      *model.MTPDecoder // drafting window of 2D positions
 	mtpEx    graph.Executor
+	mtpPre   *model.MTPDecoder // PrefillChunk positions: the modules' caches over a prompt
+	mtpPreEx graph.Executor
 	prefill  *model.Model // the generator's prefill graph, with history and argmax
 	preEx    graph.Executor
 	step     *model.Model // one token, with history and argmax (prompts shorter than a chunk)
@@ -50,8 +52,9 @@ type SpecStats struct {
 	// (every earlier draft of the round accepted) and accepted.
 	Attempts, Accepts []int
 	// VerifyTime and DraftTime are the wall time spent in the verify and
-	// drafting submissions (including their readbacks).
-	VerifyTime, DraftTime time.Duration
+	// drafting submissions of the rounds (including their readbacks);
+	// PrefillTime the prompt's main and MTP prefill.
+	VerifyTime, DraftTime, PrefillTime time.Duration
 }
 
 // Acceptance is head k's (0-based) conditional acceptance rate.
@@ -134,13 +137,22 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 	if s.mtpEx, err = graph.NewGPU(dev, plan, shared); err != nil {
 		return nil, err
 	}
+	if s.mtpPre, err = model.BuildMTPDecode(cfg, PrefillChunk, dopt); err != nil {
+		return nil, err
+	}
+	if plan, err = s.mtpPre.Graph.Plan(s.mtpPre.Drafts, align); err != nil {
+		return nil, err
+	}
+	if s.mtpPreEx, err = graph.NewGPU(dev, plan, shared); err != nil {
+		return nil, err
+	}
 	ok = true
 	return s, nil
 }
 
 // Close releases the executors (the one that created shared buffers last).
 func (s *Speculative) Close() {
-	for _, ex := range []graph.Executor{s.mtpEx, s.verifyEx, s.preEx, s.stepEx} {
+	for _, ex := range []graph.Executor{s.mtpPreEx, s.mtpEx, s.verifyEx, s.preEx, s.stepEx} {
 		if ex != nil {
 			ex.Close()
 		}
@@ -208,30 +220,31 @@ func (s *Speculative) feedMain(m *model.Model, ex graph.Executor, tokens []int, 
 	return next, nil
 }
 
-// draft runs the MTP chain over the window starting at start (clamped to
-// 0) with ctx the committed tokens, drafting from position at, and returns
-// the D drafts.
-func (s *Speculative) draft(ctx []int, start, at int) ([]int, error) {
+// draft runs the MTP chain (window mtp, executor ex) over the window
+// starting at start (clamped to 0) with ctx the committed tokens, drafting
+// from position at, and returns the D drafts.
+func (s *Speculative) draft(mtp *model.MTPDecoder, ex graph.Executor, ctx []int, start, at int) ([]int, error) {
+	q := mtp.Q
 	start = max(0, start)
-	if start+s.Q > s.maxSeq {
-		start = s.maxSeq - s.Q
+	if start+q > s.maxSeq {
+		start = max(0, s.maxSeq-q)
 	}
-	set := map[*graph.Tensor][]float64{s.mtp.Start: {float64(start)}, s.mtp.At: {float64(at - start)}}
-	pos := make([]float64, s.Q)
+	set := map[*graph.Tensor][]float64{mtp.Start: {float64(start)}, mtp.At: {float64(at - start)}}
+	pos := make([]float64, q)
 	for j := range pos {
 		pos[j] = float64(start + j)
 	}
-	set[s.mtp.Positions] = pos
+	set[mtp.Positions] = pos
 	for k := 1; k <= s.D; k++ {
-		t := make([]float64, s.Q)
+		t := make([]float64, q)
 		for j := range t {
 			if i := start + j + k; i < len(ctx) {
 				t[j] = float64(ctx[i])
 			}
 		}
-		set[s.mtp.Tokens[k-1]] = t
+		set[mtp.Tokens[k-1]] = t
 	}
-	out, err := run(s.mtpEx, set, s.mtp.Drafts...)
+	out, err := run(ex, set, mtp.Drafts...)
 	if err != nil {
 		return nil, err
 	}
@@ -274,6 +287,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats
 		}
 	}
 	ctx := append([]int(nil), prompt...)
+	var t0 time.Time
 	ctx = append(ctx, next[len(next)-1])
 	out := []int{ctx[len(ctx)-1]}
 	done := func() bool { return len(out) >= maxNew || out[len(out)-1] == stop }
@@ -281,20 +295,22 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats
 		st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}
 		return out, st, nil
 	}
-	// The modules' caches over the prompt, in windows, the last one drafting.
+	// The modules' caches over the prompt, in PrefillChunk windows; the
+	// last one ends at the drafting position, so it writes nothing past it
+	// (a sliding layer's ring would lose keys the next window needs).
 	at := len(ctx) - 2
-	t0 := time.Now()
+	q := s.mtpPre.Q
 	w := 0
-	for ; w+s.Q-1 < at; w += s.Q {
-		if _, err := s.draft(ctx, w, w); err != nil {
+	for ; w+q-1 < at; w += q {
+		if _, err := s.draft(s.mtpPre, s.mtpPreEx, ctx, w, w); err != nil {
 			return nil, st, err
 		}
 	}
-	drafts, err := s.draft(ctx, w, at)
+	drafts, err := s.draft(s.mtpPre, s.mtpPreEx, ctx, max(0, at-q+1), at)
 	if err != nil {
 		return nil, st, err
 	}
-	st.DraftTime += time.Since(t0)
+	st.PrefillTime = time.Since(start)
 	for !done() {
 		n := len(ctx)
 		chunk := append([]int{ctx[n-1]}, drafts...)
@@ -328,7 +344,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats
 		// rejected draft (n−D) to the last position the main model has
 		// processed (len(ctx)−2), which drafts.
 		t0 = time.Now()
-		if drafts, err = s.draft(ctx, n-s.D, len(ctx)-2); err != nil {
+		if drafts, err = s.draft(s.mtp, s.mtpEx, ctx, n-s.D, len(ctx)-2); err != nil {
 			return nil, st, err
 		}
 		st.DraftTime += time.Since(t0)
