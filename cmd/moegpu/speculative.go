@@ -38,7 +38,12 @@ type SpecReport struct {
 	// MainStepMs is the mean wall time of a plain one-token step, DraftMs
 	// of a drafting submission (all D modules), VerifyMs of a verify
 	// submission (D+1 positions).
-	MainStepMs, DraftMs, VerifyMs float64
+	MainStepMs float64 `json:"main_step_ms"`
+	DraftMs    float64 `json:"draft_ms"`
+	VerifyMs   float64 `json:"verify_ms"`
+	// Dispatches is the kernel launches of a plain step, a verify and a
+	// drafting submission.
+	Dispatches map[string]int `json:"dispatches"`
 }
 
 // SpecHead is one MTP module's line of the break-even table.
@@ -79,7 +84,7 @@ func specCompare(dir string, d *gpu.Device, prompts [][]int, maxNew []int) (*Spe
 	if err := spec.LoadWeights(weightsPath); err != nil {
 		return nil, err
 	}
-	r := &SpecReport{Checkpoint: dir, Prompts: len(prompts), Identical: true}
+	r := &SpecReport{Checkpoint: dir, Prompts: len(prompts), Identical: true, Dispatches: spec.DispatchCounts()}
 	total := generate.SpecStats{Attempts: make([]int, D), Accepts: make([]int, D)}
 	var plainTime, specTime time.Duration
 	var plainSteps int
@@ -164,7 +169,8 @@ func (r *SpecReport) print(w io.Writer) {
 	fmt.Fprintf(w, "speculative decoding on %d prompts: %d new tokens, output %s\n", r.Prompts, r.NewTokens, same)
 	fmt.Fprintf(w, "tokens/s: %.1f speculative vs %.1f plain (%.2f×); main forwards per token %.2f; mean accepted drafts per round %.2f\n",
 		r.SpecTokensPerS, r.PlainTokensPerS, r.Speedup, r.MainPerToken, r.MeanAccepted)
-	fmt.Fprintf(w, "times: plain step %.2f ms, verify %.2f ms, drafting (all heads) %.2f ms\n", r.MainStepMs, r.VerifyMs, r.DraftMs)
+	fmt.Fprintf(w, "times: plain step %.2f ms (%d kernels), verify %.2f ms (%d), drafting, all heads, %.2f ms (%d)\n",
+		r.MainStepMs, r.Dispatches["step"], r.VerifyMs, r.Dispatches["verify"], r.DraftMs, r.Dispatches["draft"])
 	fmt.Fprintln(w, "| head | conditional acceptance | cumulative P_k | cost (main forwards) | break-even P_k | seed's rule (cost/k) | net tokens/round |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|")
 	for _, h := range r.Heads {

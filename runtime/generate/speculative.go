@@ -352,3 +352,15 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats
 	st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}
 	return out, st, nil
 }
+
+// DispatchCounts is the kernel launches of each submission kind: "step"
+// (one plain token), "verify" (D+1 positions) and "draft" (the MTP chain).
+func (s *Speculative) DispatchCounts() map[string]int {
+	out := map[string]int{}
+	for name, ex := range map[string]graph.Executor{"step": s.stepEx, "verify": s.verifyEx, "draft": s.mtpEx} {
+		if g, ok := ex.(*graph.GPU); ok {
+			out[name] = g.Dispatches()
+		}
+	}
+	return out
+}
