@@ -45,7 +45,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	topP := fs.Float64("top-p", 1, "nucleus sampling, in [0, 1]: sample from the smallest set of top tokens with this much probability; 1 keeps every token, 0 is greedy")
 	seed := fs.Uint64("seed", 1, "sampling seed (any value; unused when decoding is greedy)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision (half the memory; f32 arithmetic)")
-	speculative := fs.Bool("speculative", false, "decode greedily with the model's MTP modules drafting tokens that one main forward verifies; also runs plain decoding on the prompt and reports acceptance per head, cost and speed-up")
+	speculative := fs.Bool("speculative", false, "decode with the model's MTP modules drafting tokens that one main forward verifies (greedy: exactly plain greedy's output; sampling: the rejection rule, distributed as plain sampling); also runs plain decoding on the prompt and reports acceptance per head, cost and speed-up")
 	jsonPath := fs.String("json", "", "with --speculative: also write the report as JSON to this file")
 	var rf runFlags
 	rf.register(fs)
@@ -55,9 +55,6 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	defer rf.prof.start()()
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if *speculative && (*temp != 0 && *topP != 0) {
-		return fmt.Errorf("--speculative decodes greedily: sampling (--temperature > 0 with --top-p > 0) is not supported with it yet")
 	}
 	if *speculative && (rf.executor != "gpu" || *f16) {
 		return fmt.Errorf("--speculative runs on the gpu executor with f32 weights")
@@ -82,7 +79,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	}
 	defer d.Close()
 	if *speculative {
-		r, err := specCompare(*dir, d, [][]int{toks}, []int{*maxNew})
+		r, err := specCompare(*dir, d, [][]int{toks}, []int{*maxNew}, sampling, *seed)
 		if err != nil {
 			return err
 		}
@@ -153,7 +150,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		}
 		prompts, maxNew = append(prompts, p), append(maxNew, len(ex.Answer)+2)
 	}
-	r, err := specCompare(*dir, d, prompts, maxNew)
+	r, err := specCompare(*dir, d, prompts, maxNew, generate.Sampling{}, 0)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"path/filepath"
 	"time"
 
@@ -20,8 +21,13 @@ import (
 type SpecReport struct {
 	Checkpoint string `json:"checkpoint"`
 	Prompts    int    `json:"prompts"`
-	Identical  bool   `json:"identical"` // every output equals plain greedy decoding's
-	NewTokens  int    `json:"new_tokens"`
+	Identical  bool   `json:"identical"` // greedy: every output equals plain greedy decoding's
+	// Sampled: temperature/top-p sampling with the rejection rule; outputs
+	// then follow the model's distribution rather than equal plain
+	// decoding's draws.
+	Sampled   bool    `json:"sampled"`
+	Outputs   [][]int `json:"outputs"` // the speculative decoder's tokens per prompt
+	NewTokens int     `json:"new_tokens"`
 	// Rounds is the main forwards after the prefill (one verify each);
 	// MainPerToken = Rounds / tokens generated after the first.
 	Rounds       int     `json:"rounds"`
@@ -59,7 +65,7 @@ type SpecHead struct {
 
 // specCompare decodes every prompt plainly and speculatively, checks the
 // outputs are identical, and fills the report.
-func specCompare(dir string, d *gpu.Device, prompts [][]int, maxNew []int) (*SpecReport, error) {
+func specCompare(dir string, d *gpu.Device, prompts [][]int, maxNew []int, sp generate.Sampling, seed uint64) (*SpecReport, error) {
 	_, cfg, err := train.LoadState(dir)
 	if err != nil {
 		return nil, err
@@ -84,22 +90,24 @@ func specCompare(dir string, d *gpu.Device, prompts [][]int, maxNew []int) (*Spe
 	if err := spec.LoadWeights(weightsPath); err != nil {
 		return nil, err
 	}
-	r := &SpecReport{Checkpoint: dir, Prompts: len(prompts), Identical: true, Dispatches: spec.DispatchCounts()}
+	r := &SpecReport{Checkpoint: dir, Prompts: len(prompts), Identical: sp.Greedy(), Sampled: !sp.Greedy(), Dispatches: spec.DispatchCounts()}
+	rngPlain, rngSpec := rand.New(rand.NewPCG(seed, 1)), rand.New(rand.NewPCG(seed, 2))
 	total := generate.SpecStats{Attempts: make([]int, D), Accepts: make([]int, D)}
 	var plainTime, specTime time.Duration
 	var plainSteps int
 	for i, p := range prompts {
-		want, pst, err := plain.Generate(p, maxNew[i], tasks.EOS, generate.Sampling{}, nil)
+		want, pst, err := plain.Generate(p, maxNew[i], tasks.EOS, sp, rngPlain)
 		if err != nil {
 			return nil, err
 		}
-		got, sst, err := spec.Generate(p, maxNew[i], tasks.EOS)
+		got, sst, err := spec.Generate(p, maxNew[i], tasks.EOS, sp, rngSpec)
 		if err != nil {
 			return nil, err
 		}
-		if fmt.Sprint(want) != fmt.Sprint(got) {
+		if sp.Greedy() && fmt.Sprint(want) != fmt.Sprint(got) {
 			r.Identical = false
 		}
+		r.Outputs = append(r.Outputs, got)
 		plainTime += pst.Elapsed
 		specTime += sst.Elapsed
 		plainSteps += len(want) - 1
@@ -163,7 +171,10 @@ func timeSteps(g *generate.Generator, n int) (float64, error) {
 // print writes the report for people.
 func (r *SpecReport) print(w io.Writer) {
 	same := "identical to plain greedy decoding"
-	if !r.Identical {
+	switch {
+	case r.Sampled:
+		same = "sampled with the rejection rule (distributed as plain sampling)"
+	case !r.Identical:
 		same = "DIFFERENT from plain greedy decoding (a defect)"
 	}
 	fmt.Fprintf(w, "speculative decoding on %d prompts: %d new tokens, output %s\n", r.Prompts, r.NewTokens, same)

@@ -45,10 +45,10 @@ func TestSpeculativeGenerateAndEvalEndToEnd(t *testing.T) {
 	require.True(t, r.Identical)
 	require.Len(t, r.Heads, 2)
 	require.Equal(t, 3, r.Prompts)
-	// Sampling is not speculative yet: refused, naming the flags.
-	code, _, errs = runCLI("generate", "--checkpoint", out, "--prompt", "abc", "--speculative", "--temperature", "1")
-	require.Equal(t, 1, code)
-	require.Contains(t, errs, "--speculative decodes greedily")
+	// Sampling: the rejection rule.
+	code, _, errs = runCLI("generate", "--checkpoint", out, "--prompt", "abc", "--speculative", "--temperature", "1", "--max-tokens", "6")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, errs, "sampled with the rejection rule")
 	// A model without MTP modules cannot draft.
 	code, _, errs = runCLI("train", "--config", "../../assets/configs/tiny-dense.json", "--task", "copy", "--steps", "1", "--out", filepath.Join(dir, "plain"), "--eval", "0")
 	require.Equal(t, 0, code, errs)

@@ -3,6 +3,7 @@ package generate
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -42,6 +43,18 @@ type Speculative struct {
 	stepEx   graph.Executor
 	D, Q     int
 	maxSeq   int
+
+	// Sampling: a verify step whose drafts are checked by the rejection
+	// rule (graph.SpecSample), compiled on first use for one setting.
+	cfg       *config.ModelConfig
+	dev       *gpu.Device
+	dopt      model.DecodeOptions
+	shared    graph.Buffers
+	sampleFor Sampling
+	sampleEx  graph.Executor
+	sampleM   *model.Model
+	sampleIn  [2]*graph.Tensor // drafts (D) u32, uniforms (1, 2(D+1)) f32
+	sampleOut *graph.Tensor    // (1, 2) u32: accepted drafts, final token
 }
 
 // SpecStats reports a speculative generation.
@@ -97,8 +110,8 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 	}
 	dopt := model.DecodeOptions{MaxSeq: opt.MaxSeq, MaxChunk: PrefillChunk, F16Weights: opt.F16, HiddenHistory: true, Argmax: true}
 	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
-	s := &Speculative{D: D, Q: Q, maxSeq: opt.MaxSeq}
 	shared := graph.Buffers{}
+	s := &Speculative{D: D, Q: Q, maxSeq: opt.MaxSeq, cfg: cfg, dev: dev, dopt: dopt, shared: shared}
 	ok := false
 	defer func() {
 		if !ok {
@@ -110,7 +123,7 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 		if err != nil {
 			return nil, nil, err
 		}
-		plan, err := m.Graph.Plan([]*graph.Tensor{m.Next, m.NextLogit}, align)
+		plan, err := m.Graph.Plan([]*graph.Tensor{m.Next, m.NextLogit, m.Logits}, align)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -152,7 +165,7 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 
 // Close releases the executors (the one that created shared buffers last).
 func (s *Speculative) Close() {
-	for _, ex := range []graph.Executor{s.mtpPreEx, s.mtpEx, s.verifyEx, s.preEx, s.stepEx} {
+	for _, ex := range []graph.Executor{s.sampleEx, s.mtpPreEx, s.mtpEx, s.verifyEx, s.preEx, s.stepEx} {
 		if ex != nil {
 			ex.Close()
 		}
@@ -177,6 +190,30 @@ func (s *Speculative) LoadWeights(path string) error {
 		inMTP[t.Name] = true
 	}
 	return weights.LoadIgnoring(s.mtpEx, path, mtp, func(name string) bool { return !inMTP[name] })
+}
+
+// verifySampled runs the sampling verify step on chunk (the last committed
+// token and the drafts) at pos and returns the accepted drafts and the
+// final token.
+func (s *Speculative) verifySampled(chunk []int, pos int, rng *rand.Rand) (int, int, error) {
+	m := s.sampleM
+	toks, poss := make([]float64, len(chunk)), make([]float64, len(chunk))
+	for i, t := range chunk {
+		toks[i], poss[i] = float64(t), float64(pos+i)
+	}
+	uni := make([]float64, 2*(s.D+1))
+	for i := range uni {
+		uni[i] = float64(float32(rng.Float64()))
+		if uni[i] >= 1 {
+			uni[i] = math.Nextafter(1, 0)
+		}
+	}
+	out, err := run(s.sampleEx, map[*graph.Tensor][]float64{m.Tokens: toks, m.Positions: poss, m.CachePos: {float64(pos)},
+		s.sampleIn[0]: toks[1:], s.sampleIn[1]: uni}, s.sampleOut)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(out[0][0]), int(out[0][1]), nil
 }
 
 // run sets inputs, runs ex and reads outs.
@@ -255,9 +292,47 @@ func (s *Speculative) draft(mtp *model.MTPDecoder, ex graph.Executor, ctx []int,
 	return d, nil
 }
 
-// Generate continues prompt greedily by up to maxNew tokens (stopping
-// after stop), exactly as Generator.Generate does with greedy sampling.
-func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats, error) {
+// sampler compiles the sampling verify step for sp (once per setting).
+func (s *Speculative) sampler(sp Sampling) error {
+	if s.sampleEx != nil && s.sampleFor == sp {
+		return nil
+	}
+	if s.sampleEx != nil {
+		s.sampleEx.Close()
+		s.sampleEx = nil
+	}
+	m, err := model.BuildDecode(s.cfg, 1, s.D+1, model.DecodeOptions{MaxSeq: s.dopt.MaxSeq, MaxChunk: s.dopt.MaxChunk,
+		F16Weights: s.dopt.F16Weights, HiddenHistory: true})
+	if err != nil {
+		return err
+	}
+	g := m.Graph
+	drafts := g.Input("spec.drafts", graph.U32(s.D))
+	uni := g.Input("spec.uniforms", graph.F32(1, 2*(s.D+1)))
+	out := g.Apply1(graph.SpecSample{Temperature: float32(sp.Temperature), TopP: float32(min(sp.TopP, 1))}, m.Logits, drafts, uni)
+	if err := g.Err(); err != nil {
+		return err
+	}
+	plan, err := g.Plan([]*graph.Tensor{out}, uint64(s.dev.Limits.MinStorageBufferOffsetAlignment))
+	if err != nil {
+		return err
+	}
+	ex, err := graph.NewGPU(s.dev, plan, s.shared)
+	if err != nil {
+		return err
+	}
+	s.sampleEx, s.sampleM, s.sampleFor, s.sampleIn, s.sampleOut = ex, m, sp, [2]*graph.Tensor{drafts, uni}, out
+	return nil
+}
+
+// Generate continues prompt by up to maxNew tokens (stopping after stop).
+// Greedy (the zero Sampling), the output is exactly Generator.Generate's
+// greedy output. With sampling, drafts are verified by the rejection rule
+// on the GPU (graph.SpecSample), so the output is distributed as plain
+// sampling's (not the same draws); the first token after the prompt is
+// sampled on the host from the prefill's logits, with Pick. rng supplies
+// the uniforms.
+func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng *rand.Rand) ([]int, SpecStats, error) {
 	start := time.Now()
 	st := SpecStats{Attempts: make([]int, s.D), Accepts: make([]int, s.D)}
 	if len(prompt) == 0 || maxNew < 1 {
@@ -286,9 +361,32 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats
 			return nil, st, err
 		}
 	}
+	first := next[len(next)-1]
+	if !sp.Greedy() {
+		if err := sp.Validate(); err != nil {
+			return nil, st, fmt.Errorf("generate: %w", err)
+		}
+		if err := s.sampler(sp); err != nil {
+			return nil, st, err
+		}
+		m, ex := s.step, s.stepEx
+		if len(prompt)%PrefillChunk == 0 {
+			m, ex = s.prefill, s.preEx // the last feed was a whole prefill chunk
+		}
+		lg, err := ex.Get(m.Logits)
+		if err != nil {
+			return nil, st, err
+		}
+		V := s.cfg.VocabSize
+		row := lg[0][(m.Seq-1)*V:]
+		if err := checkLogits(row, len(prompt)-1); err != nil {
+			return nil, st, err
+		}
+		first = Pick(row, sp, rng)
+	}
 	ctx := append([]int(nil), prompt...)
+	ctx = append(ctx, first)
 	var t0 time.Time
-	ctx = append(ctx, next[len(next)-1])
 	out := []int{ctx[len(ctx)-1]}
 	done := func() bool { return len(out) >= maxNew || out[len(out)-1] == stop }
 	if done() {
@@ -315,22 +413,28 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int) ([]int, SpecStats
 		n := len(ctx)
 		chunk := append([]int{ctx[n-1]}, drafts...)
 		t0 = time.Now()
-		a, err := s.feedMain(s.verify, s.verifyEx, chunk, n-1)
-		if err != nil {
+		var m, final int
+		if sp.Greedy() {
+			a, err := s.feedMain(s.verify, s.verifyEx, chunk, n-1)
+			if err != nil {
+				return nil, st, err
+			}
+			for m < s.D && drafts[m] == a[m] {
+				m++
+			}
+			final = a[m]
+		} else if m, final, err = s.verifySampled(chunk, n-1, rng); err != nil {
 			return nil, st, err
 		}
 		st.VerifyTime += time.Since(t0)
 		st.Rounds++
-		m := 0
-		for m < s.D {
-			st.Attempts[m]++
-			if drafts[m] != a[m] {
-				break
+		for k := 0; k <= min(m, s.D-1); k++ {
+			st.Attempts[k]++
+			if k < m {
+				st.Accepts[k]++
 			}
-			st.Accepts[m]++
-			m++
 		}
-		for _, t := range append(drafts[:m:m], a[m]) {
+		for _, t := range append(drafts[:m:m], final) {
 			if done() {
 				break
 			}

@@ -2,7 +2,9 @@ package generate_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
+	randv2 "math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +15,8 @@ import (
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/generate"
-	"github.com/moegpu/moegpu/runtime/safetensors"
 	"github.com/moegpu/moegpu/runtime/model"
+	"github.com/moegpu/moegpu/runtime/safetensors"
 )
 
 // echoMTPCheckpoint writes weights under which the model repeats its last
@@ -130,7 +132,7 @@ func TestSpeculativeGreedyEqualsPlainGreedy(t *testing.T) {
 				}
 				want, _, err := plain.Generate(prompt, 30, -1, generate.Sampling{}, nil)
 				require.NoError(t, err)
-				got, st, err := spec.Generate(prompt, 30, -1)
+				got, st, err := spec.Generate(prompt, 30, -1, generate.Sampling{}, nil)
 				require.NoError(t, err)
 				require.Equal(t, want, got, fmt.Sprintf("prompt %v", prompt))
 				for k := range total.Attempts {
@@ -150,5 +152,71 @@ func TestSpeculativeGreedyEqualsPlainGreedy(t *testing.T) {
 			require.Positive(t, total.Accepts[0], "no draft was ever accepted: the acceptance paths went untested")
 			require.Less(t, total.Accepts[0], total.Attempts[0], "no draft was ever rejected: the rollback went untested")
 		})
+	}
+}
+
+// Speculative sampling follows the model's distribution: over many runs
+// from one prompt, the first three sampled tokens' joint frequencies match
+// plain sampling's: the second and third tokens' frequencies (the ones the
+// rejection rule decides) pass a two-sample chi-square at the 1e-4 level,
+// rare categories lumped, while drafts are both accepted and rejected.
+func TestSpeculativeSamplingMatchesPlainSamplingInDistribution(t *testing.T) {
+	dev := gputest.Device(t)
+	cfg, err := config.Load("../../assets/configs/tiny-dense.json")
+	require.NoError(t, err)
+	cfg.MTPConfig = config.MTPConfig{NumNextNPredictLayers: 2, MTPLossWeight: 0.3, MTPLossWeightLate: 0.3, MTPLossWeightSwitch: 1,
+		MTPIntermediateSize: 32, MTPSlidingWindow: 4}
+	path := echoMTPCheckpoint(t, cfg)
+	plain, err := generate.New(cfg, "gpu", dev, generate.Options{MaxSeq: 32})
+	require.NoError(t, err)
+	defer plain.Close()
+	require.NoError(t, plain.LoadWeights(path))
+	spec, err := generate.NewSpeculative(cfg, dev, generate.Options{MaxSeq: 32})
+	require.NoError(t, err)
+	defer spec.Close()
+	require.NoError(t, spec.LoadWeights(path))
+	sp := generate.Sampling{Temperature: 20, TopP: 0.95} // echo logits differ by ~64: flatten them
+	prompt := []int{5, 9, 9}
+	counts := [2][2]map[int]int{{{}, {}}, {{}, {}}} // [plain|spec][token 2|3]
+	accepted, attempts := 0, 0
+	const runs = 300
+	for r := 0; r < runs; r++ {
+		a, _, err := plain.Generate(prompt, 3, -1, sp, randv2.New(randv2.NewPCG(uint64(r), 1)))
+		require.NoError(t, err)
+		b, st, err := spec.Generate(prompt, 3, -1, sp, randv2.New(randv2.NewPCG(uint64(r), 2)))
+		require.NoError(t, err)
+		require.Len(t, a, 3)
+		require.Len(t, b, 3)
+		for pos := 0; pos < 2; pos++ {
+			counts[0][pos][a[pos+1]]++
+			counts[1][pos][b[pos+1]]++
+		}
+		accepted += st.Accepts[0]
+		attempts += st.Attempts[0]
+	}
+	t.Logf("head 1 acceptance %d/%d", accepted, attempts)
+	require.Positive(t, accepted)
+	require.Less(t, accepted, attempts)
+	for pos := 0; pos < 2; pos++ {
+		// Two-sample chi-square over tokens seen at least 10 times in all.
+		stat, df, restA, restB := 0.0, -1, 0, 0
+		for tok := 0; tok < cfg.VocabSize; tok++ {
+			a, b := counts[0][pos][tok], counts[1][pos][tok]
+			if a+b < 10 {
+				restA, restB = restA+a, restB+b
+				continue
+			}
+			stat += float64((a-b)*(a-b)) / float64(a+b)
+			df++
+		}
+		if restA+restB > 0 {
+			stat += float64((restA-restB)*(restA-restB)) / float64(restA+restB)
+			df++
+		}
+		require.Positive(t, df, "token %d: no spread to test", pos+2)
+		k := float64(df)
+		crit := k * math.Pow(1-2/(9*k)+3.719*math.Sqrt(2/(9*k)), 3)
+		t.Logf("token %d: chi-square %.1f over %d degrees of freedom (critical %.1f)", pos+2, stat, df, crit)
+		require.Less(t, stat, crit, "token %d", pos+2)
 	}
 }

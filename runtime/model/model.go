@@ -50,12 +50,12 @@ type Model struct {
 	MTPLambda                         *graph.Tensor
 
 	// Decoding graphs only.
-	CachePos *graph.Tensor   // (1) u32 input: tokens already in the cache
+	CachePos *graph.Tensor // (1) u32 input: tokens already in the cache
 	// Next (Argmax only): (Batch·Seq, 1) u32 argmax of each position's
 	// logits, and NextLogit its value (non-finite when the logits are).
 	Next, NextLogit *graph.Tensor
-	Caches   []*graph.Tensor // per layer: k cache, v cache (State)
-	Capacity []int           // per layer: ring-buffer slots
+	Caches          []*graph.Tensor // per layer: k cache, v cache (State)
+	Capacity        []int           // per layer: ring-buffer slots
 }
 
 // layerWindow is the sliding window of layer i (0 = global).
