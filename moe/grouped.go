@@ -2,10 +2,13 @@ package moe
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
+	"strings"
 
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/shaders"
 )
 
 // RowAlign (declared in doc.go) is the alignment of expert segments the
@@ -96,7 +99,7 @@ type GroupedWeightGrad struct {
 // window kernels run 16 invocations of 8 rows × 8 columns.
 const (
 	grpTM, grpTNV, grpWGX, grpWGY = 8, 2, 8, 8
-	grpUboTN, grpUboWGX           = 8, 16
+	grpUboTN, grpUboWGX           = 4, 16
 	grpScalarWGX, grpScalarWGY    = 16, 4
 )
 
@@ -286,6 +289,51 @@ func groupedWG(cols int) (wgx, wgy int) {
 	return wgx, grpWGX * grpWGY / wgx
 }
 
+// groupedKernel compiles one entry point of shaders/moe_grouped.wgsl from
+// the part of the file it needs (groupedSource). The file declares several
+// views of one binding (x as f32, as vec4 and as a uniform window); that is
+// valid WGSL, but each pipeline's module then carries exactly one variable
+// per binding, of the kind its layout declares.
+func groupedKernel(dev *gpu.Device, entry, name string, bindings []gpu.Access, params bool, consts map[string]string) (*gpu.Kernel, error) {
+	src, err := groupedSource(entry)
+	if err != nil {
+		return nil, err
+	}
+	return dev.Kernel(gpu.KernelSpec{Name: name, Source: src, Entry: entry, Bindings: bindings, Params: params, Constants: consts})
+}
+
+var groupedBindingRe = regexp.MustCompile(`^@group\(0\) @binding\(\d+\) var<[^>]*> (\w+):`)
+
+// groupedSource is the part of shaders/moe_grouped.wgsl one entry point
+// needs: the header (constants, Params, the bindings the entry's body
+// names, the helpers, which read seg and p) and the entry itself.
+func groupedSource(entry string) (string, error) {
+	src, err := shaders.Source("moe_grouped")
+	if err != nil {
+		return "", err
+	}
+	first := strings.Index(src, "@compute")
+	i := strings.Index(src, "fn "+entry+"(")
+	if first < 0 || i < 0 {
+		return "", fmt.Errorf("moe_grouped.wgsl has no entry point %s", entry)
+	}
+	i = strings.LastIndex(src[:i], "@compute")
+	body := src[i:]
+	if j := strings.Index(body, "\n}\n"); j >= 0 {
+		body = body[:j+3]
+	}
+	var out strings.Builder
+	for _, line := range strings.SplitAfter(src[:first], "\n") {
+		if m := groupedBindingRe.FindStringSubmatch(line); m != nil && m[1] != "seg" && m[1] != "p" &&
+			!regexp.MustCompile(`\b`+m[1]+`\[`).MatchString(body) {
+			continue
+		}
+		out.WriteString(line)
+	}
+	out.WriteString(body)
+	return out.String(), nil
+}
+
 func groupedU(x int) string { return strconv.Itoa(x) + "u" }
 
 // groupedParams is the Params block of shaders/moe_grouped.wgsl.
@@ -400,7 +448,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 			if m.TransW {
 				p.wN, p.wK = K, 1
 			}
-			k, err = graph.Kernel(dev, "moe_grouped", "gmm_1", "moe_grouped_v1", bind, true,
+			k, err = groupedKernel(dev, "gmm_1", "moe_grouped_v1", bind, true,
 				map[string]string{"WGX": groupedU(grpScalarWGX), "WGY": groupedU(grpScalarWGY)})
 			grid = [3]uint32{gpu.CeilDiv32(N, grpScalarWGX), gpu.CeilDiv32(hi-lo, grpScalarWGY), 1}
 		default:
@@ -408,7 +456,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 			if m.TransW {
 				entry = "gmm_nt4"
 			}
-			k, err = graph.Kernel(dev, "moe_grouped", entry, fmt.Sprintf("%s_v3_%dx%d_wg%dx%d", m.Name(), grpTM, 4*grpTNV, wgx, wgy), bind, true, consts)
+			k, err = groupedKernel(dev, entry, fmt.Sprintf("%s_v3_%dx%d_wg%dx%d", m.Name(), grpTM, 4*grpTNV, wgx, wgy), bind, true, consts)
 			grid = [3]uint32{gpu.CeilDiv32(N/4, grpTNV*wgx), gpu.CeilDiv32(hi-lo, grpTM*wgy), 1}
 		}
 		if err != nil {
@@ -433,7 +481,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 		entry, c = "gmm_nt_ubo", map[string]string{"WGX": groupedU(grpUboWGX), "TM": groupedU(grpTM), "TN": groupedU(grpUboTN), "XV4": groupedU(win * K / 4)}
 		cols = gpu.CeilDiv(N, grpUboTN*grpUboWGX)
 	}
-	k, err := graph.Kernel(dev, "moe_grouped", entry, fmt.Sprintf("%s_v7_w%dx%d", m.Name(), win, K), []gpu.Access{gpu.Uniform, gpu.Read, gpu.Read, gpu.ReadWrite}, true, c)
+	k, err := groupedKernel(dev, entry, fmt.Sprintf("%s_v7_w%dx%d", m.Name(), win, K), []gpu.Access{gpu.Uniform, gpu.Read, gpu.Read, gpu.ReadWrite}, true, c)
 	if err != nil {
 		return err
 	}
@@ -566,12 +614,12 @@ func (m GroupedWeightGrad) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 	var gx, gy int
 	switch v {
 	case 1:
-		k, err = graph.Kernel(dev, "moe_grouped", "gwg_1", "moe_grouped_wgrad_v1", bind, true,
+		k, err = groupedKernel(dev, "gwg_1", "moe_grouped_wgrad_v1", bind, true,
 			map[string]string{"WGX": groupedU(grpScalarWGX), "WGY": groupedU(grpScalarWGY)})
 		gx, gy = gpu.CeilDiv(Q, grpScalarWGX), gpu.CeilDiv(P, grpScalarWGY)
 	case 3:
 		wgx, wgy := groupedWG(gpu.CeilDiv(Q/4, grpTNV))
-		k, err = graph.Kernel(dev, "moe_grouped", "gwg_tn4", fmt.Sprintf("moe_grouped_wgrad_v3_%dx%d_wg%dx%d", grpTM, 4*grpTNV, wgx, wgy), bind, true,
+		k, err = groupedKernel(dev, "gwg_tn4", fmt.Sprintf("moe_grouped_wgrad_v3_%dx%d_wg%dx%d", grpTM, 4*grpTNV, wgx, wgy), bind, true,
 			map[string]string{"WGX": groupedU(wgx), "WGY": groupedU(wgy), "TM": groupedU(grpTM), "TMQ": groupedU(grpTM / 4), "TNV": groupedU(grpTNV)})
 		gx, gy = gpu.CeilDiv(Q/4, grpTNV*wgx), gpu.CeilDiv(P, grpTM*wgy)
 	default:
