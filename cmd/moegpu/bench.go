@@ -48,12 +48,15 @@ func (d *deviceFlags) open() (*gpu.Device, error) {
 }
 
 func runBench(args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "speculative" {
+		return runBenchSpeculative(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "kernels" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags]   (run with --help after 'kernels' for flags)")
+			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags] | moegpu bench speculative --checkpoint DIR --task T [flags]   (--help after the suite lists its flags)")
 			return nil
 		}
-		return fmt.Errorf("want a suite: moegpu bench kernels [flags]")
+		return fmt.Errorf("want a suite: moegpu bench kernels [flags] or moegpu bench speculative --checkpoint DIR --task T")
 	}
 	fs := newFlags("bench kernels", "bench kernels [--backend B] [--adapter N|name] [--json FILE] [--quick] [--filter S]", stderr)
 	var dev deviceFlags

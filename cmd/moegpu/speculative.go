@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/moegpu/moegpu/bench"
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/internal/atomicfile"
 	"github.com/moegpu/moegpu/runtime/generate"
@@ -196,4 +197,60 @@ func (r *SpecReport) writeJSON(path string) error {
 		return err
 	}
 	return atomicfile.Write(path, append(b, '\n'))
+}
+
+// runBenchSpeculative is `moegpu bench speculative`: MTP speculative
+// decoding against plain decoding on a trained checkpoint's held-out
+// prompts, as rows in the kernel bench's JSON report (tokens/s of each, the
+// speed-up in the note).
+func runBenchSpeculative(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench speculative", "bench speculative --checkpoint DIR --task NAME [--n 50] [--json FILE]", stderr)
+	dir := fs.String("checkpoint", "", "checkpoint directory of a model with MTP modules")
+	taskName := fs.String("task", "reverse", "task whose held-out prompts are decoded: "+fmt.Sprint(tasks.Names()))
+	n := fs.Int("n", 50, "held-out prompts, ≥ 1")
+	jsonPath := fs.String("json", "", "also write the rows as JSON (the bench kernels report format) to this file")
+	var dev deviceFlags
+	addDeviceFlags(fs, &dev)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" || *n < 1 {
+		return fmt.Errorf("--checkpoint is required and --n must be at least 1")
+	}
+	task, err := tasks.ByName(*taskName)
+	if err != nil {
+		return err
+	}
+	d, err := dev.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	var prompts [][]int
+	var maxNew []int
+	for _, ex := range task.EvalSet(*n, 0) {
+		p, err := tasks.PromptTokens(ex.Prompt)
+		if err != nil {
+			return err
+		}
+		prompts, maxNew = append(prompts, p), append(maxNew, len(ex.Answer)+2)
+	}
+	fmt.Fprintf(stderr, "decoding %d held-out %s prompts plainly and speculatively on %s …\n", *n, task.Name(), d.Info.Label())
+	r, err := specCompare(*dir, d, prompts, maxNew, generate.Sampling{}, 0)
+	if err != nil {
+		return err
+	}
+	r.print(stdout)
+	rep := &bench.Report{Adapter: bench.Adapter{Name: d.Info.Name, Backend: string(d.Info.Backend), DeviceType: d.Info.DeviceType, Driver: d.Info.Driver},
+		Date: time.Now().UTC()}
+	shape := fmt.Sprintf("%s, %d prompts, D=%d", task.Name(), *n, len(r.Heads))
+	rep.Kernels = []bench.Kernel{
+		{Name: "decode_plain", Shape: shape, Variant: "greedy, one token per submission", Ms: 1e3 / r.PlainTokensPerS},
+		{Name: "decode_speculative", Shape: shape, Variant: fmt.Sprintf("greedy MTP drafts, mean %.2f accepted", r.MeanAccepted),
+			Ms: 1e3 / r.SpecTokensPerS, Note: fmt.Sprintf("%.2f× plain decoding's tokens/s", r.Speedup)},
+	}
+	if *jsonPath != "" {
+		return rep.WriteJSON(*jsonPath)
+	}
+	return nil
 }

@@ -45,7 +45,14 @@ func TestSpeculativeGenerateAndEvalEndToEnd(t *testing.T) {
 	require.True(t, r.Identical)
 	require.Len(t, r.Heads, 2)
 	require.Equal(t, 3, r.Prompts)
-	// Sampling: the rejection rule.
+	// The benchmark row.
+	benchJSON := filepath.Join(dir, "bench.json")
+	code, _, errs = runCLI("bench", "speculative", "--checkpoint", out, "--task", "copy", "--n", "2", "--json", benchJSON)
+	require.Equal(t, 0, code, errs)
+	raw, err = os.ReadFile(benchJSON)
+	require.NoError(t, err)
+	require.Contains(t, string(raw), "decode_speculative")
+		// Sampling: the rejection rule.
 	code, _, errs = runCLI("generate", "--checkpoint", out, "--prompt", "abc", "--speculative", "--temperature", "1", "--max-tokens", "6")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, errs, "sampled with the rejection rule")
