@@ -237,6 +237,19 @@ func (g *Generator) Prefill(prompt []int) ([]float64, error) {
 type Stats struct {
 	PromptTokens, NewTokens int
 	Elapsed                 time.Duration
+	// Prefill is the part of Elapsed spent feeding the prompt (and picking
+	// the first new token); the rest is decoding.
+	Prefill time.Duration
+}
+
+// DecodeTokensPerSecond counts the new tokens after the first over the
+// decoding time after the prefill: the speed of the decode loop alone.
+func (s Stats) DecodeTokensPerSecond() float64 {
+	d := (s.Elapsed - s.Prefill).Seconds()
+	if d <= 0 || s.NewTokens < 2 {
+		return 0
+	}
+	return float64(s.NewTokens-1) / d
 }
 
 // TokensPerSecond counts every token the model processed.
@@ -268,6 +281,7 @@ func (g *Generator) Generate(prompt []int, maxNew int, stop int, s Sampling, rng
 	if err != nil {
 		return nil, Stats{}, err
 	}
+	prefill := time.Since(start)
 	var out []int
 	for len(out) < maxNew {
 		next := Pick(logits, s, rng)
@@ -282,7 +296,7 @@ func (g *Generator) Generate(prompt []int, maxNew int, stop int, s Sampling, rng
 			return nil, Stats{}, err
 		}
 	}
-	return out, Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}, nil
+	return out, Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start), Prefill: prefill}, nil
 }
 
 // Pick chooses a token from finite logits (see Sampling for the edge

@@ -390,7 +390,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 	out := []int{ctx[len(ctx)-1]}
 	done := func() bool { return len(out) >= maxNew || out[len(out)-1] == stop }
 	if done() {
-		st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}
+		st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start), Prefill: time.Since(start)}
 		return out, st, nil
 	}
 	// The modules' caches over the prompt, in PrefillChunk windows; the
@@ -409,6 +409,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 		return nil, st, err
 	}
 	st.PrefillTime = time.Since(start)
+	st.Prefill = st.PrefillTime
 	for !done() {
 		n := len(ctx)
 		chunk := append([]int{ctx[n-1]}, drafts...)
@@ -453,7 +454,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 		}
 		st.DraftTime += time.Since(t0)
 	}
-	st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start)}
+	st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start), Prefill: st.PrefillTime}
 	return out, st, nil
 }
 
