@@ -89,6 +89,16 @@ func (b *Buffer) alive() error {
 // its own).
 func (b *Buffer) Offset() uint64 { return b.offset }
 
+// Root is the buffer that owns a view's memory (b itself when b is not a
+// view): the base for a view spanning several adjacent views, as the
+// optimizer binds all parameters packed into one buffer.
+func (b *Buffer) Root() *Buffer {
+	if b.parent != nil {
+		return b.parent
+	}
+	return b
+}
+
 // overlaps reports whether two buffers share bytes.
 func (b *Buffer) overlaps(o *Buffer) bool {
 	if b.buf != o.buf {

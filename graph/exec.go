@@ -172,8 +172,11 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 	}
 	e.arena = arena
 	e.owned = append(e.owned, arena)
+	if err := e.pack(p, shared); err != nil {
+		return nil, err
+	}
 	for _, t := range p.Graph.Tensors {
-		if !t.Kind.Persistent() {
+		if !t.Kind.Persistent() || e.bufs[t] != nil {
 			continue
 		}
 		share := t.Kind == Param || t.Kind == State
@@ -202,7 +205,7 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 		}
 	}
 	for t, root := range p.Own {
-		if t != root {
+		if t != root || e.bufs[t] != nil {
 			continue
 		}
 		b, err := dev.NewBuffer(t.Name, t.DType, t.Shape...)
@@ -248,6 +251,88 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 	}
 	ok = true
 	return e, nil
+}
+
+// pack lays out the plan's Packs (see Packer): each group's tensors one
+// after another in buffers of their own, every slot rounded up to the
+// storage offset alignment (the padding stays zero), each buffer within one
+// storage binding. A gradient (an activation kept outside the arena) is
+// packed through the tensor that owns its storage. A group is left to the
+// ordinary one-buffer-per-tensor placement when one of its tensors is
+// already packed elsewhere, lives in the arena, or (with shared buffers) is
+// a parameter or state another executor may lend; a tensor larger than one
+// binding keeps a buffer of its own.
+func (e *GPU) pack(p *Plan, shared Buffers) error {
+	align := uint64(max(4, e.dev.Limits.MinStorageBufferOffsetAlignment))
+	limit := min(e.dev.Limits.MaxStorageBufferBindingSize, e.dev.Limits.MaxBufferSize)
+	packed := map[*Tensor]bool{}
+	for gi, grp := range p.Packs {
+		keys := make([]*Tensor, 0, len(grp))
+		seen := map[*Tensor]bool{}
+		ok := len(grp) > 0
+		for _, t := range grp {
+			k := t
+			switch t.Kind {
+			case Param, State:
+				ok = ok && shared == nil
+			case Activation:
+				r, own := p.Own[t]
+				ok = ok && own
+				k = r
+			default:
+				ok = false
+			}
+			ok = ok && k != nil && !packed[k] && !seen[k]
+			seen[k] = true
+			keys = append(keys, k)
+		}
+		if !ok {
+			continue
+		}
+		type slot struct {
+			t   *Tensor
+			off uint64
+		}
+		var chunk []slot
+		var size uint64
+		flush := func() error {
+			if len(chunk) == 0 {
+				return nil
+			}
+			b, err := e.dev.NewBuffer(fmt.Sprintf("pack%d.%s", gi, chunk[0].t.Name), gpu.U32, int(size/4))
+			if err != nil {
+				return err
+			}
+			e.owned = append(e.owned, b)
+			for _, s := range chunk {
+				v, err := b.View(s.t.Name, s.t.DType, s.off, s.t.Shape...)
+				if err != nil {
+					return fmt.Errorf("pack %s: %w", s.t.Name, err)
+				}
+				e.bufs[s.t] = v
+				packed[s.t] = true
+			}
+			chunk, size = nil, 0
+			return nil
+		}
+		for _, k := range keys {
+			sz := alignUp(uint64(k.Len()*k.DType.Size()), align)
+			if sz > limit {
+				continue
+			}
+			if size+sz > limit {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+			chunk = append(chunk, slot{k, size})
+			size += sz
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Plan implements Executor.

@@ -275,3 +275,245 @@ func (o SumSquares) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Bu
 func (SumSquares) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 	return []*Tensor{g.Apply1(Scale{Factor: 2}, g.Apply1(MulScalar{}, n.In[0], dOut[0]))}
 }
+
+// AdamWGroup is AdamW over many parameters at once: the same per-element
+// update, in as few dispatches as their layout allows. It is a Packer: the
+// GPU executor places the parameters, their gradients and both moments each
+// in one buffer, in the same order and slots, so every run of neighbouring
+// parameters with the same decay setting is one dispatch over one range
+// (the zero padding between slots stays zero: g = m = v = p = 0 gives a
+// zero update). Where tensors are not packed it falls back to one AdamW
+// per parameter.
+//
+// Inputs, for N = len(Decay) parameters, in order:
+//
+//	[0, N)   params, updated
+//	[N, 2N)  their gradients
+//	[2N, 3N) first moments, updated
+//	[3N, 4N) second moments, updated
+//	4N       hyper (4) for parameters with weight decay (see AdamW.Hyper)
+//	4N+1     hyper (4) for parameters without
+//	4N+2     gnorm2 (1): Σ grad² over all parameters
+type AdamWGroup struct {
+	AdamW
+	// Decay says, per parameter, which hyper input it takes: 4N (true) or
+	// 4N+1 (false). Putting the decayed parameters first makes two runs.
+	Decay []bool
+}
+
+// Name implements Op.
+func (AdamWGroup) Name() string { return "adamw_group" }
+
+// Updates implements InPlace: params and both moments.
+func (o AdamWGroup) Updates() []int {
+	n := len(o.Decay)
+	out := seq(n)
+	for i := 2 * n; i < 4*n; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// Packs implements Packer: params, gradients, first and second moments.
+func (o AdamWGroup) Packs(int) [][]int {
+	n := len(o.Decay)
+	out := make([][]int, 4)
+	for j := range out {
+		for i := 0; i < n; i++ {
+			out[j] = append(out[j], j*n+i)
+		}
+	}
+	return out
+}
+
+// Outputs implements Op: no outputs.
+func (o AdamWGroup) Outputs(in []Spec) ([]Spec, error) {
+	n := len(o.Decay)
+	if n == 0 {
+		return nil, fmt.Errorf("no parameters")
+	}
+	if err := wantInputs(in, 4*n+3); err != nil {
+		return nil, err
+	}
+	for i := 0; i < n; i++ {
+		for _, h := range []int{4 * n, 4*n + 1} {
+			if _, err := o.AdamW.Outputs([]Spec{in[i], in[n+i], in[2*n+i], in[3*n+i], in[h], in[4*n+2]}); err != nil {
+				return nil, fmt.Errorf("parameter %d: %w", i, err)
+			}
+		}
+	}
+	return []Spec{}, nil
+}
+
+// Reference implements Op: AdamW.Reference per parameter.
+func (o AdamWGroup) Reference(in []*Host) ([]*Host, error) {
+	n := len(o.Decay)
+	for i, d := range o.Decay {
+		h := in[4*n+1]
+		if d {
+			h = in[4*n]
+		}
+		if _, err := o.AdamW.Reference([]*Host{in[i], in[n+i], in[2*n+i], in[3*n+i], h, in[4*n+2]}); err != nil {
+			return nil, err
+		}
+	}
+	return []*Host{}, nil
+}
+
+// Encode implements Op: one AdamW dispatch (two with an n mod 4 tail) per
+// run of packed neighbours with the same decay setting.
+func (o AdamWGroup) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	n := len(o.Decay)
+	groups := [][]*gpu.Buffer{in[:n], in[n : 2*n], in[2*n : 3*n], in[3*n : 4*n]}
+	for _, r := range packedRuns(dev, groups, func(i int) bool { return o.Decay[i] != o.Decay[i-1] }) {
+		h := in[4*n+1]
+		if o.Decay[r[0]] {
+			h = in[4*n]
+		}
+		args := make([]*gpu.Buffer, 0, 6)
+		for _, pad := range []bool{true, false} {
+			args = args[:0]
+			for _, g := range groups {
+				s, err := packedSpan(dev, g[r[0]:r[1]], pad)
+				if err != nil {
+					return err
+				}
+				args = append(args, s)
+			}
+			if args[0].Len() == args[1].Len() && args[0].Len() == args[2].Len() && args[0].Len() == args[3].Len() {
+				break
+			}
+		}
+		if err := o.AdamW.Encode(dev, rec, append(args, h, in[4*n+2]), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SumSquaresGroup is y = Σ x² over all its inputs (f32, any shapes), shape
+// (1): the squared global gradient norm in one pass where the executor
+// packed the inputs into one buffer (it is a Packer; the zero padding
+// between slots adds nothing), else one SumSquares per run of packed
+// neighbours into scratch and a final sum of those.
+type SumSquaresGroup struct {
+	// Variant is SumSquares' kernel variant.
+	Variant int
+}
+
+// Name implements Op.
+func (SumSquaresGroup) Name() string { return "sum_squares_group" }
+
+// Packs implements Packer: all inputs, in order.
+func (SumSquaresGroup) Packs(inputs int) [][]int { return [][]int{seq(inputs)} }
+
+// Outputs implements Op.
+func (SumSquaresGroup) Outputs(in []Spec) ([]Spec, error) {
+	if len(in) == 0 {
+		return nil, fmt.Errorf("no inputs")
+	}
+	for i, s := range in {
+		if s.DType != gpu.F32 {
+			return nil, fmt.Errorf("input %d: want f32, got %s", i, s)
+		}
+	}
+	return []Spec{F32(1)}, nil
+}
+
+// Reference implements Op.
+func (SumSquaresGroup) Reference(in []*Host) ([]*Host, error) {
+	y := NewHost(F32(1))
+	for _, h := range in {
+		for _, v := range h.Data {
+			y.Data[0] += v * v
+		}
+	}
+	return []*Host{y}, nil
+}
+
+// Encode implements Op.
+func (o SumSquaresGroup) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	runs := packedRuns(dev, [][]*gpu.Buffer{in}, nil)
+	ss := SumSquares{Variant: o.Variant}
+	if len(runs) == 1 {
+		s, err := packedSpan(dev, in, true)
+		if err != nil {
+			return err
+		}
+		return ss.Encode(dev, rec, []*gpu.Buffer{s}, out)
+	}
+	// One partial sum per run, each in its own aligned slot of a zeroed
+	// scratch buffer, then sumsq_final adds the whole buffer (gaps are 0).
+	stride := max(1, int(dev.Limits.MinStorageBufferOffsetAlignment)/4)
+	slots, err := rec.Scratch("sum_squares_group.runs", gpu.F32, len(runs)*stride)
+	if err != nil {
+		return err
+	}
+	for i, r := range runs {
+		s, err := packedSpan(dev, in[r[0]:r[1]], true)
+		if err != nil {
+			return err
+		}
+		y, err := slots.View("sum_squares_group.run", gpu.F32, uint64(i*stride*4), 1)
+		if err != nil {
+			return err
+		}
+		if err := ss.Encode(dev, rec, []*gpu.Buffer{s}, []*gpu.Buffer{y}); err != nil {
+			return err
+		}
+	}
+	k, err := kernel(dev, "optim", "sumsq_final", "sumsq_final", []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, true, optimConsts)
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(k, [3]uint32{1, 1, 1}, []uint32{0, 0, uint32(len(runs) * stride), 0}, slots, slots, out[0])
+}
+
+// packedRuns splits tensors 0…n−1 (the same count in every group) into
+// maximal runs [a, b) where, in every group, each tensor starts where the
+// previous one's slot ends: the same GPU buffer, at the previous view's
+// end rounded up to the storage offset alignment, as GPU.pack places them,
+// and the run within one storage binding. brk(i) true also starts a run
+// at i. Padding between such views is zero only because pack allocated it
+// so; other placements never put two persistent tensors at those offsets.
+func packedRuns(dev *gpu.Device, groups [][]*gpu.Buffer, brk func(i int) bool) [][2]int {
+	align := uint64(max(4, dev.Limits.MinStorageBufferOffsetAlignment))
+	limit := dev.Limits.MaxStorageBufferBindingSize
+	n := len(groups[0])
+	var runs [][2]int
+	start := 0
+	for i := 1; i <= n; i++ {
+		cont := i < n && (brk == nil || !brk(i))
+		for _, g := range groups {
+			if !cont {
+				break
+			}
+			a, b := g[i-1], g[i]
+			end := (a.Offset() + a.Bytes() + align - 1) / align * align
+			cont = a.Root() == b.Root() && b.Offset() == end &&
+				b.Offset()+b.Bytes()-g[start].Offset() <= limit
+		}
+		if !cont {
+			runs = append(runs, [2]int{start, i})
+			start = i
+		}
+	}
+	return runs
+}
+
+// packedSpan is one f32 view over a run of packed views (see packedRuns),
+// with pad through the last one's padding where its buffer has it (so the
+// span is whole vec4s and AdamW needs no tail dispatch).
+func packedSpan(dev *gpu.Device, run []*gpu.Buffer, pad bool) (*gpu.Buffer, error) {
+	if len(run) == 1 && (!pad || run[0].Root() == run[0]) {
+		return run[0], nil
+	}
+	align := uint64(max(4, dev.Limits.MinStorageBufferOffsetAlignment))
+	first, last := run[0], run[len(run)-1]
+	end := last.Offset() + last.Bytes()
+	if padded := (end + align - 1) / align * align; pad && padded <= last.Root().Bytes() &&
+		padded-first.Offset() <= dev.Limits.MaxStorageBufferBindingSize {
+		end = padded
+	}
+	return last.Root().View(first.Name+"+", gpu.F32, first.Offset(), int(end-first.Offset())/4)
+}

@@ -26,7 +26,11 @@ type Plan struct {
 	ArenaBytes, NaiveBytes uint64
 	// OwnBytes is what the activations kept outside the arena take.
 	OwnBytes uint64
-	align    uint64
+	// Packs lists groups of persistent tensors (parameters, state, or
+	// activations kept outside the arena) that the plan's ops want laid
+	// out one after another in one buffer, in order (see Packer).
+	Packs [][]*Tensor
+	align uint64
 }
 
 // Bytes is a tensor's size rounded up to the plan's alignment.
@@ -85,6 +89,15 @@ func (g *Graph) Plan(outputs []*Tensor, align uint64) (*Plan, error) {
 			}
 		}
 		p.Nodes = append(p.Nodes, n)
+		if pk, ok := n.Op.(Packer); ok {
+			for _, grp := range pk.Packs(len(n.In)) {
+				ts := make([]*Tensor, len(grp))
+				for j, k := range grp {
+					ts[j] = n.In[k]
+				}
+				p.Packs = append(p.Packs, ts)
+			}
+		}
 	}
 	// Lifetimes. An accumulating op's output 0 shares its last input's
 	// storage, so the two form one lifetime; that input must die there.
@@ -277,4 +290,15 @@ type InPlace interface {
 func updatesInPlace(n *Node) bool {
 	u, ok := n.Op.(InPlace)
 	return ok && len(u.Updates()) > 0
+}
+
+// Packer is implemented by ops that run faster when groups of their inputs
+// sit one after another in one buffer (a multi-tensor optimizer step then
+// binds all parameters as one range). Packs lists each group as input
+// indices, in layout order, given the node's number of inputs. It is a layout wish, not a requirement: the
+// GPU executor packs what it can (each tensor's slot rounded up to the
+// storage offset alignment, the padding zero, a buffer no larger than one
+// storage binding) and the op must still run on tensors it did not pack.
+type Packer interface {
+	Packs(inputs int) [][]int
 }

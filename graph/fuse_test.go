@@ -1,0 +1,44 @@
+package graph_test
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/internal/optest"
+)
+
+// A hidden tensor read by three linear layers, one weight used twice (as
+// tied embeddings are): FuseAccumulate folds the gradient sums into the
+// matmuls that feed them, and the fused graph's gradients still match the
+// reference on the GPU and finite differences on the reference, on sizes
+// that are not multiples of the tiles.
+func TestFuseAccumulateFoldsGradientSumsIntoMatMuls(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, sh := range [][3]int{{13, 6, 5}, {17, 8, 12}, {1, 3, 1}} {
+		rows, d, o := sh[0], sh[1], sh[2]
+		g := graph.New()
+		x := g.Input("x", graph.F32(rows, d))
+		w0 := g.Param("w0", graph.F32(d, d))
+		w1 := g.Param("w1", graph.F32(o, d))
+		w2 := g.Param("w2", graph.F32(o+2, d))
+		nt := graph.MatMul{TransB: true}
+		h := g.Apply1(nt, x, w0)
+		y1 := g.Apply1(nt, h, w1)
+		y2 := g.Apply1(nt, h, w2)
+		y3 := g.Apply1(nt, g.Apply1(graph.Scale{Factor: 0.5}, h), w1)
+		loss := g.Apply1(graph.Add{}, g.Apply1(graph.SumSquares{}, y1),
+			g.Apply1(graph.Add{}, g.Apply1(graph.SumSquares{}, y2), g.Apply1(graph.SumSquares{}, y3)))
+		require.NoError(t, g.Backward(loss))
+		before := len(g.Nodes)
+		keep := []*graph.Tensor{loss, w0.Grad, w1.Grad, w2.Grad}
+		n := g.FuseAccumulate(keep...)
+		// h's gradient: three products summed (2 folds); w1's: two (1 fold).
+		require.Equal(t, 3, n)
+		require.Equal(t, before-n, len(g.Nodes))
+		optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1,
+			Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 5})
+	}
+}
