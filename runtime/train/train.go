@@ -82,6 +82,11 @@ const (
 // New builds the training step for cfg on a task. dev may be nil for the
 // reference executor. totalSteps sets the length of the cosine schedule.
 func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.Device, totalSteps int) (*Trainer, error) {
+	return NewWith(cfg, task, executor, dev, totalSteps, Options{})
+}
+
+// NewWith is New with build options.
+func NewWith(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.Device, totalSteps int, opt Options) (*Trainer, error) {
 	tc := config.TrainingConfig{}
 	if cfg.Training != nil {
 		tc = *cfg.Training
@@ -114,26 +119,8 @@ func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.De
 		if p.Grad == nil {
 			return nil, fmt.Errorf("parameter %s gets no gradient", p.Name)
 		}
-		ss := g.Apply1(graph.SumSquares{}, p.Grad)
-		if t.gradNorm2 == nil {
-			t.gradNorm2 = ss
-		} else {
-			t.gradNorm2 = g.Apply1(graph.Add{}, t.gradNorm2, ss)
-		}
 	}
-	t.hyperDecay = g.Input("opt.hyper.decay", graph.F32(4))
-	t.hyperNo = g.Input("opt.hyper.no_decay", graph.F32(4))
-	for _, p := range params {
-		mm := g.State("opt.m."+p.Name, p.Spec)
-		vv := g.State("opt.v."+p.Name, p.Spec)
-		t.moments[p] = [2]*graph.Tensor{mm, vv}
-		h := t.hyperNo
-		if !p.NoDecay || (tc.DecayEmbeddings && p.Role == "embedding") {
-			h = t.hyperDecay
-			t.decayed[p] = true
-		}
-		g.Apply(t.opt, p, p.Grad, mm, vv, h, t.gradNorm2)
-	}
+	t.addOptimizer(g, params, opt)
 	if err := g.Err(); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,61 @@
+package train_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/assets"
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/tasks"
+	"github.com/moegpu/moegpu/runtime/train"
+)
+
+// BenchmarkTrainStep times whole training steps of every shipped config on
+// the test adapter and records the dispatches one step submits
+// (dispatches/step), with the flat optimizer (group) and the per-parameter
+// one it replaced (per_param), so a regression in either shows up:
+//
+//	GODEBUG=asyncpreemptoff=1 go test ./runtime/train -run '^$' -bench TrainStep -benchtime 10x
+//
+// tiny configs train on reverse, small-dense on add (as the README's runs).
+func BenchmarkTrainStep(b *testing.B) {
+	dev := gputest.Device(b)
+	for _, name := range assets.Configs() {
+		name = strings.TrimSuffix(name, ".json")
+		raw, ok := assets.Config(name)
+		require.True(b, ok, name)
+		cfg, err := config.Parse(raw)
+		require.NoError(b, err)
+		taskName := "reverse"
+		if strings.HasPrefix(name, "small") {
+			taskName = "add"
+		}
+		task, err := tasks.ByName(taskName)
+		require.NoError(b, err)
+		for _, o := range []struct {
+			name string
+			opt  train.Options
+		}{{"group", train.Options{}}, {"per_param", train.Options{PerParameterOptimizer: true}}} {
+			b.Run(name+"/"+o.name, func(b *testing.B) {
+				tr, err := train.NewWith(cfg, task, train.GPU, dev, 1000, o.opt)
+				require.NoError(b, err)
+				defer tr.Close()
+				require.NoError(b, tr.Init())
+				_, err = tr.StepOnce() // first-use costs (pipelines, staging) out of the way
+				require.NoError(b, err)
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := tr.StepOnce(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(tr.Exec.(*graph.GPU).Dispatches()), "dispatches/step")
+				b.ReportMetric(float64(cfg.Training.BatchSize*cfg.Training.SeqLen)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+			})
+		}
+	}
+}
