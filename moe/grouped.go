@@ -34,7 +34,8 @@ import (
 // The GPU never reads seg back: grids cover all R rows and workgroups whose
 // rows lie outside every segment write zeros and exit. The reference checks
 // seg and returns an error for a malformed one; on the GPU a malformed seg
-// gives undefined rows (never an out-of-bounds access).
+// gives undefined values (stores stay inside y and dW; a segment reaching
+// past R reads what the adapter's bounds checks give).
 //
 // A weight stack larger than one storage binding (BindingLimit, else the
 // adapter's maxStorageBufferBindingSize) is split into views of whole
@@ -99,7 +100,7 @@ type GroupedWeightGrad struct {
 // window kernels run 16 invocations of 8 rows × 8 columns.
 const (
 	grpTM, grpTNV, grpWGX, grpWGY = 8, 2, 8, 8
-	grpUboTN, grpUboWGX           = 4, 16
+	grpUboTN, grpUboWGX           = 8, 16
 	grpScalarWGX, grpScalarWGY    = 16, 4
 )
 
