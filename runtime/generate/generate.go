@@ -83,6 +83,9 @@ func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, opt Options)
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCaches(m, dev); err != nil {
+		return nil, err
+	}
 	align := uint64(256)
 	if dev != nil {
 		align = uint64(dev.Limits.MinStorageBufferOffsetAlignment)
@@ -359,4 +362,22 @@ func (g *Generator) LoadWeights(path string) error {
 		return false
 	}
 	return weights.LoadIgnoring(g.Exec, path, append(g.Params(), g.Model.State()...), mtp)
+}
+
+// checkCaches refuses, before anything is allocated, KV caches larger than
+// one storage binding of dev: allocating them first and failing at the
+// first dispatch that binds them costs memory for nothing (hundreds of MiB
+// for a long max_position_embeddings).
+func checkCaches(m *model.Model, dev *gpu.Device) error {
+	if dev == nil {
+		return nil
+	}
+	limit := dev.Limits.MaxStorageBufferBindingSize
+	for _, c := range m.Caches {
+		if bytes := uint64(c.Len() * c.DType.Size()); bytes > limit {
+			return fmt.Errorf("KV cache %s %v needs %d bytes, over the adapter's %d-byte storage binding limit: %w",
+				c.Name, c.Shape, bytes, limit, gpu.ErrUnsupported)
+		}
+	}
+	return nil
 }
