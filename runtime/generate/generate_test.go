@@ -9,12 +9,10 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moegpu/moegpu/gpu"
-	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/internal/optest"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/generate"
-	"github.com/moegpu/moegpu/runtime/model"
 )
 
 func tiny(t *testing.T) *config.ModelConfig {
@@ -33,46 +31,7 @@ func TestIncrementalDecodingMatchesTheFullForward(t *testing.T) {
 			c := tiny(t)
 			c.AttentionSink = sink
 			c.SlidingWindow = 5
-			L := 23
-			full, err := model.BuildTrain(c, 1, L)
-			require.NoError(t, err)
-			plan, err := full.Graph.Plan([]*graph.Tensor{full.Logits}, 256)
-			require.NoError(t, err)
-			fx, err := graph.NewGPU(dev, plan, nil)
-			require.NoError(t, err)
-			defer fx.Close()
-			gen, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: L})
-			require.NoError(t, err)
-			defer gen.Close()
-
-			rng := rand.New(rand.NewSource(3))
-			byName := map[string][]float64{}
-			for _, p := range full.Params() {
-				byName[p.Name] = optest.Random(rng, p.Spec, -0.3, 0.3).Data
-				require.NoError(t, fx.Set(p, byName[p.Name]))
-			}
-			for _, p := range gen.Params() {
-				require.NoError(t, gen.Exec.Set(p, byName[p.Name]))
-			}
-			tokens, pos := make([]float64, L), make([]float64, L)
-			for i := range tokens {
-				tokens[i] = float64(rng.Intn(c.VocabSize))
-				pos[i] = float64(i)
-			}
-			require.NoError(t, fx.Set(full.Tokens, tokens))
-			require.NoError(t, fx.Set(full.Positions, pos))
-			require.NoError(t, fx.Run())
-			want, err := fx.Get(full.Logits)
-			require.NoError(t, err)
-			V := c.VocabSize
-			for i := 0; i < L; i++ {
-				got, err := gen.Step(int(tokens[i]), i)
-				require.NoError(t, err)
-				// Same f32 math in another order (cached vs full attention).
-				optest.Close(t, fmt.Sprintf("logits at position %d", i), got, want[0][i*V:(i+1)*V], optest.Tol{Atol: 2e-5, Rtol: 1e-4})
-			}
-			_, err = gen.Step(1, L)
-			require.ErrorContains(t, err, "past the")
+			decodingMatchesFullForward(t, dev, c, 23, 3)
 		})
 	}
 }
