@@ -128,44 +128,49 @@ func (c layerCase) buildLayer(rng *rand.Rand) (*graph.Graph, []*graph.Tensor, ma
 }
 
 // timeLayer runs a layer case's plan repeatedly and returns the fastest
-// submission in seconds, and the skip rate the router really produced.
-func timeLayer(dev *gpu.Device, c layerCase, minTime time.Duration) (float64, error) {
+// submission in seconds (wall time) and in this process's CPU time: on a
+// CPU driver the kernels run on the process's own threads, so CPU time
+// counts the work done and is far less disturbed by other load on the
+// machine than wall time.
+func timeLayer(dev *gpu.Device, c layerCase, minTime time.Duration) (float64, float64, error) {
 	g, outs, vals, err := c.buildLayer(rand.New(rand.NewSource(5)))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	plan, err := g.Plan(outs, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	ex, err := graph.NewGPU(dev, plan, nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer ex.Close()
 	for t, v := range vals {
 		if err := ex.Set(t, v); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	best := math.Inf(1)
+	best, bestCPU := math.Inf(1), math.Inf(1)
 	start := time.Now()
 	for n := 0; ; n++ {
-		t0 := time.Now()
+		t0, c0 := time.Now(), cpuSeconds()
 		if err := ex.Run(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if err := dev.Wait(); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		if n > 0 { // the first run compiles and warms up
 			best = math.Min(best, time.Since(t0).Seconds())
+			bestCPU = math.Min(bestCPU, cpuSeconds()-c0)
 		}
 		if n >= 3 && time.Since(start) >= minTime {
-			return best, nil
+			return best, bestCPU, nil
 		}
 	}
 }
+
 
 // runLayers times every layer case and returns their rows; ratios against
 // the case's baseline (the dense FFN, or the MoE layer at skip 0) go in the
@@ -178,7 +183,7 @@ func runLayers(dev *gpu.Device, opt Options, peak Peak, logf func(string, ...any
 			continue
 		}
 		logf("  %-28s %-22s %-40s", c.name, c.shape, c.variant)
-		sec, err := timeLayer(dev, c, opt.MinTime)
+		sec, cpu, err := timeLayer(dev, c, opt.MinTime)
 		if err != nil {
 			logf(" failed: %v\n", err)
 			return nil, fmt.Errorf("%s %s %s: %w", c.name, c.shape, c.variant, err)
@@ -186,17 +191,18 @@ func runLayers(dev *gpu.Device, opt Options, peak Peak, logf func(string, ...any
 		k := Kernel{Name: c.name, Shape: c.shape, Variant: c.variant, Ms: sec * 1e3, GFlops: c.flops / sec / 1e9}
 		k.PctOfPeak = 100 * k.GFlops / peak.FMAGflops
 		key := fmt.Sprintf("%s|%v|%v", c.shape, c.backward, c.opt.ReLU2)
+		k.Note = fmt.Sprintf("cpu %.1f ms", cpu*1e3)
 		switch {
 		case c.dense > 0:
-			base["dense|"+key] = sec
+			base["dense|"+key], base["dense-cpu|"+key] = sec, cpu
 		case c.skip == 0:
-			base["skip0|"+key] = sec
+			base["skip0|"+key], base["skip0-cpu|"+key] = sec, cpu
 			if d, ok := base["dense|"+key]; ok {
-				k.Note = fmt.Sprintf("%.2f× the dense FFN's time", sec/d)
+				k.Note += fmt.Sprintf("; %.2f× the dense FFN's time (cpu %.2f×)", sec/d, cpu/base["dense-cpu|"+key])
 			}
 		default:
 			if s0, ok := base["skip0|"+key]; ok {
-				k.Note = fmt.Sprintf("time %+.0f%% against skip 0", 100*(sec/s0-1))
+				k.Note += fmt.Sprintf("; time %+.0f%% against skip 0 (cpu %+.0f%%)", 100*(sec/s0-1), 100*(cpu/base["skip0-cpu|"+key]-1))
 			}
 		}
 		logf(" %8.3f ms %8.2f GFLOP/s %5.1f%% %s\n", k.Ms, k.GFlops, k.PctOfPeak, k.Note)
