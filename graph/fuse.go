@@ -1,15 +1,18 @@
 package graph
 
-// FuseAccumulate folds sums into the matrix products that feed them: a node
-// y = Add(a, b) where one operand is a MatMul's output that nothing else
-// reads, and the other an activation that nothing else reads, becomes that
-// MatMul accumulating into the other operand (MatMul.Accumulate, so y
-// shares its storage): one dispatch and one pass over y fewer. This is
-// what the backward pass of a tensor feeding several linear layers sums
-// (the input gradients of q/k/v, of gate/up, of tied embeddings). Tensors
-// in keep (outputs the caller will read) are never folded away or
-// overwritten. Call it after Backward and before Plan; it returns the
-// number of sums folded. The graph computes the same values (up to f32
+import "slices"
+
+// FuseAccumulate folds sums into the ops that feed them: a node y = Add(a,
+// b) where one operand is output 0 of an op with an accumulating form
+// (MatMul, RMSNormBackward) that nothing else reads, and the other an
+// activation that no later node reads, becomes that op accumulating into
+// the other operand (its Accumulate flag, so y shares that operand's
+// storage): one dispatch and one pass over y fewer. This is what the
+// backward pass sums: the input gradients of q/k/v, of gate/up and of tied
+// embeddings (matmuls), and the residual stream's gradient with each
+// norm's. Tensors in keep (outputs the caller will read) are never folded
+// away or overwritten. Call it after Backward and before Plan; it returns
+// the number of sums folded. The graph computes the same values (up to f32
 // rounding order on the GPU); not calling it is the unfused path.
 func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 	if g.err != nil {
@@ -25,9 +28,29 @@ func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 			uses[in]++
 		}
 	}
+	// readLater reports whether a node after node i reads t.
+	readLater := func(t *Tensor, i int) bool {
+		for _, m := range g.Nodes[i+1:] {
+			if slices.Contains(m.In, t) {
+				return true
+			}
+		}
+		return false
+	}
+	// consumersAfter reports whether every reader of t comes after node i.
+	consumersAfter := func(t *Tensor, i int) bool {
+		for _, m := range g.Nodes[:i+1] {
+			for _, in := range m.In {
+				if in == t {
+					return false
+				}
+			}
+		}
+		return true
+	}
 	removed := map[*Node]bool{}
 	fused := 0
-	for _, n := range g.Nodes {
+	for i, n := range g.Nodes {
 		if _, ok := n.Op.(Add); !ok || len(n.In) != 2 {
 			continue
 		}
@@ -37,17 +60,31 @@ func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 			if pn == nil || p == acc || removed[pn] {
 				continue
 			}
-			mm, ok := pn.Op.(MatMul)
-			if !ok || mm.Accumulate || len(pn.Out) != 1 || uses[p] != 1 || kept[p] {
+			op, ok := accumulating(pn.Op)
+			if !ok || p.out != 0 || uses[p] != 1 || kept[p] {
 				continue
 			}
-			if acc.Kind != Activation || uses[acc] != 1 || kept[acc] || acc.DType != n.Out[0].DType ||
-				numel(acc.Shape) != numel(n.Out[0].Shape) {
+			// acc is overwritten here: nothing may read it later (earlier
+			// readers are done with it), and the folded op must not read it.
+			if acc.Kind != Activation || kept[acc] || acc.DType != n.Out[0].DType ||
+				numel(acc.Shape) != numel(n.Out[0].Shape) || readLater(acc, i) || slices.Contains(pn.In, acc) {
 				continue
 			}
-			mm.Accumulate = true
-			n.Op = mm
-			n.In = []*Tensor{pn.In[0], pn.In[1], acc}
+			// The producer's other outputs move to the Add's place: every
+			// reader of them must come later.
+			later := true
+			for _, o := range pn.Out[1:] {
+				later = later && consumersAfter(o, i)
+			}
+			if !later {
+				continue
+			}
+			n.Op = op
+			n.In = append(append([]*Tensor{}, pn.In...), acc)
+			for _, o := range pn.Out[1:] {
+				o.node = n
+				n.Out = append(n.Out, o)
+			}
 			removed[pn] = true
 			uses[p] = 0
 			fused++
@@ -64,4 +101,22 @@ func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 		g.Nodes = nodes
 	}
 	return fused
+}
+
+// accumulating returns the accumulating form of an op (output 0 added into
+// an extra last input), if it has one and is not already in it.
+func accumulating(op Op) (Op, bool) {
+	switch o := op.(type) {
+	case MatMul:
+		if !o.Accumulate {
+			o.Accumulate = true
+			return o, true
+		}
+	case RMSNormBackward:
+		if !o.Accumulate {
+			o.Accumulate = true
+			return o, true
+		}
+	}
+	return nil, false
 }

@@ -42,3 +42,36 @@ func TestFuseAccumulateFoldsGradientSumsIntoMatMuls(t *testing.T) {
 			Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 5})
 	}
 }
+
+// A pre-norm residual block, r = h + (RMSNorm(h)·W₁ᵀ), as the model's: the
+// residual gradient is read by the block's backward first, then summed
+// with the norm's dx, which FuseAccumulate folds into RMSNormBackward
+// (besides h's own matmul sum: none here). Gradients still match the
+// reference and finite differences.
+func TestFuseAccumulateFoldsTheResidualGradientIntoTheNormBackward(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, sh := range [][2]int{{13, 6}, {9, 8}} {
+		rows, d := sh[0], sh[1]
+		g := graph.New()
+		x := g.Input("x", graph.F32(rows, d))
+		w0 := g.Param("w0", graph.F32(d, d))
+		w1 := g.Param("w1", graph.F32(d, d))
+		gain := g.Param("gain", graph.F32(d))
+		nt := graph.MatMul{TransB: true}
+		h := g.Apply1(nt, x, w0)
+		n := g.Apply(graph.RMSNorm{}, h, gain)[0]
+		r := g.Apply1(graph.Add{}, h, g.Apply1(nt, n, w1))
+		loss := g.Apply1(graph.SumSquares{}, r)
+		require.NoError(t, g.Backward(loss))
+		require.Equal(t, 1, g.FuseAccumulate(loss, w0.Grad, w1.Grad, gain.Grad))
+		folded := false
+		for _, nd := range g.Nodes {
+			if o, ok := nd.Op.(graph.RMSNormBackward); ok && o.Accumulate {
+				folded = true
+			}
+		}
+		require.True(t, folded, "the residual sum should fold into rmsnorm_backward")
+		optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1,
+			Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 7})
+	}
+}

@@ -126,18 +126,33 @@ func vec4Suffix(n int) string {
 // over rows of dy·x·rstd, computed by a second kernel that reduces each
 // column over the rows in a fixed order, so it is deterministic and needs
 // no atomics. Callers that must accumulate add it with AddInto.
+//
+// With Accumulate, dx is added into its previous value (dx += …), which is
+// then a fifth input (see Accumulator): how FuseAccumulate folds the
+// residual stream's gradient sum into the norm's backward.
 type RMSNormBackward struct {
 	// Variant selects the kernels as in RMSNorm.
-	Variant int
+	Variant    int
+	Accumulate bool
 }
+
+// Accumulates implements Accumulator.
+func (op RMSNormBackward) Accumulates() bool { return op.Accumulate }
 
 // Name implements Op.
 func (RMSNormBackward) Name() string { return "rmsnorm_backward" }
 
 // Outputs implements Op.
-func (RMSNormBackward) Outputs(in []Spec) ([]Spec, error) {
-	if err := wantInputs(in, 4); err != nil {
+func (op RMSNormBackward) Outputs(in []Spec) ([]Spec, error) {
+	n := 4
+	if op.Accumulate {
+		n = 5
+	}
+	if err := wantInputs(in, n); err != nil {
 		return nil, err
+	}
+	if op.Accumulate && (in[4].DType != gpu.F32 || numel(in[4].Shape) != numel(in[0].Shape)) {
+		return nil, fmt.Errorf("accumulator %s does not match dx %s", in[4], in[0])
 	}
 	x, g, rstd, dy := in[0], in[1], in[2], in[3]
 	rs, err := rmsnormCheck(x, g)
@@ -154,9 +169,13 @@ func (RMSNormBackward) Outputs(in []Spec) ([]Spec, error) {
 }
 
 // Reference implements Op.
-func (RMSNormBackward) Reference(in []*Host) ([]*Host, error) {
+func (op RMSNormBackward) Reference(in []*Host) ([]*Host, error) {
 	x, g, rstd, dy := in[0], in[1], in[2], in[3]
 	dx, dg := NewHost(x.Spec), NewHost(g.Spec)
+	var prev []float64
+	if op.Accumulate {
+		prev = in[4].Data
+	}
 	rows, d := rowwiseSplit(x.Shape)
 	for r := 0; r < rows; r++ {
 		rs := rstd.Data[r]
@@ -167,6 +186,9 @@ func (RMSNormBackward) Reference(in []*Host) ([]*Host, error) {
 		for j := 0; j < d; j++ {
 			i := r*d + j
 			dx.Data[i] = rs*g.Data[j]*dy.Data[i] - x.Data[i]*rs*rs*rs/float64(d)*dot
+			if prev != nil {
+				dx.Data[i] += prev[i]
+			}
 			dg.Data[j] += dy.Data[i] * x.Data[i] * rs
 		}
 	}
@@ -181,7 +203,11 @@ func (op RMSNormBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*
 		return err
 	}
 	bind := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
-	params := []uint32{uint32(rows), uint32(d), 0, 0}
+	acc := uint32(0)
+	if op.Accumulate {
+		acc = 1
+	}
+	params := []uint32{uint32(rows), uint32(d), 0, acc}
 	dxEntry, dgEntry := "rmsnorm_bwd_wg", "rmsnorm_dg_wg"
 	dgGrid := dev.Grid1D(gpu.CeilDiv(d, rmsnormDGCols))
 	if v == RowwiseSerial {

@@ -154,3 +154,38 @@ func BenchmarkRMSNormBackward1024x1024(b *testing.B) {
 		})
 	}
 }
+
+// With Accumulate, dx is added into the previous value (every variant, odd
+// widths and the vec4 path), dg is unchanged, and the reference adds the
+// previous value exactly.
+func TestRMSNormBackwardAccumulatesDxIntoThePreviousValue(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, v := range rowwiseVariants {
+		for _, shape := range rmsnormShapes {
+			t.Run(fmt.Sprintf("variant%d/%v", v, shape), func(t *testing.T) {
+				rng := rand.New(rand.NewSource(5))
+				x, g := rmsnormInputs(rng, shape)
+				rstd := optest.MustRef(t, graph.RMSNorm{}, x, g)[1]
+				for i := range rstd.Data {
+					rstd.Data[i] = float64(float32(rstd.Data[i]))
+				}
+				dy := optest.Random(rng, graph.F32(shape...), -1, 1)
+				prev := optest.Random(rng, graph.F32(shape...), -1, 1)
+				plain := optest.MustRef(t, graph.RMSNormBackward{Variant: v}, x, g, rstd, dy)
+				op := graph.RMSNormBackward{Variant: v, Accumulate: true}
+				want := optest.MustRef(t, op, x, g, rstd, dy, prev)
+				sum := make([]float64, len(prev.Data))
+				for i := range sum {
+					sum[i] = plain[0].Data[i] + prev.Data[i]
+				}
+				optest.Close(t, "reference dx", want[0].Data, sum, optest.Tol{Atol: 1e-12})
+				got, err := graph.RunOp(dev, op, x, g, rstd, dy, prev)
+				if err != nil {
+					t.Fatal(err)
+				}
+				optest.Close(t, "dx", got[0].Data, want[0].Data, rmsnormDxTol)
+				optest.Close(t, "dg", got[1].Data, want[1].Data, rmsnormDgTol)
+			})
+		}
+	}
+}

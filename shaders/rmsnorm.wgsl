@@ -6,6 +6,7 @@
 // rstd is an output of the forward, kept for the backward (as llm.c keeps
 // layernorm's mean and rstd).
 //
+// dx is written (=), or added into (+=) when pb.acc = 1.
 // dg is a plain write (=), not an accumulation: a separate kernel
 // (rmsnorm_dg_*) sums over rows per column in a fixed order, so the result
 // is deterministic without atomics.
@@ -30,7 +31,7 @@ struct Params {
   rows: u32,  // product of every axis of x but the last
   d: u32,     // length of the last axis
   eps: f32,   // added to mean(x²) (forward only)
-  _p0: u32,
+  acc: u32,   // backward dx entries: 1 adds into dx (dx += …, graph.RMSNormBackward.Accumulate), 0 writes it
 }
 
 // Each entry point uses one of the binding sets below; sets share binding
@@ -111,7 +112,10 @@ fn rmsnorm_bwd_rows(@builtin(workgroup_id) wid: vec3<u32>,
   var dot = 0.0;
   for (var j = 0u; j < n; j++) { dot += g[j] * dy[base + j] * x[base + j]; }
   let c = rs * rs * rs * dot / f32(n);
-  for (var j = 0u; j < n; j++) { dx[base + j] = rs * g[j] * dy[base + j] - c * x[base + j]; }
+  for (var j = 0u; j < n; j++) {
+    let v = rs * g[j] * dy[base + j] - c * x[base + j];
+    if (pb.acc != 0u) { dx[base + j] += v; } else { dx[base + j] = v; }
+  }
 }
 
 @compute @workgroup_size(ROW_WG)
@@ -126,7 +130,10 @@ fn rmsnorm_bwd_rows4(@builtin(workgroup_id) wid: vec3<u32>,
   var dot4 = vec4<f32>(0.0);
   for (var j = 0u; j < n; j++) { dot4 += g4[j] * dy4[base + j] * x4[base + j]; }
   let c = rs * rs * rs * hsum(dot4) / f32(pb.d);
-  for (var j = 0u; j < n; j++) { dx4[base + j] = rs * g4[j] * dy4[base + j] - c * x4[base + j]; }
+  for (var j = 0u; j < n; j++) {
+    let v = rs * g4[j] * dy4[base + j] - c * x4[base + j];
+    if (pb.acc != 0u) { dx4[base + j] += v; } else { dx4[base + j] = v; }
+  }
 }
 
 // One invocation per column. Rows go round-robin into four partial sums
@@ -198,7 +205,10 @@ fn rmsnorm_bwd_wg(@builtin(workgroup_id) wid: vec3<u32>,
   var dot = 0.0;
   for (var j = lid; j < n; j += RED_WG) { dot += g[j] * dy[base + j] * x[base + j]; }
   let c = rs * rs * rs * wg_sum(lid, dot) / f32(n);
-  for (var j = lid; j < n; j += RED_WG) { dx[base + j] = rs * g[j] * dy[base + j] - c * x[base + j]; }
+  for (var j = lid; j < n; j += RED_WG) {
+    let v = rs * g[j] * dy[base + j] - c * x[base + j];
+    if (pb.acc != 0u) { dx[base + j] += v; } else { dx[base + j] = v; }
+  }
 }
 
 // Invocation lid handles column DG_COLS·block + lid % DG_COLS and rows
