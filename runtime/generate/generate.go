@@ -155,6 +155,12 @@ func (g *Generator) Step(token, pos int) ([]float64, error) {
 // feed runs one decode step of m over tokens at positions pos… and, when
 // read is set, returns the logits of the last token (the only readback).
 func (g *Generator) feed(m *model.Model, ex graph.Executor, tokens []int, pos int, read bool) ([]float64, error) {
+	return g.feedRow(m, ex, tokens, pos, read, len(tokens)-1)
+}
+
+// feedRow is feed returning the logits of token row (a chunk padded past
+// the prompt's end reads the prompt's last row).
+func (g *Generator) feedRow(m *model.Model, ex graph.Executor, tokens []int, pos int, read bool, row int) ([]float64, error) {
 	if pos+len(tokens) > g.MaxSeq {
 		return nil, fmt.Errorf("generate: position %d is past the %d positions this generator holds", pos+len(tokens)-1, g.MaxSeq)
 	}
@@ -185,8 +191,8 @@ func (g *Generator) feed(m *model.Model, ex graph.Executor, tokens []int, pos in
 		return nil, err
 	}
 	V := m.Config.VocabSize
-	logits := out[0][(len(tokens)-1)*V:]
-	if err := checkLogits(logits, pos+len(tokens)-1); err != nil {
+	logits := out[0][row*V : (row+1)*V]
+	if err := checkLogits(logits, pos+row); err != nil {
 		return nil, err
 	}
 	return logits, nil
@@ -226,6 +232,16 @@ func (g *Generator) Prefill(prompt []int) ([]float64, error) {
 				return nil, err
 			}
 		}
+	}
+	// A rest of two or more tokens goes as one chunk padded past the
+	// prompt's end, where the positions allow: the padding's cache entries
+	// lie past the prompt and are overwritten by the tokens generated there
+	// before any query attends to them (a ring holds window + chunk − 1
+	// slots, so the chunk overwrites nothing a later query needs).
+	if rest := len(prompt) - pos; g.preExec != nil && rest >= 2 && pos+g.prefill.Seq <= g.MaxSeq {
+		chunk := make([]int, g.prefill.Seq)
+		copy(chunk, prompt[pos:])
+		return g.feedRow(g.prefill, g.preExec, chunk, pos, true, rest-1)
 	}
 	for ; pos < len(prompt); pos++ {
 		last := pos == len(prompt)-1

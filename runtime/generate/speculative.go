@@ -356,10 +356,24 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 			return nil, st, err
 		}
 	}
+	lastRow, lastM, lastEx := 0, s.prefill, s.preEx
+	if rest := len(prompt) - pos; rest >= 2 && pos+PrefillChunk <= s.maxSeq {
+		// The rest as one padded chunk (see Generator.Prefill).
+		chunk := make([]int, PrefillChunk)
+		copy(chunk, prompt[pos:])
+		if next, err = s.feedMain(s.prefill, s.preEx, chunk, pos); err != nil {
+			return nil, st, err
+		}
+		next, lastRow = next[:rest], rest-1
+		pos = len(prompt)
+	} else if pos == len(prompt) {
+		lastRow = PrefillChunk - 1
+	}
 	for ; pos < len(prompt); pos++ {
 		if next, err = s.feedMain(s.step, s.stepEx, prompt[pos:pos+1], pos); err != nil {
 			return nil, st, err
 		}
+		lastRow, lastM, lastEx = 0, s.step, s.stepEx
 	}
 	first := next[len(next)-1]
 	if !sp.Greedy() {
@@ -369,16 +383,12 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 		if err := s.sampler(sp); err != nil {
 			return nil, st, err
 		}
-		m, ex := s.step, s.stepEx
-		if len(prompt)%PrefillChunk == 0 {
-			m, ex = s.prefill, s.preEx // the last feed was a whole prefill chunk
-		}
-		lg, err := ex.Get(m.Logits)
+		lg, err := lastEx.Get(lastM.Logits)
 		if err != nil {
 			return nil, st, err
 		}
 		V := s.cfg.VocabSize
-		row := lg[0][(m.Seq-1)*V:]
+		row := lg[0][lastRow*V : (lastRow+1)*V]
 		if err := checkLogits(row, len(prompt)-1); err != nil {
 			return nil, st, err
 		}
