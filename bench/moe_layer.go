@@ -171,7 +171,6 @@ func timeLayer(dev *gpu.Device, c layerCase, minTime time.Duration) (float64, fl
 	}
 }
 
-
 // runLayers times every layer case and returns their rows; ratios against
 // the case's baseline (the dense FFN, or the MoE layer at skip 0) go in the
 // note.

@@ -23,7 +23,9 @@ func TestConcatAndSplitColumnsMatchReferenceAndFiniteDifferences(t *testing.T) {
 				optest.Close(t, "split(concat(x1, x2)) = x1", parts[0].Data, x1.Data, optest.Tol{})
 				optest.Close(t, "split(concat(x1, x2)) = x2", parts[1].Data, x2.Data, optest.Tol{})
 				w := optest.Random(rng, y.Spec, -1, 1)
-				loss := func(in []*graph.Host) float64 { return optest.Dot(optest.MustRef(t, graph.ConcatCols{}, in...)[0].Data, w.Data) }
+				loss := func(in []*graph.Host) float64 {
+					return optest.Dot(optest.MustRef(t, graph.ConcatCols{}, in...)[0].Data, w.Data)
+				}
 				grads := func([]*graph.Host) []*graph.Host { return optest.MustRef(t, graph.SplitCols{A: ab[0]}, w) }
 				optest.CheckGrad(t, "concat", []*graph.Host{x1, x2}, []int{0, 1}, loss, grads, optest.GradTol)
 			})

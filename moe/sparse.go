@@ -28,7 +28,9 @@ func (s SparseDown) dense() GroupedMatMul { return GroupedMatMul{Experts: s.Expe
 func (s SparseDown) Outputs(in []graph.Spec) ([]graph.Spec, error) { return s.dense().Outputs(in) }
 
 // Reference implements graph.Op: the dense product.
-func (s SparseDown) Reference(in []*graph.Host) ([]*graph.Host, error) { return s.dense().Reference(in) }
+func (s SparseDown) Reference(in []*graph.Host) ([]*graph.Host, error) {
+	return s.dense().Reference(in)
+}
 
 // Encode implements graph.Op: compaction, then the sparse product.
 func (s SparseDown) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {

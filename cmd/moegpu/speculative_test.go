@@ -52,7 +52,7 @@ func TestSpeculativeGenerateAndEvalEndToEnd(t *testing.T) {
 	raw, err = os.ReadFile(benchJSON)
 	require.NoError(t, err)
 	require.Contains(t, string(raw), "decode_speculative")
-		// Sampling: the rejection rule.
+	// Sampling: the rejection rule.
 	code, _, errs = runCLI("generate", "--checkpoint", out, "--prompt", "abc", "--speculative", "--temperature", "1", "--max-tokens", "6")
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, errs, "sampled with the rejection rule")
