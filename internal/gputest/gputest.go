@@ -5,6 +5,8 @@ package gputest
 
 import (
 	"os"
+
+	"github.com/moegpu/moegpu/internal/preempt"
 	"sync"
 	"testing"
 
@@ -35,4 +37,13 @@ func Device(t testing.TB) *gpu.Device {
 		t.Skipf("no WebGPU device: %v", err)
 	}
 	return dev
+}
+
+// Main runs a GPU test binary's tests with Go's asynchronous preemption
+// off (see package preempt: a preemption signal during a long lavapipe
+// submission can kill the process). Use it as the package's TestMain, or
+// call preempt.Disable first in a TestMain of its own.
+func Main(m *testing.M) {
+	preempt.Disable()
+	os.Exit(m.Run())
 }
