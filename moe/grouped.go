@@ -54,9 +54,8 @@ type GroupedMatMul struct {
 	// adapter's maxStorageBufferBindingSize when > 0 (tests use it to force
 	// splits).
 	BindingLimit uint64
-	// Variant picks the kernel (shaders/moe_grouped.wgsl): 0 automatic (7
-	// on CPU drivers for N ≥ 128 and K ≥ 256 where it applies, else 3 where
-	// K and N are multiples of 4, else 1); 1 one output element per
+	// Variant picks the kernel (shaders/moe_grouped.wgsl): 0 automatic (3
+	// where K and N are multiples of 4, else 1); 1 one output element per
 	// invocation (any sizes); 3 register-blocked, 8 rows × 8 columns per
 	// invocation, vec4 storage loads (K % 4 = 0, N % 4 = 0, else 1); 7 a
 	// workgroup's 8 rows of x read through a 64 KiB uniform window, 8
@@ -383,15 +382,12 @@ func groupedWindow(dev *gpu.Device, x, w, seg, y *gpu.Buffer, R, K, N int) int {
 func (m GroupedMatMul) variant(dev *gpu.Device, K, N int, win int) int {
 	v := m.Variant
 	if v == 0 {
+		// v3 everywhere: on an idle lavapipe at ggml's MUL_MAT_ID shape
+		// (16 experts, top-4, 1024², 512 tokens) v3 ran the forward at
+		// 12.5–17.5 GFLOP/s against v7's 7.9–15.4 in the same runs; for the
+		// input gradient the two were within noise (v3 12.7–14.8, v7
+		// 7.1–16.2). v7 had measured ahead only on a heavily loaded machine.
 		v = 3
-		// On CPU drivers x through uniform windows where every lane of a
-		// workgroup has columns to compute (N ≥ 16 lanes × 8 columns) and
-		// the reduction is long; at the small training shape (K = 64,
-		// N = 32) three quarters of its lanes would idle and v3 measured
-		// twice as fast.
-		if graph.LoopBudget(dev) > 0 && N >= grpUboWGX*grpUboTN && K >= 256 {
-			v = 7
-		}
 	}
 	if v == 7 && win == 0 {
 		v = 3
