@@ -54,6 +54,17 @@ struct Params {
   win_base: u32,  // ubo: row of x at the window's start
   win_from: u32,  // ubo: first row this window stores (earlier rows were stored by the previous window)
   win_to: u32,    // ubo: end of the rows this window stores
+  stride: u32,    // v3 forward: workgroup rows visit row blocks in the order (wid.y · stride) mod nwg.y (> 1, coprime)
+}
+
+// spread maps a workgroup's row index to the row block it computes: a
+// stride coprime with the grid walks every block once, so a driver that
+// hands each thread a contiguous run of workgroups gets real rows and
+// padding mixed (the rows past the last expert, where skipped and dropped
+// tokens would be, sit at the end of the grid).
+fn spread(w: u32, n: u32) -> u32 {
+  if (p.stride <= 1u) { return w; }
+  return (w * p.stride) % n;
 }
 
 // Forward, scalar (gmm_1) and vec4 (the rest) views of the same bindings.
@@ -112,9 +123,11 @@ fn gmm_1(@builtin(global_invocation_id) g: vec3<u32>) {
 // v3, TransW: TM rows × TNV vec4 columns per invocation in registers; W_e
 // rows are the vec4 columns' four output columns (as graph's mm_nt4).
 @compute @workgroup_size(WGX, WGY, 1)
-fn gmm_nt4(@builtin(global_invocation_id) g: vec3<u32>) {
+fn gmm_nt4(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let N4 = p.n / 4u; let K4 = p.k / 4u;
-  let v0 = g.x * TNV; let m0 = p.row_lo + g.y * TM;
+  let gy = spread(wid.y, nwg.y) * WGY + lid.y;
+  let v0 = g.x * TNV; let m0 = p.row_lo + gy * TM;
   if (m0 >= p.row_hi || v0 >= N4) { return; }
   let e = expert_of(m0);
   if (e == NONE && p.zero_pad == 0u) { return; }
@@ -155,9 +168,11 @@ fn gmm_nt4(@builtin(global_invocation_id) g: vec3<u32>) {
 
 // v3, !TransW: as gmm_nt4 with W_e (K, N) read along N (as graph's mm_nn4).
 @compute @workgroup_size(WGX, WGY, 1)
-fn gmm_nn4(@builtin(global_invocation_id) g: vec3<u32>) {
+fn gmm_nn4(@builtin(global_invocation_id) g: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let N4 = p.n / 4u; let K4 = p.k / 4u;
-  let v0 = g.x * TNV; let m0 = p.row_lo + g.y * TM;
+  let gy = spread(wid.y, nwg.y) * WGY + lid.y;
+  let v0 = g.x * TNV; let m0 = p.row_lo + gy * TM;
   if (m0 >= p.row_hi || v0 >= N4) { return; }
   let e = expert_of(m0);
   if (e == NONE && p.zero_pad == 0u) { return; }
