@@ -278,9 +278,6 @@ func TestGroupedWeightsSplitAcrossBindings(t *testing.T) {
 // them through two views.
 func TestGroupedStackLargerThanOneBinding(t *testing.T) {
 	dev := gputest.Device(t)
-	if testing.Short() {
-		t.Skip("uploads and reads back 264 MiB")
-	}
 	const E, D = 33, 1024
 	require.Greater(t, uint64(E*D*D*4), dev.Limits.MaxStorageBufferBindingSize, "the stack must exceed one binding")
 	rng := rand.New(rand.NewSource(7))
