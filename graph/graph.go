@@ -97,6 +97,11 @@ func New() *Graph { return &Graph{names: map[string]bool{}} }
 // straight; check Err once at the end.
 func (g *Graph) Err() error { return g.err }
 
+// Fail records a build error, as a bad shape does: block builders outside
+// graph (layers, moe) report a bad configuration this way and keep going, so
+// model code still reads straight and checks Err once.
+func (g *Graph) Fail(err error) { g.fail(err) }
+
 func (g *Graph) fail(err error) {
 	if g.err == nil {
 		g.err = err

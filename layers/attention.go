@@ -3,7 +3,6 @@ package layers
 import (
 	"fmt"
 
-	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 )
 
@@ -69,7 +68,7 @@ func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, position
 			capacity = a.Window + cache.MaxChunk - 1
 		}
 		if cache.MaxChunk < seq {
-			g.Apply(errOp{fmt.Errorf("%s: chunk bound %d is below this step's %d tokens", prefix, cache.MaxChunk, seq)})
+			g.Fail(fmt.Errorf("%s: chunk bound %d is below this step's %d tokens", prefix, cache.MaxChunk, seq))
 		}
 		st.Capacity = capacity
 		st.K = g.State(prefix+".cache.k", graph.F32(batch, KV, capacity, dh))
@@ -85,11 +84,3 @@ func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, position
 	}
 	return linear(g, prefix+".o_proj", o, H*dh, D, a.OutStd), st
 }
-
-// errOp records a build error in the graph.
-type errOp struct{ err error }
-
-func (e errOp) Name() string                                                          { return "error" }
-func (e errOp) Outputs([]graph.Spec) ([]graph.Spec, error)                            { return nil, e.err }
-func (e errOp) Reference([]*graph.Host) ([]*graph.Host, error)                        { return nil, e.err }
-func (e errOp) Encode(*gpu.Device, *gpu.Recorder, []*gpu.Buffer, []*gpu.Buffer) error { return e.err }

@@ -268,7 +268,7 @@ func (o Gather) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 func (o Gather) Backward(g *graph.Graph, n *graph.Node, dOut []*graph.Tensor) []*graph.Tensor {
 	disp := n.In[1].Producer()
 	if disp == nil || len(disp.Out) != 4 {
-		g.Apply(failOp{fmt.Errorf("moe_gather backward: rowSlot must come from a Dispatch")})
+		g.Fail(fmt.Errorf("moe_gather backward: rowSlot must come from a Dispatch"))
 		return []*graph.Tensor{nil, nil}
 	}
 	dx := g.Apply1(GatherBackward{SlotsPerToken: o.SlotsPerToken, Tokens: n.In[0].Shape[0]}, dOut[0], disp.Out[3])
@@ -326,17 +326,6 @@ func (o GatherBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gp
 		return err
 	}
 	return rec.Dispatch(k, grid(dev, o.Tokens*d), []uint32{uint32(o.Tokens), uint32(d), uint32(o.SlotsPerToken), 0}, in[0], in[1], out[0])
-}
-
-// failOp records a build error in the graph (graph.Apply reports an op's
-// Outputs error through Graph.Err).
-type failOp struct{ err error }
-
-func (f failOp) Name() string                                   { return "error" }
-func (f failOp) Outputs([]graph.Spec) ([]graph.Spec, error)     { return nil, f.err }
-func (f failOp) Reference([]*graph.Host) ([]*graph.Host, error) { return nil, f.err }
-func (f failOp) Encode(*gpu.Device, *gpu.Recorder, []*gpu.Buffer, []*gpu.Buffer) error {
-	return f.err
 }
 
 // vec4Entry picks the vec4 form of a row kernel (entry + "4") when rows of

@@ -93,7 +93,7 @@ type Layer struct {
 func Build(g *graph.Graph, prefix string, x *graph.Tensor, o Options) (*graph.Tensor, *Layer) {
 	l := &Layer{Prefix: prefix, Opt: o}
 	if err := o.validate(); err != nil {
-		g.Apply(failOp{fmt.Errorf("%s: %w", prefix, err)})
+		g.Fail(fmt.Errorf("%s: %w", prefix, err))
 		return x, l
 	}
 	n, d := x.Shape[0], o.Hidden
