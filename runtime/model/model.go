@@ -113,10 +113,9 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 	m := &Model{Config: c, Graph: g, Batch: batch, Seq: seq}
 	n := batch * seq
 	D, H, KV, dh := c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
-	std := c.InitializerRange
-	outStd := std / math.Sqrt(2*float64(c.NumHiddenLayers))
+	std, outStd := initStds(c)
 	eps := float32(c.RMSNormEps)
-	rotary := int(math.Round(c.PartialRotaryFactor*float64(dh)/2)) * 2
+	rotary := rotaryDim(c)
 
 	m.Tokens = g.Input("tokens", graph.U32(n))
 	m.Positions = g.Input("positions", graph.U32(n))
@@ -192,7 +191,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		m.LMLoss, _ = layers.LMLoss(g, m.Logits, m.Targets, m.Weights)
 		m.Loss = m.LMLoss
 		if c.HasMTP() {
-			m.buildMTP(trunk, embed, head, std, outStd, rotary)
+			m.buildMTP(trunk, embed, head)
 		}
 		for _, l := range m.MoE {
 			if l.AuxLoss != nil {
@@ -208,16 +207,10 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 
 // buildMTP appends the training graph's MTP modules after the trunk's last
 // hidden state h^0 (before the final norm).
-func (m *Model) buildMTP(h, embed *graph.Tensor, head func(*graph.Tensor) *graph.Tensor, std, outStd float64, rotary int) {
+func (m *Model) buildMTP(h, embed *graph.Tensor, head func(*graph.Tensor) *graph.Tensor) {
 	c, g := m.Config, m.Graph
 	n := m.Batch * m.Seq
-	cfg := layers.MTPConfig{
-		Modules: c.NumNextNPredictLayers, FirstLayer: c.NumHiddenLayers, Intermediate: c.MTPIntermediateSize,
-		Act: layers.Activation(c.HiddenAct), Eps: float32(c.RMSNormEps),
-		Attention: layers.AttentionConfig{Hidden: c.HiddenSize, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
-			HeadDim: c.HeadDim, RotaryDim: rotary, RopeTheta: float32(c.RopeTheta), Window: c.MTPSlidingWindow,
-			Sink: c.AttentionSink, Std: std, OutStd: outStd},
-	}
+	cfg := mtpConfig(c)
 	m.MTPLambda = g.Input("mtp.lambda", graph.F32(1))
 	for k := 1; k <= cfg.Modules; k++ {
 		tok := g.Input(fmt.Sprintf("mtp.%d.tokens", k), graph.U32(n))
@@ -299,3 +292,28 @@ func (m *Model) ControllerState() []*graph.Tensor {
 
 // Params lists the trainable parameters.
 func (m *Model) Params() []*graph.Tensor { return m.Graph.Params() }
+
+// initStds are the init std of input-side weights and of the projections
+// that write into the residual stream (scaled down by depth).
+func initStds(c *config.ModelConfig) (std, outStd float64) {
+	std = c.InitializerRange
+	return std, std / math.Sqrt(2*float64(c.NumHiddenLayers))
+}
+
+// rotaryDim is the even number of leading head dims RoPE rotates.
+func rotaryDim(c *config.ModelConfig) int {
+	return int(math.Round(c.PartialRotaryFactor*float64(c.HeadDim)/2)) * 2
+}
+
+// mtpConfig describes a config's MTP modules for layers.MTP, in training
+// and decoding graphs alike.
+func mtpConfig(c *config.ModelConfig) layers.MTPConfig {
+	std, outStd := initStds(c)
+	return layers.MTPConfig{
+		Modules: c.NumNextNPredictLayers, FirstLayer: c.NumHiddenLayers, Intermediate: c.MTPIntermediateSize,
+		Act: layers.Activation(c.HiddenAct), Eps: float32(c.RMSNormEps),
+		Attention: layers.AttentionConfig{Hidden: c.HiddenSize, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
+			HeadDim: c.HeadDim, RotaryDim: rotaryDim(c), RopeTheta: float32(c.RopeTheta), Window: c.MTPSlidingWindow,
+			Sink: c.AttentionSink, Std: std, OutStd: outStd},
+	}
+}

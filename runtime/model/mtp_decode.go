@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
@@ -49,9 +48,6 @@ func BuildMTPDecode(c *config.ModelConfig, q int, opt DecodeOptions) (*MTPDecode
 	g := graph.New()
 	m := &MTPDecoder{Config: c, Graph: g, Q: q}
 	D, V := c.HiddenSize, c.VocabSize
-	std := c.InitializerRange
-	outStd := std / math.Sqrt(2*float64(c.NumHiddenLayers))
-	rotary := int(math.Round(c.PartialRotaryFactor*float64(c.HeadDim)/2)) * 2
 	m.Start = g.Input("mtp.start", graph.U32(1))
 	m.Positions = g.Input("mtp.positions", graph.U32(q))
 	m.At = g.Input("mtp.at", graph.U32(1))
@@ -70,13 +66,7 @@ func BuildMTPDecode(c *config.ModelConfig, q int, opt DecodeOptions) (*MTPDecode
 			return g.Apply1(graph.MatMul{TransB: true}, h, w)
 		}
 	}
-	cfg := layers.MTPConfig{
-		Modules: c.NumNextNPredictLayers, FirstLayer: c.NumHiddenLayers, Intermediate: c.MTPIntermediateSize,
-		Act: layers.Activation(c.HiddenAct), Eps: float32(c.RMSNormEps),
-		Attention: layers.AttentionConfig{Hidden: D, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
-			HeadDim: c.HeadDim, RotaryDim: rotary, RopeTheta: float32(c.RopeTheta), Window: c.MTPSlidingWindow,
-			Sink: c.AttentionSink, Std: std, OutStd: outStd},
-	}
+	cfg := mtpConfig(c)
 	for k := 1; k <= cfg.Modules; k++ {
 		m.Tokens = append(m.Tokens, g.Input(fmt.Sprintf("mtp.%d.tokens", k), graph.U32(q)))
 	}
