@@ -98,6 +98,8 @@ type ModelConfig struct {
 	MoEConfig
 	// MTPConfig's fields (num_nextn_predict_layers …) sit at the top level too; see MTPConfig.
 	MTPConfig
+	// ImageConfig's fields (image_height …) sit at the top level too; see ImageConfig.
+	ImageConfig
 	Training *TrainingConfig `json:"training,omitempty"`
 }
 
@@ -518,6 +520,7 @@ func (c *ModelConfig) validate() error {
 	}
 	errs = append(errs, c.validateMoE(c.NumHiddenLayers)...)
 	errs = append(errs, c.validateMTP()...)
+	errs = append(errs, c.validateImage(c.MaxPositionEmbeddings)...)
 	if t := c.Training; t != nil {
 		if err := t.validate(c.MaxPositionEmbeddings); err != nil {
 			errs = append(errs, err)
@@ -597,6 +600,9 @@ func (c *ModelConfig) paramCounts() (total, active int64) {
 		layer += H
 	}
 	n := V*D + L*layer + D
+	if c.HasImage() {
+		n += int64(c.ImageHeight) * int64(c.PatchWidth) * D // model.patch_embed.proj
+	}
 	if !c.TieWordEmbeddings {
 		n += V * D
 	}

@@ -217,7 +217,7 @@ func (m *MoEConfig) moeParamCount(d int64) (total, active int64) {
 }
 
 // MarshalJSON writes the config with its fields in declaration order; an optional group of
-// fields (MoEConfig, MTPConfig) that is entirely unset — a dense model, a model without MTP —
+// fields (MoEConfig, MTPConfig, ImageConfig) that is entirely unset — a dense model, a model without MTP or image —
 // is left out, so such a config.json reads like any dense Hugging Face config. Fields a config
 // does set (an ablation that turned the experts off) are kept, so a saved config never drops
 // what its file said (FuzzParse found that).
@@ -225,7 +225,8 @@ func (c ModelConfig) MarshalJSON() ([]byte, error) {
 	type plain ModelConfig
 	b, err := json.Marshal(plain(c))
 	omitMoE, omitMTP := reflect.ValueOf(c.MoEConfig).IsZero(), reflect.ValueOf(c.MTPConfig).IsZero()
-	if err != nil || (!omitMoE && !omitMTP) {
+	omitImage := reflect.ValueOf(c.ImageConfig).IsZero()
+	if err != nil || (!omitMoE && !omitMTP && !omitImage) {
 		return b, err
 	}
 	var m map[string]json.RawMessage
@@ -240,7 +241,8 @@ func (c ModelConfig) MarshalJSON() ([]byte, error) {
 		for i := 0; i < rt.NumField(); i++ {
 			f := rt.Field(i)
 			if f.Anonymous && f.Type.Kind() == reflect.Struct && f.Tag.Get("json") == "" {
-				walk(f.Type, (omitMoE && f.Type == reflect.TypeOf(MoEConfig{})) || (omitMTP && f.Type == reflect.TypeOf(MTPConfig{})))
+				walk(f.Type, (omitMoE && f.Type == reflect.TypeOf(MoEConfig{})) || (omitMTP && f.Type == reflect.TypeOf(MTPConfig{})) ||
+					(omitImage && f.Type == reflect.TypeOf(ImageConfig{})))
 				continue
 			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")

@@ -31,7 +31,7 @@ func moeConfig(t *testing.T) *ModelConfig {
 	c, err := Parse([]byte(`{"vocab_size": 100, "hidden_size": 64, "num_hidden_layers": 2,
 		"num_attention_heads": 4, "intermediate_size": 128, "training": {},
 		"n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
-		"num_nextn_predict_layers": 2}`))
+		"num_nextn_predict_layers": 2, "image_height": 32, "patch_width": 4, "max_image_width": 64}`))
 	require.NoError(t, err)
 	return c
 }

@@ -175,7 +175,10 @@ func (g *Generator) feedRow(m *model.Model, ex graph.Executor, tokens []int, pos
 	for _, in := range []struct {
 		t *graph.Tensor
 		v []float64
-	}{{m.Tokens, toks}, {m.Positions, poss}, {m.CachePos, []float64{float64(pos)}}} {
+	}{{m.Tokens, toks}, {m.Positions, poss}, {m.CachePos, []float64{float64(pos)}}, {m.PatchCols, patchCols(m, pos)}} {
+		if in.t == nil {
+			continue
+		}
 		if err := ex.Set(in.t, in.v); err != nil {
 			return nil, err
 		}

@@ -51,6 +51,7 @@ type Speculative struct {
 	dopt      model.DecodeOptions
 	shared    graph.Buffers
 	sampleFor Sampling
+	pixels    []float32 // the image of an image model (SetImage), for steps compiled later
 	sampleEx  graph.Executor
 	sampleM   *model.Model
 	sampleIn  [2]*graph.Tensor // drafts (D) u32, uniforms (1, 2(D+1)) f32
@@ -208,8 +209,12 @@ func (s *Speculative) verifySampled(chunk []int, pos int, rng *rand.Rand) (int, 
 			uni[i] = math.Nextafter(1, 0)
 		}
 	}
-	out, err := run(s.sampleEx, map[*graph.Tensor][]float64{m.Tokens: toks, m.Positions: poss, m.CachePos: {float64(pos)},
-		s.sampleIn[0]: toks[1:], s.sampleIn[1]: uni}, s.sampleOut)
+	set := map[*graph.Tensor][]float64{m.Tokens: toks, m.Positions: poss, m.CachePos: {float64(pos)},
+		s.sampleIn[0]: toks[1:], s.sampleIn[1]: uni}
+	if m.PatchCols != nil {
+		set[m.PatchCols] = patchCols(m, pos)
+	}
+	out, err := run(s.sampleEx, set, s.sampleOut)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -243,7 +248,11 @@ func (s *Speculative) feedMain(m *model.Model, ex graph.Executor, tokens []int, 
 		}
 		poss[i] = float64(pos + i)
 	}
-	out, err := run(ex, map[*graph.Tensor][]float64{m.Tokens: toks, m.Positions: poss, m.CachePos: {float64(pos)}}, m.Next, m.NextLogit)
+	set := map[*graph.Tensor][]float64{m.Tokens: toks, m.Positions: poss, m.CachePos: {float64(pos)}}
+	if m.PatchCols != nil {
+		set[m.PatchCols] = patchCols(m, pos)
+	}
+	out, err := run(ex, set, m.Next, m.NextLogit)
 	if err != nil {
 		return nil, err
 	}
@@ -322,6 +331,9 @@ func (s *Speculative) sampler(sp Sampling) error {
 		return err
 	}
 	s.sampleEx, s.sampleM, s.sampleFor, s.sampleIn, s.sampleOut = ex, m, sp, [2]*graph.Tensor{drafts, uni}, out
+	if s.pixels != nil {
+		return setImage(m, s.pixels, map[*model.Model]graph.Executor{m: ex})
+	}
 	return nil
 }
 

@@ -26,6 +26,13 @@ type Model struct {
 	Positions *graph.Tensor // (Batch·Seq) u32 input: absolute position of each token
 	Logits    *graph.Tensor // (Batch·Seq, vocab)
 
+	// Image models only (config image_height > 0): PixelValues (Batch,
+	// image_height, max_image_width) f32 input, 1 = ink, one line image per
+	// sequence; PatchCols (Batch·Seq) u32 input, the strip each position
+	// reads (graph.NoPatch at text positions). The patch embedding of a
+	// position's strip is added to its token embedding.
+	PixelValues, PatchCols *graph.Tensor
+
 	// Training graphs only.
 	Targets *graph.Tensor // (Batch·Seq) u32 input, graph.IgnoreTarget where no loss
 	Weights *graph.Tensor // (Batch·Seq) f32 input: 1/count where a target, else 0
@@ -132,6 +139,13 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		}
 	}
 	x, embed := layers.Embedding(g, "model.embed_tokens", m.Tokens, c.VocabSize, D, std)
+	if c.HasImage() {
+		m.PixelValues = g.Input("pixel_values", graph.F32(batch, c.ImageHeight, c.MaxImageWidth))
+		m.PatchCols = g.Input("patch_cols", graph.U32(n))
+		p := layers.PatchEmbedding(g, linear, "model.patch_embed.proj", m.PixelValues, m.PatchCols,
+			c.ImageHeight, c.PatchWidth, D, std)
+		x = g.Apply1(graph.Add{}, x, p)
+	}
 	for i := 0; i < c.NumHiddenLayers; i++ {
 		p := fmt.Sprintf("model.layers.%d", i)
 		win := layerWindow(c, i)

@@ -91,3 +91,50 @@ func TestTinyModelGradientsMatchReferenceAndFiniteDifferences(t *testing.T) {
 	optest.CheckGraph(t, dev, optest.GraphCheck{Graph: m.Graph, Loss: m.Loss, Fixed: fixed, Scale: 0.5,
 		Tol: optest.Tol{Atol: 3e-5, Rtol: 3e-4}, Seed: 8, FDSamples: 3})
 }
+
+// An image model: the patch embedding's parameter has its Hugging Face
+// name and count, and the whole graph's gradients (patch embedding
+// included) agree between the GPU, the reference and finite differences.
+func TestImageModelGradientsMatchReferenceAndFiniteDifferences(t *testing.T) {
+	dev := gputest.Device(t)
+	c := load(t)
+	c.ImageHeight, c.PatchWidth, c.MaxImageWidth = 5, 3, 12 // 4 image tokens
+	require.NoError(t, c.Validate())
+	B, T := 2, 8
+	m, err := model.BuildTrain(c, B, T)
+	require.NoError(t, err)
+	n := 0
+	found := false
+	for _, p := range m.Params() {
+		n += p.Len()
+		if p.Name == "model.patch_embed.proj.weight" {
+			found = true
+			require.Equal(t, []int{c.HiddenSize, 15}, p.Shape)
+		}
+	}
+	require.True(t, found)
+	require.Equal(t, c.ParamCount(), int64(n))
+	require.NoError(t, m.Graph.Backward(m.Loss))
+	rng := rand.New(rand.NewSource(9))
+	N := B * T
+	fixed := map[*graph.Tensor][]float64{m.Tokens: make([]float64, N), m.Positions: make([]float64, N),
+		m.Targets: make([]float64, N), m.Weights: make([]float64, N), m.PatchCols: make([]float64, N),
+		m.PixelValues: optest.Random(rng, m.PixelValues.Spec, 0, 1).Data}
+	for i := 0; i < N; i++ {
+		p := i % T
+		fixed[m.Tokens][i] = float64(rng.Intn(c.VocabSize))
+		fixed[m.Positions][i] = float64(p)
+		fixed[m.PatchCols][i] = graph.NoPatch
+		if p < c.ImageTokens() {
+			fixed[m.PatchCols][i] = float64(p)
+		}
+		fixed[m.Targets][i] = float64(graph.IgnoreTarget)
+		if p >= c.ImageTokens() {
+			fixed[m.Targets][i] = float64(rng.Intn(c.VocabSize))
+			fixed[m.Weights][i] = 1 / float64(N/2)
+		}
+	}
+	// As the tiny model's check: f32 through two layers, gradients O(0.1).
+	optest.CheckGraph(t, dev, optest.GraphCheck{Graph: m.Graph, Loss: m.Loss, Fixed: fixed, Scale: 0.5,
+		Tol: optest.Tol{Atol: 3e-5, Rtol: 3e-4}, Seed: 10, FDSamples: 3})
+}

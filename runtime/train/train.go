@@ -24,7 +24,7 @@ type Trainer struct {
 	Config *config.ModelConfig
 	Train  config.TrainingConfig
 	Model  *model.Model
-	Task   *tasks.Task
+	Task   Source
 	Exec   graph.Executor
 	Plan   *graph.Plan
 	// Step is the number of optimizer steps taken.
@@ -81,21 +81,18 @@ const (
 
 // New builds the training step for cfg on a task. dev may be nil for the
 // reference executor. totalSteps sets the length of the cosine schedule.
-func New(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.Device, totalSteps int) (*Trainer, error) {
+func New(cfg *config.ModelConfig, task Source, executor string, dev *gpu.Device, totalSteps int) (*Trainer, error) {
 	return NewWith(cfg, task, executor, dev, totalSteps, Options{})
 }
 
 // NewWith is New with build options.
-func NewWith(cfg *config.ModelConfig, task *tasks.Task, executor string, dev *gpu.Device, totalSteps int, opt Options) (*Trainer, error) {
+func NewWith(cfg *config.ModelConfig, task Source, executor string, dev *gpu.Device, totalSteps int, opt Options) (*Trainer, error) {
 	tc := config.TrainingConfig{}
 	if cfg.Training != nil {
 		tc = *cfg.Training
 	}
-	if _, err := tasks.CheckVocabSize(cfg.VocabSize); err != nil {
+	if err := checkSource(cfg, tc, task); err != nil {
 		return nil, err
-	}
-	if tc.SeqLen < task.MaxSeqLen() {
-		return nil, fmt.Errorf("training seq_len %d is too short for task %s, whose longest example needs %d", tc.SeqLen, task.Name(), task.MaxSeqLen())
 	}
 	m, err := model.BuildTrain(cfg, tc.BatchSize, tc.SeqLen)
 	if err != nil {
@@ -202,11 +199,33 @@ func (t *Trainer) batchRNG(s int) *rand.Rand {
 // statistics. The only readback is the loss and the squared gradient norm.
 func (t *Trainer) StepOnce() (Stats, error) {
 	s := t.Step + 1
+	if img, ok := t.Task.(ImageSource); ok {
+		b, err := img.ImageBatch(t.batchRNG(s), t.Train.BatchSize, t.Train.SeqLen)
+		if err != nil {
+			return Stats{}, err
+		}
+		return t.StepImages(b)
+	}
 	tokens, targets, weights, err := t.Task.Batch(t.batchRNG(s), t.Train.BatchSize, t.Train.SeqLen)
 	if err != nil {
 		return Stats{}, err
 	}
 	return t.StepBatch(tokens, targets, weights)
+}
+
+// StepImages is StepBatch for an image model: the batch's tokens plus its line images.
+func (t *Trainer) StepImages(b ImageBatch) (Stats, error) {
+	m := t.Model
+	if m.PixelValues == nil {
+		return Stats{}, fmt.Errorf("step %d: the model reads no images", t.Step+1)
+	}
+	if want := m.PixelValues.Len(); len(b.Pixels) != want {
+		return Stats{}, fmt.Errorf("step %d: the batch has %d pixels, want %d (batch × image_height × max_image_width)", t.Step+1, len(b.Pixels), want)
+	}
+	if err := t.Exec.Set(m.PixelValues, f32s(b.Pixels)); err != nil {
+		return Stats{}, err
+	}
+	return t.StepBatch(b.Tokens, b.Targets, b.Weights)
 }
 
 // StepBatch runs one optimizer step on a given batch (batch_size × seq_len, row-major, laid out
@@ -237,7 +256,10 @@ func (t *Trainer) StepBatch(tokens, targets []uint32, weights []float32) (Stats,
 		t *graph.Tensor
 		v []float64
 	}{{m.Tokens, u32s(tokens)}, {m.Targets, u32s(targets)}, {m.Weights, f32s(weights)}, {m.Positions, pos},
-		{t.hyperDecay, hd}, {t.hyperNo, hn}} {
+		{t.hyperDecay, hd}, {t.hyperNo, hn}, {m.PatchCols, patchCols(t.Config, B, T)}} {
+		if in.t == nil {
+			continue
+		}
 		if err := t.Exec.Set(in.t, in.v); err != nil {
 			return Stats{}, err
 		}
@@ -332,6 +354,23 @@ func sparseIndex(m *model.Model, i int) int {
 		}
 	}
 	return n
+}
+
+// patchCols is the strip each position of a training batch reads: position p < image tokens
+// of each sequence reads strip p, text positions none. nil for a text-only model.
+func patchCols(c *config.ModelConfig, batch, seq int) []float64 {
+	if !c.HasImage() {
+		return nil
+	}
+	img := c.ImageTokens()
+	cols := make([]float64, batch*seq)
+	for i := range cols {
+		cols[i] = graph.NoPatch
+		if p := i % seq; p < img {
+			cols[i] = float64(p)
+		}
+	}
+	return cols
 }
 
 // checkBatch refuses a batch of the wrong size, ids outside the vocabulary and loss weights that
