@@ -1,0 +1,246 @@
+package ocr
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/model"
+	"github.com/moegpu/moegpu/runtime/weights"
+)
+
+// Files of a model directory (a training checkpoint or the shipped model).
+const (
+	ConfigFile  = "config.json"
+	WeightsFile = "model.safetensors"
+)
+
+// Decoder reads prepared line images in batches: Batch lines go through the model side by
+// side, so a batch costs about as many GPU submissions as one line (a few for the image
+// prefix, then one per character of the longest text), greedy (argmax on the GPU, only token
+// ids come back).
+type Decoder struct {
+	Config *config.ModelConfig
+	Batch  int // lines per batch
+
+	prefill, step     *model.Model
+	preExec, stepExec graph.Executor
+	chunk             int // prefill tokens per submission
+	prompt            []int
+}
+
+// maxNew is the most tokens a line's decoding produces, its EOS included: a line text never
+// holds more than MaxChars characters, so one more is room for the EOS.
+const maxNew = MaxChars + 1
+
+// maxPrefillChunk bounds one prefill submission's tokens per line.
+const maxPrefillChunk = 32
+
+// NewDecoder compiles the batched decode steps of an image model on dev and loads the weights
+// from a model directory's model.safetensors (MTP modules, if any, are not used).
+func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, error) {
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	if batch < 1 {
+		return nil, fmt.Errorf("ocr: batch %d must be at least 1", batch)
+	}
+	prompt := Prompt(cfg.ImageTokens())
+	// Split the prompt into equal chunks of at most maxPrefillChunk tokens, so the prefill has
+	// no padded rest.
+	n := (len(prompt) + maxPrefillChunk - 1) / maxPrefillChunk
+	for len(prompt)%n != 0 {
+		n++
+	}
+	chunk := len(prompt) / n
+	maxSeq := len(prompt) + maxNew
+	if maxSeq > cfg.MaxPositionEmbeddings {
+		return nil, fmt.Errorf("ocr: %s: %d image tokens and %d characters need %d positions, more than max_position_embeddings %d",
+			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
+	}
+	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt}
+	opt := model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true}
+	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, opt); err != nil {
+		return nil, err
+	}
+	if d.step, err = model.BuildDecode(cfg, batch, 1, opt); err != nil {
+		return nil, err
+	}
+	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
+	shared := graph.Buffers{}
+	for _, s := range []struct {
+		m  *model.Model
+		ex *graph.Executor
+	}{{d.step, &d.stepExec}, {d.prefill, &d.preExec}} {
+		plan, err := s.m.Graph.Plan([]*graph.Tensor{s.m.Next, s.m.NextLogit}, align)
+		if err != nil {
+			d.Close()
+			return nil, err
+		}
+		if *s.ex, err = graph.NewGPU(dev, plan, shared); err != nil {
+			d.Close()
+			return nil, err
+		}
+	}
+	mtp := func(name string) bool {
+		for k := 0; k < cfg.NumNextNPredictLayers; k++ {
+			if strings.HasPrefix(name, fmt.Sprintf("model.layers.%d.", cfg.NumHiddenLayers+k)) {
+				return true
+			}
+		}
+		return false
+	}
+	if err := weights.LoadIgnoring(d.stepExec, filepath.Join(dir, WeightsFile), append(d.step.Params(), d.step.State()...), mtp); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// LoadConfig reads a model directory's config.json and checks it describes an OCR model.
+func LoadConfig(dir string) (*config.ModelConfig, error) {
+	path := filepath.Join(dir, ConfigFile)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("ocr: %s is not a model directory (no %s): %w", dir, ConfigFile, err)
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.HasImage() {
+		return nil, fmt.Errorf("ocr: %s is a text-only model (no image_height in its config); OCR needs a model trained with --task ocr", dir)
+	}
+	if cfg.VocabSize < VocabSize {
+		return nil, fmt.Errorf("ocr: %s has vocab_size %d, fewer than the OCR vocabulary's %d tokens", dir, cfg.VocabSize, VocabSize)
+	}
+	return cfg, nil
+}
+
+// Close releases the executors.
+func (d *Decoder) Close() {
+	for _, ex := range []graph.Executor{d.preExec, d.stepExec} {
+		if ex != nil {
+			ex.Close()
+		}
+	}
+}
+
+// Read decodes up to Batch prepared lines (each (image_height, max_image_width) row-major,
+// 1 = ink, as Line.Pixels) and returns their texts and the time the batch took.
+func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
+	start := time.Now()
+	c := d.Config
+	B := d.Batch
+	if len(images) == 0 || len(images) > B {
+		return nil, 0, fmt.Errorf("ocr: a batch holds 1 to %d lines, got %d", B, len(images))
+	}
+	plane := c.ImageHeight * c.MaxImageWidth
+	pix := make([]float64, B*plane)
+	for i, img := range images {
+		if len(img) != plane {
+			return nil, 0, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
+		}
+		for j, v := range img {
+			pix[i*plane+j] = float64(v)
+		}
+	}
+	for _, s := range []struct {
+		m  *model.Model
+		ex graph.Executor
+	}{{d.prefill, d.preExec}, {d.step, d.stepExec}} {
+		if err := s.ex.Set(s.m.PixelValues, pix); err != nil {
+			return nil, 0, err
+		}
+	}
+	var next []int
+	for pos := 0; pos < len(d.prompt); pos += d.chunk {
+		tokens := make([]int, B*d.chunk)
+		for b := 0; b < B; b++ {
+			copy(tokens[b*d.chunk:], d.prompt[pos:pos+d.chunk])
+		}
+		last := pos+d.chunk == len(d.prompt)
+		out, err := d.run(d.prefill, d.preExec, tokens, pos, last)
+		if err != nil {
+			return nil, 0, err
+		}
+		if last {
+			next = make([]int, B)
+			for b := range next {
+				next[b] = out[b*d.chunk+d.chunk-1]
+			}
+		}
+	}
+	texts := make([][]int, B)
+	done := make([]bool, B)
+	pos := len(d.prompt)
+	for step := 0; ; step++ {
+		all := true
+		for b, id := range next {
+			if done[b] {
+				continue
+			}
+			if id == EOS || len(texts[b]) == maxNew {
+				done[b] = true
+				continue
+			}
+			texts[b] = append(texts[b], id)
+			all = false
+		}
+		if all || step >= maxNew {
+			break
+		}
+		out, err := d.run(d.step, d.stepExec, next, pos, true)
+		if err != nil {
+			return nil, 0, err
+		}
+		next, pos = out, pos+1
+	}
+	res := make([]string, len(images))
+	for i := range res {
+		res[i] = Decode(texts[i])
+	}
+	return res, time.Since(start), nil
+}
+
+// run feeds tokens (B rows of m.Seq) at positions pos… and, when read is set, returns the
+// greedy next token after every fed position.
+func (d *Decoder) run(m *model.Model, ex graph.Executor, tokens []int, pos int, read bool) ([]int, error) {
+	q, img := m.Seq, d.Config.ImageTokens()
+	toks, poss, cols := make([]float64, len(tokens)), make([]float64, len(tokens)), make([]float64, len(tokens))
+	for i, t := range tokens {
+		p := pos + i%q
+		toks[i], poss[i], cols[i] = float64(t), float64(p), float64(graph.NoPatch)
+		if p < img {
+			cols[i] = float64(p)
+		}
+	}
+	for _, in := range []struct {
+		t *graph.Tensor
+		v []float64
+	}{{m.Tokens, toks}, {m.Positions, poss}, {m.PatchCols, cols}, {m.CachePos, []float64{float64(pos)}}} {
+		if err := ex.Set(in.t, in.v); err != nil {
+			return nil, err
+		}
+	}
+	if err := ex.Run(); err != nil {
+		return nil, err
+	}
+	if !read {
+		return nil, nil
+	}
+	out, err := ex.Get(m.Next)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int, len(out[0]))
+	for i, v := range out[0] {
+		ids[i] = int(v)
+	}
+	return ids, nil
+}

@@ -1,0 +1,141 @@
+package ocr
+
+import (
+	"fmt"
+	"image"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/generate"
+	"github.com/moegpu/moegpu/runtime/train"
+)
+
+// tinyImageConfig is a small image model: 4×8 images in 2-pixel strips (4 image tokens).
+func tinyImageConfig(t *testing.T) *config.ModelConfig {
+	t.Helper()
+	c, err := config.Parse([]byte(fmt.Sprintf(`{"vocab_size": %d, "hidden_size": 32, "num_hidden_layers": 2,
+		"num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 48,
+		"max_position_embeddings": 48, "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"],
+		"attention_sink": true, "tie_word_embeddings": true,
+		"image_height": 4, "patch_width": 2, "max_image_width": 8,
+		"training": {"batch_size": 2, "seq_len": 38, "learning_rate": 0.01, "warmup_steps": 1}}`, VocabSize)))
+	require.NoError(t, err)
+	return c
+}
+
+// fakeLines renders random pixel blocks with random printable text: no OCR to learn, but
+// every path of the task runs.
+func fakeLines() (Renderer, Preparer) {
+	render := func(rng *rand.Rand) (*image.Gray, string, error) {
+		n := 1 + rng.IntN(MaxChars+4) // sometimes too long: drawn again
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(' ' + rng.IntN(95))
+		}
+		g := image.NewGray(image.Rect(0, 0, 2+rng.IntN(12), 4))
+		for i := range g.Pix {
+			g.Pix[i] = uint8(rng.IntN(256))
+		}
+		return g, string(b), nil
+	}
+	prepare := func(img *image.Gray, height, maxWidth int) ([]float32, int, bool) {
+		w := img.Rect.Dx()
+		if w > maxWidth || img.Rect.Dy() != height {
+			return nil, 0, false
+		}
+		pix := make([]float32, height*w)
+		for i := range pix {
+			pix[i] = float32(img.Pix[i]) / 255
+		}
+		return pix, w, true
+	}
+	return render, prepare
+}
+
+func TestTaskLaysOutImageTokensThenText(t *testing.T) {
+	c := tinyImageConfig(t)
+	r, p := fakeLines()
+	task, err := NewTaskWith(c, r, p)
+	require.NoError(t, err)
+	require.Equal(t, 4+MaxChars+2, task.MaxSeqLen())
+	b, err := task.ImageBatch(rand.New(rand.NewPCG(1, 2)), 3, 40)
+	require.NoError(t, err)
+	again, err := task.ImageBatch(rand.New(rand.NewPCG(1, 2)), 3, 40)
+	require.NoError(t, err)
+	require.Equal(t, b, again, "a seed fixes the batch")
+	require.Len(t, b.Pixels, 3*4*8)
+	var sum float64
+	for r := 0; r < 3; r++ {
+		row := b.Tokens[r*40 : (r+1)*40]
+		require.Equal(t, []uint32{IMG, IMG, IMG, IMG, BOS}, row[:5])
+		var ids []int
+		for _, id := range row[5:] {
+			ids = append(ids, int(id))
+		}
+		text := Decode(ids)
+		require.NotEmpty(t, text)
+		require.LessOrEqual(t, len(text), MaxChars)
+		for i := 4; i < 5+len(text); i++ { // BOS … last character predict the next token
+			require.Equal(t, row[i+1], b.Targets[r*40+i])
+			sum += float64(b.Weights[r*40+i])
+		}
+		require.Equal(t, uint32(EOS), b.Targets[r*40+4+len(text)])
+	}
+	require.InDelta(t, 1, sum, 1e-5, "weights are 1/count")
+	_, _, _, err = task.Batch(nil, 1, 40)
+	require.Error(t, err)
+	_, err = task.ImageBatch(rand.New(rand.NewPCG(1, 2)), 1, 30)
+	require.ErrorContains(t, err, "too short")
+}
+
+// A briefly trained tiny image model: the batched decoder reads every line exactly as the
+// one-line generator (greedy, the same weights) does.
+func TestDecoderMatchesTheOneLineGenerator(t *testing.T) {
+	dev := gputest.Device(t)
+	c := tinyImageConfig(t)
+	r, p := fakeLines()
+	task, err := NewTaskWith(c, r, p)
+	require.NoError(t, err)
+	tr, err := train.New(c, task, train.GPU, dev, 3)
+	require.NoError(t, err)
+	defer tr.Close()
+	require.NoError(t, tr.Init())
+	for i := 0; i < 3; i++ {
+		_, err := tr.StepOnce()
+		require.NoError(t, err)
+	}
+	dir := t.TempDir()
+	require.NoError(t, tr.Save(dir, train.GPU))
+
+	lines, err := task.Lines(rand.New(rand.NewPCG(5, 6)), 3)
+	require.NoError(t, err)
+	images := [][]float32{lines[0].Pixels, lines[1].Pixels, lines[2].Pixels}
+	for _, batch := range []int{3, 4} {
+		d, err := NewDecoder(dir, dev, batch, false)
+		require.NoError(t, err)
+		got, _, err := d.Read(images)
+		d.Close()
+		require.NoError(t, err)
+		for i, img := range images {
+			require.Equal(t, oneLine(t, dev, c, dir, img), got[i], "batch %d, line %d", batch, i)
+		}
+	}
+}
+
+func oneLine(t *testing.T, dev *gpu.Device, c *config.ModelConfig, dir string, img []float32) string {
+	t.Helper()
+	prompt := Prompt(c.ImageTokens())
+	g, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: generate.PositionsNeeded(len(prompt), maxNew)})
+	require.NoError(t, err)
+	defer g.Close()
+	require.NoError(t, g.LoadWeights(dir+"/"+WeightsFile))
+	require.NoError(t, g.SetImage(img))
+	out, _, err := g.Generate(prompt, maxNew, EOS, generate.Sampling{}, nil)
+	require.NoError(t, err)
+	return Decode(out)
+}

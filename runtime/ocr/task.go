@@ -1,0 +1,196 @@
+package ocr
+
+import (
+	"fmt"
+	"image"
+	"math/rand/v2"
+	"sync"
+
+	"github.com/moegpu/moegpu/graph"
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/train"
+)
+
+// TaskName is the name `moegpu train --task` knows the OCR task by.
+const TaskName = "ocr"
+
+// MaxChars is the longest text a training line holds.
+const MaxChars = 32
+
+// Renderer draws one line: an image of printed text at its natural size and the text it shows.
+type Renderer func(rng *rand.Rand) (img *image.Gray, text string, err error)
+
+// Preparer turns a rendered line into what the model reads: an ink map of height rows and
+// width ≤ maxWidth columns, row-major, 1 = ink; ok is false when the line does not fit in
+// maxWidth at that height (the task then draws another).
+type Preparer func(img *image.Gray, height, maxWidth int) (pix []float32, width int, ok bool)
+
+// Task is the OCR training task: every sequence is one rendered line's image tokens, then
+// BOS, its text and EOS (see the package doc). It implements train.ImageSource. Lines are
+// rendered on the fly from the batch's generator, so a seed fixes the whole stream.
+type Task struct {
+	height, width, patch, imageTokens int
+	render                            Renderer
+	prepare                           Preparer
+}
+
+// NewTaskWith builds the task for an image model's geometry (config image_height,
+// max_image_width, patch_width) from a renderer and a preparer.
+func NewTaskWith(c *config.ModelConfig, render Renderer, prepare Preparer) (*Task, error) {
+	if !c.HasImage() {
+		return nil, fmt.Errorf("ocr: the config has no image fields (image_height, patch_width, max_image_width); the ocr task needs an image model")
+	}
+	return &Task{height: c.ImageHeight, width: c.MaxImageWidth, patch: c.PatchWidth, imageTokens: c.ImageTokens(),
+		render: render, prepare: prepare}, nil
+}
+
+// Name implements train.Source.
+func (t *Task) Name() string { return TaskName }
+
+// MaxSeqLen implements train.Source: the image tokens, BOS, MaxChars characters and EOS.
+func (t *Task) MaxSeqLen() int { return t.imageTokens + MaxChars + 2 }
+
+// VocabSize implements train.ImageSource.
+func (t *Task) VocabSize() int { return VocabSize }
+
+// CheckConfig implements train.ImageSource: the model must read images of the task's geometry.
+func (t *Task) CheckConfig(c *config.ModelConfig) error {
+	if c.ImageHeight != t.height || c.MaxImageWidth != t.width || c.PatchWidth != t.patch {
+		return fmt.Errorf("ocr: the task renders %d×%d images in %d-pixel strips; the config reads %d×%d in %d-pixel strips",
+			t.height, t.width, t.patch, c.ImageHeight, c.MaxImageWidth, c.PatchWidth)
+	}
+	return nil
+}
+
+// Batch implements train.Source; the OCR task needs an image model, so it is an error.
+func (t *Task) Batch(*rand.Rand, int, int) ([]uint32, []uint32, []float32, error) {
+	return nil, nil, nil, fmt.Errorf("ocr: the task gives line images; train it with an image model (ImageBatch)")
+}
+
+// Line is one prepared training or evaluation line.
+type Line struct {
+	Text   string
+	Pixels []float32 // (height, max width) row-major, 1 = ink, 0 past Width
+	Width  int
+}
+
+// maxTries bounds the draws for one line (a text too wide for the model is drawn again).
+const maxTries = 50
+
+// Sample draws one line that fits the model: text of at most MaxChars printable ASCII
+// characters whose prepared image is at most max_image_width wide.
+func (t *Task) Sample(rng *rand.Rand) (Line, error) {
+	for try := 0; try < maxTries; try++ {
+		img, text, err := t.render(rng)
+		if err != nil {
+			return Line{}, fmt.Errorf("ocr: rendering a line: %w", err)
+		}
+		if len(text) == 0 || len(text) > MaxChars {
+			continue
+		}
+		if _, err := Encode(text); err != nil {
+			continue
+		}
+		pix, w, ok := t.prepare(img, t.height, t.width)
+		if !ok {
+			continue
+		}
+		full := make([]float32, t.height*t.width)
+		for y := 0; y < t.height; y++ {
+			copy(full[y*t.width:y*t.width+w], pix[y*w:(y+1)*w])
+		}
+		return Line{Text: text, Pixels: full, Width: w}, nil
+	}
+	return Line{}, fmt.Errorf("ocr: no line out of %d drawn fits %d×%d pixels and %d characters", maxTries, t.height, t.width, MaxChars)
+}
+
+// Lines draws n lines, rendered in parallel from seeds drawn first from rng, so the result
+// depends on rng alone.
+func (t *Task) Lines(rng *rand.Rand, n int) ([]Line, error) {
+	seeds := make([]uint64, n)
+	for i := range seeds {
+		seeds[i] = rng.Uint64()
+	}
+	lines := make([]Line, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	const workers = 2
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := w; i < n; i += workers {
+				lines[i], errs[i] = t.Sample(rand.New(rand.NewPCG(seeds[i], uint64(i))))
+			}
+		}(w)
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return lines, nil
+}
+
+// ImageBatch implements train.ImageSource: batchSize lines, each row laid out as the image
+// tokens (IMG), BOS, the text, EOS and PAD to seqLen; targets are the next token from BOS
+// through the last character (so the text and EOS are scored), weights 1/count there.
+func (t *Task) ImageBatch(rng *rand.Rand, batchSize, seqLen int) (train.ImageBatch, error) {
+	if batchSize < 1 {
+		return train.ImageBatch{}, fmt.Errorf("ocr: batch size %d must be positive", batchSize)
+	}
+	if seqLen < t.MaxSeqLen() {
+		return train.ImageBatch{}, fmt.Errorf("ocr: seqLen %d is too short; %d image tokens and %d characters need %d",
+			seqLen, t.imageTokens, MaxChars, t.MaxSeqLen())
+	}
+	lines, err := t.Lines(rng, batchSize)
+	if err != nil {
+		return train.ImageBatch{}, err
+	}
+	n := batchSize * seqLen
+	b := train.ImageBatch{Tokens: make([]uint32, n), Targets: make([]uint32, n), Weights: make([]float32, n),
+		Pixels: make([]float32, 0, batchSize*t.height*t.width)}
+	for i := range b.Targets {
+		b.Targets[i] = graph.IgnoreTarget
+	}
+	count := 0
+	for r, l := range lines {
+		ids, _ := Encode(l.Text)
+		row := b.Tokens[r*seqLen : (r+1)*seqLen]
+		for p := 0; p < t.imageTokens; p++ {
+			row[p] = IMG
+		}
+		pos := t.imageTokens
+		row[pos] = BOS
+		for i, id := range ids {
+			row[pos+1+i] = uint32(id)
+		}
+		row[pos+1+len(ids)] = EOS
+		for i := pos; i <= pos+len(ids); i++ {
+			b.Targets[r*seqLen+i] = row[i+1]
+			count++
+		}
+		b.Pixels = append(b.Pixels, l.Pixels...)
+	}
+	w := float32(1 / float64(count))
+	for i, tg := range b.Targets {
+		if tg != graph.IgnoreTarget {
+			b.Weights[i] = w
+		}
+	}
+	return b, nil
+}
+
+// Prompt is the token prompt the model reads a line image with: its image tokens, then BOS.
+func (t *Task) Prompt() []int { return Prompt(t.imageTokens) }
+
+// Prompt is the prompt of a model with imageTokens image tokens: that many IMG, then BOS.
+func Prompt(imageTokens int) []int {
+	p := make([]int, imageTokens+1)
+	for i := range p[:imageTokens] {
+		p[i] = IMG
+	}
+	p[imageTokens] = BOS
+	return p
+}
