@@ -51,9 +51,12 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "speculative" {
 		return runBenchSpeculative(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "ocr" {
+		return runBenchOCR(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "kernels" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags] | moegpu bench speculative --checkpoint DIR --task T [flags]   (--help after the suite lists its flags)")
+			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags] | moegpu bench speculative --checkpoint DIR --task T [flags] | moegpu bench ocr DIR [flags]   (--help after the suite lists its flags)")
 			return nil
 		}
 		return fmt.Errorf("want a suite: moegpu bench kernels [flags] or moegpu bench speculative --checkpoint DIR --task T")

@@ -23,11 +23,13 @@ type command struct {
 }
 
 var commands = []command{
-	{"train", "train a model on a synthetic task; writes metrics, a loss plot and a checkpoint", runTrain},
+	{"train", "train a model on a synthetic task or on OCR; writes metrics, a loss plot and a checkpoint", runTrain},
 	{"generate", "continue a prompt with a trained checkpoint (KV-cache decoding)", runGenerate},
 	{"eval", "exact-match accuracy of a checkpoint on held-out task examples", runEval},
+	{"ocr", "read the text of images (screenshots, scans, photos of print) with the OCR model; --eval DIR scores a folder", runOCR},
 	{"info", "list every WebGPU adapter with its backend, driver, limits and features", runInfo},
 	{"bench", "benchmark kernels against the adapter's measured peak (moegpu bench kernels)", runBench},
+	{"logits", "write every position's logits (and optionally gradients) of a checkpoint, to compare implementations", runLogits},
 }
 
 func usage(w io.Writer) {

@@ -17,6 +17,8 @@ import (
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/metrics"
+	"github.com/moegpu/moegpu/runtime/ocr"
+	"github.com/moegpu/moegpu/runtime/ocrdata"
 	"github.com/moegpu/moegpu/runtime/tasks"
 	"github.com/moegpu/moegpu/runtime/train"
 )
@@ -29,7 +31,7 @@ func addDeviceFlags(fs *flag.FlagSet, d *deviceFlags) {
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train --config FILE --task NAME --steps N --out DIR [flags]", stderr)
 	cfgPath := fs.String("config", "tiny-dense", "model config: a JSON file (Hugging Face config.json field names; see README) or a shipped config name: "+strings.Join(assets.Configs(), ", "))
-	taskName := fs.String("task", "reverse", "synthetic task: "+fmt.Sprint(tasks.Names()))
+	taskName := fs.String("task", "reverse", "task: a synthetic one ("+strings.Join(tasks.Names(), ", ")+") or ocr (printed text lines rendered on the fly; needs an image model such as ocr-small)")
 	steps := fs.Int("steps", 2000, "optimizer steps to train to, ≥ 1 (a resumed run continues up to this step; one already there is left alone)")
 	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
 	seed := fs.Int64("seed", -1, "random seed for initialisation and batches, ≥ 0 (-1: the config's training.seed)")
@@ -66,8 +68,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--seed %d must be ≥ 0 (or -1 for the config's training.seed)", *seed)
 	}
 	defer rf.prof.start()()
-	task, err := tasks.ByName(*taskName)
-	if err != nil {
+	if err := checkTaskName(*taskName); err != nil {
 		return err
 	}
 	explicit := map[string]bool{}
@@ -88,13 +89,11 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		// A resumed run is the saved run: its config and task.
 		cfg = saved
 		*cfgPath = filepath.Join(*out, train.ConfigFile)
-		if state.Task != "" && state.Task != task.Name() {
+		if state.Task != "" && state.Task != *taskName {
 			if explicit["task"] {
-				return fmt.Errorf("%s holds a run on task %s; --task %s would train another task on it", *out, state.Task, task.Name())
+				return fmt.Errorf("%s holds a run on task %s; --task %s would train another task on it", *out, state.Task, *taskName)
 			}
-			if task, err = tasks.ByName(state.Task); err != nil {
-				return err
-			}
+			*taskName = state.Task
 		}
 		if state.TotalSteps > 0 && state.TotalSteps != *steps {
 			fmt.Fprintf(stderr, "note: the saved run planned %d steps, this one %d: the learning-rate schedule changes from step %d on\n",
@@ -108,12 +107,18 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if *seed >= 0 {
 		cfg.Training.Seed = *seed
 	}
-	note, err := tasks.CheckVocabSize(cfg.VocabSize)
+	task, err := trainSource(*taskName, cfg)
 	if err != nil {
 		return err
 	}
-	if note != "" {
-		fmt.Fprintf(stderr, "note: %s\n", note)
+	if _, isText := task.(*tasks.Task); isText {
+		note, err := tasks.CheckVocabSize(cfg.VocabSize)
+		if err != nil {
+			return err
+		}
+		if note != "" {
+			fmt.Fprintf(stderr, "note: %s\n", note)
+		}
 	}
 	d, err := rf.open()
 	if err != nil {
@@ -226,9 +231,33 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *evalN > 0 {
-		return evaluate(*out, task, *evalN, *evalSeed, rf.executor, d, false, stdout)
+		if t, ok := task.(*tasks.Task); ok {
+			return evaluate(*out, t, *evalN, *evalSeed, rf.executor, d, false, stdout)
+		}
+		return evaluateOCR(*out, *evalN, *evalSeed, d, stdout)
 	}
 	return nil
+}
+
+// checkTaskName refuses an unknown --task before anything is loaded.
+func checkTaskName(name string) error {
+	if name == ocr.TaskName {
+		return nil
+	}
+	_, err := tasks.ByName(name)
+	if err != nil {
+		return fmt.Errorf("%w, or %s", err, ocr.TaskName)
+	}
+	return nil
+}
+
+// trainSource is the batch source a task name stands for: a synthetic task, or the OCR
+// renderer on the training fonts for the model's image geometry.
+func trainSource(name string, cfg *config.ModelConfig) (train.Source, error) {
+	if name == ocr.TaskName {
+		return ocr.NewTask(cfg, ocrdata.Train)
+	}
+	return tasks.ByName(name)
 }
 
 func mib64(b uint64) float64 { return float64(b) / (1 << 20) }

@@ -38,8 +38,9 @@ type Decoder struct {
 // holds more than MaxChars characters, so one more is room for the EOS.
 const maxNew = MaxChars + 1
 
-// maxPrefillChunk bounds one prefill submission's tokens per line.
-const maxPrefillChunk = 32
+// maxPrefillChunk bounds one prefill submission's tokens per line (a variable, so tests can
+// make a small prompt take several chunks).
+var maxPrefillChunk = 32
 
 // NewDecoder compiles the batched decode steps of an image model on dev and loads the weights
 // from a model directory's model.safetensors (MTP modules, if any, are not used).
@@ -52,14 +53,13 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 		return nil, fmt.Errorf("ocr: batch %d must be at least 1", batch)
 	}
 	prompt := Prompt(cfg.ImageTokens())
-	// Split the prompt into equal chunks of at most maxPrefillChunk tokens, so the prefill has
-	// no padded rest.
+	// The prompt goes in n chunks of equal size, the last padded with PAD past the prompt: the
+	// padding's cache entries lie past the prompt and are overwritten by the generated tokens
+	// before any query attends to them (causal attention; a sliding layer's ring holds window
+	// + chunk − 1 slots, so the chunk overwrites nothing a later query needs).
 	n := (len(prompt) + maxPrefillChunk - 1) / maxPrefillChunk
-	for len(prompt)%n != 0 {
-		n++
-	}
-	chunk := len(prompt) / n
-	maxSeq := len(prompt) + maxNew
+	chunk := (len(prompt) + n - 1) / n
+	maxSeq := max(len(prompt)+maxNew, n*chunk)
 	if maxSeq > cfg.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("ocr: %s: %d image tokens and %d characters need %d positions, more than max_position_embeddings %d",
 			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
@@ -160,19 +160,20 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	}
 	var next []int
 	for pos := 0; pos < len(d.prompt); pos += d.chunk {
-		tokens := make([]int, B*d.chunk)
+		tokens := make([]int, B*d.chunk) // PAD past the prompt
 		for b := 0; b < B; b++ {
-			copy(tokens[b*d.chunk:], d.prompt[pos:pos+d.chunk])
+			copy(tokens[b*d.chunk:(b+1)*d.chunk], d.prompt[pos:])
 		}
-		last := pos+d.chunk == len(d.prompt)
+		last := pos+d.chunk >= len(d.prompt)
 		out, err := d.run(d.prefill, d.preExec, tokens, pos, last)
 		if err != nil {
 			return nil, 0, err
 		}
 		if last {
+			row := len(d.prompt) - 1 - pos // the BOS
 			next = make([]int, B)
 			for b := range next {
-				next[b] = out[b*d.chunk+d.chunk-1]
+				next[b] = out[b*d.chunk+row]
 			}
 		}
 	}

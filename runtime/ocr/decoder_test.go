@@ -23,7 +23,7 @@ func tinyImageConfig(t *testing.T) *config.ModelConfig {
 		"max_position_embeddings": 48, "sliding_window": 8, "layer_types": ["sliding_attention", "full_attention"],
 		"attention_sink": true, "tie_word_embeddings": true,
 		"image_height": 4, "patch_width": 2, "max_image_width": 8,
-		"training": {"batch_size": 2, "seq_len": 38, "learning_rate": 0.01, "warmup_steps": 1}}`, VocabSize)))
+		"training": {"batch_size": 2, "seq_len": 41, "learning_rate": 0.01, "warmup_steps": 1}}`, VocabSize)))
 	require.NoError(t, err)
 	return c
 }
@@ -94,10 +94,13 @@ func TestTaskLaysOutImageTokensThenText(t *testing.T) {
 }
 
 // A briefly trained tiny image model: the batched decoder reads every line exactly as the
-// one-line generator (greedy, the same weights) does.
+// one-line generator (greedy, the same weights) does, with a prefill chunk padded past the
+// prompt (7 image tokens and BOS: chunks of 4 when the chunk bound is 5).
 func TestDecoderMatchesTheOneLineGenerator(t *testing.T) {
 	dev := gputest.Device(t)
 	c := tinyImageConfig(t)
+	c.MaxImageWidth = 14 // 7 image tokens: a prompt of 8 goes in a padded chunk
+	require.NoError(t, c.Validate())
 	r, p := fakeLines()
 	task, err := NewTaskWith(c, r, p)
 	require.NoError(t, err)
@@ -115,9 +118,12 @@ func TestDecoderMatchesTheOneLineGenerator(t *testing.T) {
 	lines, err := task.Lines(rand.New(rand.NewPCG(5, 6)), 3)
 	require.NoError(t, err)
 	images := [][]float32{lines[0].Pixels, lines[1].Pixels, lines[2].Pixels}
+	defer func(v int) { maxPrefillChunk = v }(maxPrefillChunk)
+	maxPrefillChunk = 5
 	for _, batch := range []int{3, 4} {
 		d, err := NewDecoder(dir, dev, batch, false)
 		require.NoError(t, err)
+		require.Equal(t, 4, d.chunk)
 		got, _, err := d.Read(images)
 		d.Close()
 		require.NoError(t, err)

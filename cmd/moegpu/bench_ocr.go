@@ -1,0 +1,169 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/moegpu/moegpu/runtime/ocr"
+)
+
+// runBenchOCR scores an eval folder with moegpu's OCR model and, when it is installed, with
+// Tesseract on the same images, and prints both side by side.
+func runBenchOCR(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH]", stderr)
+	model := fs.String("model", "", "OCR model directory; default: the shipped "+defaultOCRModel+", or $MOEGPU_OCR_MODEL")
+	batch := fs.Int("batch", 16, "line segments read side by side per GPU submission, ≥ 1")
+	tessBin := fs.String("tesseract", "tesseract", "the Tesseract executable (skipped, with a note, when it is not installed)")
+	psm := fs.Int("psm", 7, "Tesseract page segmentation mode: 7 treats each image as one text line, as the folder's ground truth is")
+	jsonPath := fs.String("json", "", "also write both reports as JSON to this file")
+	var df deviceFlags
+	addDeviceFlags(fs, &df)
+	var dirArg []string
+	for len(args) > 0 && !strings.HasPrefix(args[0], "-") { // DIR may come before the flags
+		dirArg, args = append(dirArg, args[0]), args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dirArg = append(dirArg, fs.Args()...)
+	if len(dirArg) != 1 {
+		return fmt.Errorf("want one eval folder of NAME.png + NAME.gt.txt (write one with moegpu ocr --write-eval DIR), got %d arguments", len(dirArg))
+	}
+	folder := dirArg[0]
+	if *batch < 1 {
+		return fmt.Errorf("--batch %d must be at least 1", *batch)
+	}
+	set, err := evalSet(folder)
+	if err != nil {
+		return err
+	}
+	dir, err := ocrModelDir(*model)
+	if err != nil {
+		return err
+	}
+	d, err := df.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch})
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+	fmt.Fprintf(stderr, "moegpu (%s on %s): %d lines\n", filepath.Base(dir), rec.Adapter(), len(set))
+	mine, err := evalOCRFolder(rec, folder, stderr)
+	if err != nil {
+		return err
+	}
+	var tess *evalReport
+	version := ""
+	if path, err := exec.LookPath(*tessBin); err != nil {
+		fmt.Fprintf(stderr, "note: %s is not installed (Debian: apt-get install tesseract-ocr): only moegpu's scores follow\n", *tessBin)
+	} else {
+		version = tesseractVersion(path)
+		fmt.Fprintf(stderr, "%s (psm %d): %d lines\n", version, *psm, len(set))
+		if tess, err = evalTesseract(path, *psm, set); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "OCR on %s (%d lines): CER = edits / reference characters, summed over lines\n\n", folder, len(set))
+	fmt.Fprintf(stdout, "| set | lines | moegpu CER | %s CER | moegpu exact | tesseract exact | moegpu ms/line | tesseract ms/line |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", "tesseract")
+	row := func(name string, a ocr.Score, ams float64, b *ocr.Score, bms float64) {
+		bc, be, bm := "–", "–", "–"
+		if b != nil {
+			bc, be, bm = fmt.Sprintf("%.2f%%", 100*b.CER()), fmt.Sprintf("%.1f%%", 100*b.ExactRate()), fmt.Sprintf("%.1f", bms/float64(b.Lines))
+		}
+		fmt.Fprintf(stdout, "| %s | %d | %.2f%% | %s | %.1f%% | %s | %.1f | %s |\n", name, a.Lines, 100*a.CER(), bc, 100*a.ExactRate(), be, ams/float64(a.Lines), bm)
+	}
+	for _, g := range mine.Groups {
+		var b *ocr.Score
+		bms := 0.0
+		if tess != nil {
+			s := tess.Scores[g]
+			b, bms = &s, tess.Ms[g]
+		}
+		row(g, mine.Scores[g], mine.Ms[g], b, bms)
+	}
+	var b *ocr.Score
+	bms := 0.0
+	if tess != nil {
+		b, bms = &tess.Overall, tess.TotalMs
+	}
+	row("**all**", mine.Overall, mine.TotalMs, b, bms)
+	fmt.Fprintf(stdout, "\nmoegpu: %s on %s, batched %d segments per submission; %s: one process over the whole list, --psm %d, -l eng.\n",
+		filepath.Base(dir), rec.Adapter(), *batch, nonEmpty(version, "tesseract"), *psm)
+	if *jsonPath != "" {
+		return writeJSONFile(*jsonPath, map[string]any{"folder": folder, "moegpu": mine, "tesseract": tess,
+			"tesseract_version": version, "model": dir, "adapter": rec.Adapter()})
+	}
+	return nil
+}
+
+func nonEmpty(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func tesseractVersion(path string) string {
+	out, err := exec.Command(path, "--version").CombinedOutput()
+	if err != nil {
+		return "tesseract"
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line)
+}
+
+// evalTesseract runs Tesseract once over the whole list of images (one process: its start-up
+// and model loading are paid once, as moegpu's are) and scores each page's text, pages being
+// separated by form feeds in its output. The time per line is the wall time over the lines.
+func evalTesseract(bin string, psm int, set []evalLine) (*evalReport, error) {
+	list, err := os.CreateTemp("", "moegpu-tesseract-*.txt")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(list.Name())
+	for _, l := range set {
+		abs, _ := filepath.Abs(l.path)
+		fmt.Fprintln(list, abs)
+	}
+	if err := list.Close(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	cmd := exec.Command(bin, list.Name(), "stdout", "--psm", fmt.Sprint(psm), "-l", "eng")
+	cmd.Env = append(os.Environ(), "OMP_THREAD_LIMIT=1")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("tesseract: %w: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	wall := float64(time.Since(start).Microseconds()) / 1000
+	pages := strings.Split(stdout.String(), "\f")
+	if len(pages) > 0 && strings.TrimSpace(pages[len(pages)-1]) == "" {
+		pages = pages[:len(pages)-1]
+	}
+	if len(pages) != len(set) {
+		return nil, fmt.Errorf("tesseract gave %d pages for %d images", len(pages), len(set))
+	}
+	rep := newEvalReport()
+	for i, l := range set {
+		rep.add(l.group, l.ref, tesseractText(pages[i]), wall/float64(len(set)))
+	}
+	return rep, nil
+}
+
+// tesseractText joins a page's lines with single spaces and trims it (Tesseract ends a line
+// with a newline and may print curly quotes, which the ASCII ground truth spells straight).
+func tesseractText(page string) string {
+	page = strings.NewReplacer("\u2018", "'", "\u2019", "'", "\u201c", "\"", "\u201d", "\"", "\u2014", "--", "\u2013", "-", "\ufb01", "fi", "\ufb02", "fl").Replace(page)
+	return strings.Join(strings.Fields(page), " ")
+}

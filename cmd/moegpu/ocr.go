@@ -1,0 +1,291 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/moegpu/moegpu/internal/atomicfile"
+	"github.com/moegpu/moegpu/runtime/ocr"
+	"github.com/moegpu/moegpu/runtime/ocrdata"
+	"github.com/moegpu/moegpu/runtime/ocrimage"
+)
+
+// defaultOCRModel is where the shipped OCR model lives in a checkout.
+const defaultOCRModel = "assets/models/ocr-small"
+
+// ocrModelDir resolves --model: the flag, else $MOEGPU_OCR_MODEL, else the shipped model in
+// the working directory's checkout or next to the executable's.
+func ocrModelDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	if env := os.Getenv("MOEGPU_OCR_MODEL"); env != "" {
+		return env, nil
+	}
+	cands := []string{defaultOCRModel}
+	if exe, err := os.Executable(); err == nil {
+		cands = append(cands, filepath.Join(filepath.Dir(exe), "..", defaultOCRModel), filepath.Join(filepath.Dir(exe), defaultOCRModel))
+	}
+	for _, c := range cands {
+		if _, err := os.Stat(filepath.Join(c, ocr.WeightsFile)); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("no OCR model found (looked for %s in the working directory and next to the executable): pass --model DIR "+
+		"(a checkpoint of moegpu train --task ocr) or set MOEGPU_OCR_MODEL", defaultOCRModel)
+}
+
+func runOCR(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("ocr", "ocr [flags] IMAGE...   |   ocr --eval DIR [flags]", stderr)
+	model := fs.String("model", "", "OCR model directory (config.json + model.safetensors); default: the shipped "+defaultOCRModel+", or $MOEGPU_OCR_MODEL")
+	jsonOut := fs.Bool("json", false, "print JSON: per image its lines with box (source pixels), text, segments, ms and, with --speculative, the speculative decoding statistics")
+	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
+	batch := fs.Int("batch", 16, "line segments read side by side per GPU submission, ≥ 1")
+	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
+	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image; subfolders are reported separately): CER, exact lines, ms/line")
+	writeEval := fs.String("write-eval", "", "write an eval folder instead of reading: rendered lines of every condition (DIR/<condition>/NNNN.png + NNNN.gt.txt), from the held-out validation fonts by default; no model needed")
+	perCond := fs.Int("per-condition", 100, "with --write-eval: lines per condition, ≥ 1")
+	evalSeed := fs.Uint64("seed", 1, "with --write-eval: the seed the lines are drawn from")
+	split := fs.String("split", "validation", "with --write-eval: validation (held-out font families) or train")
+	var df deviceFlags
+	addDeviceFlags(fs, &df)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *writeEval != "" {
+		return writeOCREvalSet(*writeEval, *split, *perCond, *evalSeed, fs.NArg(), stdout)
+	}
+	if *batch < 1 {
+		return fmt.Errorf("--batch %d must be at least 1", *batch)
+	}
+	if *evalDir == "" && fs.NArg() == 0 {
+		return fmt.Errorf("give one or more image files (PNG, JPEG, GIF, BMP, TIFF, WebP), or --eval DIR")
+	}
+	if *evalDir != "" && fs.NArg() > 0 {
+		return fmt.Errorf("--eval DIR scores a folder; it takes no image arguments (got %q)", fs.Arg(0))
+	}
+	dir, err := ocrModelDir(*model)
+	if err != nil {
+		return err
+	}
+	// Load every image first: a bad file is reported before the model is built.
+	var imgs []image.Image
+	var names []string
+	if *evalDir == "" {
+		for _, p := range fs.Args() {
+			img, err := ocrimage.Load(p)
+			if err != nil {
+				return err
+			}
+			imgs, names = append(imgs, img), append(names, p)
+		}
+	}
+	d, err := df.open()
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, F16: *f16, Speculative: *spec})
+	if err != nil {
+		return err
+	}
+	defer rec.Close()
+	if *evalDir != "" {
+		rep, err := evalOCRFolder(rec, *evalDir, stderr)
+		if err != nil {
+			return err
+		}
+		rep.print(stdout, "moegpu "+filepath.Base(dir)+" on "+rec.Adapter())
+		return nil
+	}
+	res, err := rec.RecognizeAll(imgs, nil)
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		type item struct {
+			File string `json:"file"`
+			ocr.Result
+		}
+		out := make([]item, len(res))
+		for i := range res {
+			out[i] = item{File: names[i], Result: res[i]}
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	for i, r := range res {
+		if len(res) > 1 {
+			fmt.Fprintf(stdout, "==> %s <==\n", names[i])
+		}
+		fmt.Fprintln(stdout, r.Text())
+		n := max(1, len(r.Lines))
+		fmt.Fprintf(stderr, "%s: %d lines, %.1f ms/line (decode), %.1f ms to prepare, on %s\n", names[i], len(r.Lines), r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter())
+	}
+	return nil
+}
+
+// evalLine is one scored image of an eval folder.
+type evalLine struct {
+	group, name, ref, path string
+}
+
+// evalSet lists DIR's NAME.png + NAME.gt.txt pairs (in DIR and its subfolders, grouped by
+// subfolder; "." for DIR itself), sorted.
+func evalSet(dir string) ([]evalLine, error) {
+	var out []evalLine
+	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() || !strings.HasSuffix(p, ".gt.txt") {
+			return nil
+		}
+		base := strings.TrimSuffix(p, ".gt.txt")
+		img := ""
+		for _, ext := range []string{".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"} {
+			if _, err := os.Stat(base + ext); err == nil {
+				img = base + ext
+				break
+			}
+		}
+		if img == "" {
+			return fmt.Errorf("%s has no image beside it (NAME.png, .jpg, .tif, …)", p)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, filepath.Dir(p))
+		out = append(out, evalLine{group: rel, name: filepath.Base(base), ref: strings.TrimRight(string(b), "\r\n"), path: img})
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("eval folder %s: %w", dir, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("eval folder %s holds no NAME.gt.txt files", dir)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].group != out[j].group {
+			return out[i].group < out[j].group
+		}
+		return out[i].name < out[j].name
+	})
+	return out, nil
+}
+
+// evalReport is one recogniser's scores on an eval folder, per group and overall.
+type evalReport struct {
+	Groups  []string             `json:"groups"`
+	Scores  map[string]ocr.Score `json:"scores"`
+	Ms      map[string]float64   `json:"ms"` // total time per group
+	Overall ocr.Score            `json:"overall"`
+	TotalMs float64              `json:"total_ms"`
+	Misses  []string             `json:"misses,omitempty"` // a few wrong lines, for a look
+}
+
+func newEvalReport() *evalReport {
+	return &evalReport{Scores: map[string]ocr.Score{}, Ms: map[string]float64{}}
+}
+
+func (r *evalReport) add(group, ref, hyp string, ms float64) {
+	if _, ok := r.Scores[group]; !ok {
+		r.Groups = append(r.Groups, group)
+	}
+	s := r.Scores[group]
+	s.Add(ref, hyp)
+	r.Scores[group] = s
+	r.Ms[group] += ms
+	r.Overall.Add(ref, hyp)
+	r.TotalMs += ms
+	if ref != hyp && len(r.Misses) < 20 {
+		r.Misses = append(r.Misses, fmt.Sprintf("%s: %q → %q", group, ref, hyp))
+	}
+}
+
+func (r *evalReport) print(w io.Writer, title string) {
+	fmt.Fprintf(w, "%s\n| set | lines | CER | exact lines | ms/line |\n|---|---:|---:|---:|---:|\n", title)
+	for _, g := range r.Groups {
+		s := r.Scores[g]
+		fmt.Fprintf(w, "| %s | %d | %.2f%% | %.1f%% | %.1f |\n", g, s.Lines, 100*s.CER(), 100*s.ExactRate(), r.Ms[g]/float64(s.Lines))
+	}
+	fmt.Fprintf(w, "| **all** | %d | %.2f%% | %.1f%% | %.1f |\n", r.Overall.Lines, 100*r.Overall.CER(), 100*r.Overall.ExactRate(), r.TotalMs/float64(max(1, r.Overall.Lines)))
+}
+
+// evalOCRFolder reads every image of an eval folder as one text line (its lines joined by
+// spaces), batching the whole folder, and scores it.
+func evalOCRFolder(rec *ocr.Recognizer, dir string, progress io.Writer) (*evalReport, error) {
+	set, err := evalSet(dir)
+	if err != nil {
+		return nil, err
+	}
+	imgs := make([]image.Image, len(set))
+	for i, l := range set {
+		if imgs[i], err = ocrimage.Load(l.path); err != nil {
+			return nil, err
+		}
+	}
+	start := time.Now()
+	res, err := rec.RecognizeAll(imgs, func(done, total int) {
+		fmt.Fprintf(progress, "\rread %d/%d line pieces", done, total)
+	})
+	fmt.Fprintln(progress)
+	if err != nil {
+		return nil, err
+	}
+	wall := float64(time.Since(start).Microseconds()) / 1000
+	rep := newEvalReport()
+	for i, l := range set {
+		texts := make([]string, len(res[i].Lines))
+		for j, line := range res[i].Lines {
+			texts[j] = line.Text
+		}
+		rep.add(l.group, l.ref, strings.Join(texts, " "), wall/float64(len(set)))
+	}
+	return rep, nil
+}
+
+// writeJSONFile writes v as indented JSON through a temporary file and a rename.
+func writeJSONFile(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, append(b, '\n'))
+}
+
+
+// writeOCREvalSet renders an eval folder with ocrdata.WriteEvalSet.
+func writeOCREvalSet(dir, split string, perCond int, seed uint64, nargs int, stdout io.Writer) error {
+	if nargs > 0 {
+		return fmt.Errorf("--write-eval DIR takes no image arguments")
+	}
+	if perCond < 1 {
+		return fmt.Errorf("--per-condition %d must be at least 1", perCond)
+	}
+	var sp ocrdata.Split
+	switch split {
+	case "validation":
+		sp = ocrdata.Validation
+	case "train":
+		sp = ocrdata.Train
+	default:
+		return fmt.Errorf("--split %q: want validation or train", split)
+	}
+	start := time.Now()
+	if err := ocrdata.WriteEvalSet(dir, sp, perCond, seed); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d lines per condition (%s) from the %s fonts, seed %d, to %s in %s\n",
+		perCond, strings.Join(ocrdata.Conditions(), ", "), split, seed, dir, time.Since(start).Round(time.Millisecond))
+	return nil
+}

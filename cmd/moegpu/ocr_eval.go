@@ -1,0 +1,57 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/runtime/ocr"
+	"github.com/moegpu/moegpu/runtime/ocrdata"
+)
+
+// evaluateOCR scores an OCR checkpoint on n lines rendered from the held-out validation font
+// families (all conditions mixed, seed fixing the lines): CER and exact lines.
+func evaluateOCR(dir string, n int, seed uint64, d *gpu.Device, stdout io.Writer) error {
+	if d == nil {
+		return fmt.Errorf("ocr evaluation runs on the gpu executor")
+	}
+	cfg, err := ocr.LoadConfig(dir)
+	if err != nil {
+		return err
+	}
+	task, err := ocr.NewTask(cfg, ocrdata.Validation)
+	if err != nil {
+		return err
+	}
+	lines, err := task.Lines(rand.New(rand.NewPCG(seed, 0x6f63725f6576616c)), n) // "ocr_eval"
+	if err != nil {
+		return err
+	}
+	const batch = 16
+	dec, err := ocr.NewDecoder(dir, d, batch, false)
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	var score ocr.Score
+	var ms float64
+	for i := 0; i < len(lines); i += batch {
+		part := lines[i:min(i+batch, len(lines))]
+		imgs := make([][]float32, len(part))
+		for j, l := range part {
+			imgs[j] = l.Pixels
+		}
+		texts, el, err := dec.Read(imgs)
+		if err != nil {
+			return err
+		}
+		ms += float64(el.Microseconds()) / 1000
+		for j, l := range part {
+			score.Add(l.Text, texts[j])
+		}
+	}
+	fmt.Fprintf(stdout, "ocr: CER %.2f%% (%d edits / %d characters), %d/%d lines exact (%.1f%%), %.1f ms/line; %d held-out lines (validation fonts, all conditions, seed %d)\n",
+		100*score.CER(), score.Edits, score.RefChars, score.Exact, score.Lines, 100*score.ExactRate(), ms/float64(len(lines)), len(lines), seed)
+	return nil
+}

@@ -1,0 +1,62 @@
+package ocr
+
+import (
+	"image"
+	"math/rand/v2"
+
+	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/ocrdata"
+	"github.com/moegpu/moegpu/runtime/ocrimage"
+)
+
+// NewTask is the OCR task on lines rendered by ocrdata from the given font split (training
+// fonts for training; the held-out validation families for evaluation), all conditions mixed
+// as ocrdata's training mix, prepared exactly as the recognizer prepares a user's image.
+func NewTask(c *config.ModelConfig, split ocrdata.Split) (*Task, error) {
+	gen, err := ocrdata.New(ocrdata.Options{Split: split})
+	if err != nil {
+		return nil, err
+	}
+	return NewTaskWith(c, Render(gen, ""), PrepareLine)
+}
+
+// Render is a Renderer drawing from gen: any condition of its mix when cond is "", else that
+// condition.
+func Render(gen *ocrdata.Generator, cond string) Renderer {
+	return func(rng *rand.Rand) (*image.Gray, string, error) {
+		var l ocrdata.Line
+		var err error
+		if cond == "" {
+			l, err = gen.Sample(rng)
+		} else {
+			l, err = gen.SampleCondition(rng, cond)
+		}
+		return l.Image, l.Text, err
+	}
+}
+
+// PrepareLine is the Preparer of real training: the recognizer's own chain (ocrimage's
+// Normalize, SplitLines, LineStrips) on a one-line image, keeping its tallest line (a crop
+// may also show slivers of the lines above and below). ok is false for a blank image or a
+// line wider than maxWidth at this height.
+func PrepareLine(img *image.Gray, height, maxWidth int) ([]float32, int, bool) {
+	ink := ocrimage.Normalize(img)
+	if ink.Blank {
+		return nil, 0, false
+	}
+	boxes := ocrimage.SplitLines(ink)
+	if len(boxes) == 0 {
+		return nil, 0, false
+	}
+	best := boxes[0]
+	for _, b := range boxes[1:] {
+		if b.Dy() > best.Dy() {
+			best = b
+		}
+	}
+	segs := ocrimage.LineStrips(ink, best, height, maxWidth)
+	if len(segs) != 1 {
+		return nil, 0, false
+	}
+	return segs[0].Pix, segs[0].Width, true
+}

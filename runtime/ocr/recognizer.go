@@ -1,0 +1,260 @@
+package ocr
+
+import (
+	"fmt"
+	"image"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/runtime/generate"
+	"github.com/moegpu/moegpu/runtime/ocrimage"
+)
+
+// Options shape a Recognizer.
+type Options struct {
+	// Batch is how many line segments go through the model side by side (default 16).
+	Batch int
+	// F16 stores the linear layers' weights in half precision.
+	F16 bool
+	// Speculative reads each segment with MTP speculative decoding (one at a time; the model
+	// must have MTP modules) instead of the batched greedy decoder. The text is the same.
+	Speculative bool
+}
+
+// Recognizer reads the text of images with an OCR model directory (the shipped model or a
+// checkpoint of `moegpu train --task ocr`). Not safe for concurrent use.
+type Recognizer struct {
+	dir  string
+	dev  *gpu.Device
+	opt  Options
+	dec  *Decoder
+	spec *generate.Speculative
+}
+
+// Open loads the model in dir onto dev.
+func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
+	if dev == nil {
+		return nil, fmt.Errorf("ocr: recognition runs on a GPU adapter")
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = 16
+	}
+	r := &Recognizer{dir: dir, dev: dev, opt: opt}
+	var err error
+	if opt.Speculative {
+		cfg, err := LoadConfig(dir)
+		if err != nil {
+			return nil, err
+		}
+		if opt.F16 {
+			return nil, fmt.Errorf("ocr: speculative decoding runs with f32 weights")
+		}
+		maxSeq := len(Prompt(cfg.ImageTokens())) + maxNew + 2*cfg.NumNextNPredictLayers
+		if maxSeq > cfg.MaxPositionEmbeddings {
+			maxSeq = cfg.MaxPositionEmbeddings
+		}
+		if r.spec, err = generate.NewSpeculative(cfg, dev, generate.Options{MaxSeq: maxSeq}); err != nil {
+			return nil, err
+		}
+		if err := r.spec.LoadWeights(dir + "/" + WeightsFile); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
+	if r.dec, err = NewDecoder(dir, dev, opt.Batch, opt.F16); err != nil {
+		r.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// Close releases the model.
+func (r *Recognizer) Close() {
+	if r.dec != nil {
+		r.dec.Close()
+	}
+	if r.spec != nil {
+		r.spec.Close()
+	}
+}
+
+// Adapter names the GPU adapter the model runs on.
+func (r *Recognizer) Adapter() string { return r.dev.Info.Label() }
+
+// LineResult is one recognised text line of an image.
+type LineResult struct {
+	Box  image.Rectangle `json:"box"`  // the line in source-image pixels
+	Text string          `json:"text"` // its segments' texts joined by a space
+	// Segments is how many pieces the line was cut into at whitespace (lines wider than the
+	// model's max_image_width at its height).
+	Segments int `json:"segments"`
+	// Ms is the line's share of the decoding time of the batches it was in (ms).
+	Ms float64 `json:"ms"`
+	// Spec holds the speculative decoding statistics of the line's segments (Speculative only).
+	Spec *SpecStats `json:"speculative,omitempty"`
+}
+
+// SpecStats summarises MTP speculative decoding over some segments.
+type SpecStats struct {
+	Rounds   int   `json:"rounds"`   // verify steps after the prefill
+	Tokens   int   `json:"tokens"`   // tokens produced
+	Attempts []int `json:"attempts"` // per head: drafts checked
+	Accepts  []int `json:"accepts"`  // per head: drafts accepted
+}
+
+// MeanAccepted is the mean number of drafts accepted per round.
+func (s *SpecStats) MeanAccepted() float64 {
+	n := 0
+	for _, a := range s.Accepts {
+		n += a
+	}
+	if s.Rounds == 0 {
+		return 0
+	}
+	return float64(n) / float64(s.Rounds)
+}
+
+// Acceptance is head k's (0-based) conditional acceptance rate.
+func (s *SpecStats) Acceptance(k int) float64 {
+	if k >= len(s.Attempts) || s.Attempts[k] == 0 {
+		return 0
+	}
+	return float64(s.Accepts[k]) / float64(s.Attempts[k])
+}
+
+// Result is the text of one image.
+type Result struct {
+	Lines []LineResult `json:"lines"`
+	// PrepareMs is the time spent decoding the file's pixels into line tensors; DecodeMs the
+	// model's time over all lines.
+	PrepareMs float64 `json:"prepare_ms"`
+	DecodeMs  float64 `json:"decode_ms"`
+}
+
+// Text is the lines' texts, one per line, in reading order.
+func (res Result) Text() string {
+	s := ""
+	for i, l := range res.Lines {
+		if i > 0 {
+			s += "\n"
+		}
+		s += l.Text
+	}
+	return s
+}
+
+// Progress is told after each batch how many of the image's segments are read.
+type Progress func(done, total int)
+
+// Recognize finds the text lines of img (see ocrimage.Prepare: grey, polarity, lines in
+// reading order, pieces at whitespace) and reads them. progress may be nil.
+func (r *Recognizer) Recognize(img image.Image, progress Progress) (Result, error) {
+	res, err := r.RecognizeAll([]image.Image{img}, progress)
+	if err != nil {
+		return Result{}, err
+	}
+	return res[0], nil
+}
+
+// segRef is one segment of one line of one image.
+type segRef struct {
+	img, line int
+	pix       []float32
+}
+
+// RecognizeAll reads several images, batching the segments of all of them together, so a
+// page of short lines or a folder of one-line images costs few GPU submissions.
+func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Result, error) {
+	c := r.dec.Config
+	out := make([]Result, len(imgs))
+	var segs []segRef
+	for i, img := range imgs {
+		start := time.Now()
+		lines, err := ocrimage.Prepare(img, c.ImageHeight, c.MaxImageWidth)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Lines = make([]LineResult, len(lines))
+		for j, l := range lines {
+			out[i].Lines[j] = LineResult{Box: l.Box, Segments: len(l.Segments)}
+			for _, s := range l.Segments {
+				segs = append(segs, segRef{img: i, line: j, pix: s.Padded(c.MaxImageWidth)})
+			}
+		}
+		out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
+	}
+	texts := make([]string, len(segs))
+	if r.spec != nil {
+		for k, s := range segs {
+			t, st, el, err := r.readSpeculative(s.pix)
+			if err != nil {
+				return nil, err
+			}
+			texts[k] = t
+			l := &out[s.img].Lines[s.line]
+			l.Ms += el
+			l.Spec = mergeSpec(l.Spec, st)
+			out[s.img].DecodeMs += el
+			if progress != nil {
+				progress(k+1, len(segs))
+			}
+		}
+	} else {
+		B := r.dec.Batch
+		for k := 0; k < len(segs); k += B {
+			part := segs[k:min(k+B, len(segs))]
+			imgs := make([][]float32, len(part))
+			for j, s := range part {
+				imgs[j] = s.pix
+			}
+			got, el, err := r.dec.Read(imgs)
+			if err != nil {
+				return nil, err
+			}
+			ms := float64(el.Microseconds()) / 1000
+			for j, s := range part {
+				texts[k+j] = got[j]
+				out[s.img].Lines[s.line].Ms += ms / float64(len(part))
+				out[s.img].DecodeMs += ms / float64(len(part))
+			}
+			if progress != nil {
+				progress(min(k+B, len(segs)), len(segs))
+			}
+		}
+	}
+	for k, s := range segs {
+		l := &out[s.img].Lines[s.line]
+		if l.Text != "" && texts[k] != "" {
+			l.Text += " "
+		}
+		l.Text += texts[k]
+	}
+	return out, nil
+}
+
+// readSpeculative reads one segment with MTP speculative decoding.
+func (r *Recognizer) readSpeculative(pix []float32) (string, generate.SpecStats, float64, error) {
+	start := time.Now()
+	if err := r.spec.SetImage(pix); err != nil {
+		return "", generate.SpecStats{}, 0, err
+	}
+	prompt := Prompt(r.dec.Config.ImageTokens())
+	out, st, err := r.spec.Generate(prompt, maxNew, EOS, generate.Sampling{}, nil)
+	if err != nil {
+		return "", generate.SpecStats{}, 0, err
+	}
+	return Decode(out), st, float64(time.Since(start).Microseconds()) / 1000, nil
+}
+
+func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {
+	if s == nil {
+		s = &SpecStats{Attempts: make([]int, len(st.Attempts)), Accepts: make([]int, len(st.Accepts))}
+	}
+	s.Rounds += st.Rounds
+	s.Tokens += st.NewTokens
+	for k := range st.Attempts {
+		s.Attempts[k] += st.Attempts[k]
+		s.Accepts[k] += st.Accepts[k]
+	}
+	return s
+}
