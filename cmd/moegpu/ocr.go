@@ -263,7 +263,6 @@ func writeJSONFile(path string, v any) error {
 	return atomicfile.Write(path, append(b, '\n'))
 }
 
-
 // writeOCREvalSet renders an eval folder with ocrdata.WriteEvalSet.
 func writeOCREvalSet(dir, split string, perCond int, seed uint64, nargs int, stdout io.Writer) error {
 	if nargs > 0 {
