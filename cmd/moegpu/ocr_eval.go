@@ -34,6 +34,11 @@ func evaluateOCR(dir string, n int, seed uint64, d *gpu.Device, stdout io.Writer
 		return err
 	}
 	defer dec.Close()
+	if cfg.ZeroExpertNum > 0 {
+		if err := dec.CountRouting(); err != nil {
+			return err
+		}
+	}
 	var score ocr.Score
 	var ms float64
 	for i := 0; i < len(lines); i += batch {
@@ -53,5 +58,17 @@ func evaluateOCR(dir string, n int, seed uint64, d *gpu.Device, stdout io.Writer
 	}
 	fmt.Fprintf(stdout, "ocr: CER %.2f%% (%d edits / %d characters), %d/%d lines exact (%.1f%%), %.1f ms/line; %d held-out lines (validation fonts, all conditions, seed %d)\n",
 		100*score.CER(), score.Edits, score.RefChars, score.Exact, score.Lines, 100*score.ExactRate(), ms/float64(len(lines)), len(lines), seed)
+	printRouting(stdout, dec.Routing)
 	return nil
+}
+
+// printRouting reports each MoE layer's skip rate (copy expert taken) on image and text tokens.
+func printRouting(w io.Writer, r *ocr.Routing) {
+	if r == nil {
+		return
+	}
+	for i, l := range r.Layers {
+		fmt.Fprintf(w, "%s: copy expert (FFN skipped) on %.1f%% of image tokens, %.1f%% of text tokens\n",
+			l, 100*r.ImageSkipRate(i), 100*r.TextSkipRate(i))
+	}
 }

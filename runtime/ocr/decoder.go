@@ -32,6 +32,80 @@ type Decoder struct {
 	preExec, stepExec graph.Executor
 	chunk             int // prefill tokens per submission
 	prompt            []int
+
+	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
+	// over every Read (set it with CountRouting).
+	Routing *Routing
+}
+
+// Routing counts, per MoE layer (in layer order), the tokens that took a copy expert and so
+// skipped the layer's FFN, separately for image tokens and text tokens (BOS and the
+// generated characters; padding and the steps of lines already ended are not counted).
+type Routing struct {
+	Layers                  []string
+	ImageTokens, TextTokens int
+	ImageSkips, TextSkips   []int
+	experts, copies, topK   int
+}
+
+// ImageSkipRate is layer i's share of image tokens that skipped its FFN.
+func (r *Routing) ImageSkipRate(i int) float64 { return rate(r.ImageSkips[i], r.ImageTokens) }
+
+// TextSkipRate is layer i's share of text tokens that skipped its FFN.
+func (r *Routing) TextSkipRate(i int) float64 { return rate(r.TextSkips[i], r.TextTokens) }
+
+func rate(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// CountRouting starts counting copy-expert choices (an MoE model with copy experts only);
+// every Read then also reads the routers' choices back, which costs a little time.
+func (d *Decoder) CountRouting() error {
+	if len(d.step.MoE) == 0 || d.Config.ZeroExpertNum == 0 {
+		return fmt.Errorf("ocr: the model has no copy experts to count")
+	}
+	r := &Routing{experts: d.Config.NRoutedExperts, copies: d.Config.ZeroExpertNum, topK: d.Config.NumExpertsPerTok}
+	for _, l := range d.step.MoE {
+		r.Layers = append(r.Layers, l.Prefix)
+	}
+	r.ImageSkips, r.TextSkips = make([]int, len(r.Layers)), make([]int, len(r.Layers))
+	d.Routing = r
+	return nil
+}
+
+// count adds one submission's routing: idx per layer (B·q, K) u32; counted(b, p) says whether
+// row b's position p is a real token.
+func (r *Routing) count(idx [][]float64, B, q, pos, imageTokens int, counted func(b, p int) bool) {
+	for b := 0; b < B; b++ {
+		for i := 0; i < q; i++ {
+			p := pos + i
+			if !counted(b, p) {
+				continue
+			}
+			image := p < imageTokens
+			if image {
+				r.ImageTokens++
+			} else {
+				r.TextTokens++
+			}
+			for l, v := range idx {
+				skip := false
+				for k := 0; k < r.topK; k++ {
+					if e := int(v[(b*q+i)*r.topK+k]); e >= r.experts {
+						skip = true
+					}
+				}
+				if skip && image {
+					r.ImageSkips[l]++
+				} else if skip {
+					r.TextSkips[l]++
+				}
+			}
+		}
+	}
 }
 
 // maxNew is the most tokens a line's decoding produces, its EOS included: a line text never
@@ -78,7 +152,11 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 		m  *model.Model
 		ex *graph.Executor
 	}{{d.step, &d.stepExec}, {d.prefill, &d.preExec}} {
-		plan, err := s.m.Graph.Plan([]*graph.Tensor{s.m.Next, s.m.NextLogit}, align)
+		outs := []*graph.Tensor{s.m.Next, s.m.NextLogit}
+		for _, l := range s.m.MoE {
+			outs = append(outs, l.Idx) // kept readable for CountRouting
+		}
+		plan, err := s.m.Graph.Plan(outs, align)
 		if err != nil {
 			d.Close()
 			return nil, err
@@ -169,6 +247,9 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		if err := d.countRouting(d.prefill, d.preExec, pos, func(b, p int) bool { return b < len(images) && p < len(d.prompt) }); err != nil {
+			return nil, 0, err
+		}
 		if last {
 			row := len(d.prompt) - 1 - pos // the BOS
 			next = make([]int, B)
@@ -198,6 +279,9 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 		}
 		out, err := d.run(d.step, d.stepExec, next, pos, true)
 		if err != nil {
+			return nil, 0, err
+		}
+		if err := d.countRouting(d.step, d.stepExec, pos, func(b, _ int) bool { return b < len(images) && !done[b] }); err != nil {
 			return nil, 0, err
 		}
 		next, pos = out, pos+1
@@ -244,4 +328,21 @@ func (d *Decoder) run(m *model.Model, ex graph.Executor, tokens []int, pos int, 
 		ids[i] = int(v)
 	}
 	return ids, nil
+}
+
+// countRouting reads the routers' choices of the last submission when counting.
+func (d *Decoder) countRouting(m *model.Model, ex graph.Executor, pos int, counted func(b, p int) bool) error {
+	if d.Routing == nil {
+		return nil
+	}
+	idx := make([]*graph.Tensor, len(m.MoE))
+	for i, l := range m.MoE {
+		idx[i] = l.Idx
+	}
+	out, err := ex.Get(idx...)
+	if err != nil {
+		return err
+	}
+	d.Routing.count(out, d.Batch, m.Seq, pos, d.Config.ImageTokens(), counted)
+	return nil
 }

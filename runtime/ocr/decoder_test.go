@@ -97,9 +97,18 @@ func TestTaskLaysOutImageTokensThenText(t *testing.T) {
 // one-line generator (greedy, the same weights) does, with a prefill chunk padded past the
 // prompt (7 image tokens and BOS: chunks of 4 when the chunk bound is 5).
 func TestDecoderMatchesTheOneLineGenerator(t *testing.T) {
+	t.Run("dense", func(t *testing.T) { testDecoder(t, false) })
+	t.Run("moe with a copy expert", func(t *testing.T) { testDecoder(t, true) })
+}
+
+func testDecoder(t *testing.T, moe bool) {
 	dev := gputest.Device(t)
 	c := tinyImageConfig(t)
 	c.MaxImageWidth = 14 // 7 image tokens: a prompt of 8 goes in a padded chunk
+	if moe {
+		c.NRoutedExperts, c.NumExpertsPerTok, c.MoEIntermediateSize, c.ZeroExpertNum = 4, 2, 16, 1
+		c.ApplyDefaults()
+	}
 	require.NoError(t, c.Validate())
 	r, p := fakeLines()
 	task, err := NewTaskWith(c, r, p)
@@ -124,9 +133,24 @@ func TestDecoderMatchesTheOneLineGenerator(t *testing.T) {
 		d, err := NewDecoder(dir, dev, batch, false)
 		require.NoError(t, err)
 		require.Equal(t, 4, d.chunk)
+		if moe {
+			require.NoError(t, d.CountRouting())
+		} else {
+			require.Error(t, d.CountRouting())
+		}
 		got, _, err := d.Read(images)
 		d.Close()
 		require.NoError(t, err)
+		if r := d.Routing; r != nil {
+			require.Equal(t, 3*7, r.ImageTokens, "every image token of the 3 lines, no padding")
+			// BOS and each token fed back (the EOS, if any, is not fed), per line.
+			require.LessOrEqual(t, r.TextTokens, 3*maxNew)
+			require.GreaterOrEqual(t, r.TextTokens, 3)
+			for i := range r.Layers {
+				require.LessOrEqual(t, r.ImageSkips[i], r.ImageTokens)
+				require.LessOrEqual(t, r.TextSkips[i], r.TextTokens)
+			}
+		}
 		for i, img := range images {
 			require.Equal(t, oneLine(t, dev, c, dir, img), got[i], "batch %d, line %d", batch, i)
 		}
