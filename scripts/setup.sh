@@ -2,10 +2,15 @@
 # Installs what moegpu needs on a fresh Debian machine, idempotently:
 # Mesa's lavapipe (Vulkan on the CPU) and llvmpipe behind EGL/GLES, so that
 # a machine without a GPU still has two WebGPU adapters, the Vulkan loader,
-# a C compiler for cgo, and the Go modules. Run as root or with sudo.
+# a C compiler for cgo, the OCR fonts, text and Tesseract, and the Go modules. Run as root or with sudo.
 set -euo pipefail
 
 need=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri gcc libc6-dev ca-certificates)
+# OCR: the training fonts (runtime/ocrdata), English text (fortunes, a word list) and
+# Tesseract, the peer `moegpu bench ocr` compares against.
+need+=(fonts-lato fonts-open-sans fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine
+  fonts-noto-core fonts-roboto-unhinted fonts-cantarell fonts-ebgaramond fonts-inconsolata fonts-courier-prime
+  fonts-sil-charis fonts-cmu fortunes fortunes-min wamerican tesseract-ocr tesseract-ocr-eng)
 missing=()
 for p in "${need[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
