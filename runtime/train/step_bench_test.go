@@ -10,6 +10,8 @@ import (
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/config"
+	"github.com/moegpu/moegpu/runtime/ocr"
+	"github.com/moegpu/moegpu/runtime/ocrdata"
 	"github.com/moegpu/moegpu/runtime/tasks"
 	"github.com/moegpu/moegpu/runtime/train"
 )
@@ -21,7 +23,7 @@ import (
 //
 //	GODEBUG=asyncpreemptoff=1 go test ./runtime/train -run '^$' -bench TrainStep -benchtime 10x
 //
-// tiny configs train on reverse, small-dense on add (as the README's runs).
+// tiny configs train on reverse, small-dense on add (as the README's runs), OCR configs on ocr.
 func BenchmarkTrainStep(b *testing.B) {
 	dev := gputest.Device(b)
 	for _, name := range assets.Configs() {
@@ -34,7 +36,12 @@ func BenchmarkTrainStep(b *testing.B) {
 		if strings.HasPrefix(name, "small") {
 			taskName = "add"
 		}
-		task, err := tasks.ByName(taskName)
+		var task train.Source
+		if cfg.HasImage() {
+			task, err = ocr.NewTask(cfg, ocrdata.Train)
+		} else {
+			task, err = tasks.ByName(taskName)
+		}
 		require.NoError(b, err)
 		for _, o := range []struct {
 			name string
