@@ -6,6 +6,9 @@
 set -euo pipefail
 
 need=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri gcc libc6-dev ca-certificates)
+# PyTorch for python/moegpu_torch and its tests (go test ./python); OpenBLAS with OpenMP, else
+# torch runs on the slow reference BLAS.
+need+=(python3-torch python3-numpy libopenblas0-openmp)
 # OCR: the training fonts (runtime/ocrdata), English text (fortunes, a word list) and
 # Tesseract, the peer `moegpu bench ocr` compares against.
 need+=(fonts-lato fonts-open-sans fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine
