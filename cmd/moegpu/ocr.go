@@ -75,10 +75,14 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// Load every image first: a bad file is reported before the model is built.
+	// Check the inputs first: a bad file is reported before the model is built.
 	var imgs []image.Image
 	var names []string
-	if *evalDir == "" {
+	if *evalDir != "" {
+		if _, err := evalSet(*evalDir); err != nil {
+			return err
+		}
+	} else {
 		for _, p := range fs.Args() {
 			img, err := ocrimage.Load(p)
 			if err != nil {

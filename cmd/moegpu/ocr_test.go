@@ -1,0 +1,103 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/internal/gputest"
+)
+
+// tinyOCRConfig is a small image model that trains in seconds (it reads nothing useful).
+const tinyOCRConfig = `{"vocab_size": 100, "hidden_size": 32, "num_hidden_layers": 2,
+	"num_attention_heads": 2, "num_key_value_heads": 1, "intermediate_size": 48,
+	"max_position_embeddings": 64, "sliding_window": 16, "layer_types": ["sliding_attention", "full_attention"],
+	"attention_sink": true, "tie_word_embeddings": true,
+	"image_height": 16, "patch_width": 8, "max_image_width": 192,
+	"n_routed_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 16, "zero_expert_num": 1,
+	"num_nextn_predict_layers": 1,
+	"training": {"batch_size": 2, "seq_len": 58, "learning_rate": 0.01, "warmup_steps": 1}}`
+
+func TestOCRRefusesBadImagesAndModelsNamingThem(t *testing.T) {
+	dir := t.TempDir()
+	notImage := filepath.Join(dir, "notes.png")
+	require.NoError(t, os.WriteFile(notImage, []byte("shopping list: eggs"), 0o644))
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"ocr", "--model", dir, filepath.Join(dir, "missing.png")}, "missing.png"},
+		{[]string{"ocr", "--model", dir, notImage}, "notes.png"},
+		{[]string{"ocr", "--model", dir, "--eval", dir}, "no NAME.gt.txt"},
+		{[]string{"ocr", "--model", dir}, "give one or more image files"},
+		{[]string{"ocr", "--batch", "0", "x.png"}, "--batch 0"},
+		{[]string{"ocr", "--write-eval", dir, "--split", "test"}, "want validation or train"},
+	} {
+		code, _, errs := runCLI(c.args...)
+		require.Equal(t, 1, code, "%v", c.args)
+		require.Contains(t, errs, c.want, "%v", c.args)
+	}
+	gputest.Device(t)
+	code, _, errs := runCLI("ocr", "--model", dir, "../../assets/samples/receipt.png")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "not a model directory")
+}
+
+// The whole OCR command line on a tiny model trained for a few steps: train --task ocr (with
+// its held-out CER and skip rates), --write-eval, --eval, --json on several images, and bench
+// ocr. The numbers are meaningless; the plumbing is what is checked.
+func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
+	gputest.Device(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tiny-ocr.json")
+	require.NoError(t, os.WriteFile(cfg, []byte(tinyOCRConfig), 0o644))
+	model := filepath.Join(dir, "model")
+	code, out, errs := runCLI("train", "--config", cfg, "--task", "ocr", "--steps", "3", "--out", model, "--eval", "4")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "ocr: CER")
+	require.Contains(t, out, "of image tokens")
+
+	evalDir := filepath.Join(dir, "eval")
+	code, out, errs = runCLI("ocr", "--write-eval", evalDir, "--per-condition", "1")
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "wrote 1 lines per condition")
+	code, out, errs = runCLI("ocr", "--model", model, "--eval", evalDir)
+	require.Equal(t, 0, code, errs)
+	for _, want := range []string{"| clean | 1 |", "| noise | 1 |", "| **all** | 9 |"} {
+		require.Contains(t, out, want)
+	}
+
+	samples, _ := filepath.Glob("../../assets/samples/*.png")
+	require.Len(t, samples, 3)
+	code, out, errs = runCLI(append([]string{"ocr", "--model", model, "--json"}, samples...)...)
+	require.Equal(t, 0, code, errs)
+	var res []struct {
+		File  string `json:"file"`
+		Lines []struct {
+			Box  struct{ Min, Max struct{ X, Y int } } `json:"box"`
+			Text string                                `json:"text"`
+			Ms   float64                               `json:"ms"`
+		} `json:"lines"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &res))
+	require.Len(t, res, 3)
+	for _, r := range res {
+		if strings.HasSuffix(r.File, "paragraph.png") {
+			require.Len(t, r.Lines, 3, "the paragraph's three lines")
+			require.Less(t, r.Lines[0].Box.Max.Y, r.Lines[1].Box.Max.Y, "in reading order")
+		} else {
+			require.Len(t, r.Lines, 1, r.File)
+		}
+	}
+	code, out, errs = runCLI("ocr", "--model", model, "--speculative", "--json", samples[0])
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, `"speculative"`)
+
+	code, out, errs = runCLI("bench", "ocr", evalDir, "--model", model)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "| **all** | 9 |")
+}
