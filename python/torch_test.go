@@ -30,6 +30,7 @@ import (
 	"github.com/moegpu/moegpu/runtime/tasks"
 )
 
+// TestMain runs the tests with Go's asynchronous preemption off, as every GPU test binary does.
 func TestMain(m *testing.M) { gputest.Main(m) }
 
 // pythonModules are the test modules under python/tests, run one by one so a
