@@ -4,6 +4,7 @@ go 1.26
 
 require (
 	github.com/cogentcore/webgpu v0.23.0
+	github.com/go-gl/glfw/v3.3/glfw v0.0.0-20240506104042-037f3cc74f2a
 	github.com/pkg/profile v1.7.0
 	github.com/stretchr/testify v1.12.1
 	github.com/x448/float16 v0.8.4

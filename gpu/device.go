@@ -47,6 +47,11 @@ func Open(opt Options) (*Device, error) {
 	if err != nil {
 		return nil, err
 	}
+	return openAdapter(a, info)
+}
+
+// openAdapter opens a device on a picked adapter, which it owns from then on.
+func openAdapter(a *wgpu.Adapter, info AdapterInfo) (*Device, error) {
 	var want []wgpu.FeatureName
 	d := &Device{Info: info, Limits: info.Limits, adapter: a, pipelines: map[string]*Kernel{}, staging: map[uint64][]*wgpu.Buffer{}}
 	if a.HasFeature(wgpu.FeatureNameShaderF16) {

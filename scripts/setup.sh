@@ -9,6 +9,9 @@ need=(mesa-vulkan-drivers libvulkan1 libegl1 libegl-mesa0 libgles2 libgl1-mesa-d
 # PyTorch for python/moegpu_torch and its tests (go test ./python); OpenBLAS with OpenMP, else
 # torch runs on the slow reference BLAS.
 need+=(python3-torch python3-numpy libopenblas0-openmp)
+# The desktop OCR app (cmd/moegpu-ocr): GLFW's X11 and GL headers, Xvfb for its window tests,
+# xclip to paste images (GLFW reads only text from the clipboard).
+need+=(libx11-dev libxcursor-dev libxrandr-dev libxinerama-dev libxi-dev libxxf86vm-dev libgl1-mesa-dev xvfb xauth xclip)
 # OCR: the training fonts (runtime/ocrdata), English text (fortunes, a word list) and
 # Tesseract, the peer `moegpu bench ocr` compares against.
 need+=(fonts-lato fonts-open-sans fonts-crosextra-carlito fonts-crosextra-caladea fonts-linuxlibertine
