@@ -1,0 +1,118 @@
+package main
+
+import (
+	"fmt"
+	"image"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/runtime/ocr"
+	"github.com/moegpu/moegpu/runtime/ocrimage"
+)
+
+// Engine reads the text of an image. The app runs one on its worker goroutine, never on the
+// UI thread.
+type Engine interface {
+	// Recognize reads img's lines; progress, if not nil, is told after each batch.
+	Recognize(img image.Image, progress ocr.Progress) (ocr.Result, error)
+	// Adapter names the GPU adapter the engine runs on.
+	Adapter() string
+	// Close releases the model and its device.
+	Close()
+}
+
+// defaultModel is where the shipped OCR model lives in a checkout.
+const defaultModel = "assets/models/ocr-small"
+
+// modelDir resolves --model: the flag, else $MOEGPU_OCR_MODEL, else the shipped model in the
+// working directory's checkout or next to the executable's. It returns the first candidate
+// even when none exists, so the error the window shows names where the model was looked for.
+func modelDir(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if env := os.Getenv("MOEGPU_OCR_MODEL"); env != "" {
+		return env
+	}
+	cands := []string{defaultModel}
+	if exe, err := os.Executable(); err == nil {
+		d := filepath.Dir(exe)
+		cands = append(cands, filepath.Join(d, "..", defaultModel), filepath.Join(d, "..", "..", defaultModel), filepath.Join(d, defaultModel))
+	}
+	for _, c := range cands {
+		if _, err := os.Stat(filepath.Join(c, ocr.WeightsFile)); err == nil {
+			return c
+		}
+	}
+	return defaultModel
+}
+
+// realEngine is the OCR model on its own device (the window draws with another one, so
+// recognition never waits on a frame and a frame never waits on recognition).
+type realEngine struct {
+	dev *gpu.Device
+	rec *ocr.Recognizer
+}
+
+// openEngine loads the model in dir onto the adapter opt names. Its errors say what is
+// missing in words the window can show.
+func openEngine(dir string, opt gpu.Options, ropt ocr.Options) (Engine, error) {
+	for _, f := range []string{"config.json", ocr.WeightsFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			abs, _ := filepath.Abs(dir)
+			return nil, fmt.Errorf("no OCR model at %s (missing %s): start with --model DIR, a checkpoint of `moegpu train --task ocr`, or set MOEGPU_OCR_MODEL", abs, f)
+		}
+	}
+	dev, err := gpu.Open(opt)
+	if err != nil {
+		return nil, fmt.Errorf("no GPU adapter for the OCR model: %w", err)
+	}
+	rec, err := ocr.Open(dir, dev, ropt)
+	if err != nil {
+		dev.Close()
+		return nil, fmt.Errorf("OCR model %s: %w", dir, err)
+	}
+	return &realEngine{dev: dev, rec: rec}, nil
+}
+
+func (e *realEngine) Recognize(img image.Image, p ocr.Progress) (ocr.Result, error) {
+	return e.rec.Recognize(img, p)
+}
+
+func (e *realEngine) Adapter() string { return e.rec.Adapter() }
+
+func (e *realEngine) Close() {
+	e.rec.Close()
+	e.dev.Close()
+}
+
+// fakeEngine finds an image's lines as the real one does (ocrimage.Prepare) and names them
+// "line N" instead of reading them, taking Delay per line. Tests use it where no model exists;
+// `--engine fake` selects it.
+type fakeEngine struct{ Delay time.Duration }
+
+func (e fakeEngine) Recognize(img image.Image, p ocr.Progress) (ocr.Result, error) {
+	start := time.Now()
+	lines, err := ocrimage.Prepare(img, 0, 0)
+	if err != nil {
+		return ocr.Result{}, err
+	}
+	res := ocr.Result{PrepareMs: float64(time.Since(start).Microseconds()) / 1000}
+	for i, l := range lines {
+		t := time.Now()
+		time.Sleep(e.Delay)
+		ms := float64(time.Since(t).Microseconds()) / 1000
+		res.Lines = append(res.Lines, ocr.LineResult{Box: l.Box, Text: fmt.Sprintf("line %d", i+1), Segments: len(l.Segments), Ms: ms})
+		res.DecodeMs += ms
+		if p != nil {
+			p(i+1, len(lines))
+		}
+	}
+	return res, nil
+}
+
+func (fakeEngine) Adapter() string { return "fake engine (no model)" }
+
+func (fakeEngine) Close() {}
