@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"image"
 	"image/draw"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,6 +117,15 @@ type App struct {
 	noticeAt time.Time
 	copied   string // the last text put on the clipboard
 	loads    int    // image loads and pastes under way
+
+	// captureAt is when the window hid itself for a screen capture (zero: none under way).
+	captureAt time.Time
+	// region is the rectangle being dragged out to read only part of the image (window
+	// pixels, the drag's start and its current end), when regioning.
+	regioning bool
+	region    [4]float64
+	// whole is the image a region was cut from, for Ctrl+Z.
+	whole *document
 
 	// input
 	mouseX, mouseY float64 // window pixels (framebuffer)
@@ -344,7 +354,7 @@ func (a *App) setImage(img image.Image, name, path string) {
 	a.doc = document{img: img, name: name, path: path, w: b.Dx(), h: b.Dy()}
 	a.doc.upload, a.doc.texSc = displayCopy(img, 8192)
 	a.view = view{zoom: 1, cx: float64(b.Dx()) / 2, cy: float64(b.Dy()) / 2}
-	a.selected, a.scroll, a.errMsg = -1, 0, ""
+	a.selected, a.scroll, a.errMsg, a.whole = -1, 0, "", nil
 	a.win.SetTitle(name + " — moegpu OCR")
 	a.recognise()
 }
@@ -463,6 +473,65 @@ func (a *App) save(path string) {
 		return
 	}
 	a.say("Saved %s", path)
+}
+
+// capture hides the window and, a moment later (captureStep), reads the screen as the image.
+func (a *App) capture() {
+	if !canCapture {
+		a.say("Screen capture works on X11 only")
+		return
+	}
+	a.guard("capture", func() { a.win.Hide() })
+	a.captureAt = time.Now()
+}
+
+// captureStep finishes a capture once the window has had time to leave the screen.
+func (a *App) captureStep() {
+	if a.captureAt.IsZero() || time.Since(a.captureAt) < 350*time.Millisecond {
+		return
+	}
+	a.captureAt = time.Time{}
+	img, err := grabScreen()
+	a.guard("capture", func() { a.win.Show() })
+	if err != nil {
+		a.fail(err)
+		return
+	}
+	a.setImage(img, "screen capture", "")
+	a.say("Screen captured: Shift+drag or right-drag a region to read only that part")
+}
+
+// cropTo reads only the part of the image under window rectangle r (x0, y0, x1, y1).
+func (a *App) cropTo(r [4]float64) {
+	if a.doc.img == nil {
+		return
+	}
+	sc, x0, y0 := a.imageXform()
+	b := a.doc.img.Bounds()
+	ir := image.Rect(int(math.Floor((math.Min(r[0], r[2])-x0)/sc)), int(math.Floor((math.Min(r[1], r[3])-y0)/sc)),
+		int(math.Ceil((math.Max(r[0], r[2])-x0)/sc)), int(math.Ceil((math.Max(r[1], r[3])-y0)/sc))).Add(b.Min).Intersect(b)
+	if ir.Dx() < 4 || ir.Dy() < 4 {
+		a.say("The region is too small")
+		return
+	}
+	dst := image.NewRGBA(image.Rect(0, 0, ir.Dx(), ir.Dy()))
+	draw.Draw(dst, dst.Bounds(), a.doc.img, ir.Min, draw.Src)
+	whole := &document{img: a.doc.img, name: a.doc.name, path: a.doc.path}
+	if a.whole != nil { // a region of a region: Ctrl+Z still goes back to the whole image
+		whole = a.whole
+	}
+	a.setImage(dst, whole.name+" (region)", "")
+	a.whole = whole
+	a.say("Reading a %d×%d region (Ctrl+Z: back to the whole image)", ir.Dx(), ir.Dy())
+}
+
+// uncrop goes back from a region to the whole image it was cut from.
+func (a *App) uncrop() {
+	if a.whole == nil {
+		return
+	}
+	w := a.whole
+	a.setImage(w.img, w.name, w.path)
 }
 
 // selectLine selects line i (clamped) and brings its row and box into view.

@@ -106,6 +106,7 @@ func (a *App) computeLayout() {
 	for _, b := range []button{
 		{label: "Open", tip: "Ctrl+O", action: (*App).askOpen, enabled: always},
 		{label: "Paste", tip: "Ctrl+V", action: (*App).paste, enabled: always},
+		{label: "Capture", tip: "F6", action: (*App).capture, enabled: func(*App) bool { return canCapture }},
 		{label: "Copy all", tip: "Ctrl+C", action: (*App).copyAll, enabled: hasResult},
 		{label: "Copy line", tip: "Ctrl+Shift+C", action: (*App).copyLine, enabled: lineSel},
 		{label: "Save .txt", tip: "Ctrl+S", action: (*App).askSave, enabled: hasResult},
@@ -227,6 +228,18 @@ func (a *App) draw() {
 		if a.doc.res != nil {
 			q = append(q, a.boxQuads(sc, x0, y0, iv)...)
 		}
+	}
+	if a.regioning { // the region being dragged out
+		r := a.region
+		X0, Y0 := float32(math.Min(r[0], r[2])), float32(math.Min(r[1], r[3]))
+		X1, Y1 := float32(math.Max(r[0], r[2])), float32(math.Max(r[1], r[3]))
+		t, c := float32(a.px(2)), f4(colAccent, 1)
+		q = append(q,
+			gpu.Quad{Dst: [4]float32{X0, Y0, X1, Y1}, Color: f4(colAccent, 0.12), Clip: iv},
+			gpu.Quad{Dst: [4]float32{X0, Y0, X1, Y0 + t}, Color: c, Clip: iv},
+			gpu.Quad{Dst: [4]float32{X0, Y1 - t, X1, Y1}, Color: c, Clip: iv},
+			gpu.Quad{Dst: [4]float32{X0, Y0, X0 + t, Y1}, Color: c, Clip: iv},
+			gpu.Quad{Dst: [4]float32{X1 - t, Y0, X1, Y1}, Color: c, Clip: iv})
 	}
 	for _, name := range []string{"toolbar", "text", "status", "overlay"} {
 		if t := a.tex[name]; t != nil && !a.hidden[name] {
@@ -613,6 +626,8 @@ var helpKeys = [][2]string{
 	{"Ctrl+O", "open an image file (a path prompt with Tab completion)"},
 	{"drag & drop", "drop an image file on the window to open it"},
 	{"Ctrl+V", "paste an image from the clipboard (or a copied file path)"},
+	{"F6", "capture the screen (X11): the window steps aside for it"},
+	{"Shift+drag, right-drag", "read only that region of the image; Ctrl+Z: whole image"},
 	{"Ctrl+C", "copy all the text"},
 	{"Ctrl+Shift+C, Enter", "copy the selected line"},
 	{"Ctrl+S", "save the text as .txt"},

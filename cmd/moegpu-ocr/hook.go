@@ -13,6 +13,9 @@ package main
 //	type TEXT             typed characters (the prompt takes them)
 //	click X Y             a left click at framebuffer pixel (X, Y)
 //	scroll X Y DY         the wheel at (X, Y)
+//	drag X0 Y0 X1 Y1      a right-drag (cuts out a region to read)
+//	dragimg X0 Y0 X1 Y1   the same with the corners in image pixels
+//	capture               as F6 (capture the screen), finished when the image is shown
 //	select N              select line N (1-based)
 //	state PATH            write the app's state as JSON
 //	screenshot PATH       draw, then read the window back from the X server into a PNG
@@ -141,9 +144,26 @@ func (s *script) run(a *App, c []string) (bool, error) {
 		if c[0] == "scroll" {
 			a.onScroll(seconds(c, 3, 1))
 		} else {
-			a.onMouse(glfw.MouseButtonLeft, glfw.Press)
-			a.onMouse(glfw.MouseButtonLeft, glfw.Release)
+			a.onMouse(glfw.MouseButtonLeft, glfw.Press, 0)
+			a.onMouse(glfw.MouseButtonLeft, glfw.Release, 0)
 		}
+	case "drag":
+		a.onMove(seconds(c, 1, 0), seconds(c, 2, 0))
+		a.onMouse(glfw.MouseButtonRight, glfw.Press, 0)
+		a.onMove(seconds(c, 3, 0), seconds(c, 4, 0))
+		a.onMouse(glfw.MouseButtonRight, glfw.Release, 0)
+	case "dragimg": // drag, with the corners in image pixels (clamped to the image by the crop)
+		sc, x0, y0 := a.imageXform()
+		a.onMove(x0+sc*seconds(c, 1, 0), y0+sc*seconds(c, 2, 0))
+		a.onMouse(glfw.MouseButtonRight, glfw.Press, 0)
+		a.onMove(x0+sc*seconds(c, 3, 0), y0+sc*seconds(c, 4, 0))
+		a.onMouse(glfw.MouseButtonRight, glfw.Release, 0)
+	case "capture":
+		if s.phase == 0 {
+			a.capture()
+			s.phase = 1
+		}
+		return a.captureAt.IsZero(), nil
 	case "select":
 		n, err := strconv.Atoi(arg(1))
 		if err != nil {

@@ -91,6 +91,7 @@ func (a *App) run(stderr io.Writer) int {
 		if a.script != nil {
 			a.guard("script", a.script.step(a))
 		}
+		a.guard("capture", a.captureStep)
 		if a.notice != "" && time.Since(a.noticeAt) > 4*time.Second {
 			a.notice = ""
 			a.dirty()
@@ -105,7 +106,7 @@ func (a *App) run(stderr io.Writer) int {
 			a.draw()
 		}
 		wait := 1.0
-		if a.doc.busy || a.script != nil || a.notice != "" || a.loads > 0 {
+		if a.doc.busy || a.script != nil || a.notice != "" || a.loads > 0 || !a.captureAt.IsZero() {
 			wait = 0.05
 		}
 		glfw.WaitEventsTimeout(wait)
@@ -161,7 +162,7 @@ func (a *App) callbacks() {
 	})
 	w.SetCharCallback(func(_ *glfw.Window, r rune) { a.guard("key", func() { a.onChar(r) }) })
 	w.SetMouseButtonCallback(func(_ *glfw.Window, b glfw.MouseButton, act glfw.Action, mods glfw.ModifierKey) {
-		a.guard("click", func() { a.onMouse(b, act) })
+		a.guard("click", func() { a.onMouse(b, act, mods) })
 	})
 	w.SetCursorPosCallback(func(_ *glfw.Window, x, y float64) {
 		a.guard("pointer", func() { a.onMove(a.toPixels(x, y)) })
@@ -241,6 +242,10 @@ func (a *App) onKey(k glfw.Key, act glfw.Action, mods glfw.ModifierKey) {
 		a.askSave()
 	case ctrl && k == glfw.KeyQ:
 		a.quit = true
+	case ctrl && k == glfw.KeyZ:
+		a.uncrop()
+	case k == glfw.KeyF6:
+		a.capture()
 	case (ctrl && k == glfw.KeyR) || k == glfw.KeyF5:
 		a.errMsg = ""
 		a.recognise()
@@ -288,12 +293,24 @@ func (a *App) onChar(r rune) {
 	}
 }
 
-func (a *App) onMouse(b glfw.MouseButton, act glfw.Action) {
+func (a *App) onMouse(b glfw.MouseButton, act glfw.Action, mods glfw.ModifierKey) {
+	x, y := a.mouseX, a.mouseY
+	pt := image.Pt(int(x), int(y))
+	// A right-drag, or a Shift+drag, cuts out a region to read.
+	if act == glfw.Release && a.regioning {
+		a.regioning = false
+		a.needFrame = true
+		a.cropTo(a.region)
+		return
+	}
+	regionDrag := b == glfw.MouseButtonRight || (b == glfw.MouseButtonLeft && mods&glfw.ModShift != 0)
+	if act == glfw.Press && regionDrag && a.doc.img != nil && a.prompt == nil && !a.help && pt.In(a.lay.imageView) {
+		a.regioning, a.region = true, [4]float64{x, y, x, y}
+		return
+	}
 	if b != glfw.MouseButtonLeft {
 		return
 	}
-	x, y := a.mouseX, a.mouseY
-	pt := image.Pt(int(x), int(y))
 	if act == glfw.Release {
 		if a.dragging && !a.dragMoved && pt.In(a.lay.imageView) {
 			if i := a.boxAt(x, y); i >= 0 {
@@ -337,6 +354,11 @@ func (a *App) onMove(x, y float64) {
 	a.mouseX, a.mouseY = x, y
 	if a.hoverButton() != oldHover {
 		a.dirty()
+	}
+	if a.regioning {
+		a.region[2], a.region[3] = x, y
+		a.needFrame = true
+		return
 	}
 	if !a.dragging {
 		return

@@ -18,6 +18,10 @@ static int moe_shift(unsigned long m) {
 	return s;
 }
 
+static Window moe_root(Display *d) { return DefaultRootWindow(d); }
+static int moe_screen_w(Display *d) { return DisplayWidth(d, DefaultScreen(d)); }
+static int moe_screen_h(Display *d) { return DisplayHeight(d, DefaultScreen(d)); }
+
 // moe_grab copies w × h pixels of a window into out (RGBA). Returns 0 on failure (the window
 // is not viewable, say), with Xlib's error handler swapped so a failure cannot exit the
 // process.
@@ -76,6 +80,23 @@ func grabWindow(w *glfw.Window) (*image.RGBA, error) {
 	d := (*C.Display)(unsafe.Pointer(glfw.GetX11Display()))
 	if C.moe_grab(d, C.Window(w.GetX11Window()), C.int(fw), C.int(fh), (*C.uchar)(unsafe.Pointer(&img.Pix[0]))) == 0 {
 		return nil, fmt.Errorf("screenshot: the X server would not give the window's pixels (not mapped?)")
+	}
+	return img, nil
+}
+
+// canCapture reports whether the screen can be captured (X11: yes).
+const canCapture = true
+
+// grabScreen reads the whole screen (the X root window) from the X server.
+func grabScreen() (*image.RGBA, error) {
+	d := (*C.Display)(unsafe.Pointer(glfw.GetX11Display()))
+	w, h := int(C.moe_screen_w(d)), int(C.moe_screen_h(d))
+	if w <= 0 || h <= 0 {
+		return nil, fmt.Errorf("capture: the screen has no size")
+	}
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	if C.moe_grab(d, C.moe_root(d), C.int(w), C.int(h), (*C.uchar)(unsafe.Pointer(&img.Pix[0]))) == 0 {
+		return nil, fmt.Errorf("capture: the X server would not give the screen's pixels")
 	}
 	return img, nil
 }
