@@ -1,0 +1,551 @@
+package ocrimage
+
+import (
+	"image"
+	"math"
+	"slices"
+)
+
+// SplitLines finds the text lines of an ink map by its row profile (the ink summed along each
+// row) and returns one box per line in reading order, top to bottom, in the source image's
+// pixel coordinates. A single-line image gives one box; a blank one gives none.
+//
+// Sizes are in units of S, the height of the text's tall stems (the 90th percentile, weighted
+// by length, of vertical runs of solid ink: about the height of an l or a capital), so they
+// follow the font, not the image. Ink is solid above 0.5, or on a noisy page, once blurred,
+// above 0.35 (or 0.1 above the noise level, if higher). Then:
+//
+//   - The profile counts ink above a noise level (0.15, which JPEG ringing stays under, or on
+//     a noisy page, first blurred 3×3, about the 99.9th percentile of the paper). Smoothed (Gaussian,
+//     σ = S/12 rows), its rows above 1 % of the way from its floor (5th percentile) to its
+//     peak form bands, so that a one-word last line of a paragraph is still a line.
+//   - A band holding lines that touch is split at a row where the profile (smoothed only by
+//     σ = S/25) is lowest within S/5 rows and below 60 % of the peaks on both sides, and
+//     through which few strokes run (under half of its solid pixels are solid S/6 rows above
+//     and below as well): inside a line, stems and bowls run through the dips of the profile
+//     (the middle of an "o" or an "E"); between lines, only a descender that meets an
+//     ascender does.
+//   - Fragments shorter than S/2 (the dots of i and j, a run of commas, accents) join the
+//     nearest line within 3S/4; a lone fragment farther away is kept as a line if its ink
+//     reaches 15 % of the peak (a rule, a row of dashes) and dropped as dirt if not.
+//   - Each line extends up and down, by at most 0.6 S, jumping gaps of up to S/3 rows and
+//     never past the profile's minimum between it and its neighbour, to its outermost rows
+//     with a solid pixel and more ink than noise leaves in rows far from any line; then it is
+//     trimmed left and right to its solid ink, leaving out specks of under S²/80 pixels of
+//     ink more than 2S from the rest, with a margin of S/4 (at least 2 px).
+//
+// Skewed text (more than about one line height of drift across the width) is not deskewed
+// and may merge lines.
+func SplitLines(k *Ink) []image.Rectangle {
+	if k == nil || k.Blank || k.Rect.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
+		return nil
+	}
+	w, h := k.Rect.Dx(), k.Rect.Dy()
+
+	// Denoise: a noisy page is blurred (3×3 box, noise ÷3) and values below tau count as
+	// no ink: 0.15 (JPEG ringing stays under it), or on a noisy page the blurred paper's
+	// noise ceiling.
+	// Solid ink is above 0.5, or 0.35 once blurred (a 2×2 full stop blurs to 0.44).
+	pix := k.Pix
+	tau, solid := float32(0.15), float32(0.5)
+	if min(w, h) >= 12 && noiseLevel(pix, w, h) > 0.04 { // a tiny crop is all edges, not noise
+		pix = blur3(pix, w, h)
+		tau = min(0.6, max(tau, noiseCeiling(pix, w, h)))
+		solid = max(0.35, tau+0.1)
+	}
+
+	prof, solidN, stem := profileAndStem(pix, w, h, tau, solid)
+	if stem == 0 {
+		return nil
+	}
+	S := float64(stem)
+
+	smooth := gaussian(prof, max(0.7, S/12))
+	base, peak := percentile(smooth, 0.05), slices.Max(smooth)
+	if peak-base < 1 { // less than a pixel of ink in the inkiest row
+		return nil
+	}
+	hi := base + max(0.01*(peak-base), 0.5)
+
+	// Bands: runs of rows above hi.
+	type band struct{ a, b int } // rows [a, b)
+	var bands []band
+	for y := 0; y < h; {
+		if smooth[y] <= hi {
+			y++
+			continue
+		}
+		a := y
+		for y < h && smooth[y] > hi {
+			y++
+		}
+		bands = append(bands, band{a, y})
+	}
+
+	// Split bands of touching lines at deep, uncrossed minima of a lightly smoothed profile
+	// (the valley between lines that touch can be two rows wide).
+	fine := gaussian(prof, max(0.6, S/25))
+	delta := max(1, int(math.Round(S/6)))
+	around := max(1, int(math.Round(S/5)))
+	var split func(bd band, out []band) []band
+	split = func(bd band, out []band) []band {
+		bestY, bestRatio := -1, 0.6
+		leftMax := make([]float64, bd.b-bd.a)
+		m := 0.0
+		for y := bd.a; y < bd.b; y++ {
+			m = max(m, fine[y])
+			leftMax[y-bd.a] = m
+		}
+		m = 0
+		for y := bd.b - 1; y > bd.a; y-- {
+			m = max(m, fine[y])
+			if y-bd.a < 2 || bd.b-y < 2 {
+				continue
+			}
+			sides := min(leftMax[y-bd.a], m) - base
+			if sides <= 0 {
+				continue
+			}
+			ratio := (fine[y] - base) / sides
+			if ratio < bestRatio && lowest(fine, y, around) && crossing(pix, w, h, y, delta, solid) < 0.5 {
+				bestY, bestRatio = y, ratio
+			}
+		}
+		if bestY < 0 {
+			return append(out, bd)
+		}
+		out = split(band{bd.a, bestY}, out)
+		return split(band{bestY, bd.b}, out)
+	}
+	var parts []band
+	for _, bd := range bands {
+		parts = split(bd, parts)
+	}
+
+	// Merge small fragments into the nearest line; drop faint, isolated ones.
+	fragH := S / 2
+	reach := 0.75 * S
+	strong := base + 0.15*(peak-base)
+	alone := make([]bool, len(parts)) // a strong fragment kept as a line of its own
+	for len(parts) > 1 {
+		fi := -1
+		for i, p := range parts {
+			if !alone[i] && float64(p.b-p.a) < fragH && (fi < 0 || p.b-p.a < parts[fi].b-parts[fi].a) {
+				fi = i
+			}
+		}
+		if fi < 0 {
+			break
+		}
+		p := parts[fi]
+		gapUp, gapDown := math.Inf(1), math.Inf(1)
+		if fi > 0 {
+			gapUp = float64(p.a - parts[fi-1].b)
+		}
+		if fi+1 < len(parts) {
+			gapDown = float64(parts[fi+1].a - p.b)
+		}
+		switch {
+		case gapUp <= reach && gapUp <= gapDown:
+			parts[fi-1].b = p.b
+		case gapDown <= reach:
+			parts[fi+1].a = p.a
+		case slices.Max(smooth[p.a:p.b]) >= strong:
+			alone[fi] = true // a rule, a row of dashes: a line of its own
+			continue
+		}
+		parts = slices.Delete(parts, fi, fi+1)
+		alone = slices.Delete(alone, fi, fi+1)
+	}
+
+	// Vertical extents: from the band's own inked rows (the smoothed profile blurs its edges),
+	// walk outwards over inked rows, jumping gaps of up to S/3 rows, within 0.6 S and the
+	// minimum between neighbours.
+	floor := max(0.003*(peak-base), 0.25)
+	// Rows well away from every band are blank: what noise leaves there must not count as ink.
+	window := int(math.Ceil(0.6 * S))
+	var blank []float64
+	for y, bi := 0, 0; y < h; y++ {
+		for bi < len(parts) && parts[bi].b+window <= y {
+			bi++
+		}
+		if bi < len(parts) && y >= parts[bi].a-window {
+			continue
+		}
+		blank = append(blank, prof[y])
+	}
+	if len(blank) >= 4 {
+		var mean, sq float64
+		for _, v := range blank {
+			mean += v
+			sq += v * v
+		}
+		mean /= float64(len(blank))
+		floor = max(floor, mean+4*math.Sqrt(max(0, sq/float64(len(blank))-mean*mean)))
+	}
+	inked := func(y int) bool { return prof[y] > floor && solidN[y] > 0 }
+	jump := max(2, int(math.Ceil(S/3)))
+	margin := max(2, int(math.Round(S/4)))
+	boxes := make([]image.Rectangle, 0, len(parts))
+	for i, p := range parts {
+		lo, hiLim := 0, h
+		if i > 0 {
+			lo = argmin(smooth, parts[i-1].b, p.a)
+		}
+		if i+1 < len(parts) {
+			hiLim = argmin(smooth, p.b, parts[i+1].a) + 1
+		}
+		top, bot := -1, -1 // first and one past the last inked row of the band
+		for y := p.a; y < p.b; y++ {
+			if inked(y) {
+				if top < 0 {
+					top = y
+				}
+				bot = y + 1
+			}
+		}
+		if top < 0 {
+			continue
+		}
+		for y := top - 1; y >= max(lo, p.a-window) && top-y <= jump; y-- {
+			if inked(y) {
+				top = y
+			}
+		}
+		for y := bot; y < min(hiLim, p.b+window) && y+1-bot <= jump; y++ {
+			if inked(y) {
+				bot = y + 1
+			}
+		}
+		x0, x1, ok := inkColumns(pix, w, top, bot, tau, solid, S)
+		if !ok {
+			continue
+		}
+		r := image.Rect(x0-margin, top, x1+margin, bot).Intersect(image.Rect(0, 0, w, h))
+		boxes = append(boxes, r.Add(k.Rect.Min))
+	}
+	return boxes
+}
+
+// noiseLevel estimates the noise on paper in an ink map from the differences between
+// horizontal neighbours that are both below 0.5 (paper, or the edge of a stroke), on every
+// fourth row: 2.5 × their median, about the deviation of Gaussian noise on paper (half of
+// which Normalize clamps to 0). A clean or JPEG'd page, mostly exact zeros, gives 0.
+func noiseLevel(pix []float32, w, h int) float64 {
+	const bins = 200 // of 0.0025 over [0, 0.5)
+	var hist [bins]int
+	n := 0
+	for y := 0; y < h; y += 4 {
+		row := pix[y*w:][:w]
+		for x := 1; x < len(row); x++ {
+			a, b := row[x-1], row[x]
+			if a == 0 && b == 0 {
+				hist[0]++
+				n++
+				continue
+			}
+			if a >= 0.5 || b >= 0.5 {
+				continue
+			}
+			d := a - b
+			if d < 0 {
+				d = -d
+			}
+			hist[min(bins-1, int(d*2*bins))]++
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	c := 0
+	for i, m := range hist {
+		c += m
+		if 2*c >= n {
+			return 2.5 * float64(i) / (2 * bins)
+		}
+	}
+	return 0.5
+}
+
+// noiseCeiling is where a blurred noisy page's paper ends: m + 4(m − q16), with m the median
+// and q16 the 16th percentile of pix (w×h, every other row). Paper is most of a page, and its
+// lower half is untouched by ink, so m − q16 is about one deviation of the paper's noise; the
+// ceiling is then near the paper's 99.9th percentile.
+func noiseCeiling(pix []float32, w, h int) float32 {
+	const bins = 1000 // of 0.001 over [0, 1]
+	var hist [bins + 1]int
+	n := 0
+	for y := 0; y < h; y += 2 {
+		for _, v := range pix[y*w:][:w] {
+			hist[min(bins, max(0, int(v*bins)))]++
+			n++
+		}
+	}
+	quantile := func(q float64) float32 {
+		want, c := int(q*float64(n)), 0
+		for i, m := range hist {
+			c += m
+			if c > want {
+				return (float32(i) + 0.5) / bins
+			}
+		}
+		return 1
+	}
+	m := quantile(0.5)
+	return m + 4*(m-quantile(0.16))
+}
+
+// blur3 is pix (w×h) averaged over 3×3 neighbourhoods (fewer at the edges).
+func blur3(pix []float32, w, h int) []float32 {
+	tmp := make([]float32, len(pix))
+	for y := 0; y < h; y++ {
+		src, dst := pix[y*w:][:w], tmp[y*w:][:w]
+		for x := range dst {
+			s, n := src[x], float32(1)
+			if x > 0 {
+				s, n = s+src[x-1], n+1
+			}
+			if x+1 < w {
+				s, n = s+src[x+1], n+1
+			}
+			dst[x] = s / n
+		}
+	}
+	out := make([]float32, len(pix))
+	for y := 0; y < h; y++ {
+		dst := out[y*w:][:w]
+		n := float32(1)
+		copy(dst, tmp[y*w:][:w])
+		if y > 0 {
+			n++
+			for x, v := range tmp[(y-1)*w:][:w] {
+				dst[x] += v
+			}
+		}
+		if y+1 < h {
+			n++
+			for x, v := range tmp[(y+1)*w:][:w] {
+				dst[x] += v
+			}
+		}
+		for x := range dst {
+			dst[x] /= n
+		}
+	}
+	return out
+}
+
+// profileAndStem sums each row of pix (w×h), counting only ink above tau, counts each row's
+// solid pixels (> solidT), and measures the stem height: the 90th percentile, weighted by
+// length, of vertical runs of solid pixels. The stem height is 0 when nothing is solid.
+func profileAndStem(pix []float32, w, h int, tau, solidT float32) (prof []float64, solid []int, stem int) {
+	prof = make([]float64, h)
+	solid = make([]int, h)
+	run := make([]int32, w)
+	lengths := make([]int64, h+1) // lengths[n] = ink pixels in runs of length n
+	for y := 0; y < h; y++ {
+		var s float32
+		for x, v := range pix[y*w:][:w] {
+			s += max(v-tau, 0)
+			if v > solidT {
+				run[x]++
+				solid[y]++
+				continue
+			}
+			if n := run[x]; n > 0 {
+				lengths[n] += int64(n)
+				run[x] = 0
+			}
+		}
+		prof[y] = float64(s)
+	}
+	var total int64
+	for _, n := range run {
+		if n > 0 {
+			lengths[n] += int64(n)
+		}
+	}
+	for _, n := range lengths {
+		total += n
+	}
+	if total == 0 {
+		return prof, solid, 0
+	}
+	want, c := (total*9+9)/10, int64(0)
+	for n, m := range lengths {
+		c += m
+		if c >= want {
+			return prof, solid, max(n, 2)
+		}
+	}
+	return prof, solid, h
+}
+
+// crossing is the share of the solid pixels (> solid) of row y that are solid delta rows above
+// and delta rows below as well: how much of the ink at y belongs to strokes that run through
+// it. A row without ink is not crossed.
+func crossing(pix []float32, w, h, y, delta int, solid float32) float64 {
+	ya, yb := y-delta, y+delta
+	if ya < 0 || yb >= h {
+		return 1
+	}
+	above, at, below := pix[ya*w:][:w], pix[y*w:][:w], pix[yb*w:][:w]
+	var inked, through int
+	for x, v := range at {
+		if v > solid {
+			inked++
+			if above[x] > solid && below[x] > solid {
+				through++
+			}
+		}
+	}
+	if inked == 0 {
+		return 0
+	}
+	return float64(through) / float64(inked)
+}
+
+// inkColumns finds the first and one past the last inked column of rows [y0, y1): columns
+// with a solid pixel (> solidT), in clusters (merged across gaps of up to 2S columns) whose
+// ink above tau, counting a column of fringe either side, is at least S²/80 pixels, about a
+// tenth of a full stop: specks of dirt and noise at either end are left out.
+func inkColumns(pix []float32, w, y0, y1 int, tau, solidT float32, S float64) (x0, x1 int, ok bool) {
+	col := make([]float32, w)
+	solid := make([]bool, w)
+	for y := y0; y < y1; y++ {
+		for x, v := range pix[y*w:][:w] {
+			if v > tau {
+				col[x] += v - tau
+				if v > solidT {
+					solid[x] = true
+				}
+			}
+		}
+	}
+	minMass := S * S / 80
+	gapMax := int(2 * S)
+	x0, x1 = -1, -1
+	for x := 0; x < w; {
+		if !solid[x] {
+			x++
+			continue
+		}
+		start, end := x, x+1 // a cluster: solid columns no more than gapMax apart
+		for x++; x < w && x-end <= gapMax; x++ {
+			if solid[x] {
+				end = x + 1
+			}
+		}
+		x = end
+		mass := 0.0
+		for c := max(0, start-1); c < min(w, end+1); c++ {
+			mass += float64(col[c])
+		}
+		if mass >= minMass {
+			if x0 < 0 {
+				x0 = start
+			}
+			x1 = end
+		}
+	}
+	return x0, x1, x0 >= 0
+}
+
+// gaussian smooths v with a Gaussian of standard deviation sigma (in samples), renormalising
+// the kernel at the ends.
+func gaussian(v []float64, sigma float64) []float64 {
+	r := int(math.Ceil(2.5 * sigma))
+	kern := make([]float64, 2*r+1)
+	for i := range kern {
+		d := float64(i - r)
+		kern[i] = math.Exp(-d * d / (2 * sigma * sigma))
+	}
+	out := make([]float64, len(v))
+	for i := range v {
+		var s, n float64
+		for j := max(0, i-r); j <= min(len(v)-1, i+r); j++ {
+			s += kern[j-i+r] * v[j]
+			n += kern[j-i+r]
+		}
+		out[i] = s / n
+	}
+	return out
+}
+
+// percentile is the q-quantile (0…1) of v: the element that would be at index ⌊q·len⌋ were v
+// sorted, found by selection on a copy, in linear time.
+func percentile(v []float64, q float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	k := min(len(s)-1, int(q*float64(len(s))))
+	lo, hi := 0, len(s)-1
+	for lo < hi {
+		// Hoare partition around the median of three.
+		mid := lo + (hi-lo)/2
+		if s[mid] < s[lo] {
+			s[mid], s[lo] = s[lo], s[mid]
+		}
+		if s[hi] < s[lo] {
+			s[hi], s[lo] = s[lo], s[hi]
+		}
+		if s[hi] < s[mid] {
+			s[hi], s[mid] = s[mid], s[hi]
+		}
+		pivot := s[mid]
+		i, j := lo, hi
+		for i <= j {
+			for s[i] < pivot {
+				i++
+			}
+			for s[j] > pivot {
+				j--
+			}
+			if i <= j {
+				s[i], s[j] = s[j], s[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return s[k]
+		}
+	}
+	return s[k]
+}
+
+// lowest reports whether v[y] is the smallest of v[y−r … y+r].
+func lowest(v []float64, y, r int) bool {
+	for i := max(0, y-r); i <= min(len(v)-1, y+r); i++ {
+		if v[i] < v[y] {
+			return false
+		}
+	}
+	return true
+}
+
+// argmin is the index of the smallest v[i] for i in [a, b), a when the range is empty; ties
+// go to the middle of the run of equal minima, so a blank gap is cut at its centre.
+func argmin(v []float64, a, b int) int {
+	if b <= a {
+		return a
+	}
+	best := a
+	for i := a; i < b; i++ {
+		if v[i] < v[best] {
+			best = i
+		}
+	}
+	end := best
+	for end+1 < b && v[end+1] == v[best] {
+		end++
+	}
+	return (best + end) / 2
+}

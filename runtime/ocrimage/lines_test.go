@@ -1,0 +1,258 @@
+package ocrimage
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// paragraph is the text the multi-line tests render: lines of different lengths, with i/j dots,
+// descenders, capitals, digits and punctuation.
+var paragraph = []string{
+	"The quick brown fox jumps over the lazy dog.",
+	"Pack my box with five dozen liquor jugs, 1234;",
+	"jiggling jigsaw (just a quip): ij ji ii jj",
+	"Short line.",
+	"Sphinx of black quartz, judge my vow! 567890",
+}
+
+// Boxes must match the true ink boxes (pixels at least half ink), widened left and right by
+// the margin SplitLines adds (S/4, about 0.18 em), with IoU ≥ boxIoU: a row more or less at the
+// top or bottom (antialiasing, JPEG ringing) and the margin's rounding are what the tolerance
+// is for. Noisy pages are blurred 3×3 before lines are measured, which moves a box's edges by
+// up to a row, a fifth of a 10-px blob line: noisyIoU there. On clean images every inked pixel
+// of a line must also lie inside its box.
+const (
+	boxIoU   = 0.85
+	noisyIoU = 0.8
+)
+
+func checkBoxes(t *testing.T, got, want []image.Rectangle, margin int, contain bool) {
+	t.Helper()
+	checkBoxesIoU(t, got, want, margin, contain, boxIoU)
+}
+
+func checkBoxesIoU(t *testing.T, got, want []image.Rectangle, margin int, contain bool, boxIoU float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%d lines %v, want %d %v", len(got), got, len(want), want)
+	}
+	for i := range want {
+		wide := image.Rect(want[i].Min.X-margin, want[i].Min.Y, want[i].Max.X+margin, want[i].Max.Y)
+		if v := iou(got[i], wide); v < boxIoU {
+			t.Errorf("line %d: box %v, true ink box %v widened by %d: IoU %.3f < %.2f", i, got[i], want[i], margin, v, boxIoU)
+		}
+		if contain && !want[i].In(got[i]) {
+			t.Errorf("line %d: box %v does not hold all the ink %v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestSplitLinesFindsEachLineOfAParagraph(t *testing.T) {
+	for _, c := range []struct {
+		size, pitch float64
+	}{
+		{12, 18}, {16, 22}, {20, 30}, {28, 36}, {40, 60},
+	} {
+		t.Run(fmt.Sprintf("size %v pitch %v", c.size, c.pitch), func(t *testing.T) {
+			w := int(c.size * 25)
+			h := int(c.pitch*float64(len(paragraph)) + 2*c.size)
+			p := textPage(t, paragraph, c.size, c.pitch, int(c.size), int(c.size/2), w, h)
+			got := SplitLines(Normalize(p.img))
+			checkBoxes(t, got, p.lines, marginFor(c.size), true)
+		})
+	}
+}
+
+// With leading at or below the font's height (Go Regular's ascenders and descenders span
+// 0.95 em), descenders of one line touch the ascenders of the next: no blank row separates
+// them, and the split must come from the profile's minima.
+func TestSplitLinesSeparatesTouchingLines(t *testing.T) {
+	for _, pitch := range []float64{18.5, 19, 20} {
+		t.Run(fmt.Sprintf("size 20 pitch %v", pitch), func(t *testing.T) {
+			text := []string{
+				"gjpqy typography gyp jqy gjpqy typography",
+				"Hdbkl THE BLACK FLAG kdbhl Hdbkl THE BLACK",
+				"gjpqy typography gyp jqy gjpqy typography",
+				"Hdbkl THE BLACK FLAG kdbhl Hdbkl THE BLACK",
+			}
+			p := textPage(t, text, 20, pitch, 10, 5, 480, int(pitch*4)+25)
+			touching := 0
+			for i := 1; i < len(p.lines); i++ {
+				if p.lines[i].Min.Y <= p.lines[i-1].Max.Y {
+					touching++
+				}
+			}
+			if touching == 0 && pitch < 19.5 {
+				t.Fatalf("test is wrong: no lines touch at pitch %v: %v", pitch, p.lines)
+			}
+			got := SplitLines(Normalize(p.img))
+			if len(got) != len(p.lines) {
+				t.Fatalf("%d lines %v, want %d %v", len(got), got, len(p.lines), p.lines)
+			}
+			for i := range got {
+				// Touching lines share rows, so a box can hold only part of them: check the
+				// overlap and that each box's centre lies in its own line.
+				if v := iou(got[i], p.lines[i]); v < 0.7 {
+					t.Errorf("line %d: box %v, ink %v: IoU %.3f < 0.7", i, got[i], p.lines[i], v)
+				}
+			}
+		})
+	}
+}
+
+func TestSplitLinesGivesOneBoxForOneLine(t *testing.T) {
+	for _, text := range []string{
+		"Hello, world",
+		"iiiiii jjjj ;;;; ....",
+		"ooo eee ccc sss",
+		"EEEE ==== ---- ____",
+		"gjpqy",
+		"TITLE IN CAPITALS 1984",
+		"a",
+	} {
+		for _, size := range []float64{10, 18, 32} {
+			t.Run(fmt.Sprintf("%q at %v", text, size), func(t *testing.T) {
+				// Tight crop: margins of 1 px, so the line fills the image.
+				loose := textPage(t, []string{text}, size, 0, 5, 5, int(size*float64(len(text)+4)), int(size*2))
+				tight := loose.img.SubImage(loose.lines[0].Inset(-1)).(*image.Gray)
+				for name, g := range map[string]*image.Gray{"loose": loose.img, "tight": tight} {
+					got := SplitLines(Normalize(g))
+					if len(got) != 1 {
+						t.Fatalf("%s crop %v: %d lines %v, want 1 around %v", name, g.Rect, len(got), got, loose.lines[0])
+					}
+					if !loose.lines[0].In(got[0]) {
+						t.Errorf("%s crop: box %v misses ink %v", name, got[0], loose.lines[0])
+					}
+				}
+			})
+		}
+	}
+}
+
+// The dots of i and j above a line with no ascenders, and a row of commas below one with no
+// descenders, are separate bands of the profile; they belong to their lines.
+func TestSplitLinesKeepsDotsAndCommasWithTheirLine(t *testing.T) {
+	text := []string{"iii iii iii", "mmm,,, ... ,,,", "ji ij iiii", "nn ,,,, nn"}
+	p := textPage(t, text, 24, 40, 10, 5, 260, 175)
+	got := SplitLines(Normalize(p.img))
+	checkBoxes(t, got, p.lines, marginFor(24), true)
+}
+
+// Glyph-like blobs (black rectangles) with known boxes, on several backgrounds.
+func TestSplitLinesOnBlobs(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 400, 200))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	var want []image.Rectangle
+	for i, row := range []struct{ y, h, x0, x1 int }{
+		{20, 14, 30, 370}, {60, 18, 10, 200}, {110, 10, 150, 390}, {150, 24, 50, 110},
+	} {
+		var box image.Rectangle
+		for x := row.x0; x+4 <= row.x1; x += 9 {
+			// "letters": stems of the line's height, some shorter (x-height), one with a
+			// descender-like tail
+			top, bot := row.y, row.y+row.h
+			if (x/9+i)%3 == 1 {
+				top += row.h / 3
+			}
+			b := image.Rect(x, top, x+4, bot)
+			draw.Draw(img, b, image.Black, image.Point{}, draw.Src)
+			box = box.Union(b)
+		}
+		want = append(want, box)
+	}
+	for name, g := range map[string]*image.Gray{
+		"clean":        img,
+		"noisy":        noisy(clone(img), 60, 3),
+		"inverted":     inverted(clone(img)),
+		"low contrast": lowContrast(clone(img), 200, 40),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := SplitLines(Normalize(g))
+			tol := boxIoU
+			if name == "noisy" {
+				tol = noisyIoU
+			}
+			checkBoxesIoU(t, got, want, 6, name != "noisy", tol)
+		})
+	}
+}
+
+func TestSplitLinesUnderDegradations(t *testing.T) {
+	p := textPage(t, paragraph, 18, 28, 15, 10, 480, 170)
+	for name, img := range map[string]image.Image{
+		"noise σ60":          noisy(clone(p.img), 60, 7),
+		"noise σ30":          noisy(clone(p.img), 30, 8),
+		"40 grey levels":     lowContrast(clone(p.img), 220, 40),
+		"inverted (dark UI)": remap(clone(p.img), func(v float64) float64 { return 30 + (255-v)*0.8 }),
+		"tinted":             tinted(p.img, color.RGBA{250, 235, 190, 255}, color.RGBA{40, 30, 120, 255}),
+		"jpeg q30":           jpegged(t, p.img, 30),
+		"low contrast jpeg":  jpegged(t, lowContrast(clone(p.img), 200, 40), 50),
+	} {
+		t.Run(name, func(t *testing.T) {
+			got := SplitLines(Normalize(Gray(img)))
+			tol := boxIoU
+			if strings.HasPrefix(name, "noise") {
+				tol = noisyIoU
+			}
+			checkBoxesIoU(t, got, p.lines, marginFor(18), false, tol)
+		})
+	}
+}
+
+func TestSplitLinesOnBlankImagesFindsNothing(t *testing.T) {
+	white := image.NewGray(image.Rect(0, 0, 300, 100))
+	draw.Draw(white, white.Rect, image.White, image.Point{}, draw.Src)
+	grey := image.NewGray(image.Rect(0, 0, 300, 100))
+	draw.Draw(grey, grey.Rect, image.NewUniform(color.Gray{128}), image.Point{}, draw.Src)
+	for name, g := range map[string]*image.Gray{"white": white, "grey": grey, "1×1": image.NewGray(image.Rect(0, 0, 1, 1))} {
+		if got := SplitLines(Normalize(g)); len(got) != 0 {
+			t.Errorf("%s: %d lines %v, want none", name, len(got), got)
+		}
+	}
+	if got := SplitLines(nil); got != nil {
+		t.Errorf("nil ink: %v", got)
+	}
+}
+
+// Boxes are in source coordinates even when the image does not start at 0,0.
+func TestSplitLinesUsesSourceCoordinates(t *testing.T) {
+	p := textPage(t, paragraph[:2], 16, 26, 10, 40, 400, 110)
+	sub := p.img.SubImage(image.Rect(0, 30, 400, 110)).(*image.Gray)
+	got := SplitLines(Normalize(sub))
+	checkBoxes(t, got, p.lines, marginFor(16), true)
+}
+
+// marginFor is the left and right margin SplitLines adds for Go Regular at size px/em: S/4,
+// with S the height of a stem with an ascender, 0.73 em.
+func marginFor(size float64) int { return max(2, int(math.Round(0.73*size/4))) }
+
+func clone(g *image.Gray) *image.Gray {
+	c := *g
+	c.Pix = append([]uint8(nil), g.Pix...)
+	return &c
+}
+
+func TestPercentileMatchesSorting(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for n := 1; n < 300; n += 7 {
+		v := make([]float64, n)
+		for i := range v {
+			v[i] = float64(rng.IntN(20)) // many ties
+		}
+		sorted := slices.Clone(v)
+		slices.Sort(sorted)
+		for _, q := range []float64{0, 0.05, 0.1, 0.5, 0.9, 1} {
+			want := sorted[min(n-1, int(q*float64(n)))]
+			if got := percentile(v, q); got != want {
+				t.Fatalf("n %d q %v: %v, want %v", n, q, got, want)
+			}
+		}
+	}
+}

@@ -1,0 +1,397 @@
+package ocrimage
+
+import (
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"slices"
+)
+
+// Defaults and bounds of the model's line tensor, in pixels (runtime/config.ImageConfig's
+// image_height and max_image_width).
+const (
+	DefaultHeight   = 32
+	DefaultMaxWidth = 256
+	MaxHeight       = 4096    // largest height LineStrips and Prepare accept
+	MaxStripWidth   = 1 << 16 // largest maxWidth LineStrips and Prepare accept
+
+	maxLineValues = 1 << 26 // most float32 values LineStrips scales one line to
+)
+
+// Segment is one piece of a text line, scaled to the model's height: Pix holds len(Pix)/Width
+// rows (the height asked for) of Width float32 values, row-major, in [0,1], 1 = ink. Box is
+// the part of the source image it shows, in source pixels: the line's box widened by the
+// vertical margin (clipped to the image) and narrowed to this piece's columns.
+type Segment struct {
+	Box   image.Rectangle
+	Width int
+	Pix   []float32
+}
+
+// Height is the number of rows of s.Pix.
+func (s Segment) Height() int {
+	if s.Width <= 0 {
+		return 0
+	}
+	return len(s.Pix) / s.Width
+}
+
+// Padded returns s as a Height()×width row-major tensor, paper (0) past its own width: the
+// fixed-width input the model reads (width = max_image_width). Columns past width are cut, but
+// LineStrips never makes a segment wider than the maxWidth it was given.
+func (s Segment) Padded(width int) []float32 {
+	h := s.Height()
+	out := make([]float32, h*max(width, 0))
+	n := min(s.Width, width)
+	for y := 0; y < h && n > 0; y++ {
+		copy(out[y*width:][:n], s.Pix[y*s.Width:][:n])
+	}
+	return out
+}
+
+// ToGray draws s as a grey picture for debugging: ink black, paper white.
+func ToGray(s Segment) *image.Gray {
+	h := s.Height()
+	g := image.NewGray(image.Rect(0, 0, max(s.Width, 0), h))
+	for i, v := range s.Pix[:h*max(s.Width, 0)] {
+		g.Pix[i] = uint8(math.Round(float64(255 * (1 - min(max(v, 0), 1)))))
+	}
+	return g
+}
+
+// LineStrips cuts one line (box, in source pixels, as SplitLines returns) out of k and scales
+// it for the model:
+//
+//   - Rows: the box plus a margin of 10 % of its height (at least 1 px) above and below; past
+//     the image's edge the margin is paper. The margin keeps whatever the image has there,
+//     fragments of neighbouring lines included, as real crops do.
+//   - Scale: to height rows keeping the aspect ratio (width = round(box width × scale));
+//     area-averaged when shrinking, bilinear when enlarging.
+//   - Width: a line wider than maxWidth is cut into pieces at most maxWidth wide, at whitespace:
+//     runs of columns whose ink is within 3 % of the line's inkiest column from its floor
+//     (its 10th percentile, which noise raises), other than the line's own margins. Each cut
+//     goes at the emptiest column of a gap, and takes, of the gaps that fit, the one nearest
+//     to the limit among the widest (word spaces, at least 0.15 × height or half the widest
+//     gap, before letter spaces) and cleanest (a gap running past the limit may offer only its
+//     inky edge), avoiding pieces under maxWidth/4, so it never passes through a glyph. Only a
+//     stretch with no gap within maxWidth (a long word with touching letters) is cut at its
+//     column of least ink in the second half of the allowed width.
+//
+// height and maxWidth of 0 mean DefaultHeight and DefaultMaxWidth. It returns nil when box
+// misses k, when height is outside [1, MaxHeight] or maxWidth outside [1, MaxStripWidth], or
+// when the scaled line would hold more than 2²⁶ values (a hairline thousands of pixels long
+// enlarged to a tall height: 256 MB).
+func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
+	if height == 0 {
+		height = DefaultHeight
+	}
+	if maxWidth == 0 {
+		maxWidth = DefaultMaxWidth
+	}
+	if k == nil || height < 1 || height > MaxHeight || maxWidth < 1 || maxWidth > MaxStripWidth {
+		return nil
+	}
+	box = box.Intersect(k.Rect)
+	if box.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
+		return nil
+	}
+	m := max(1, int(math.Round(0.1*float64(box.Dy()))))
+	crop := image.Rect(box.Min.X, box.Min.Y-m, box.Max.X, box.Max.Y+m)
+	cw, ch := crop.Dx(), crop.Dy()
+	scale := float64(height) / float64(ch)
+	outW := max(1, int(math.Round(float64(cw)*scale)))
+	if float64(outW)*float64(height) > maxLineValues {
+		return nil
+	}
+	pix := resample(k, crop, height, outW)
+
+	shown := crop.Intersect(k.Rect)
+	var segs []Segment
+	for _, c := range cuts(pix, outW, height, maxWidth) {
+		x0 := box.Min.X + int(math.Floor(float64(c[0])*float64(cw)/float64(outW)))
+		x1 := box.Min.X + int(math.Ceil(float64(c[1])*float64(cw)/float64(outW)))
+		seg := Segment{
+			Box:   image.Rect(x0, shown.Min.Y, min(x1, box.Max.X), shown.Max.Y),
+			Width: c[1] - c[0],
+			Pix:   pix, // the whole line in one piece
+		}
+		if seg.Width != outW {
+			seg.Pix = make([]float32, height*seg.Width)
+			for y := 0; y < height; y++ {
+				copy(seg.Pix[y*seg.Width:][:seg.Width], pix[y*outW+c[0]:][:seg.Width])
+			}
+		}
+		segs = append(segs, seg)
+	}
+	return segs
+}
+
+// taps says, for each of m output samples, which source samples of a row of n make it and
+// with what weights: output o is Σ w[j]·src[i[j]] for j in [start[o], start[o+1]). Shrinking
+// (m < n), each output averages the exact area it covers; enlarging or keeping the size, it
+// interpolates the two nearest (bilinear, centres aligned, edges clamped).
+type taps struct {
+	start []int32
+	i     []int32
+	w     []float32
+	two   bool // every output has exactly two taps: start[o] = 2o
+}
+
+func makeTaps(n, m int) taps {
+	t := taps{start: make([]int32, 0, m+1), i: make([]int32, 0, 2*m+n), w: make([]float32, 0, 2*m+n)}
+	add := func(i int, w float32) { t.i, t.w = append(t.i, int32(i)), append(t.w, w) }
+	for o := 0; o < m; o++ {
+		t.start = append(t.start, int32(len(t.i)))
+		if m < n {
+			step := float64(n) / float64(m)
+			lo, hi := float64(o)*step, float64(o+1)*step
+			for i := int(lo); i < n && float64(i) < hi; i++ {
+				if cover := min(hi, float64(i+1)) - max(lo, float64(i)); cover > 1e-9 {
+					add(i, float32(cover/step))
+				}
+			}
+			continue
+		}
+		s := (float64(o)+0.5)*float64(n)/float64(m) - 0.5
+		s = min(max(s, 0), float64(n-1))
+		i := int(s)
+		f := s - float64(i)
+		if f < 1e-9 || i+1 >= n {
+			add(i, 1)
+			add(i, 0) // every enlarging output has two taps, so resample can unroll them
+			continue
+		}
+		add(i, float32(1-f))
+		add(i+1, float32(f))
+	}
+	t.start = append(t.start, int32(len(t.i)))
+	t.two = true
+	for o := 0; o < m; o++ {
+		if t.start[o+1]-t.start[o] != 2 {
+			t.two = false
+			break
+		}
+	}
+	return t
+}
+
+// resample scales the crop of k (rows outside k are paper) to outH × outW: rows first, so
+// that the column pass, which cannot run along memory, has only outH rows to do.
+func resample(k *Ink, crop image.Rectangle, outH, outW int) []float32 {
+	cw, ch := crop.Dx(), crop.Dy()
+	kw := k.Rect.Dx()
+	tmp := make([]float32, outH*cw) // outH rows × cw columns
+	rows := makeTaps(ch, outH)
+	for o := 0; o < outH; o++ {
+		dst := tmp[o*cw:][:cw]
+		for j := rows.start[o]; j < rows.start[o+1]; j++ {
+			y, wt := crop.Min.Y+int(rows.i[j]), rows.w[j]
+			if y < k.Rect.Min.Y || y >= k.Rect.Max.Y {
+				continue // paper
+			}
+			src := k.Pix[(y-k.Rect.Min.Y)*kw+crop.Min.X-k.Rect.Min.X:][:cw]
+			for x, v := range src {
+				dst[x] += wt * v
+			}
+		}
+	}
+	out := make([]float32, outH*outW)
+	cols := makeTaps(cw, outW)
+	if cols.two { // enlarging: two taps a column (a lone tap has a zero partner)
+		for y := 0; y < outH; y++ {
+			src, dst := tmp[y*cw:][:cw], out[y*outW:][:outW]
+			ci, cwt := cols.i[:2*outW], cols.w[:2*outW]
+			for x := range dst {
+				j := 2 * x
+				v := cwt[j]*src[ci[j]] + cwt[j+1]*src[ci[j+1]]
+				if v > 1 {
+					v = 1 // rounding
+				}
+				dst[x] = v
+			}
+		}
+		return out
+	}
+	for y := 0; y < outH; y++ {
+		src, dst := tmp[y*cw:][:cw], out[y*outW:][:outW]
+		for x := range dst {
+			var s float32
+			for j := cols.start[x]; j < cols.start[x+1]; j++ {
+				s += cols.w[j] * src[cols.i[j]]
+			}
+			if s > 1 {
+				s = 1 // rounding
+			}
+			dst[x] = s
+		}
+	}
+	return out
+}
+
+// cuts splits columns [0, w) of pix (h rows × w) into pieces at most maxWidth wide, at
+// whitespace where there is any (see LineStrips), and returns them as [start, end) pairs.
+func cuts(pix []float32, w, h, maxWidth int) [][2]int {
+	if w <= maxWidth {
+		return [][2]int{{0, w}}
+	}
+	col := make([]float64, w)
+	for y := 0; y < h; y++ {
+		for x, v := range pix[y*w:][:w] {
+			col[x] += float64(v)
+		}
+	}
+	base, peak := percentile(col, 0.10), slices.Max(col)
+	blank := base + 0.03*(peak-base)
+	type gap struct{ a, b int } // blank columns [a, b)
+	var gaps []gap
+	for x := 0; x < w; {
+		if col[x] > blank {
+			x++
+			continue
+		}
+		a := x
+		for x < w && col[x] <= blank {
+			x++
+		}
+		gaps = append(gaps, gap{a, x})
+	}
+	wordGap := max(2, int(math.Round(0.15*float64(h))))
+
+	var out [][2]int
+	for s := 0; w-s > maxWidth; {
+		limit := s + maxWidth // the piece is [s, cut) with s < cut ≤ limit
+		type cand struct {
+			cut, width int
+			ink        float64
+		}
+		var cands []cand
+		for _, g := range gaps {
+			if g.a == 0 || g.b == w {
+				continue // the line's own margins
+			}
+			lo, hi := max(g.a, s+1), min(g.b, limit+1) // cut columns allowed in this gap
+			if lo >= hi {
+				continue
+			}
+			c := argminCol(col, lo, hi)
+			cands = append(cands, cand{c, g.b - g.a, col[c]})
+		}
+		// Pieces under a quarter of maxWidth only when nothing else fits.
+		var pool []cand
+		for _, c := range cands {
+			if c.cut-s >= maxWidth/4 {
+				pool = append(pool, c)
+			}
+		}
+		if len(pool) == 0 {
+			pool = cands
+		}
+		cut := -1
+		if len(pool) > 0 {
+			widest := 0
+			for _, c := range pool {
+				widest = max(widest, c.width)
+			}
+			need := min((widest+1)/2, wordGap) // word spaces before letter spaces
+			cleanest := math.Inf(1)
+			for _, c := range pool {
+				if c.width >= need {
+					cleanest = min(cleanest, c.ink)
+				}
+			}
+			for _, c := range pool {
+				// the latest of the wide gaps whose cut column is as clean as the cleanest
+				// (a gap running past the limit may offer only its edge)
+				if c.width >= need && c.ink <= cleanest+0.05 && c.cut > cut {
+					cut = c.cut
+				}
+			}
+		} else {
+			// One word wider than maxWidth: the column of least ink in the second half of
+			// the allowed range, the later of equals.
+			cut = limit
+			for x := limit; x > s+maxWidth/2 && x > s; x-- {
+				if col[x] < col[cut] {
+					cut = x
+				}
+			}
+		}
+		out = append(out, [2]int{s, cut})
+		s = cut
+		if w-s <= maxWidth {
+			out = append(out, [2]int{s, w})
+			break
+		}
+	}
+	return out
+}
+
+// argminCol is the column of least ink in [a, b), the centre of a run of equal minima.
+func argminCol(col []float64, a, b int) int {
+	best := a
+	for x := a; x < b; x++ {
+		if col[x] < col[best] {
+			best = x
+		}
+	}
+	end := best
+	for end+1 < b && col[end+1] == col[best] {
+		end++
+	}
+	return (best + end) / 2
+}
+
+// Line is one text line of an image: Box from SplitLines (source pixels) and the segments
+// LineStrips cut it into, left to right.
+type Line struct {
+	Box      image.Rectangle
+	Segments []Segment
+}
+
+// Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Normalize,
+// SplitLines, then LineStrips on each line, and returns the lines top to bottom. height and
+// maxWidth of 0 mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines
+// and no error. Errors: a nil or empty image, or a height or maxWidth out of range. Big
+// images are converted, and lines scaled, on up to GOMAXPROCS goroutines; the result does not
+// depend on how many.
+func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
+	if img == nil {
+		return nil, errors.New("ocrimage: prepare: no image")
+	}
+	if img.Bounds().Empty() {
+		return nil, fmt.Errorf("ocrimage: prepare: image has zero size (%d×%d pixels)", img.Bounds().Dx(), img.Bounds().Dy())
+	}
+	if height == 0 {
+		height = DefaultHeight
+	}
+	if maxWidth == 0 {
+		maxWidth = DefaultMaxWidth
+	}
+	if height < 1 || height > MaxHeight {
+		return nil, fmt.Errorf("ocrimage: prepare: line height %d is outside [1, %d]", height, MaxHeight)
+	}
+	if maxWidth < 1 || maxWidth > MaxStripWidth {
+		return nil, fmt.Errorf("ocrimage: prepare: maximum width %d is outside [1, %d]", maxWidth, MaxStripWidth)
+	}
+	k := Normalize(Gray(img))
+	boxes := SplitLines(k)
+	found := make([]Line, len(boxes))
+	pixels := 0
+	for _, b := range boxes {
+		pixels += b.Dx() * b.Dy()
+	}
+	perLine := pixels / max(1, len(boxes))
+	parallel(len(boxes), max(1, (64<<10)/max(perLine, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			found[i] = Line{Box: boxes[i], Segments: LineStrips(k, boxes[i], height, maxWidth)}
+		}
+	})
+	var lines []Line
+	for _, l := range found {
+		if len(l.Segments) > 0 {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}

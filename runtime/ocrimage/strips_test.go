@@ -1,0 +1,317 @@
+package ocrimage
+
+import (
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"math"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/font"
+)
+
+// joined puts a line's segments back side by side: height × total width, row-major.
+func joined(segs []Segment) (pix []float32, w, h int) {
+	for _, s := range segs {
+		w += s.Width
+		h = s.Height()
+	}
+	pix = make([]float32, w*h)
+	x0 := 0
+	for _, s := range segs {
+		for y := 0; y < h; y++ {
+			copy(pix[y*w+x0:][:s.Width], s.Pix[y*s.Width:][:s.Width])
+		}
+		x0 += s.Width
+	}
+	return pix, w, h
+}
+
+func colInk(pix []float32, w, h, x int) float64 {
+	var s float64
+	for y := 0; y < h; y++ {
+		s += float64(pix[y*w+x])
+	}
+	return s
+}
+
+func TestLineStripsKeepsAspectRatio(t *testing.T) {
+	for _, c := range []struct {
+		boxW, boxH, height int
+	}{
+		{300, 40, 32}, // shrink
+		{90, 12, 32},  // enlarge
+		{64, 26, 32},  // 26 + 2·3 margin = 32: no scaling
+		{1000, 60, 48},
+		{7, 100, 16},
+	} {
+		t.Run(fmt.Sprintf("%dx%d to height %d", c.boxW, c.boxH, c.height), func(t *testing.T) {
+			img := image.NewGray(image.Rect(0, 0, c.boxW+20, c.boxH+20))
+			draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+			box := image.Rect(10, 10, 10+c.boxW, 10+c.boxH)
+			draw.Draw(img, box.Inset(2), image.Black, image.Point{}, draw.Src)
+			segs := LineStrips(Normalize(img), box, c.height, 1<<16)
+			if len(segs) != 1 {
+				t.Fatalf("%d segments", len(segs))
+			}
+			m := max(1, int(math.Round(0.1*float64(c.boxH))))
+			wantW := int(math.Round(float64(c.boxW) * float64(c.height) / float64(c.boxH+2*m)))
+			if s := segs[0]; s.Width != wantW || s.Height() != c.height || len(s.Pix) != c.height*s.Width {
+				t.Fatalf("segment %d×%d (%d values), want %d×%d", s.Width, s.Height(), len(s.Pix), wantW, c.height)
+			}
+			for _, v := range segs[0].Pix {
+				if !(v >= 0 && v <= 1) {
+					t.Fatalf("value %v outside [0,1]", v)
+				}
+			}
+		})
+	}
+}
+
+// A uniform area stays uniform through area-averaging and bilinear scaling, and the total ink
+// scales with the area (area averaging conserves it).
+func TestLineStripsScalingConservesInk(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 400, 100))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(50, 30, 350, 70), image.Black, image.Point{}, draw.Src)
+	k := Normalize(img)
+	box := image.Rect(0, 25, 400, 75) // 50 rows + 5 margin each side = 60
+	segs := LineStrips(k, box, 30, 1<<16)
+	pix, w, h := joined(segs)
+	var sum float64
+	for _, v := range pix {
+		sum += float64(v)
+	}
+	want := 300 * 40 * (30.0 / 60) * (30.0 / 60) // ink area × scale²
+	if math.Abs(sum-want) > 0.01*want || w != 200 || h != 30 {
+		t.Fatalf("ink %.1f in %d×%d, want %.1f in 200×30", sum, w, h, want)
+	}
+	if v := pix[15*w+100]; v != 1 {
+		t.Fatalf("centre of the block is %v, want 1", v)
+	}
+}
+
+// A long line of text is cut only at whitespace: with pieces of 128 px or more (every word
+// fits) each cut lies in a space between words, at a column with no ink at all in the scaled
+// image; with 64-px pieces some words must be cut, and then at a column as clean as any in
+// reach (a letter space). Every piece fits maxWidth.
+func TestLineStripsCutsLongLinesBetweenWords(t *testing.T) {
+	text := "The quick brown fox jumps over the lazy dog while five boxing wizards jump quickly and sphinxes of black quartz judge my vow"
+	const size = 24.0
+	p := textPage(t, []string{text}, size, 0, 10, 6, 1700, 44)
+	k := Normalize(p.img)
+	boxes := SplitLines(k)
+	if len(boxes) != 1 {
+		t.Fatalf("%d lines", len(boxes))
+	}
+	box := boxes[0]
+	for _, maxWidth := range []int{256, 200, 128, 64} {
+		t.Run(fmt.Sprint("maxWidth ", maxWidth), func(t *testing.T) {
+			segs := LineStrips(k, box, 32, maxWidth)
+			if len(segs) < 2 {
+				t.Fatalf("%d segments", len(segs))
+			}
+			pix, w, h := joined(segs)
+			scale := float64(w) / float64(box.Dx())
+			var spaces [][2]float64 // in scaled columns
+			for _, sp := range spaceColumns(t, text, size, 10) {
+				spaces = append(spaces, [2]float64{float64(sp[0]-box.Min.X) * scale, float64(sp[1]-box.Min.X) * scale})
+			}
+			start, inWords := 0, 0
+			for i, s := range segs {
+				if s.Width > maxWidth || s.Width < 1 {
+					t.Errorf("segment %d is %d wide (max %d)", i, s.Width, maxWidth)
+				}
+				if i > 0 {
+					cut, prev := start, start-segs[i-1].Width
+					ink := colInk(pix, w, h, cut)
+					inSpace := false
+					for _, sp := range spaces {
+						if float64(cut) >= sp[0]-1 && float64(cut) <= sp[1]+1 {
+							inSpace = true
+						}
+					}
+					least := math.Inf(1) // the cleanest column the cut could have used
+					for c := prev + maxWidth/4; c <= prev+maxWidth; c++ {
+						least = min(least, colInk(pix, w, h, c))
+					}
+					switch {
+					case inSpace && ink != 0:
+						t.Errorf("cut before segment %d, in a word space at scaled column %d, holds ink %.3f", i, cut, ink)
+					case !inSpace && maxWidth >= 128:
+						t.Errorf("cut before segment %d at scaled column %d is inside a word, though every word fits %d", i, cut, maxWidth)
+					case !inSpace:
+						inWords++
+						if ink > least+0.05 {
+							t.Errorf("cut before segment %d inside a word at scaled column %d holds ink %.3f; column ink down to %.3f was in reach", i, cut, ink, least)
+						}
+					}
+				}
+				start += s.Width
+			}
+			t.Logf("%d pieces, %d cut inside words", len(segs), inWords)
+			// Pieces tile the line: boxes side by side, from the line's left to its right.
+			for i := 1; i < len(segs); i++ {
+				if segs[i].Box.Min.X < segs[i-1].Box.Min.X || segs[i].Box.Min.X > segs[i-1].Box.Max.X {
+					t.Errorf("segment boxes %v and %v do not follow each other", segs[i-1].Box, segs[i].Box)
+				}
+			}
+			if segs[0].Box.Min.X != box.Min.X || segs[len(segs)-1].Box.Max.X != box.Max.X {
+				t.Errorf("segments span %d…%d, line %v", segs[0].Box.Min.X, segs[len(segs)-1].Box.Max.X, box)
+			}
+		})
+	}
+}
+
+// spaceColumns gives the source columns [from, to] between the ink of consecutive words of
+// text drawn at x = left.
+func spaceColumns(t *testing.T, text string, size float64, left int) [][2]int {
+	f := face(t, size)
+	defer f.Close()
+	var out [][2]int
+	words := strings.Split(text, " ")
+	for i := 1; i < len(words); i++ {
+		before := strings.Join(words[:i], " ")
+		b, _ := font.BoundString(f, before)
+		sp := font.MeasureString(f, before+" ")
+		nb, _ := font.BoundString(f, words[i])
+		out = append(out, [2]int{left + b.Max.X.Ceil(), left + (sp + nb.Min.X).Floor()})
+	}
+	return out
+}
+
+// A "word" with no blank column (letters joined by a baseline stroke) wider than maxWidth is
+// cut at the column of least ink in the second half of the allowed width.
+func TestLineStripsCutsALongWordAtItsThinnestColumn(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 1200, 60))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(10, 40, 1190, 44), image.Black, image.Point{}, draw.Src) // joining stroke
+	for x := 10; x < 1180; x += 13 {
+		draw.Draw(img, image.Rect(x, 15, x+5, 44), image.Black, image.Point{}, draw.Src) // stems
+	}
+	k := Normalize(img)
+	box := image.Rect(5, 12, 1195, 47)
+	const maxWidth = 100
+	segs := LineStrips(k, box, 32, maxWidth)
+	pix, w, h := joined(segs)
+	x := 0
+	for i, s := range segs {
+		if s.Width > maxWidth {
+			t.Fatalf("segment %d is %d wide", i, s.Width)
+		}
+		if i > 0 {
+			least := math.Inf(1)
+			for c := x - segs[i-1].Width + maxWidth/2 + 1; c <= x-segs[i-1].Width+maxWidth && c < w; c++ {
+				least = min(least, colInk(pix, w, h, c))
+			}
+			if got := colInk(pix, w, h, x); got > least+1e-4 {
+				t.Errorf("cut %d at column %d holds ink %.3f; the least in range is %.3f", i, x, got, least)
+			}
+		}
+		x += s.Width
+	}
+	if len(segs) < 10 {
+		t.Fatalf("%d segments for a %d-px-wide scaled line", len(segs), w)
+	}
+}
+
+func TestLineStripsHandlesEdgesAndBadArguments(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 100, 20))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	for x := 10; x < 90; x += 10 {
+		draw.Draw(img, image.Rect(x, 0, x+3, 20), image.Black, image.Point{}, draw.Src) // stems
+	}
+	k := Normalize(img)
+	// A box touching the image's top and bottom: the margin is paper.
+	segs := LineStrips(k, img.Rect, 0, 0)
+	if len(segs) != 1 || segs[0].Height() != DefaultHeight || segs[0].Box != img.Rect {
+		t.Fatalf("whole-image box: %d segments, %+v", len(segs), segs)
+	}
+	s := segs[0]
+	stem := int(math.Round(11.5 * float64(s.Width) / 100)) // the centre of the stem at x 10…13
+	if s.Pix[0*s.Width+stem] != 0 || s.Pix[(DefaultHeight/2)*s.Width+stem] < 0.9 {
+		t.Errorf("stem column %d: %v at the top margin (want paper), %v in the middle (want ink)",
+			stem, s.Pix[stem], s.Pix[(DefaultHeight/2)*s.Width+stem])
+	}
+	for _, c := range []struct {
+		box         image.Rectangle
+		height, max int
+	}{
+		{image.Rect(200, 0, 300, 20), 32, 256}, // outside
+		{image.Rect(10, 5, 10, 15), 32, 256},   // empty
+		{img.Rect, -1, 256},
+		{img.Rect, 32, -5},
+		{img.Rect, MaxHeight + 1, 256},
+	} {
+		if got := LineStrips(k, c.box, c.height, c.max); got != nil {
+			t.Errorf("LineStrips(%v, %d, %d) = %d segments, want nil", c.box, c.height, c.max, len(got))
+		}
+	}
+	if LineStrips(nil, img.Rect, 32, 256) != nil {
+		t.Error("nil ink gave segments")
+	}
+}
+
+func TestSegmentPaddedAndToGray(t *testing.T) {
+	s := Segment{Width: 3, Pix: []float32{0, 0.5, 1, 1, 0.25, 0}}
+	if s.Height() != 2 {
+		t.Fatalf("height %d", s.Height())
+	}
+	got := s.Padded(5)
+	want := []float32{0, 0.5, 1, 0, 0, 1, 0.25, 0, 0, 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("Padded(5) = %v, want %v", got, want)
+	}
+	if got := s.Padded(2); fmt.Sprint(got) != fmt.Sprint([]float32{0, 0.5, 1, 0.25}) {
+		t.Fatalf("Padded(2) = %v", got)
+	}
+	g := ToGray(s)
+	if g.Rect != image.Rect(0, 0, 3, 2) || g.Pix[0] != 255 || g.Pix[2] != 0 || g.Pix[1] != 128 {
+		t.Fatalf("ToGray: %v %v", g.Rect, g.Pix)
+	}
+}
+
+func TestPrepareReadsAParagraph(t *testing.T) {
+	p := textPage(t, paragraph, 20, 30, 20, 10, 560, 175)
+	img := tinted(p.img, color.RGBA{245, 240, 225, 255}, color.RGBA{20, 20, 60, 255})
+	lines, err := Prepare(img, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(lines) != len(paragraph) {
+		t.Fatalf("%d lines, want %d", len(lines), len(paragraph))
+	}
+	for i, l := range lines {
+		if v := iou(l.Box, p.lines[i]); v < 0.8 {
+			t.Errorf("line %d: box %v, ink %v, IoU %.2f", i, l.Box, p.lines[i], v)
+		}
+		total := 0
+		for _, s := range l.Segments {
+			if s.Height() != DefaultHeight || s.Width > DefaultMaxWidth || !s.Box.In(img.Bounds()) {
+				t.Errorf("line %d: segment %d×%d box %v", i, s.Width, s.Height(), s.Box)
+			}
+			total += s.Width
+		}
+		// 20 px/em text in a box ~1.2 em tall: a character is ~0.5 em wide, so about
+		// 32/(1.2·1.2)·0.5 ≈ 11 px of the scaled line.
+		if per := float64(total) / float64(len(paragraph[i])); per < 6 || per > 16 {
+			t.Errorf("line %d: %.1f px per character", i, per)
+		}
+	}
+	if _, err := Prepare(nil, 0, 0); err == nil {
+		t.Error("Prepare(nil) succeeded")
+	}
+	if _, err := Prepare(image.NewGray(image.Rect(0, 0, 0, 5)), 0, 0); err == nil || !strings.Contains(err.Error(), "zero size") {
+		t.Errorf("Prepare(empty) error %v", err)
+	}
+	if _, err := Prepare(img, -3, 0); err == nil || !strings.Contains(err.Error(), "line height -3") {
+		t.Errorf("Prepare(height -3) error %v", err)
+	}
+	white := image.NewGray(image.Rect(0, 0, 50, 50))
+	draw.Draw(white, white.Rect, image.White, image.Point{}, draw.Src)
+	if lines, err := Prepare(white, 0, 0); err != nil || len(lines) != 0 {
+		t.Errorf("blank page: %d lines, %v", len(lines), err)
+	}
+}
