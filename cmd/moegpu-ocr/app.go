@@ -49,6 +49,7 @@ type document struct {
 	name   string // what the window calls it: the file name, or "pasted image"
 	path   string // its file, "" when pasted
 	w, h   int
+	seq    int // which image this is, counting from 1
 	tex    *gpu.Texture
 	texSc  float64 // texture pixels per image pixel (below 1 when the image was shrunk to fit the adapter)
 	upload *image.RGBA
@@ -97,6 +98,7 @@ type App struct {
 	want     job           // the next image for the worker (guarded by mu); newer replaces older
 	kick     chan struct{} // wakes the worker
 	nextJob  int
+	docs     int           // images shown so far
 	workerOK chan struct{} // closed when the worker has closed the engine
 
 	engineState int
@@ -351,8 +353,22 @@ func (a *App) setImage(img image.Image, name, path string) {
 	if a.doc.tex != nil {
 		a.doc.tex.Release()
 	}
-	a.doc = document{img: img, name: name, path: path, w: b.Dx(), h: b.Dy()}
-	a.doc.upload, a.doc.texSc = displayCopy(img, 8192)
+	a.docs++
+	a.doc = document{img: img, name: name, path: path, w: b.Dx(), h: b.Dy(), seq: a.docs}
+	// The RGBA copy the texture is made from is converted off the UI thread (a 40-megapixel
+	// photo takes a while).
+	seq := a.docs
+	a.loads++
+	go func() {
+		up, sc := displayCopy(img, 8192)
+		a.post(func() {
+			a.loads--
+			if a.doc.seq == seq {
+				a.doc.upload, a.doc.texSc = up, sc
+				a.needFrame = true
+			}
+		})
+	}()
 	a.view = view{zoom: 1, cx: float64(b.Dx()) / 2, cy: float64(b.Dy()) / 2}
 	a.selected, a.scroll, a.errMsg, a.whole = -1, 0, "", nil
 	a.win.SetTitle(name + " — moegpu OCR")
