@@ -70,6 +70,23 @@ func TestSplitLinesFindsEachLineOfAParagraph(t *testing.T) {
 	}
 }
 
+// A heading over body text: two sizes on one page, with S measured mostly on the body.
+func TestSplitLinesOnAHeadingAndBody(t *testing.T) {
+	head := textPage(t, []string{"Chapter 7: Quarterly Results"}, 40, 0, 20, 10, 700, 260)
+	body := textPage(t, paragraph[:4], 16, 24, 20, 80, 700, 260)
+	img := clone(head.img)
+	for i, v := range body.img.Pix {
+		img.Pix[i] = min(img.Pix[i], v)
+	}
+	want := append([]image.Rectangle{head.lines[0]}, body.lines...)
+	got := SplitLines(Normalize(img))
+	if len(got) != len(want) {
+		t.Fatalf("%d lines %v, want %d %v", len(got), got, len(want), want)
+	}
+	checkBoxes(t, got[:1], want[:1], marginFor(16), true) // S comes from the body text
+	checkBoxes(t, got[1:], want[1:], marginFor(16), true)
+}
+
 // With leading at or below the font's height (Go Regular's ascenders and descenders span
 // 0.95 em), descenders of one line touch the ascenders of the next: no blank row separates
 // them, and the split must come from the profile's minima.

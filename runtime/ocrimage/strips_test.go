@@ -6,6 +6,8 @@ import (
 	"image/color"
 	"image/draw"
 	"math"
+	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -313,5 +315,72 @@ func TestPrepareReadsAParagraph(t *testing.T) {
 	draw.Draw(white, white.Rect, image.White, image.Point{}, draw.Src)
 	if lines, err := Prepare(white, 0, 0); err != nil || len(lines) != 0 {
 		t.Errorf("blank page: %d lines, %v", len(lines), err)
+	}
+}
+
+// Property test over random shapes (1…257 a side), contents (blank, noise, blobs, inverted)
+// and model sizes: Prepare never fails on a valid image, and what it returns is well formed.
+func TestPrepareOnRandomShapes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	for trial := range 300 {
+		w, h := 1+rng.IntN(257), 1+rng.IntN(257)
+		x0, y0 := rng.IntN(5)-2, rng.IntN(5)-2 // not always at the origin
+		g := image.NewGray(image.Rect(x0, y0, x0+w, y0+h))
+		paper := uint8(rng.IntN(256))
+		for i := range g.Pix {
+			g.Pix[i] = paper
+		}
+		switch trial % 4 {
+		case 1: // noise
+			noisy(g, float64(rng.IntN(80)), rng.Uint64())
+		case 2, 3: // blobs of another level
+			ink := uint8(rng.IntN(256))
+			for range rng.IntN(40) {
+				x, y := g.Rect.Min.X+rng.IntN(w), g.Rect.Min.Y+rng.IntN(h)
+				r := image.Rect(x, y, x+1+rng.IntN(20), y+1+rng.IntN(30)).Intersect(g.Rect)
+				draw.Draw(g, r, image.NewUniform(color.Gray{ink}), image.Point{}, draw.Src)
+			}
+		}
+		height, maxWidth := 1+rng.IntN(64), 1+rng.IntN(300)
+		lines, err := Prepare(g, height, maxWidth)
+		if err != nil {
+			t.Fatalf("trial %d (%v): %v", trial, g.Rect, err)
+		}
+		prevTop := math.MinInt
+		for _, l := range lines {
+			if !l.Box.In(g.Rect) || l.Box.Empty() || l.Box.Min.Y < prevTop {
+				t.Fatalf("trial %d (%v): line box %v (previous top %d)", trial, g.Rect, l.Box, prevTop)
+			}
+			prevTop = l.Box.Min.Y
+			for _, s := range l.Segments {
+				if s.Width < 1 || s.Width > maxWidth || s.Height() != height || len(s.Pix) != height*s.Width || !s.Box.In(g.Rect) {
+					t.Fatalf("trial %d (%v): segment %d×%d (%d values) box %v", trial, g.Rect, s.Width, s.Height(), len(s.Pix), s.Box)
+				}
+				for _, v := range s.Pix {
+					if !(v >= 0 && v <= 1) {
+						t.Fatalf("trial %d: value %v", trial, v)
+					}
+				}
+			}
+		}
+	}
+}
+
+// Prepare splits big images across goroutines; the answer must not depend on how many.
+func TestPrepareIsTheSameOnOneCoreAndMany(t *testing.T) {
+	p := textPage(t, paragraph, 20, 30, 20, 10, 900, 400)
+	img := tinted(noisy(p.img, 20, 9), color.RGBA{240, 240, 230, 255}, color.RGBA{10, 10, 40, 255})
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	one, err := Prepare(img, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runtime.GOMAXPROCS(8)
+	many, err := Prepare(img, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(one) != fmt.Sprint(many) {
+		t.Fatal("Prepare on 8 goroutines differs from Prepare on 1")
 	}
 }
