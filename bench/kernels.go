@@ -1,14 +1,11 @@
 package bench
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand"
 	"strings"
 	"time"
-
-	"github.com/moegpu/moegpu/internal/atomicfile"
 
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
@@ -27,22 +24,13 @@ type Kernel struct {
 	// Note compares with another runtime at this shape, e.g. "2.1× ggml
 	// Vulkan MUL_MAT_ID (6.2 GFLOP/s)".
 	Note string `json:"note,omitempty"`
-}
-
-// Adapter names the adapter a report was measured on.
-type Adapter struct {
-	Name       string `json:"name"`
-	Backend    string `json:"backend"`
-	DeviceType string `json:"device_type"`
-	Driver     string `json:"driver"`
-}
-
-// Report is the result of `moegpu bench kernels`.
-type Report struct {
-	Adapter Adapter   `json:"adapter"`
-	Peak    Peak      `json:"peak"`
-	Kernels []Kernel  `json:"kernels"`
-	Date    time.Time `json:"date"`
+	// Flops and Bytes are the work of one op: floating-point operations
+	// (0 for memory-bound kernels) and the bytes it must move at least
+	// (each input read once, each output written once); Flops/Bytes is
+	// the arithmetic intensity the roofline plots. Absent (0) in schema
+	// version 1 files.
+	Flops float64 `json:"flops,omitempty"`
+	Bytes float64 `json:"bytes,omitempty"`
 }
 
 // Options control a kernel bench run.
@@ -63,7 +51,8 @@ func Run(dev *gpu.Device, opt Options) (*Report, error) {
 			fmt.Fprintf(opt.Log, format, args...)
 		}
 	}
-	r := &Report{Adapter: Adapter{Name: dev.Info.Name, Backend: string(dev.Info.Backend), DeviceType: dev.Info.DeviceType, Driver: dev.Info.Driver}, Date: time.Now().UTC()}
+	r := NewReport(dev, SuiteKernels)
+	r.Smoke = opt.Quick
 	logf("measuring peak on %s …\n", dev.Info.Label())
 	p, err := MeasurePeak(dev, opt.MinTime)
 	if err != nil {
@@ -89,7 +78,7 @@ func Run(dev *gpu.Device, opt Options) (*Report, error) {
 			logf(" failed: %v\n", err)
 			return nil, fmt.Errorf("%s %s: %w", c.name, c.shape, err)
 		}
-		k := Kernel{Name: c.name, Shape: c.shape, Variant: c.variant, Ms: sec * 1e3, Best: c.best}
+		k := Kernel{Name: c.name, Shape: c.shape, Variant: c.variant, Ms: sec * 1e3, Best: c.best, Flops: c.flops, Bytes: c.traffic()}
 		if c.flops > 0 {
 			k.GFlops = c.flops / sec / 1e9
 			k.PctOfPeak = 100 * k.GFlops / p.FMAGflops
@@ -147,13 +136,4 @@ func (r *Report) Markdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %.3f | %s | %s | %.1f |\n", k.Name, k.Shape, v, k.Ms, gf, gb, k.PctOfPeak)
 	}
-}
-
-// WriteJSON writes the report atomically (temp file, then rename).
-func (r *Report) WriteJSON(path string) error {
-	data, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(path, append(data, '\n'))
 }

@@ -54,12 +54,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "ocr" {
 		return runBenchOCR(args[1:], stdout, stderr)
 	}
+	if sub, ok := map[string]func([]string, io.Writer, io.Writer) error{"model": runBenchModel, "support": runBenchSupport,
+		"report": runBenchReport, "compare": runBenchCompare}[firstArg(args)]; ok {
+		return sub(args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "kernels" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags] | moegpu bench speculative --checkpoint DIR --task T [flags] | moegpu bench ocr DIR [flags]   (--help after the suite lists its flags)")
+			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags] | moegpu bench model [--config NAME|FILE] [flags] | moegpu bench support [flags] | moegpu bench report A.json [B.json …] --out DIR | moegpu bench compare A.json B.json … | moegpu bench speculative --checkpoint DIR --task T [flags] | moegpu bench ocr DIR [flags]   (--help after the suite lists its flags)")
 			return nil
 		}
-		return fmt.Errorf("want a suite: moegpu bench kernels [flags] or moegpu bench speculative --checkpoint DIR --task T")
+		return fmt.Errorf("want a suite: moegpu bench kernels|model|support|report|compare|speculative|ocr (moegpu bench --help)")
 	}
 	fs := newFlags("bench kernels", "bench kernels [--backend B] [--adapter N|name] [--json FILE] [--quick] [--filter S]", stderr)
 	var dev deviceFlags
@@ -68,6 +72,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	quick := fs.Bool("quick", false, "small shapes only: a smoke test, not a measurement")
 	filter := fs.String("filter", "", "only kernels whose name contains this")
 	minTime := fs.Duration("time", 300*time.Millisecond, "minimum time per measurement, > 0")
+	machine := fs.String("machine", "", "a short name for this machine, recorded in the JSON (default: the hostname)")
 	var prof profiling
 	prof.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
@@ -91,6 +96,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintln(stdout)
 	r.Markdown(stdout)
+	r.Stamp(commandLine("kernels", args[1:]), *machine)
 	if *jsonPath != "" {
 		if err := r.WriteJSON(*jsonPath); err != nil {
 			return fmt.Errorf("write %s: %w", *jsonPath, err)
@@ -98,4 +104,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "wrote %s\n", *jsonPath)
 	}
 	return nil
+}
+
+func firstArg(args []string) string {
+	if len(args) == 0 {
+		return ""
+	}
+	return args[0]
 }

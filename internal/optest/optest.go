@@ -80,22 +80,12 @@ func Close(t testing.TB, what string, got, want []float64, tol Tol) {
 }
 
 // CheckOp runs op on the GPU and on the reference with the same inputs and
-// compares every output.
+// compares every output (see Check).
 func CheckOp(t testing.TB, dev *gpu.Device, op graph.Op, tol Tol, in ...*graph.Host) []*graph.Host {
 	t.Helper()
-	want, err := graph.RunReference(op, in...)
+	got, err := Check(dev, op, tol, in...)
 	if err != nil {
-		t.Fatalf("%s reference: %v", op.Name(), err)
-	}
-	got, err := graph.RunOp(dev, op, in...)
-	if err != nil {
-		t.Fatalf("%s gpu: %v", op.Name(), err)
-	}
-	if len(got) != len(want) {
-		t.Fatalf("%s: gpu gave %d outputs, reference %d", op.Name(), len(got), len(want))
-	}
-	for i := range got {
-		Close(t, fmt.Sprintf("%s output %d %v", op.Name(), i, want[i].Shape), got[i].Data, want[i].Data, tol)
+		t.Fatal(err)
 	}
 	return got
 }
