@@ -685,7 +685,9 @@ func Compare(w io.Writer, reports []*Report, threshold float64) error {
 				if b != nil && r != base && m.Dispatches != b.Dispatches {
 					cell += fmt.Sprintf(" (%+d)", m.Dispatches-b.Dispatches)
 				}
-				cell += fmt.Sprintf(", %.1f tok/s decode", m.DecodeTokensPerS)
+				if m.DecodeTokensPerS > 0 {
+					cell += fmt.Sprintf(", %.1f tok/s decode", m.DecodeTokensPerS)
+				}
 				fmt.Fprintf(w, " %s |", cell)
 			}
 			fmt.Fprintln(w)

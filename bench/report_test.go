@@ -244,3 +244,43 @@ func TestKernelFamiliesGroupTheRuntimesKernelNames(t *testing.T) {
 		require.Equal(t, family, bench.KernelFamily(kernel), kernel)
 	}
 }
+
+const goBenchOutput = `goos: linux
+goarch: amd64
+pkg: github.com/moegpu/moegpu/runtime/train
+cpu: Intel(R) Xeon(R) Processor
+BenchmarkTrainStep
+    step_bench_test.go:35: adapter: llvmpipe (LLVM 15.0.6, 256 bits) [vulkan]
+BenchmarkTrainStep/tiny-dense/group
+BenchmarkTrainStep/tiny-dense/group-2         	      10	 66400238 ns/op	        96.00 dispatches/step	         2.214 model-GFLOP/s	       66.4 ms/step	      11566 tokens/s
+BenchmarkTrainStep/tiny-dense/per_param-2     	      10	 86400238 ns/op	       179.0 dispatches/step
+PASS
+`
+
+func TestGoBenchmarkOutputReadsAsAModelReport(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.txt")
+	require.NoError(t, os.WriteFile(old, []byte(goBenchOutput), 0o644))
+	r, err := bench.ReadReport(old)
+	require.NoError(t, err)
+	require.Equal(t, "vulkan", r.Adapter.Backend)
+	require.Equal(t, "llvmpipe (LLVM 15.0.6, 256 bits)", r.Adapter.Name)
+	require.Len(t, r.Models, 2)
+	require.Equal(t, "tiny-dense/group", r.Models[0].Config)
+	require.InDelta(t, 66.400238, r.Models[0].StepMs, 1e-9)
+	require.Equal(t, 96, r.Models[0].Dispatches)
+	require.InDelta(t, 2.214, r.Models[0].GFlops, 1e-9)
+	require.Equal(t, 179, r.Models[1].Dispatches)
+	// A later run on another machine compares against it.
+	newer := filepath.Join(dir, "new.txt")
+	text := strings.ReplaceAll(goBenchOutput, "96.00 dispatches", "60.00 dispatches")
+	text = strings.ReplaceAll(text, "Intel(R) Xeon(R) Processor", "AMD EPYC")
+	require.NoError(t, os.WriteFile(newer, []byte(text), 0o644))
+	reports, err := bench.ReadReports([]string{old, newer})
+	require.NoError(t, err)
+	var out bytes.Buffer
+	require.NoError(t, bench.Compare(&out, reports, 0.05))
+	require.Contains(t, out.String(), "| tiny-dense/group | 66.4 ms, 96 disp | 66.4 ms (×1.00), 60 disp (-36) |")
+	_, err = bench.ParseGoBench([]byte("PASS\nBenchmarkOther-2 10 5 ns/op\n"))
+	require.ErrorContains(t, err, "no BenchmarkTrainStep result lines")
+}

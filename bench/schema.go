@@ -227,13 +227,19 @@ var ErrSchema = errors.New("not a readable moegpu bench result")
 // ReadReport reads a result file of any version up to SchemaVersion and
 // returns it in the current layout (see SchemaName for how version 1 is
 // upgraded). Unknown keys are ignored, so a file with extra fields from a
-// later minor addition still reads; an unknown version does not.
+// later minor addition still reads; an unknown version does not. A text
+// file of `go test -bench TrainStep` output is read with ParseGoBench.
 func ReadReport(path string) (*Report, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	r, err := DecodeReport(raw)
+	var r *Report
+	if looksLikeGoBench(raw) {
+		r, err = ParseGoBench(raw)
+	} else {
+		r, err = DecodeReport(raw)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

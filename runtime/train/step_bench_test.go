@@ -7,6 +7,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moegpu/moegpu/assets"
+	"github.com/moegpu/moegpu/bench"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/config"
@@ -18,14 +19,20 @@ import (
 
 // BenchmarkTrainStep times whole training steps of every shipped config on
 // the test adapter and records the dispatches one step submits
-// (dispatches/step), with the flat optimizer (group) and the per-parameter
-// one it replaced (per_param), so a regression in either shows up:
+// (dispatches/step), the step time (ms/step, the same as ns/op), tokens/s
+// and model GFLOP/s (bench.TrainFlops over the step time), with the flat
+// optimizer (group) and the per-parameter one it replaced (per_param), so a
+// regression in either shows up:
 //
-//	GODEBUG=asyncpreemptoff=1 go test ./runtime/train -run '^$' -bench TrainStep -benchtime 10x
+//	GODEBUG=asyncpreemptoff=1 go test ./runtime/train -run '^$' -bench TrainStep -benchtime 10x -v | tee new.txt
+//	moegpu bench compare old.txt new.txt
 //
+// (bench compare and bench report read this output as a model report, one
+// row per config/optimizer; -v prints the adapter line they name it by.)
 // tiny configs train on reverse, small-dense on add (as the README's runs), OCR configs on ocr.
 func BenchmarkTrainStep(b *testing.B) {
 	dev := gputest.Device(b)
+	b.Logf("adapter: %s", dev.Info.Label())
 	for _, name := range assets.Configs() {
 		name = strings.TrimSuffix(name, ".json")
 		raw, ok := assets.Config(name)
@@ -62,6 +69,9 @@ func BenchmarkTrainStep(b *testing.B) {
 				}
 				b.ReportMetric(float64(tr.Exec.(*graph.GPU).Dispatches()), "dispatches/step")
 				b.ReportMetric(float64(cfg.Training.BatchSize*cfg.Training.SeqLen)*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+				b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/step")
+				flops := bench.TrainFlops(cfg, cfg.Training.BatchSize, cfg.Training.SeqLen).Total
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "model-GFLOP/s")
 			})
 		}
 	}
