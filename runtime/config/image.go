@@ -9,10 +9,15 @@ import "fmt"
 // embedding with patches as tall as the line). A sequence is max_image_width/patch_width image
 // tokens, then BOS, the text and EOS; the loss covers the text only. All three fields zero (the
 // default) is a text-only model.
+//
+// alignment_loss_weight (training only, default 0) also scores each image token on the
+// character drawn in its strip, with this weight against the text loss's 1 (see
+// ocr.Task.ImageBatch).
 type ImageConfig struct {
-	ImageHeight   int `json:"image_height"`    // pixels
-	PatchWidth    int `json:"patch_width"`     // pixels per image token
-	MaxImageWidth int `json:"max_image_width"` // pixels; a multiple of patch_width
+	ImageHeight         int     `json:"image_height"`          // pixels
+	PatchWidth          int     `json:"patch_width"`           // pixels per image token
+	MaxImageWidth       int     `json:"max_image_width"`       // pixels; a multiple of patch_width
+	AlignmentLossWeight float64 `json:"alignment_loss_weight"` // ≥ 0
 }
 
 // HasImage reports whether the model reads an image before its text.
@@ -32,8 +37,14 @@ const maxImageSide = 4096
 func (m *ImageConfig) validateImage(maxPos int) []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !(m.AlignmentLossWeight >= 0) || m.AlignmentLossWeight > 1e6 {
+		bad("alignment_loss_weight must be a finite number ≥ 0, got %g", m.AlignmentLossWeight)
+	}
 	if m.ImageHeight == 0 && m.PatchWidth == 0 && m.MaxImageWidth == 0 {
-		return nil
+		if m.AlignmentLossWeight != 0 {
+			bad("alignment_loss_weight is set but the model reads no image (image_height is 0)")
+		}
+		return errs
 	}
 	for _, f := range []struct {
 		key string

@@ -23,7 +23,7 @@ func NewTask(c *config.ModelConfig, split ocrdata.Split) (*Task, error) {
 // Render is a Renderer drawing from gen: any condition of its mix when cond is "", else that
 // condition.
 func Render(gen *ocrdata.Generator, cond string) Renderer {
-	return func(rng *rand.Rand) (*image.Gray, string, error) {
+	return func(rng *rand.Rand) (Rendered, error) {
 		var l ocrdata.Line
 		var err error
 		if cond == "" {
@@ -31,7 +31,7 @@ func Render(gen *ocrdata.Generator, cond string) Renderer {
 		} else {
 			l, err = gen.SampleCondition(rng, cond)
 		}
-		return l.Image, l.Text, err
+		return Rendered{Image: l.Image, Text: l.Text, CharX: l.CharX}, err
 	}
 }
 
@@ -39,14 +39,14 @@ func Render(gen *ocrdata.Generator, cond string) Renderer {
 // Normalize, SplitLines, LineStrips) on a one-line image, keeping its tallest line (a crop
 // may also show slivers of the lines above and below). ok is false for a blank image or a
 // line wider than maxWidth at this height.
-func PrepareLine(img *image.Gray, height, maxWidth int) ([]float32, int, bool) {
+func PrepareLine(img *image.Gray, height, maxWidth int) (Prepared, bool) {
 	ink := ocrimage.Normalize(img)
 	if ink.Blank {
-		return nil, 0, false
+		return Prepared{}, false
 	}
 	boxes := ocrimage.SplitLines(ink)
 	if len(boxes) == 0 {
-		return nil, 0, false
+		return Prepared{}, false
 	}
 	best := boxes[0]
 	for _, b := range boxes[1:] {
@@ -56,7 +56,10 @@ func PrepareLine(img *image.Gray, height, maxWidth int) ([]float32, int, bool) {
 	}
 	segs := ocrimage.LineStrips(ink, best, height, maxWidth)
 	if len(segs) != 1 {
-		return nil, 0, false
+		return Prepared{}, false
 	}
-	return segs[0].Pix, segs[0].Width, true
+	s := segs[0]
+	scale := float64(s.Width) / float64(s.Box.Dx())
+	x0 := float64(s.Box.Min.X)
+	return Prepared{Pix: s.Pix, Width: s.Width, X: func(x float64) float64 { return (x - x0) * scale }}, true
 }

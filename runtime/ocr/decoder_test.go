@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/generate"
@@ -31,28 +32,30 @@ func tinyImageConfig(t *testing.T) *config.ModelConfig {
 // fakeLines renders random pixel blocks with random printable text: no OCR to learn, but
 // every path of the task runs.
 func fakeLines() (Renderer, Preparer) {
-	render := func(rng *rand.Rand) (*image.Gray, string, error) {
+	render := func(rng *rand.Rand) (Rendered, error) {
 		n := 1 + rng.IntN(MaxChars+4) // sometimes too long: drawn again
 		b := make([]byte, n)
+		x := make([]float64, n)
 		for i := range b {
 			b[i] = byte(' ' + rng.IntN(95))
+			x[i] = 1 + 1.5*float64(i) // one character every 1.5 pixels
 		}
 		g := image.NewGray(image.Rect(0, 0, 2+rng.IntN(12), 4))
 		for i := range g.Pix {
 			g.Pix[i] = uint8(rng.IntN(256))
 		}
-		return g, string(b), nil
+		return Rendered{Image: g, Text: string(b), CharX: x}, nil
 	}
-	prepare := func(img *image.Gray, height, maxWidth int) ([]float32, int, bool) {
+	prepare := func(img *image.Gray, height, maxWidth int) (Prepared, bool) {
 		w := img.Rect.Dx()
 		if w > maxWidth || img.Rect.Dy() != height {
-			return nil, 0, false
+			return Prepared{}, false
 		}
 		pix := make([]float32, height*w)
 		for i := range pix {
 			pix[i] = float32(img.Pix[i]) / 255
 		}
-		return pix, w, true
+		return Prepared{Pix: pix, Width: w, X: func(x float64) float64 { return x }}, true
 	}
 	return render, prepare
 }
@@ -87,6 +90,38 @@ func TestTaskLaysOutImageTokensThenText(t *testing.T) {
 		require.Equal(t, uint32(EOS), b.Targets[r*40+4+len(text)])
 	}
 	require.InDelta(t, 1, sum, 1e-5, "weights are 1/count")
+	// With alignment_loss_weight, image tokens over the line (and one past it) are scored on
+	// the character centred in their strip: strip p of 2 pixels holds x in [2p, 2p+2), so the
+	// characters at 1, 2.5, 4, 5.5, 7 … fall in strips 0, 1, 2, 2, 3 … (nearest the middle wins).
+	c.AlignmentLossWeight = 0.5
+	task, err = NewTaskWith(c, r, p)
+	require.NoError(t, err)
+	b, err = task.ImageBatch(rand.New(rand.NewPCG(1, 2)), 3, 40)
+	require.NoError(t, err)
+	lines, err := task.Lines(rand.New(rand.NewPCG(1, 2)), 3)
+	require.NoError(t, err)
+	var align float64
+	for r, l := range lines {
+		ids, _ := Encode(l.Text)
+		require.Equal(t, ids[0], l.Strips[0])
+		if len(ids) > 2 {
+			require.Equal(t, ids[1], l.Strips[1])
+		}
+		if len(ids) > 3 {
+			require.Equal(t, ids[3], l.Strips[2], "x = 5.5 is nearer strip 2's middle (5) than x = 4")
+		}
+		n := min(4, (l.Width+1)/2+1)
+		for p := 0; p < 4; p++ {
+			if p < n {
+				require.Equal(t, uint32(l.Strips[p]), b.Targets[r*40+p])
+				align += float64(b.Weights[r*40+p])
+			} else {
+				require.Equal(t, graph.IgnoreTarget, b.Targets[r*40+p])
+			}
+		}
+	}
+	require.InDelta(t, 0.5, align, 1e-5, "the alignment weights sum to alignment_loss_weight")
+
 	_, _, _, err = task.Batch(nil, 1, 40)
 	require.Error(t, err)
 	_, err = task.ImageBatch(rand.New(rand.NewPCG(1, 2)), 1, 30)

@@ -17,19 +17,37 @@ const TaskName = "ocr"
 // MaxChars is the longest text a training line holds.
 const MaxChars = 32
 
-// Renderer draws one line: an image of printed text at its natural size and the text it shows.
-type Renderer func(rng *rand.Rand) (img *image.Gray, text string, err error)
+// Rendered is one drawn line: an image of printed text at its natural size, the text it shows
+// and, when the renderer knows them, each character's centre x in image pixels (CharX, one per
+// byte of Text; nil when unknown).
+type Rendered struct {
+	Image *image.Gray
+	Text  string
+	CharX []float64
+}
 
-// Preparer turns a rendered line into what the model reads: an ink map of height rows and
-// width ≤ maxWidth columns, row-major, 1 = ink; ok is false when the line does not fit in
-// maxWidth at that height (the task then draws another).
-type Preparer func(img *image.Gray, height, maxWidth int) (pix []float32, width int, ok bool)
+// Renderer draws one line.
+type Renderer func(rng *rand.Rand) (Rendered, error)
+
+// Prepared is a line as the model reads it: an ink map of the model's height and Width ≤ the
+// model's max_image_width columns, row-major, 1 = ink; X maps an x of the rendered image to
+// the prepared one (nil when unknown).
+type Prepared struct {
+	Pix   []float32
+	Width int
+	X     func(float64) float64
+}
+
+// Preparer turns a rendered line into what the model reads; ok is false when the line does
+// not fit in maxWidth at that height (the task then draws another).
+type Preparer func(img *image.Gray, height, maxWidth int) (p Prepared, ok bool)
 
 // Task is the OCR training task: every sequence is one rendered line's image tokens, then
 // BOS, its text and EOS (see the package doc). It implements train.ImageSource. Lines are
 // rendered on the fly from the batch's generator, so a seed fixes the whole stream.
 type Task struct {
 	height, width, patch, imageTokens int
+	align                             float64 // alignment_loss_weight
 	render                            Renderer
 	prepare                           Preparer
 }
@@ -41,7 +59,7 @@ func NewTaskWith(c *config.ModelConfig, render Renderer, prepare Preparer) (*Tas
 		return nil, fmt.Errorf("ocr: the config has no image fields (image_height, patch_width, max_image_width); the ocr task needs an image model")
 	}
 	return &Task{height: c.ImageHeight, width: c.MaxImageWidth, patch: c.PatchWidth, imageTokens: c.ImageTokens(),
-		render: render, prepare: prepare}, nil
+		align: c.AlignmentLossWeight, render: render, prepare: prepare}, nil
 }
 
 // Name implements train.Source.
@@ -72,6 +90,10 @@ type Line struct {
 	Text   string
 	Pixels []float32 // (height, max width) row-major, 1 = ink, 0 past Width
 	Width  int
+	// Strips holds, per image token, the token id of the character whose centre falls in that
+	// strip (the one nearest the strip's middle when several do), PAD where none does; nil when
+	// the renderer gave no character positions.
+	Strips []int
 }
 
 // maxTries bounds the draws for one line (a text too wide for the model is drawn again).
@@ -81,27 +103,55 @@ const maxTries = 50
 // characters whose prepared image is at most max_image_width wide.
 func (t *Task) Sample(rng *rand.Rand) (Line, error) {
 	for try := 0; try < maxTries; try++ {
-		img, text, err := t.render(rng)
+		r, err := t.render(rng)
 		if err != nil {
 			return Line{}, fmt.Errorf("ocr: rendering a line: %w", err)
 		}
+		text := r.Text
 		if len(text) == 0 || len(text) > MaxChars {
 			continue
 		}
-		if _, err := Encode(text); err != nil {
+		ids, err := Encode(text)
+		if err != nil {
 			continue
 		}
-		pix, w, ok := t.prepare(img, t.height, t.width)
+		p, ok := t.prepare(r.Image, t.height, t.width)
 		if !ok {
 			continue
 		}
+		w := p.Width
 		full := make([]float32, t.height*t.width)
 		for y := 0; y < t.height; y++ {
-			copy(full[y*t.width:y*t.width+w], pix[y*w:(y+1)*w])
+			copy(full[y*t.width:y*t.width+w], p.Pix[y*w:(y+1)*w])
 		}
-		return Line{Text: text, Pixels: full, Width: w}, nil
+		l := Line{Text: text, Pixels: full, Width: w}
+		if len(r.CharX) == len(text) && p.X != nil {
+			l.Strips = t.strips(ids, r.CharX, p.X)
+		}
+		return l, nil
 	}
 	return Line{}, fmt.Errorf("ocr: no line out of %d drawn fits %d×%d pixels and %d characters", maxTries, t.height, t.width, MaxChars)
+}
+
+// strips labels each image token with the character centred in its strip.
+func (t *Task) strips(ids []int, charX []float64, toPrepared func(float64) float64) []int {
+	out := make([]int, t.imageTokens)
+	best := make([]float64, t.imageTokens) // distance of the label from its strip's middle
+	for i, x := range charX {
+		px := toPrepared(x)
+		s := int(px / float64(t.patch))
+		if px < 0 || s >= t.imageTokens {
+			continue
+		}
+		d := px - (float64(s)+0.5)*float64(t.patch)
+		if d < 0 {
+			d = -d
+		}
+		if out[s] == PAD || d < best[s] {
+			out[s], best[s] = ids[i], d
+		}
+	}
+	return out
 }
 
 // Lines draws n lines, rendered in parallel from seeds drawn first from rng, so the result
@@ -135,7 +185,12 @@ func (t *Task) Lines(rng *rand.Rand, n int) ([]Line, error) {
 
 // ImageBatch implements train.ImageSource: batchSize lines, each row laid out as the image
 // tokens (IMG), BOS, the text, EOS and PAD to seqLen; targets are the next token from BOS
-// through the last character (so the text and EOS are scored), weights 1/count there.
+// through the last character (so the text and EOS are scored), weights 1/count there. With
+// the config's alignment_loss_weight α > 0 (and a renderer that knows where it drew each
+// character), image token p is also scored on the character centred in its strip (PAD where
+// none is; over the line's strips and one more), weights α/count there: dense supervision of
+// where each character is, which the text decoder's attention then finds (as character-level
+// attention supervision does in attention OCR models trained on synthetic text).
 func (t *Task) ImageBatch(rng *rand.Rand, batchSize, seqLen int) (train.ImageBatch, error) {
 	if batchSize < 1 {
 		return train.ImageBatch{}, fmt.Errorf("ocr: batch size %d must be positive", batchSize)
@@ -154,7 +209,7 @@ func (t *Task) ImageBatch(rng *rand.Rand, batchSize, seqLen int) (train.ImageBat
 	for i := range b.Targets {
 		b.Targets[i] = graph.IgnoreTarget
 	}
-	count := 0
+	count, aligned := 0, 0
 	for r, l := range lines {
 		ids, _ := Encode(l.Text)
 		row := b.Tokens[r*seqLen : (r+1)*seqLen]
@@ -172,11 +227,29 @@ func (t *Task) ImageBatch(rng *rand.Rand, batchSize, seqLen int) (train.ImageBat
 			count++
 		}
 		b.Pixels = append(b.Pixels, l.Pixels...)
+		if t.align > 0 && l.Strips != nil {
+			// The alignment loss: image token p predicts the character in its strip, over the
+			// line's strips and one past them (blank).
+			for p := 0; p < min(t.imageTokens, (l.Width+t.patch-1)/t.patch+1); p++ {
+				b.Targets[r*seqLen+p] = uint32(l.Strips[p])
+				aligned++
+			}
+		}
 	}
 	w := float32(1 / float64(count))
 	for i, tg := range b.Targets {
 		if tg != graph.IgnoreTarget {
 			b.Weights[i] = w
+		}
+	}
+	if aligned > 0 {
+		wa := float32(t.align / float64(aligned))
+		for r := 0; r < batchSize; r++ {
+			for p := 0; p < t.imageTokens; p++ {
+				if b.Targets[r*seqLen+p] != graph.IgnoreTarget {
+					b.Weights[r*seqLen+p] = wa
+				}
+			}
 		}
 	}
 	return b, nil

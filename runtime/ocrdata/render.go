@@ -31,6 +31,11 @@ type Line struct {
 	Detail string
 	// CapHeight is the rendered height of a capital 'H' in pixels.
 	CapHeight float64
+	// CharX holds, per byte of Text, the x (in Image pixels) of the middle of that character's
+	// advance at half the cap height, after rotation and shear: where a reader would point at
+	// it. Degradations do not move pixels, so it holds for every condition. Training can use it
+	// to tell which image columns show which character.
+	CharX []float64
 }
 
 // MinCapHeight and MaxCapHeight bound the size Render accepts, in pixels of
@@ -59,6 +64,9 @@ type raster struct {
 	mask *image.Alpha    // coverage, 0..255
 	ink  image.Rectangle // pixels with coverage >= inkThreshold
 	box  image.Rectangle // the font's ascent..descent box around the line
+	// centers holds, per byte of the text, the x of the middle of its advance at half the cap
+	// height, in mask pixels (after rotation and shear).
+	centers []float64
 }
 
 var (
@@ -85,6 +93,7 @@ func rasterLine(face *Face, text string, g geometry, fx, fy float64) (raster, er
 
 	buf := sfntBuffers.Get().(*sfnt.Buffer)
 	pens := make([]float32, len(text))
+	mids := make([]float32, len(text)) // middle of each advance, font x in pixels
 	var pen float32
 	for i := 0; i < len(text); i++ {
 		if i > 0 {
@@ -95,6 +104,7 @@ func rasterLine(face *Face, text string, g geometry, fx, fy float64) (raster, er
 		if text[i] == ' ' {
 			adv *= float32(g.spaceScale)
 		}
+		mids[i] = pen + adv/2
 		pen += adv + float32(g.tracking)
 	}
 	sfntBuffers.Put(buf)
@@ -165,7 +175,11 @@ func rasterLine(face *Face, text string, g geometry, fx, fy float64) (raster, er
 	mask := image.NewAlpha(image.Rect(0, 0, w, h))
 	z.Draw(mask, mask.Bounds(), image.Opaque, image.Point{})
 
-	r := raster{mask: mask, ink: inkBounds(mask)}
+	r := raster{mask: mask, ink: inkBounds(mask), centers: make([]float64, len(text))}
+	for i, m := range mids {
+		x, _ := xf(m, -float32(g.capPx)/2) // half the cap height above the baseline
+		r.centers[i] = float64(x + ox)
+	}
 	if r.ink.Empty() {
 		return raster{}, fmt.Errorf("text %q rendered no ink at cap height %.1f px", text, g.capPx)
 	}
@@ -284,7 +298,7 @@ func Render(rng *rand.Rand, text string, face *Face, size float64, cond string) 
 			return Line{}, fmt.Errorf("ocrdata.Render: %w", err)
 		}
 	}
-	return Line{Image: img, Text: text, Font: face.Name(), Condition: cond, Detail: p.detail(), CapHeight: size}, nil
+	return Line{Image: img, Text: text, Font: face.Name(), Condition: cond, Detail: p.detail(), CapHeight: size, CharX: c.centers}, nil
 }
 
 // addMask merges m into the coverage buffer cov (h rows of w, 0..1), where
@@ -310,9 +324,10 @@ func addMask(cov []float32, w, h int, m *image.Alpha, at image.Point) {
 // composed is a line's ink coverage before paper, ink levels and
 // degradation.
 type composed struct {
-	cov  []float32       // (h, w) row-major coverage, 0..1
-	w, h int             // crop size in pixels
-	ink  image.Rectangle // the line's own ink (not its neighbours'), crop coordinates
+	cov     []float32       // (h, w) row-major coverage, 0..1
+	w, h    int             // crop size in pixels
+	ink     image.Rectangle // the line's own ink (not its neighbours'), crop coordinates
+	centers []float64       // each character's centre x, crop coordinates
 }
 
 // compose lays out and rasterises text, fits the crop with random margins
@@ -372,5 +387,9 @@ func compose(rng *rand.Rand, text string, face *Face, size float64, p *params) (
 		addMask(cov, w, h, fr.mask, at)
 	}
 
-	return composed{cov: cov, w: w, h: h, ink: main.ink.Sub(crop.Min)}, nil
+	centers := make([]float64, len(main.centers))
+	for i, x := range main.centers {
+		centers[i] = x - float64(crop.Min.X)
+	}
+	return composed{cov: cov, w: w, h: h, ink: main.ink.Sub(crop.Min), centers: centers}, nil
 }
