@@ -143,7 +143,7 @@ func TestReportFromTwoAdaptersWritesMarkdownAndReadablePNGs(t *testing.T) {
 	for _, p := range written {
 		names = append(names, filepath.Base(p))
 	}
-	require.ElementsMatch(t, []string{"report.md", "roofline-llvmpipe-vulkan.png", "roofline-llvmpipe-gl.png",
+	require.ElementsMatch(t, []string{"report.md", "support.md", "roofline-llvmpipe-vulkan.png", "roofline-llvmpipe-gl.png",
 		"breakdown-llvmpipe-vulkan.png", "breakdown-llvmpipe-gl.png", "training-throughput.png"}, names)
 	for _, p := range written {
 		if strings.HasSuffix(p, ".png") {
@@ -169,9 +169,14 @@ func TestReportFromTwoAdaptersWritesMarkdownAndReadablePNGs(t *testing.T) {
 		"FAIL: softmax output 0",
 		"llvmpipe [gl]: 1 supported, 1 unsupported, 1 failing of 3.",
 		"`moegpu bench model`",
+		"| topk | 1 | ✓ 0 of 1; ✗ v2 selection passes (topk variant 2, n=4096, K=32: up to 131104 loop iterations per invocation; llvmpipe stops loops after 60000) |",
+		"| softmax | 1 | — | ✓ 0 of 1; FAIL v2 row per workgroup (disagrees with the reference) |",
 	} {
 		require.Contains(t, s, want)
 	}
+	sup, err := os.ReadFile(filepath.Join(out, "support.md"))
+	require.NoError(t, err)
+	require.Contains(t, string(sup), "| matmul A·B | 1 | ✓ all | ✓ all |")
 }
 
 func TestCompareShowsRatiosAgainstTheFirstRun(t *testing.T) {

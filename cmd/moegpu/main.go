@@ -28,7 +28,7 @@ var commands = []command{
 	{"eval", "exact-match accuracy of a checkpoint on held-out task examples", runEval},
 	{"ocr", "read the text of images (screenshots, scans, photos of print) with the OCR model; --eval DIR scores a folder", runOCR},
 	{"info", "list every WebGPU adapter with its backend, driver, limits and features", runInfo},
-	{"bench", "benchmark kernels against the adapter's measured peak (moegpu bench kernels)", runBench},
+	{"bench", "benchmark kernels and whole models against the adapter's measured peak, print the op support table, report and compare results (moegpu bench kernels|model|support|report|compare)", runBench},
 	{"logits", "write every position's logits (and optionally gradients) of a checkpoint, to compare implementations", runLogits},
 }
 
