@@ -171,25 +171,19 @@ func rooflinePNG(r *Column) ([]byte, error) {
 	return render(p, 10*vg.Inch, 6*vg.Inch)
 }
 
-// breakdownPNG draws, per config, where a training step's time goes: each
-// bar is one step as 100 %, split into the kernel families of the
-// profile (scaled to the submission's share of the step) and the host's
-// part (batch upload, loss readback and waiting: step minus submission).
-func breakdownPNG(r *Column) ([]byte, error) {
-	var models []Model
-	for _, m := range r.Models {
-		if m.Profile != nil && len(m.Profile.Families) > 0 && m.StepMs > 0 {
-			models = append(models, m)
-		}
-	}
-	if len(models) == 0 {
-		return nil, errors.New("no profiled models")
-	}
-	// Families by their summed share, the largest nine named, the rest "other kernels".
+// familyOrder ranks kernel families by their summed share over every
+// profiled model of every run, so all breakdown charts of one report name
+// the same families in the same colours.
+func familyOrder(runs []*Column) []string {
 	total := map[string]float64{}
-	for _, m := range models {
-		for _, f := range m.Profile.Families {
-			total[f.Name] += f.Share
+	for _, r := range runs {
+		for _, m := range r.Models {
+			if m.Profile == nil {
+				continue
+			}
+			for _, f := range m.Profile.Families {
+				total[f.Name] += f.Share
+			}
 		}
 	}
 	var fams []string
@@ -202,6 +196,25 @@ func breakdownPNG(r *Column) ([]byte, error) {
 		}
 		return fams[i] < fams[j]
 	})
+	return fams
+}
+
+// breakdownPNG draws, per config, where a training step's time goes: each
+// bar is one step as 100 %, split into the kernel families of the
+// profile (scaled to the submission's share of the step) and the host's
+// part (batch upload, loss readback and waiting: step minus submission).
+// fams ranks the families (familyOrder): the first nine get a bar colour
+// each, the rest are summed as "other kernels".
+func breakdownPNG(r *Column, fams []string) ([]byte, error) {
+	var models []Model
+	for _, m := range r.Models {
+		if m.Profile != nil && len(m.Profile.Families) > 0 && m.StepMs > 0 {
+			models = append(models, m)
+		}
+	}
+	if len(models) == 0 {
+		return nil, errors.New("no profiled models")
+	}
 	const named = 9
 	series := append([]string{}, fams[:min(named, len(fams))]...)
 	if len(fams) > named {

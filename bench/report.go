@@ -141,6 +141,7 @@ func WriteReportDir(reports []*Report, dir string) ([]string, error) {
 	runs := GroupRuns(reports)
 	var written []string
 	plots := map[string]string{} // key → file name, for the Markdown
+	fams := familyOrder(runs)
 	for _, r := range runs {
 		if p := rooflinePoints(r); len(p) > 0 && r.Peak.FMAGflops > 0 {
 			name := "roofline-" + r.Slug() + ".png"
@@ -152,7 +153,7 @@ func WriteReportDir(reports []*Report, dir string) ([]string, error) {
 		}
 		if hasProfiles(r) {
 			name := "breakdown-" + r.Slug() + ".png"
-			if err := writePNG(filepath.Join(dir, name), func() ([]byte, error) { return breakdownPNG(r) }); err != nil {
+			if err := writePNG(filepath.Join(dir, name), func() ([]byte, error) { return breakdownPNG(r, fams) }); err != nil {
 				return written, fmt.Errorf("%s: %w", name, err)
 			}
 			plots["breakdown|"+r.Label] = name

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,7 +66,7 @@ func runBenchModel(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		list = append(list, bench.NamedConfig{Name: strings.TrimSuffix(n, ".json"), Config: c})
+		list = append(list, bench.NamedConfig{Name: strings.TrimSuffix(filepath.Base(n), ".json"), Config: c})
 	}
 	opt := bench.ModelOptions{Steps: *steps, Task: *task, Decode: *decode, NoProfile: *noProfile, Log: stderr}
 	if *quick {
