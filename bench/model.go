@@ -194,7 +194,6 @@ func RunModel(dev *gpu.Device, name string, cfg *config.ModelConfig, peak Peak, 
 	tc := tr.Train
 	m := Model{Config: name, Task: task.Name(), Params: cfg.ParamCount(), ActiveParams: cfg.ActiveParamCount(), MoE: cfg.IsMoE(),
 		BatchSize: tc.BatchSize, SeqLen: tc.SeqLen, Steps: opt.Steps, Dispatches: ex.Dispatches()}
-	m.Memory = memoryOf(tr, ex)
 	logf("  %s on %s: %.2fM parameters (%.2fM active), batch %d × %d, %d dispatches per step\n",
 		name, m.Task, float64(m.Params)/1e6, float64(m.ActiveParams)/1e6, tc.BatchSize, tc.SeqLen, m.Dispatches)
 
@@ -216,6 +215,7 @@ func RunModel(dev *gpu.Device, name string, cfg *config.ModelConfig, peak Peak, 
 		logf("    step %2d/%d  %8.1f ms  loss %.4f\n", i+1, opt.Steps, st.StepMs, st.Loss)
 	}
 	m.StepMs, m.StepMsMin, m.DataMs = median(steps), minOf(steps), median(data)
+	m.Memory = memoryOf(tr, ex) // after running: kernels may allocate scratch on first use
 	m.TokensPerS = float64(tc.BatchSize*tc.SeqLen) / (m.StepMs / 1e3)
 	m.Flops = TrainFlops(cfg, tc.BatchSize, tc.SeqLen)
 	m.GFlops = m.Flops.Total / (m.StepMs / 1e3) / 1e9

@@ -426,14 +426,16 @@ func miscCases() []Case {
 			In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 17, 1031)} }})
 	}
 	groupShapes := [][]int{{1}, {17, 3}, {129}, {64, 33}}
-	cs = append(cs, Case{Op: "sum_squares_group", Variant: "auto", Shape: "4 tensors, 2311 values", Tol: sumsqTol, Node: graph.SumSquaresGroup{},
-		In: func(rng *rand.Rand) []*graph.Host {
-			var in []*graph.Host
-			for _, s := range groupShapes {
-				in = append(in, uni(rng, s...))
-			}
-			return in
-		}})
+	for v, name := range []string{"auto", "v1 chunks", "v2 strided", "v3 workgroup"} {
+		cs = append(cs, Case{Op: "sum_squares_group", Variant: name, Shape: "4 tensors, 2311 values", Tol: sumsqTol, Node: graph.SumSquaresGroup{Variant: v},
+			In: func(rng *rand.Rand) []*graph.Host {
+				var in []*graph.Host
+				for _, s := range groupShapes {
+					in = append(in, uni(rng, s...))
+				}
+				return in
+			}})
+	}
 	opt := graph.AdamW{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, MaxGradNorm: 0.5}
 	hyper := func(decay bool) *graph.Host {
 		v, _ := opt.Hyper(1e-2, 3, decay)
@@ -669,12 +671,15 @@ func moeCases() []Case {
 		v    int
 		name string
 	}{{0, "auto"}, {1, "v1 element per invocation"}, {3, "v3 register-blocked vec4"}} {
-		cs = append(cs, Case{Op: "moe_grouped_weight_grad", Variant: v.name, Shape: fmt.Sprintf("E=%d top-2, 40 tokens, %d→%d", E, Kd, Nd), Tol: mmTol(40),
-			Node: moe.GroupedWeightGrad{Experts: E, TransW: true, Variant: v.v},
-			In: func(rng *rand.Rand) []*graph.Host {
-				s, R := seg(rng, 40, E, 2)
-				return []*graph.Host{uni(rng, R, Nd), uni(rng, R, Kd), s}
-			}})
+		for _, transW := range []bool{true, false} {
+			what := map[bool]string{true: "dW (E, N, K)", false: "dW (E, K, N)"}[transW]
+			cs = append(cs, Case{Op: "moe_grouped_weight_grad", Variant: v.name + ", " + what, Shape: fmt.Sprintf("E=%d top-2, 40 tokens, %d→%d", E, Kd, Nd), Tol: mmTol(40),
+				Node: moe.GroupedWeightGrad{Experts: E, TransW: transW, Variant: v.v},
+				In: func(rng *rand.Rand) []*graph.Host {
+					s, R := seg(rng, 40, E, 2)
+					return []*graph.Host{uni(rng, R, Nd), uni(rng, R, Kd), s}
+				}})
+		}
 	}
 	sparseIn := func(rng *rand.Rand) (*graph.Host, *graph.Host) {
 		s, R := seg(rng, 40, E, 2)
