@@ -141,6 +141,9 @@ func runBenchReport(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if len(files) == 0 {
+		return errors.New("no result files given: moegpu bench report A.json [B.json …] --out DIR")
+	}
 	if *out == "" {
 		return errors.New("--out DIR is required")
 	}
