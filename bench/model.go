@@ -24,8 +24,10 @@ import (
 type Model struct {
 	Config string `json:"config"` // shipped config name or file path
 	Task   string `json:"task"`
-	// Params counts every parameter, ActiveParams what one token uses (see
-	// config.ActiveParamCount).
+	// Params counts every parameter the training step holds (MTP modules
+	// included); ActiveParams is config.ActiveParamCount: what one token
+	// uses in the main model (Flops.MatmulParams is what the FLOP count
+	// multiplies).
 	Params       int64 `json:"params"`
 	ActiveParams int64 `json:"active_params"`
 	MoE          bool  `json:"moe,omitempty"`
@@ -192,8 +194,11 @@ func RunModel(dev *gpu.Device, name string, cfg *config.ModelConfig, peak Peak, 
 		return Model{}, fmt.Errorf("%s: the model suite needs the gpu executor", name)
 	}
 	tc := tr.Train
-	m := Model{Config: name, Task: task.Name(), Params: cfg.ParamCount(), ActiveParams: cfg.ActiveParamCount(), MoE: cfg.IsMoE(),
+	m := Model{Config: name, Task: task.Name(), ActiveParams: cfg.ActiveParamCount(), MoE: cfg.IsMoE(),
 		BatchSize: tc.BatchSize, SeqLen: tc.SeqLen, Steps: opt.Steps, Dispatches: ex.Dispatches()}
+	for _, p := range tr.Model.Params() {
+		m.Params += int64(p.Len())
+	}
 	logf("  %s on %s: %.2fM parameters (%.2fM active), batch %d × %d, %d dispatches per step\n",
 		name, m.Task, float64(m.Params)/1e6, float64(m.ActiveParams)/1e6, tc.BatchSize, tc.SeqLen, m.Dispatches)
 
