@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"math"
 	"sort"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -51,6 +52,14 @@ func render(p *plot.Plot, width, height vg.Length) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// smokeNote marks plots of --quick runs, whose numbers are not measurements.
+func smokeNote(r *Column) string {
+	if r.Smoke {
+		return " (SMOKE RUN: not a measurement)"
+	}
+	return ""
+}
+
 func newPlot(title string) *plot.Plot {
 	p := plot.New()
 	p.Title.Text = title
@@ -90,11 +99,11 @@ func rooflinePNG(r *Column) ([]byte, error) {
 	if len(ps) == 0 || r.Peak.FMAGflops <= 0 || r.Peak.CopyGBps <= 0 {
 		return nil, errors.New("no kernel rows with FLOPs, bytes and a measured peak")
 	}
-	p := newPlot("Roofline: " + r.Label)
+	p := newPlot("Roofline: " + r.Label + smokeNote(r))
 	p.X.Label.Text = "arithmetic intensity (FLOP per byte moved, log)"
 	p.Y.Label.Text = "achieved GFLOP/s (log)"
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker, p.Y.Tick.Marker = plot.TickerFunc(logTicks125), plot.TickerFunc(logTicks125)
 	p.Add(plotter.NewGrid())
 	lo, hi := math.Inf(1), 0.0
 	ylo := math.Inf(1)
@@ -245,7 +254,7 @@ func breakdownPNG(r *Column, fams []string) ([]byte, error) {
 		vals[len(series)-1][mi] = 100 * (1 - kernels)
 		labels[mi] = fmt.Sprintf("%s (%.0f ms)", m.Config, m.StepMs)
 	}
-	p := newPlot("Where a training step's time goes: " + r.Label)
+	p := newPlot("Where a training step's time goes: " + r.Label + smokeNote(r))
 	p.X.Label.Text = fmt.Sprintf("share of the step (%%); kernels from %s profiles", profileSources(models))
 	p.X.Min, p.X.Max = 0, 100
 	p.Add(plotter.NewGrid())
@@ -309,10 +318,17 @@ func stepTimePNG(runs []*Column) ([]byte, error) {
 	if len(cfgs) == 0 {
 		return nil, errors.New("no model rows")
 	}
-	p := newPlot("Training throughput per config")
+	title := "Training throughput per config"
+	for _, r := range runs {
+		if r.Smoke {
+			title += " (SMOKE RUNS: not measurements)"
+			break
+		}
+	}
+	p := newPlot(title)
 	p.X.Label.Text = "training tokens/s (log scale; right is faster)"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker = plot.TickerFunc(logTicks125)
 	p.Add(plotter.NewGrid())
 	lo, hi := math.Inf(1), 0.0
 	for ri, r := range runs {
@@ -338,7 +354,11 @@ func stepTimePNG(runs []*Column) ([]byte, error) {
 		}
 		sc.GlyphStyle = draw.GlyphStyle{Color: paletteColor(ri), Radius: vg.Points(5), Shape: draw.CircleGlyph{}}
 		p.Add(sc)
-		p.Legend.Add(r.Label, sc)
+		label := r.Label
+		if r.Smoke {
+			label += " (smoke)"
+		}
+		p.Legend.Add(label, sc)
 	}
 	if hi == 0 {
 		return nil, errors.New("no model rows with a throughput")
@@ -351,4 +371,33 @@ func stepTimePNG(runs []*Column) ([]byte, error) {
 	p.NominalY(rev...)
 	p.Y.Min, p.Y.Max = -0.7, float64(len(cfgs))-0.3
 	return render(p, 10*vg.Inch, vg.Length(max(3, 1.4+0.5*float64(len(cfgs))))*vg.Inch)
+}
+
+// logTicks125 labels 1, 2 and 5 times each power of ten in [lo, hi] (only
+// the powers of ten when the range spans more than three decades), with
+// unlabelled minor ticks at the other integer multiples.
+func logTicks125(lo, hi float64) []plot.Tick {
+	if !(lo > 0) || !(hi > lo) {
+		return nil
+	}
+	labelled := map[float64]bool{1: true, 2: true, 5: true}
+	if math.Log10(hi/lo) > 3 {
+		labelled = map[float64]bool{1: true}
+	}
+	var ticks []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		p := math.Pow(10, e)
+		for m := 1.0; m < 10; m++ {
+			v := m * p
+			if v < lo*(1-1e-9) || v > hi*(1+1e-9) {
+				continue
+			}
+			t := plot.Tick{Value: v}
+			if labelled[m] {
+				t.Label = strconv.FormatFloat(v, 'f', -1, 64)
+			}
+			ticks = append(ticks, t)
+		}
+	}
+	return ticks
 }
