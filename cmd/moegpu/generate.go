@@ -10,6 +10,7 @@ import (
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/runtime/generate"
 	"github.com/moegpu/moegpu/runtime/tasks"
+	"github.com/moegpu/moegpu/runtime/textdata"
 	"github.com/moegpu/moegpu/runtime/train"
 )
 
@@ -108,7 +109,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", "eval --checkpoint DIR --task NAME [flags]", stderr)
 	dir := fs.String("checkpoint", "out/run", "checkpoint directory written by moegpu train")
-	taskName := fs.String("task", "reverse", "synthetic task: "+strings.Join(tasks.Names(), ", "))
+	taskName := fs.String("task", "reverse", "task: a synthetic one ("+strings.Join(tasks.Names(), ", ")+") or a text task ("+strings.Join(textdata.Names(), ", ")+": bits per character, or exact match by context length and depth)")
 	n := fs.Int("n", 200, "held-out examples, ≥ 1")
 	seed := fs.Uint64("seed", 0, "held-out set seed (the evaluation stream, disjoint from training batches); train's end-of-run score uses the same default")
 	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
@@ -126,6 +127,9 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--n %d must be at least 1", *n)
 	}
 	defer rf.prof.start()()
+	if textdata.IsName(*taskName) {
+		return evalText(*dir, *taskName, *n, *seed, rf, *f16 || *speculative, stdout)
+	}
 	task, err := tasks.ByName(*taskName)
 	if err != nil {
 		return err

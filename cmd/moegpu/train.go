@@ -20,6 +20,7 @@ import (
 	"github.com/moegpu/moegpu/runtime/ocr"
 	"github.com/moegpu/moegpu/runtime/ocrdata"
 	"github.com/moegpu/moegpu/runtime/tasks"
+	"github.com/moegpu/moegpu/runtime/textdata"
 	"github.com/moegpu/moegpu/runtime/train"
 )
 
@@ -31,7 +32,7 @@ func addDeviceFlags(fs *flag.FlagSet, d *deviceFlags) {
 func runTrain(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("train", "train --config FILE --task NAME --steps N --out DIR [flags]", stderr)
 	cfgPath := fs.String("config", "tiny-dense", "model config: a JSON file (Hugging Face config.json field names; see README) or a shipped config name: "+strings.Join(assets.Configs(), ", "))
-	taskName := fs.String("task", "reverse", "task: a synthetic one ("+strings.Join(tasks.Names(), ", ")+") or ocr (printed text lines rendered on the fly; needs an image model such as ocr-small)")
+	taskName := fs.String("task", "reverse", "task: a synthetic one ("+strings.Join(tasks.Names(), ", ")+"), ocr (printed text lines rendered on the fly; needs an image model such as ocr-small), or a text task with a 100-token vocabulary ("+strings.Join(textdata.Names(), ", ")+": see README)")
 	steps := fs.Int("steps", 2000, "optimizer steps to train to, ≥ 1 (a resumed run continues up to this step; one already there is left alone)")
 	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
 	seed := fs.Int64("seed", -1, "random seed for initialisation and batches, ≥ 0 (-1: the config's training.seed)")
@@ -234,6 +235,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		if t, ok := task.(*tasks.Task); ok {
 			return evaluate(*out, t, *evalN, *evalSeed, rf.executor, d, false, stdout)
 		}
+		if t, ok := task.(textdata.Task); ok {
+			return evaluateText(*out, t, textEvalOptions{N: *evalN, Seed: *evalSeed}, rf.executor, d, stdout)
+		}
 		return evaluateOCR(*out, *evalN, *evalSeed, d, stdout)
 	}
 	return nil
@@ -244,9 +248,13 @@ func checkTaskName(name string) error {
 	if name == ocr.TaskName {
 		return nil
 	}
+	if textdata.IsName(name) {
+		_, _, err := textdata.ParseLong(name)
+		return err
+	}
 	_, err := tasks.ByName(name)
 	if err != nil {
-		return fmt.Errorf("%w, or %s", err, ocr.TaskName)
+		return fmt.Errorf("%w, %s, or %s", err, strings.Join(textdata.Names(), ", "), ocr.TaskName)
 	}
 	return nil
 }
@@ -256,6 +264,13 @@ func checkTaskName(name string) error {
 func trainSource(name string, cfg *config.ModelConfig) (train.Source, error) {
 	if name == ocr.TaskName {
 		return ocr.NewTask(cfg, ocrdata.Train)
+	}
+	if textdata.IsName(name) {
+		t, _, err := textdata.Open(name, "")
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
 	}
 	return tasks.ByName(name)
 }

@@ -39,6 +39,12 @@ type ImageSource interface {
 	ImageBatch(rng *rand.Rand, batchSize, seqLen int) (ImageBatch, error)
 }
 
+// Vocabulary is a text Source with its own tokenizer (runtime/textdata's tasks): the model's
+// vocab_size must reach VocabSize instead of the synthetic tasks' 43 tokens.
+type Vocabulary interface {
+	VocabSize() int
+}
+
 // checkSource checks that the model can learn from the source: vocabulary, sequence length
 // and, for image models, that source and model agree on images.
 func checkSource(cfg *config.ModelConfig, tc config.TrainingConfig, src Source) error {
@@ -56,7 +62,11 @@ func checkSource(cfg *config.ModelConfig, tc config.TrainingConfig, src Source) 
 			return err
 		}
 	default:
-		if _, err := tasks.CheckVocabSize(cfg.VocabSize); err != nil {
+		if v, ok := src.(Vocabulary); ok {
+			if cfg.VocabSize < v.VocabSize() {
+				return fmt.Errorf("vocab_size %d is smaller than task %s's %d tokens", cfg.VocabSize, src.Name(), v.VocabSize())
+			}
+		} else if _, err := tasks.CheckVocabSize(cfg.VocabSize); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,145 @@
+package textdata
+
+import (
+	"fmt"
+	"hash/fnv"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/moegpu/moegpu/runtime/ocrdata"
+)
+
+// DefaultFortuneDir is where Debian's fortunes and fortunes-min packages put their text.
+const DefaultFortuneDir = ocrdata.DefaultFortuneDir
+
+// HeldOutShare is 1 in how many fortunes go to the held-out split.
+const HeldOutShare = 10
+
+// skipFiles are fortune files that are not running English text.
+var skipFiles = map[string]bool{"ascii-art": true}
+
+// Corpus is the lm task's text: every fortune of a fortune directory, folded to the
+// vocabulary, split into a training and a held-out stream by a hash of the fortune's text
+// (HeldOut), so the split is the same on every machine with the same files, a fortune that
+// occurs twice lands on one side only, and adding a file moves no other fortune across.
+//
+// A fortune is the text between lines holding "%"; each of its lines is folded to printable
+// ASCII (curly quotes straightened, accents dropped, backspace overstrikes applied, runs of
+// white space made one space: ocrdata.ToASCII), empty lines at its ends are dropped, and its
+// lines are joined by '\n'. The stream joins fortunes with a blank line ("\n\n").
+type Corpus struct {
+	Dir   string
+	Files []string // the files read, in name order
+	// Train and HeldOut are the two streams as token ids (each < VocabSize).
+	Train, HeldOut []byte
+	// TrainFortunes and HeldOutFortunes count the fortunes on each side.
+	TrainFortunes, HeldOutFortunes int
+}
+
+// HeldOut reports whether a fortune (its folded text) belongs to the held-out split: 1 in
+// HeldOutShare of them, by an FNV-1a hash of the text.
+func HeldOut(fortune string) bool {
+	h := fnv.New64a()
+	h.Write([]byte(fortune))
+	return h.Sum64()%HeldOutShare == 0
+}
+
+// LoadCorpus reads every fortune file of dir (skipping *.dat index files, *.u8 links,
+// hidden files and ascii-art, which holds pictures). A directory without fortunes is an
+// error saying how to get them.
+func LoadCorpus(dir string) (*Corpus, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("textdata: the lm task reads Debian's fortunes (apt-get install fortunes): %w", err)
+	}
+	c := &Corpus{Dir: dir}
+	for _, e := range ents { // ReadDir sorts by name
+		n := e.Name()
+		if e.IsDir() || strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".u8") || strings.HasPrefix(n, ".") || skipFiles[n] {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, n))
+		if err != nil {
+			return nil, fmt.Errorf("textdata: %w", err)
+		}
+		fortunes := SplitFortunes(string(data))
+		if len(fortunes) == 0 {
+			continue
+		}
+		c.Files = append(c.Files, n)
+		for _, f := range fortunes {
+			ids, err := Encode(f)
+			if err != nil { // cannot happen after folding; refuse rather than hide it
+				return nil, fmt.Errorf("textdata: %s: %w", n, err)
+			}
+			if HeldOut(f) {
+				c.HeldOut = appendFortune(c.HeldOut, ids)
+				c.HeldOutFortunes++
+			} else {
+				c.Train = appendFortune(c.Train, ids)
+				c.TrainFortunes++
+			}
+		}
+	}
+	if c.TrainFortunes == 0 || c.HeldOutFortunes == 0 {
+		return nil, fmt.Errorf("textdata: %s holds %d fortunes; the lm task needs Debian's fortunes (apt-get install fortunes)", dir, c.TrainFortunes+c.HeldOutFortunes)
+	}
+	return c, nil
+}
+
+func appendFortune(stream []byte, ids []int) []byte {
+	if len(stream) > 0 {
+		stream = append(stream, Newline, Newline)
+	}
+	for _, id := range ids {
+		stream = append(stream, byte(id))
+	}
+	return stream
+}
+
+// SplitFortunes cuts a fortune file into its fortunes, each folded as Corpus describes;
+// fortunes that fold to nothing are dropped.
+func SplitFortunes(file string) []string {
+	var out, cur []string
+	flush := func() {
+		for len(cur) > 0 && cur[0] == "" {
+			cur = cur[1:]
+		}
+		for len(cur) > 0 && cur[len(cur)-1] == "" {
+			cur = cur[:len(cur)-1]
+		}
+		if len(cur) > 0 {
+			out = append(out, strings.Join(cur, "\n"))
+		}
+		cur = cur[:0]
+	}
+	for _, line := range strings.Split(file, "\n") {
+		if strings.TrimSpace(line) == "%" {
+			flush()
+			continue
+		}
+		cur = append(cur, ocrdata.ToASCII(overstrike(line)))
+	}
+	flush()
+	return out
+}
+
+// overstrike applies backspaces as a terminal would ("_\bw" and "w\bw" print "w"): fortune
+// files use them for underline and bold.
+func overstrike(line string) string {
+	if !strings.Contains(line, "\b") {
+		return line
+	}
+	out := make([]rune, 0, len(line))
+	for _, r := range line {
+		if r == '\b' {
+			if len(out) > 0 {
+				out = out[:len(out)-1]
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}
