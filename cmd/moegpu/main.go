@@ -30,6 +30,7 @@ var commands = []command{
 	{"info", "list every WebGPU adapter with its backend, driver, limits and features", runInfo},
 	{"bench", "benchmark kernels and whole models against the adapter's measured peak, print the op support table, report and compare results (moegpu bench kernels|model|support|report|compare)", runBench},
 	{"logits", "write every position's logits (and optionally gradients) of a checkpoint, to compare implementations", runLogits},
+	{"ablate", "train and score a spec's runs one after another (resumable), then report tables and plots over seeds", runAblate},
 }
 
 func usage(w io.Writer) {

@@ -15,7 +15,8 @@ import (
 // textEvalOptions say what a text task is scored on: n held-out windows (lm) or n examples
 // spread over the (length, depth) grid (long-context tasks, at least one per cell), the
 // lengths and depths of that grid (nil: textdata.EvalLengths up to the model's
-// max_position_embeddings, and textdata.EvalDepths) and the seed of the long-context set.
+// max_position_embeddings, or the task's MinLen and MaxLen when none fits, and
+// textdata.EvalDepths) and the seed of the long-context set.
 type textEvalOptions struct {
 	N       int
 	Seed    uint64
@@ -85,8 +86,15 @@ func scoreText(dir string, task textdata.Task, o textEvalOptions, executor strin
 				return nil, fmt.Errorf("context length %d is more than the checkpoint's max_position_embeddings (%d)", l, cfg.MaxPositionEmbeddings)
 			}
 		}
+		if len(lengths) == 0 && t.MaxLen <= cfg.MaxPositionEmbeddings {
+			// A model too short for the standard grid is scored on the task's own range.
+			lengths = []int{t.MinLen}
+			if t.MaxLen != t.MinLen {
+				lengths = append(lengths, t.MaxLen)
+			}
+		}
 		if len(lengths) == 0 {
-			return nil, fmt.Errorf("the checkpoint's max_position_embeddings (%d) reaches none of the evaluation lengths %v", cfg.MaxPositionEmbeddings, textdata.EvalLengths)
+			return nil, fmt.Errorf("the checkpoint's max_position_embeddings (%d) reaches none of the evaluation lengths %v nor task %s's range", cfg.MaxPositionEmbeddings, textdata.EvalLengths, t.Name())
 		}
 		per := max(1, o.N/(len(lengths)*len(depths)))
 		exs, err := t.EvalSet(lengths, depths, per, o.Seed)

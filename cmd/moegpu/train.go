@@ -232,13 +232,16 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if *evalN > 0 {
+		if _, ok := task.(*ocr.Task); ok {
+			return evaluateOCR(*out, *evalN, *evalSeed, d, stdout)
+		}
 		if t, ok := task.(*tasks.Task); ok {
 			return evaluate(*out, t, *evalN, *evalSeed, rf.executor, d, false, stdout)
 		}
-		if t, ok := task.(textdata.Task); ok {
+		if t, ok := task.(textdata.Task); ok && textdata.IsName(t.Name()) {
 			return evaluateText(*out, t, textEvalOptions{N: *evalN, Seed: *evalSeed}, rf.executor, d, stdout)
 		}
-		return evaluateOCR(*out, *evalN, *evalSeed, d, stdout)
+		return fmt.Errorf("task %s has no held-out evaluation", task.Name())
 	}
 	return nil
 }
