@@ -33,8 +33,8 @@ MODEL_KEYS = [
     # MTP
     "num_nextn_predict_layers", "mtp_loss_weight", "mtp_loss_weight_late", "mtp_loss_weight_switch",
     "mtp_intermediate_size", "mtp_sliding_window",
-    # image (OCR model): patch embedding over column strips
-    "image_height", "patch_width", "max_image_width",
+    # image (OCR model): patch embedding over column strips; the alignment loss (training only)
+    "image_height", "patch_width", "max_image_width", "alignment_loss_weight",
     "training",
 ]
 
@@ -127,6 +127,9 @@ class Config:
         self.image_height = get("image_height", 0)
         self.patch_width = get("patch_width", 0)
         self.max_image_width = get("max_image_width", 0)
+        # Scores image tokens on the character in their strip while training on rendered lines
+        # (moegpu's ocr task); the forward pass does not use it.
+        self.alignment_loss_weight = get("alignment_loss_weight", 0.0)
 
         self.training = None
         if d.get("training") is not None:
