@@ -39,6 +39,7 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	defer rf.prof.start()()
 	if *specPath == "" {
 		return fmt.Errorf("--spec is required (the shipped specs are in assets/ablations)")
 	}

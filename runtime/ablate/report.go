@@ -252,6 +252,7 @@ func (w *reportWriter) header(finished int) {
 	if len(pl.BaseOverrides) > 0 {
 		w.p("Every run starts from its config with the base overrides `%s`.\n\n", compact(pl.BaseOverrides))
 	}
+	w.p("Parameters are the main model's, all and those one token uses (MTP modules not counted).\n\n")
 	w.p("| run | config | task | steps | seeds | overrides | parameters (active) | note |\n|---|---|---|---:|---|---|---:|---|\n")
 	for _, d := range w.runs {
 		rp := d.plan
