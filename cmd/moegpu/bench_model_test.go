@@ -74,3 +74,18 @@ func TestBenchReportAndCompareRefuseBadInput(t *testing.T) {
 		require.Contains(t, errs, c.want, c.args)
 	}
 }
+
+// The support suite checks every op variant on the test adapter and writes
+// the table; no variant may fail where the op tests pass.
+func TestBenchSupportWritesTheTable(t *testing.T) {
+	gputest.Device(t)
+	path := filepath.Join(t.TempDir(), "s.json")
+	code, out, errs := runCLI("bench", "support", "--json", path)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "| matmul A·B | auto | 37×68×132 | ✓ |")
+	r, err := bench.ReadReport(path)
+	require.NoError(t, err)
+	require.Equal(t, bench.SuiteSupport, r.Suite)
+	require.Zero(t, bench.SupportCounts(r.Support)[bench.Failing])
+	require.Greater(t, bench.SupportCounts(r.Support)[bench.Supported], 150)
+}
