@@ -68,6 +68,14 @@ func TestAblateTrainsScoresResumesAndReports(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	assert.Contains(t, errs, "moe seed 1: done")
 	assert.NotContains(t, errs, "training ablate-config.json")
+	// A run whose scoring was cut short resumes at its checkpoint: nothing left to train, and
+	// it is scored again.
+	require.NoError(t, os.Remove(filepath.Join(out, "runs", "moe", "seed-1", "result.json")))
+	code, _, errs = runCLI("ablate", "--spec", specPath, "--out", out, "--resume")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, errs, "already at step 3")
+	_, err = ablate.ReadResult(filepath.Join(out, "runs", "moe", "seed-1"))
+	require.NoError(t, err)
 	// Without --resume the directory is refused.
 	code, _, errs = runCLI("ablate", "--spec", specPath, "--out", out)
 	require.Equal(t, 1, code)
