@@ -52,7 +52,7 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch})
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, SingleLine: true}) // one line per image, as --psm 7
 	if err != nil {
 		return err
 	}

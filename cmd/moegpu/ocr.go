@@ -49,7 +49,8 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
 	batch := fs.Int("batch", 16, "line segments read side by side per GPU submission, ≥ 1")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
-	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image; subfolders are reported separately): CER, exact lines, ms/line")
+	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
+	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line")
 	writeEval := fs.String("write-eval", "", "write an eval folder instead of reading: rendered lines of every condition (DIR/<condition>/NNNN.png + NNNN.gt.txt), from the held-out validation fonts by default; no model needed")
 	perCond := fs.Int("per-condition", 100, "with --write-eval: lines per condition, ≥ 1")
 	evalSeed := fs.Uint64("seed", 1, "with --write-eval: the seed the lines are drawn from")
@@ -96,7 +97,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, F16: *f16, Speculative: *spec})
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, F16: *f16, Speculative: *spec, SingleLine: *single || *evalDir != ""})
 	if err != nil {
 		return err
 	}

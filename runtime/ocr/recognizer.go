@@ -19,6 +19,10 @@ type Options struct {
 	// Speculative reads each segment with MTP speculative decoding (one at a time; the model
 	// must have MTP modules) instead of the batched greedy decoder. The text is the same.
 	Speculative bool
+	// SingleLine reads each image as one text line (a crop of a line, as Tesseract's --psm 7
+	// does): its tallest line box, so slivers of the lines above and below are not read as
+	// lines of their own.
+	SingleLine bool
 }
 
 // Recognizer reads the text of images with an OCR model directory (the shipped model or a
@@ -170,7 +174,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 	var segs []segRef
 	for i, img := range imgs {
 		start := time.Now()
-		lines, err := ocrimage.Prepare(img, c.ImageHeight, c.MaxImageWidth)
+		lines, err := r.prepare(img)
 		if err != nil {
 			return nil, err
 		}
@@ -257,4 +261,53 @@ func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {
 		s.Accepts[k] += st.Accepts[k]
 	}
 	return s
+}
+
+// prepare finds img's lines and cuts them for the model: every line (slivers of lines cut by
+// the image's top or bottom edge dropped), or with SingleLine the tallest one.
+func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
+	c := r.dec.Config
+	if img == nil || img.Bounds().Empty() {
+		return ocrimage.Prepare(img, c.ImageHeight, c.MaxImageWidth) // its error names the problem
+	}
+	ink := ocrimage.Normalize(ocrimage.Gray(img))
+	if ink.Blank {
+		return nil, nil
+	}
+	boxes := dropSlivers(ocrimage.SplitLines(ink), ink.Rect)
+	if r.opt.SingleLine && len(boxes) > 1 {
+		best := boxes[0]
+		for _, b := range boxes[1:] {
+			if b.Dy() > best.Dy() {
+				best = b
+			}
+		}
+		boxes = []image.Rectangle{best}
+	}
+	var lines []ocrimage.Line
+	for _, b := range boxes {
+		if segs := ocrimage.LineStrips(ink, b, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
+			lines = append(lines, ocrimage.Line{Box: b, Segments: segs})
+		}
+	}
+	return lines, nil
+}
+
+// dropSlivers removes line boxes that touch the image's top or bottom edge and are less than
+// half as tall as the tallest line: the cut-off descenders or ascenders of a neighbouring line
+// in a tight crop, not text to read.
+func dropSlivers(boxes []image.Rectangle, bounds image.Rectangle) []image.Rectangle {
+	tallest := 0
+	for _, b := range boxes {
+		tallest = max(tallest, b.Dy())
+	}
+	var out []image.Rectangle
+	for _, b := range boxes {
+		edge := b.Min.Y <= bounds.Min.Y+1 || b.Max.Y >= bounds.Max.Y-1
+		if edge && 2*b.Dy() < tallest {
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
 }
