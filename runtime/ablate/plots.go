@@ -170,9 +170,9 @@ func curvesPlot(title, x, y string, cs []curve, logY bool) (*plot.Plot, error) {
 		l.Color, l.Width, l.Dashes = colour(c.run), vg.Points(1.4), dashes(c.run)
 		p.Add(l)
 		p.Legend.Add(c.name, l)
-		if len(pts) == 1 {
+		if len(pts) <= 12 { // few points (a grid of lengths, or one step): mark them
 			sc, _ := plotter.NewScatter(pts)
-			sc.Color = colour(c.run)
+			sc.GlyphStyle = draw.GlyphStyle{Color: colour(c.run), Radius: vg.Points(2.5), Shape: draw.CircleGlyph{}}
 			p.Add(sc)
 		}
 	}

@@ -695,15 +695,21 @@ func (w *reportWriter) mtp() error {
 	if base != nil {
 		w.p(" Training overhead is the step time against %s (no MTP).", base.plan.Name)
 	}
-	w.p("\n\n| run | D | step ms | training overhead | decode speed-up | accepted drafts / round |")
-	for k := 1; k <= maxD; k++ {
-		w.p(" head %d: acc (cum) · cost · break-even · seed |", k)
-	}
-	w.p("\n|---|---:|---:|---:|---:|---:|%s\n", strings.Repeat("---|", maxD))
+	w.p("\n\n| run | D | step ms | training overhead | decode speed-up | accepted drafts / round |\n|---|---:|---:|---:|---:|---:|\n")
 	var accSeries []dotSeries
 	for k := 0; k < maxD; k++ {
 		accSeries = append(accSeries, dotSeries{name: fmt.Sprintf("head %d", k+1)})
 	}
+	mtOf := func(d *runData, f func(*MTPResult) float64) spread {
+		return d.spread(func(r *Result) float64 {
+			if r.MTP == nil {
+				return math.NaN()
+			}
+			return f(r.MTP)
+		})
+	}
+	var heads bytes.Buffer
+	fmt.Fprintf(&heads, "| run | head | acceptance | cumulative | cost (main forwards) | break-even cumulative | seed's rule (cost / k) |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, d := range w.runs {
 		D := 0
 		for _, r := range d.results {
@@ -717,32 +723,21 @@ func (w *reportWriter) mtp() error {
 				over = fmt.Sprintf("%+.1f%%", 100*(step.Mean/b.Mean-1))
 			}
 		}
-		mt := func(f func(*MTPResult) float64) spread {
-			return d.spread(func(r *Result) float64 {
-				if r.MTP == nil {
-					return math.NaN()
-				}
-				return f(r.MTP)
-			})
-		}
-		w.p("| %s | %d | %s | %s | %s | %s |", d.plan.Name, D, step.short(1), over,
-			mt(func(m *MTPResult) float64 { return m.DecodeSpeedup }).short(2), mt(func(m *MTPResult) float64 { return m.MeanAccepted }).short(2))
+		w.p("| %s | %d | %s | %s | %s | %s |\n", d.plan.Name, D, step.short(1), over,
+			mtOf(d, func(m *MTPResult) float64 { return m.DecodeSpeedup }).short(2), mtOf(d, func(m *MTPResult) float64 { return m.MeanAccepted }).short(2))
 		for k := 0; k < maxD; k++ {
 			h := func(f func(MTPHead) float64) spread {
-				return mt(func(m *MTPResult) float64 {
+				return mtOf(d, func(m *MTPResult) float64 {
 					if k >= len(m.Heads) {
 						return math.NaN()
 					}
 					return f(m.Heads[k])
 				})
 			}
-			acc := h(func(x MTPHead) float64 { return x.Acceptance })
-			if acc.N == 0 {
-				w.p(" – |")
-			} else {
-				w.p(" %s (%s) · %s · %s · %s |", acc.short(3), h(func(x MTPHead) float64 { return x.Cumulative }).short(3),
-					h(func(x MTPHead) float64 { return x.Cost }).short(3), h(func(x MTPHead) float64 { return x.BreakEven }).short(3),
-					h(func(x MTPHead) float64 { return x.SeedFigure }).short(3))
+			if acc := h(func(x MTPHead) float64 { return x.Acceptance }); acc.N > 0 {
+				fmt.Fprintf(&heads, "| %s | %d | %s | %s | %s | %s | %s |\n", d.plan.Name, k+1, acc.short(3),
+					h(func(x MTPHead) float64 { return x.Cumulative }).short(3), h(func(x MTPHead) float64 { return x.Cost }).short(3),
+					h(func(x MTPHead) float64 { return x.BreakEven }).short(3), h(func(x MTPHead) float64 { return x.SeedFigure }).short(3))
 			}
 			accSeries[k].perRun = append(accSeries[k].perRun, d.values(func(r *Result) float64 {
 				if r.MTP == nil || k >= len(r.MTP.Heads) {
@@ -751,8 +746,8 @@ func (w *reportWriter) mtp() error {
 				return r.MTP.Heads[k].Acceptance
 			}))
 		}
-		w.p("\n")
 	}
+	w.p("\nPer head:\n\n%s", heads.String())
 	w.p("\n")
 	p, err := dotPlot("MTP acceptance per head (conditional; mean ± sd, rings: seeds)", "acceptance", w.names(), accSeries)
 	if err != nil && !noData(err) {
