@@ -324,3 +324,25 @@ func TestSpreadIsMeanSampleSDAndRange(t *testing.T) {
 	assert.Equal(t, "7.00 (n=1)", one.cell(2))
 	assert.Equal(t, "–", spreadOf(nil).cell(2))
 }
+
+func TestEstimateTimesATrialOfEachRunAndScalesIt(t *testing.T) {
+	s, err := ParseSpec([]byte(runSpec))
+	require.NoError(t, err)
+	s.Base.Steps = 1000
+	f := &fakeHooks{}
+	runs, est, err := EstimateSpec(s, t.TempDir(), 4, f.hooks(), nil)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"plain/1", "moe-ish/1"}, f.trained, "one trial of each run's first seed")
+	require.Len(t, runs, 2)
+	for _, r := range runs {
+		assert.InDelta(t, 11, r.StepMs, 1e-9, "the fake steps take 10 + seed ms")
+		assert.Equal(t, 2, r.Seeds)
+		assert.Equal(t, 1000, r.Steps)
+		assert.InDelta(t, 2*(r.FixedSeconds+11+r.EvalSeconds)/60, r.Minutes, 1e-9)
+	}
+	assert.Equal(t, 11.0, est.StepMs["plain"])
+	assert.GreaterOrEqual(t, est.Minutes, runs[0].Minutes+runs[1].Minutes)
+	assert.Contains(t, est.How, "4 trial steps")
+	_, _, err = EstimateSpec(s, t.TempDir(), 1, f.hooks(), nil)
+	require.Error(t, err)
+}

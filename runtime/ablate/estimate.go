@@ -29,6 +29,9 @@ func EstimateSpec(s *Spec, dir string, trialSteps int, h Hooks, log io.Writer) (
 	if log == nil {
 		log = io.Discard
 	}
+	if h.Train == nil || h.Score == nil {
+		return nil, nil, fmt.Errorf("ablate: estimate: needs both a Train and a Score hook")
+	}
 	if trialSteps < 2 {
 		return nil, nil, fmt.Errorf("ablate: estimate: %d trial steps; want at least 2", trialSteps)
 	}

@@ -143,6 +143,9 @@ func Run(s *Spec, out string, o Options) (*Plan, error) {
 	if log == nil {
 		log = io.Discard
 	}
+	if o.Hooks.Train == nil || o.Hooks.Score == nil {
+		return nil, fmt.Errorf("ablate: the runner needs both a Train and a Score hook")
+	}
 	plan, jobs, err := s.Resolve(out)
 	if err != nil {
 		return nil, err
