@@ -6,13 +6,16 @@ import (
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/generate"
 	"github.com/moegpu/moegpu/runtime/ocrimage"
 )
 
 // Options shape a Recognizer.
 type Options struct {
-	// Batch is how many line segments go through the model side by side (default 16).
+	// Batch is the most line segments that go through the model side by side (default 64).
+	// Fewer segments use a smaller batch (1, 4, 16, …: each size is compiled when first
+	// needed), so one short line does not pay for 64.
 	Batch int
 	// F16 stores the linear layers' weights in half precision.
 	F16 bool
@@ -31,7 +34,8 @@ type Recognizer struct {
 	dir  string
 	dev  *gpu.Device
 	opt  Options
-	dec  *Decoder
+	cfg  *config.ModelConfig
+	decs map[int]*Decoder // by batch size
 	spec *generate.Speculative
 }
 
@@ -41,15 +45,14 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 		return nil, fmt.Errorf("ocr: recognition runs on a GPU adapter")
 	}
 	if opt.Batch <= 0 {
-		opt.Batch = 16
+		opt.Batch = 64
 	}
-	r := &Recognizer{dir: dir, dev: dev, opt: opt}
-	var err error
+	cfg, err := LoadConfig(dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Recognizer{dir: dir, dev: dev, opt: opt, cfg: cfg, decs: map[int]*Decoder{}}
 	if opt.Speculative {
-		cfg, err := LoadConfig(dir)
-		if err != nil {
-			return nil, err
-		}
 		if opt.F16 {
 			return nil, fmt.Errorf("ocr: speculative decoding runs with f32 weights")
 		}
@@ -65,17 +68,38 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 			return nil, err
 		}
 	}
-	if r.dec, err = NewDecoder(dir, dev, opt.Batch, opt.F16); err != nil {
+	// One decoder now, so a bad model directory fails here; the batch sizes a call needs are
+	// compiled when first used.
+	if _, err := r.decoder(1); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
+// decoder returns the decoder for n segments: the smallest of 1, 4, 16, 64, … (and the
+// configured Batch) that holds n, at most Batch.
+func (r *Recognizer) decoder(n int) (*Decoder, error) {
+	size := 1
+	for size < n && size < r.opt.Batch {
+		size *= 4
+	}
+	size = min(size, r.opt.Batch)
+	if d := r.decs[size]; d != nil {
+		return d, nil
+	}
+	d, err := NewDecoder(r.dir, r.dev, size, r.opt.F16)
+	if err != nil {
+		return nil, err
+	}
+	r.decs[size] = d
+	return d, nil
+}
+
 // Close releases the model.
 func (r *Recognizer) Close() {
-	if r.dec != nil {
-		r.dec.Close()
+	for _, d := range r.decs {
+		d.Close()
 	}
 	if r.spec != nil {
 		r.spec.Close()
@@ -169,7 +193,7 @@ type segRef struct {
 // RecognizeAll reads several images, batching the segments of all of them together, so a
 // page of short lines or a folder of one-line images costs few GPU submissions.
 func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Result, error) {
-	c := r.dec.Config
+	c := r.cfg
 	out := make([]Result, len(imgs))
 	var segs []segRef
 	for i, img := range imgs {
@@ -204,14 +228,18 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			}
 		}
 	} else {
-		B := r.dec.Batch
-		for k := 0; k < len(segs); k += B {
+		for k := 0; k < len(segs); {
+			dec, err := r.decoder(len(segs) - k)
+			if err != nil {
+				return nil, err
+			}
+			B := dec.Batch
 			part := segs[k:min(k+B, len(segs))]
 			imgs := make([][]float32, len(part))
 			for j, s := range part {
 				imgs[j] = s.pix
 			}
-			got, el, err := r.dec.Read(imgs)
+			got, el, err := dec.Read(imgs)
 			if err != nil {
 				return nil, err
 			}
@@ -221,8 +249,9 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 				out[s.img].Lines[s.line].Ms += ms / float64(len(part))
 				out[s.img].DecodeMs += ms / float64(len(part))
 			}
+			k += len(part)
 			if progress != nil {
-				progress(min(k+B, len(segs)), len(segs))
+				progress(k, len(segs))
 			}
 		}
 	}
@@ -242,7 +271,7 @@ func (r *Recognizer) readSpeculative(pix []float32) (string, generate.SpecStats,
 	if err := r.spec.SetImage(pix); err != nil {
 		return "", generate.SpecStats{}, 0, err
 	}
-	prompt := Prompt(r.dec.Config.ImageTokens())
+	prompt := Prompt(r.cfg.ImageTokens())
 	out, st, err := r.spec.Generate(prompt, maxNew, EOS, generate.Sampling{}, nil)
 	if err != nil {
 		return "", generate.SpecStats{}, 0, err
@@ -266,7 +295,7 @@ func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {
 // prepare finds img's lines and cuts them for the model: every line (slivers of lines cut by
 // the image's top or bottom edge dropped), or with SingleLine the tallest one.
 func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
-	c := r.dec.Config
+	c := r.cfg
 	if img == nil || img.Bounds().Empty() {
 		return ocrimage.Prepare(img, c.ImageHeight, c.MaxImageWidth) // its error names the problem
 	}
