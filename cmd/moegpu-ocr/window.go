@@ -26,13 +26,11 @@ func newApp(opt options) (*App, error) {
 // that can present to the window) end it early; they are printed to stderr and set as the
 // window's title.
 func (a *App) run(stderr io.Writer) int {
-	if err := glfw.Init(); err != nil {
+	if err := initWindowSystem(); err != nil {
 		fmt.Fprintf(stderr, "moegpu-ocr: no window system: %v (is DISPLAY set? under X11 without a screen, run it in Xvfb)\n", err)
 		return 1
 	}
 	defer glfw.Terminate()
-	glfw.WindowHint(glfw.ClientAPI, glfw.NoAPI)
-	glfw.WindowHint(glfw.ScaleToMonitor, glfw.True)
 	w, h := a.opt.width, a.opt.height
 	if a.opt.scale > 0 {
 		w, h = int(float32(w)*a.opt.scale), int(float32(h)*a.opt.scale)
@@ -397,4 +395,21 @@ func (a *App) onScroll(dy float64) {
 		a.scroll -= int(dy * float64(a.px(48)))
 		a.dirty()
 	}
+}
+
+// initWindowSystem starts GLFW and sets the window hints. go-gl's Init only logs a platform
+// error (such as a display that cannot be opened) and returns nil, after which every GLFW call
+// panics with NotInitialized: that panic is turned back into the error it stands for.
+func initWindowSystem() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("GLFW did not start: %v", r)
+		}
+	}()
+	if err := glfw.Init(); err != nil {
+		return err
+	}
+	glfw.WindowHint(glfw.ClientAPI, glfw.NoAPI)
+	glfw.WindowHint(glfw.ScaleToMonitor, glfw.True)
+	return nil
 }
