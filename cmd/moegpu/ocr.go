@@ -57,20 +57,21 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	split := fs.String("split", "validation", "with --write-eval: validation (held-out font families) or train")
 	var df deviceFlags
 	addDeviceFlags(fs, &df)
-	if err := fs.Parse(args); err != nil {
+	files, err := parseInterleaved(fs, args)
+	if err != nil {
 		return err
 	}
 	if *writeEval != "" {
-		return writeOCREvalSet(*writeEval, *split, *perCond, *evalSeed, fs.NArg(), stdout)
+		return writeOCREvalSet(*writeEval, *split, *perCond, *evalSeed, len(files), stdout)
 	}
 	if *batch < 1 {
 		return fmt.Errorf("--batch %d must be at least 1", *batch)
 	}
-	if *evalDir == "" && fs.NArg() == 0 {
+	if *evalDir == "" && len(files) == 0 {
 		return fmt.Errorf("give one or more image files (PNG, JPEG, GIF, BMP, TIFF, WebP), or --eval DIR")
 	}
-	if *evalDir != "" && fs.NArg() > 0 {
-		return fmt.Errorf("--eval DIR scores a folder; it takes no image arguments (got %q)", fs.Arg(0))
+	if *evalDir != "" && len(files) > 0 {
+		return fmt.Errorf("--eval DIR scores a folder; it takes no image arguments (got %q)", files[0])
 	}
 	dir, err := ocrModelDir(*model)
 	if err != nil {
@@ -84,7 +85,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	} else {
-		for _, p := range fs.Args() {
+		for _, p := range files {
 			img, err := ocrimage.Load(p)
 			if err != nil {
 				return err
