@@ -323,7 +323,8 @@ func SupportSummary(w io.Writer, runs []*Column) {
 }
 
 func writeSources(w io.Writer, runs []*Column) {
-	fmt.Fprintf(w, "## Sources\n\n| run | file | suite | machine | moegpu | date | command |\n|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "## Sources\n\nLoad: the machine's 1-minute load average at the start and end of the suite; above its CPU count, other work shared the CPUs (and, on a CPU driver, the \"GPU\").\n\n")
+	fmt.Fprintf(w, "| run | file | suite | machine | load | moegpu | date | command |\n|---|---|---|---|---|---|---|---|\n")
 	for _, r := range runs {
 		for _, f := range r.Files {
 			v := f.Moegpu.Version
@@ -337,7 +338,11 @@ func writeSources(w io.Writer, runs []*Column) {
 			if f.Smoke {
 				suite += " (smoke)"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | `%s` |\n", r.Label, filepath.Base(f.Path), suite, f.Host.Machine, v,
+			load := "—"
+			if f.Host.LoadStart > 0 || f.Host.LoadEnd > 0 {
+				load = fmt.Sprintf("%.1f → %.1f", f.Host.LoadStart, f.Host.LoadEnd)
+			}
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | `%s` |\n", r.Label, filepath.Base(f.Path), suite, f.Host.Machine, load, v,
 				f.Date.Format("2006-01-02 15:04 MST"), strings.Join(f.Command, " "))
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -25,7 +26,7 @@ import (
 //	smoke           true when --quick made it (small shapes, few steps: not a measurement)
 //	moegpu          the build that measured: {version, source, revision, time, modified, go}
 //	command         the command line, argv[0] first
-//	host            {hostname, machine, os, arch, cpus, cpu_model}
+//	host            {hostname, machine, os, arch, cpus, cpu_model, load_start, load_end}
 //	date            RFC 3339, UTC
 //	adapter         {name, backend, device_type, driver, vendor, features, limits}: limits are
 //	                the device's (gpu.Limits, bytes and counts under WebGPU's names)
@@ -162,11 +163,33 @@ type Host struct {
 	Arch     string `json:"arch"`
 	CPUs     int    `json:"cpus"`
 	CPUModel string `json:"cpu_model,omitempty"`
+	// LoadStart and LoadEnd are the machine's 1-minute load average when
+	// the suite started and when its report was stamped (Linux only; 0
+	// elsewhere): on a CPU driver anything else running shares the
+	// "GPU", and a load above the CPU count says the figures are
+	// disturbed.
+	LoadStart float64 `json:"load_start,omitempty"`
+	LoadEnd   float64 `json:"load_end,omitempty"`
+}
+
+// loadAverage is the 1-minute load average, 0 where /proc/loadavg is
+// missing.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
 }
 
 // CurrentHost describes this machine; machine "" means the hostname.
 func CurrentHost(machine string) Host {
-	h := Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Machine: machine}
+	h := Host{OS: runtime.GOOS, Arch: runtime.GOARCH, CPUs: runtime.NumCPU(), Machine: machine, LoadStart: loadAverage()}
 	h.Hostname, _ = os.Hostname()
 	if h.Machine == "" {
 		h.Machine = h.Hostname
@@ -200,10 +223,11 @@ func NewReport(dev *gpu.Device, suite string) *Report {
 	return r
 }
 
-// Stamp records the command line and the machine name (empty: keep the
-// hostname) in a report before it is written.
+// Stamp records the command line, the machine name (empty: keep the
+// hostname) and the load average now in a report before it is written.
 func (r *Report) Stamp(command []string, machine string) {
 	r.Command = append([]string(nil), command...)
+	r.Host.LoadEnd = loadAverage()
 	if machine != "" {
 		r.Host.Machine = machine
 	}
