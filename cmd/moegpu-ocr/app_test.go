@@ -9,6 +9,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/draw"
@@ -18,6 +19,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -66,32 +69,44 @@ func needTool(t *testing.T, name, pkg string) {
 func startX(t *testing.T) string {
 	t.Helper()
 	needTool(t, "Xvfb", "xvfb")
-	r, w, err := os.Pipe()
-	require.NoError(t, err)
-	cmd := exec.Command("Xvfb", "-displayfd", "3", "-screen", "0", "2600x1700x24", "-nolisten", "tcp", "-noreset")
-	cmd.ExtraFiles = []*os.File{w}
+	// A display number of its own per test, never one just freed: a server killed a moment
+	// ago can leave its socket behind, and a new server reusing the number was seen to refuse
+	// the app's connection while other test binaries ran.
+	n := nextDisplay()
+	cmd := exec.Command("Xvfb", fmt.Sprintf(":%d", n), "-screen", "0", "2600x1700x24", "-nolisten", "tcp", "-noreset")
 	require.NoError(t, cmd.Start())
-	w.Close()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	got := make(chan string, 1)
-	go func() {
-		buf := make([]byte, 32)
-		n, _ := r.Read(buf)
-		got <- strings.TrimSpace(string(buf[:n]))
-	}()
-	select {
-	case n := <-got:
-		if _, err := strconv.Atoi(n); err != nil {
-			t.Fatalf("Xvfb did not report a display number (%q)", n)
+		_ = cmd.Process.Signal(syscall.SIGTERM) // lets it remove its lock and socket
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
 		}
-		return ":" + n
-	case <-time.After(20 * time.Second):
-		t.Fatal("Xvfb did not start within 20 s")
+	})
+	sock := fmt.Sprintf("/tmp/.X11-unix/X%d", n)
+	for start := time.Now(); time.Since(start) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
+		if _, err := os.Stat(sock); err == nil {
+			return fmt.Sprintf(":%d", n)
+		}
 	}
+	t.Fatalf("Xvfb :%d did not start within 20 s", n)
 	return ""
+}
+
+var displayCounter atomic.Int32
+
+// nextDisplay picks a display number no X server holds, different for every call in this
+// process and unlikely to collide with another process's (it starts from the pid).
+func nextDisplay() int {
+	for {
+		n := 100 + (os.Getpid()*7+int(displayCounter.Add(1)))%800
+		if _, err := os.Stat(fmt.Sprintf("/tmp/.X%d-lock", n)); os.IsNotExist(err) {
+			return n
+		}
+	}
 }
 
 // startApp starts the app (this test binary) on display with args; wait for it with the
