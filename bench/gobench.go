@@ -16,8 +16,10 @@ const SuiteGoBench = "go test -bench"
 //	go test ./runtime/train -run '^$' -bench TrainStep -v
 //
 // as a model report, so `bench compare` and `bench report` put Go
-// benchmark runs side by side: one Model row per sub-benchmark, its config
-// named "<config>/<optimizer>", StepMs from ns/op, and dispatches/step,
+// benchmark runs side by side (and beside `bench model` rows): one Model
+// row per sub-benchmark, named by its config for the default flat
+// optimizer ("tiny-dense") and "<config>/<optimizer>" otherwise
+// ("tiny-dense/per_param"), StepMs from ns/op, and dispatches/step,
 // tokens/s and model-GFLOP/s where the benchmark reported them. The
 // "adapter: NAME [backend]" line the benchmark logs (shown with -v) names
 // the adapter, "cpu:" the machine's CPU. Lines of other benchmarks, and
@@ -81,7 +83,7 @@ func parseBenchLine(line string) (Model, bool) {
 	if err != nil {
 		return Model{}, false
 	}
-	m := Model{Config: name, Task: "go test -bench", Steps: n}
+	m := Model{Config: strings.TrimSuffix(name, "/group"), Task: "go test -bench", Steps: n}
 	for i := 2; i+1 < len(f); i += 2 {
 		v, err := strconv.ParseFloat(f[i], 64)
 		if err != nil {

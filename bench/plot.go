@@ -153,6 +153,7 @@ func rooflinePNG(r *Column) ([]byte, error) {
 			}
 		}
 		c := paletteColor(i)
+		var thumb plot.Thumbnailer
 		if len(rest) > 0 {
 			sc, err := plotter.NewScatter(rest)
 			if err != nil {
@@ -160,17 +161,18 @@ func rooflinePNG(r *Column) ([]byte, error) {
 			}
 			sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(3), Shape: draw.CrossGlyph{}}
 			p.Add(sc)
-			others = true
+			others, thumb = true, sc
 		}
-		sc, err := plotter.NewScatter(best)
-		if err != nil {
-			return nil, err
-		}
-		sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(4.5), Shape: draw.CircleGlyph{}}
 		if len(best) > 0 {
+			sc, err := plotter.NewScatter(best)
+			if err != nil {
+				return nil, err
+			}
+			sc.GlyphStyle = draw.GlyphStyle{Color: c, Radius: vg.Points(4.5), Shape: draw.CircleGlyph{}}
 			p.Add(sc)
+			thumb = sc
 		}
-		p.Legend.Add(n, sc)
+		p.Legend.Add(n, thumb)
 	}
 	if others {
 		p.Legend.Add("")

@@ -271,7 +271,8 @@ func TestGoBenchmarkOutputReadsAsAModelReport(t *testing.T) {
 	require.Equal(t, "vulkan", r.Adapter.Backend)
 	require.Equal(t, "llvmpipe (LLVM 15.0.6, 256 bits)", r.Adapter.Name)
 	require.Len(t, r.Models, 2)
-	require.Equal(t, "tiny-dense/group", r.Models[0].Config)
+	require.Equal(t, "tiny-dense", r.Models[0].Config)
+	require.Equal(t, "tiny-dense/per_param", r.Models[1].Config)
 	require.InDelta(t, 66.400238, r.Models[0].StepMs, 1e-9)
 	require.Equal(t, 96, r.Models[0].Dispatches)
 	require.InDelta(t, 2.214, r.Models[0].GFlops, 1e-9)
@@ -285,7 +286,7 @@ func TestGoBenchmarkOutputReadsAsAModelReport(t *testing.T) {
 	require.NoError(t, err)
 	var out bytes.Buffer
 	require.NoError(t, bench.Compare(&out, reports, 0.05))
-	require.Contains(t, out.String(), "| tiny-dense/group | 66.4 ms, 96 disp | 66.4 ms (×1.00), 60 disp (-36) |")
+	require.Contains(t, out.String(), "| tiny-dense | 66.4 ms, 96 disp | 66.4 ms (×1.00), 60 disp (-36) |")
 	_, err = bench.ParseGoBench([]byte("PASS\nBenchmarkOther-2 10 5 ns/op\n"))
 	require.ErrorContains(t, err, "no BenchmarkTrainStep result lines")
 }
