@@ -259,8 +259,8 @@ func TestToASCIIFoldsQuotesDashesAndAccents(t *testing.T) {
 	} {
 		require.Equal(t, want, ToASCII(in), "%q", in)
 	}
-	require.Equal(t, "word", overstrike("_\bw_\bo_\br_\bd"))
-	require.Equal(t, "bold", overstrike("b\bbo\bol\bld\bd"))
+	require.Equal(t, "word", Overstrike("_\bw_\bo_\br_\bd"))
+	require.Equal(t, "bold", Overstrike("b\bbo\bol\bld\bd"))
 }
 
 func TestTheEmbeddedSampleStandsInWithoutSystemFiles(t *testing.T) {

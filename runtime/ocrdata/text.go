@@ -110,16 +110,16 @@ func readFortunes(dir string) []string {
 				flush()
 				continue
 			}
-			cur = append(cur, overstrike(line))
+			cur = append(cur, Overstrike(line))
 		}
 		flush()
 	}
 	return out
 }
 
-// overstrike applies backspaces the way a terminal would ("_\bw" and
+// Overstrike applies backspaces the way a terminal would ("_\bw" and
 // "w\bw" both print "w"), as fortune files use them for underline and bold.
-func overstrike(line string) string {
+func Overstrike(line string) string {
 	if !strings.Contains(line, "\b") {
 		return line
 	}

@@ -119,27 +119,8 @@ func SplitFortunes(file string) []string {
 			flush()
 			continue
 		}
-		cur = append(cur, ocrdata.ToASCII(overstrike(line)))
+		cur = append(cur, ocrdata.ToASCII(ocrdata.Overstrike(line)))
 	}
 	flush()
 	return out
-}
-
-// overstrike applies backspaces as a terminal would ("_\bw" and "w\bw" print "w"): fortune
-// files use them for underline and bold.
-func overstrike(line string) string {
-	if !strings.Contains(line, "\b") {
-		return line
-	}
-	out := make([]rune, 0, len(line))
-	for _, r := range line {
-		if r == '\b' {
-			if len(out) > 0 {
-				out = out[:len(out)-1]
-			}
-			continue
-		}
-		out = append(out, r)
-	}
-	return string(out)
 }
