@@ -228,13 +228,10 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 			pix[i*plane+j] = float64(v)
 		}
 	}
-	for _, s := range []struct {
-		m  *model.Model
-		ex graph.Executor
-	}{{d.prefill, d.preExec}, {d.step, d.stepExec}} {
-		if err := s.ex.Set(s.m.PixelValues, pix); err != nil {
-			return nil, 0, err
-		}
+	// Only the prefill reads strips: the one-token steps feed text positions (graph.NoPatch),
+	// so their pixel_values input is never read and is not uploaded.
+	if err := d.preExec.Set(d.prefill.PixelValues, pix); err != nil {
+		return nil, 0, err
 	}
 	var next []int
 	for pos := 0; pos < len(d.prompt); pos += d.chunk {
