@@ -387,7 +387,11 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
     hi[c] = T - 1u;
     if (pb.window > 0u) { hi[c] = min(hi[c], j0 + cc + pb.window - 1u); }
   }
-  let i1 = hi[nc - 1u];
+  // The last query that sees any of the keys: hi[nc − 1], written without
+  // indexing hi by a runtime value (which puts the array in scratch memory,
+  // and lavapipe (Mesa 22.3) leaks a dispatch's scratch: ~0.5 MB per call).
+  var i1 = T - 1u;
+  if (pb.window > 0u) { i1 = min(i1, j0 + nc - 1u + pb.window - 1u); }
   let qs = pb.qheads * DV;
   for (var h = g * G; h < (g + 1u) * G; h++) {
     var qb = ((b * T + j0) * pb.qheads + h) * DV;
