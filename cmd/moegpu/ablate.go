@@ -6,6 +6,7 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/moegpu/moegpu/bench"
@@ -25,7 +26,10 @@ func runAblate(args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "report" {
 		return runAblateReport(args[1:], stdout, stderr)
 	}
-	fs := newFlags("ablate", "ablate --spec FILE [--out DIR] [--resume] [--estimate] [flags]\n       moegpu ablate report DIR", stderr)
+	if len(args) > 0 && args[0] == "plot" {
+		return runAblatePlot(args[1:], stdout, stderr)
+	}
+	fs := newFlags("ablate", "ablate --spec FILE [--out DIR] [--resume] [--estimate] [flags]\n       moegpu ablate report DIR\n       moegpu ablate plot --out FILE [PANEL/]NAME=DIR[,DIR…]…", stderr)
 	specPath := fs.String("spec", "", "ablation spec (JSON; see assets/ablations and README)")
 	out := fs.String("out", "", "output directory: plan.json, runs/RUN/seed-S/ (checkpoint, metrics, result.json), report.md, plots/ (default out/ablate/NAME)")
 	resume := fs.Bool("resume", false, "continue the ablation in --out: finished runs are skipped, an interrupted one resumes from its checkpoint")
@@ -93,6 +97,68 @@ func runAblateReport(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "report: %s\n", path)
 	return nil
+}
+
+// runAblatePlot is moegpu ablate plot: overlay the training loss of runs made outside a spec
+// (moegpu train directories), seeds averaged, one panel per PANEL prefix.
+func runAblatePlot(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("ablate plot", "ablate plot --out FILE [--title T] [PANEL/]NAME=DIR[,DIR…]…\n\n"+
+		"Overlays the training loss (metrics.jsonl) of moegpu train run directories: each argument is\n"+
+		"one line, NAME its legend, the directories its seeds (averaged step by step). Arguments\n"+
+		"whose NAME starts with PANEL/ go into a panel titled PANEL, panels side by side; e.g.\n"+
+		"  moegpu ablate plot --out parity.png sort/dense=runs/d1,runs/d2 sort/moe=runs/m1,runs/m2 add/dense=runs/da add/moe=runs/ma", stderr)
+	out := fs.String("out", "", "PNG to write (required)")
+	title := fs.String("title", "training loss", "title of the panel for arguments without a PANEL/ prefix")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return fmt.Errorf("--out is required: the PNG to write")
+	}
+	panels, err := parsePlotSeries(fs.Args(), *title)
+	if err != nil {
+		return err
+	}
+	if err := ablate.PlotLoss(*out, panels); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *out)
+	return nil
+}
+
+// parsePlotSeries turns [PANEL/]NAME=DIR[,DIR…] arguments into panels, in the order their
+// panels first appear.
+func parsePlotSeries(args []string, title string) ([]ablate.Panel, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("give at least one NAME=DIR[,DIR…] (see moegpu ablate plot --help)")
+	}
+	var panels []ablate.Panel
+	at := map[string]int{}
+	for _, a := range args {
+		name, dirs, ok := strings.Cut(a, "=")
+		if !ok || name == "" || dirs == "" {
+			return nil, fmt.Errorf("argument %q: want [PANEL/]NAME=DIR[,DIR…]", a)
+		}
+		panel := title
+		if p, n, ok := strings.Cut(name, "/"); ok && p != "" && n != "" {
+			panel, name = p, n
+		}
+		var ds []string
+		for _, d := range strings.Split(dirs, ",") {
+			if d == "" {
+				return nil, fmt.Errorf("argument %q: an empty directory in the list", a)
+			}
+			ds = append(ds, d)
+		}
+		i, ok := at[panel]
+		if !ok {
+			i = len(panels)
+			at[panel] = i
+			panels = append(panels, ablate.Panel{Title: panel})
+		}
+		panels[i].Series = append(panels[i].Series, ablate.Series{Name: name, Dirs: ds})
+	}
+	return panels, nil
 }
 
 // ablateHooks trains with moegpu train's own code (checkpoints, resume, metrics, plots) and

@@ -120,6 +120,30 @@ func TestAblateRefusesBadSpecsAndArguments(t *testing.T) {
 	code, _, errs = runCLI("ablate", "report", dir)
 	require.Equal(t, 1, code)
 	assert.Contains(t, errs, "no plan.json")
+	code, _, errs = runCLI("ablate", "plot", "a=b")
+	require.Equal(t, 1, code)
+	assert.Contains(t, errs, "--out is required")
+	code, _, errs = runCLI("ablate", "plot", "--out", filepath.Join(dir, "p.png"), "nodirs")
+	require.Equal(t, 1, code)
+	assert.Contains(t, errs, "want [PANEL/]NAME=DIR")
+	code, _, errs = runCLI("ablate", "plot", "--out", filepath.Join(dir, "p.png"), "sort/dense="+filepath.Join(dir, "missing"))
+	require.Equal(t, 1, code)
+	assert.Contains(t, errs, `series "dense"`)
+}
+
+// ablate plot groups PANEL/NAME arguments into panels in order of first appearance.
+func TestAblatePlotGroupsSeriesIntoPanels(t *testing.T) {
+	panels, err := parsePlotSeries([]string{"sort/dense=a,b", "add/dense=c", "sort/moe=d", "plain=e"}, "loss")
+	require.NoError(t, err)
+	require.Len(t, panels, 3)
+	assert.Equal(t, "sort", panels[0].Title)
+	assert.Equal(t, []string{"a", "b"}, panels[0].Series[0].Dirs)
+	assert.Equal(t, "moe", panels[0].Series[1].Name)
+	assert.Equal(t, "add", panels[1].Title)
+	assert.Equal(t, "loss", panels[2].Title)
+	assert.Equal(t, "plain", panels[2].Series[0].Name)
+	_, err = parsePlotSeries([]string{"x=a,,b"}, "loss")
+	assert.ErrorContains(t, err, "empty directory")
 }
 
 // The text tasks train and score through train and eval.
