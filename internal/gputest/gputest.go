@@ -26,12 +26,16 @@ func Options() gpu.Options {
 	return gpu.Options{Backend: b, Adapter: os.Getenv("MOEGPU_ADAPTER")}
 }
 
+// Required reports whether MOEGPU_REQUIRE_GPU=1: a GPU test must then fail,
+// not skip, when something it needs is missing.
+func Required() bool { return os.Getenv("MOEGPU_REQUIRE_GPU") == "1" }
+
 // Device returns the shared test device, opened once per test binary.
 func Device(t testing.TB) *gpu.Device {
 	t.Helper()
 	once.Do(func() { dev, err = gpu.Open(Options()) })
 	if err != nil {
-		if os.Getenv("MOEGPU_REQUIRE_GPU") == "1" {
+		if Required() {
 			t.Fatalf("MOEGPU_REQUIRE_GPU=1 but no WebGPU device: %v", err)
 		}
 		t.Skipf("no WebGPU device: %v", err)
