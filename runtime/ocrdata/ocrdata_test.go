@@ -472,3 +472,21 @@ func TestGeneratorsAreSafeForConcurrentUse(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 }
+
+// FortuneFiles keeps the text files of a fortune directory, in name order; FortuneLines cuts
+// at "%" lines and applies overstrikes.
+func TestFortuneFilesAndLines(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"zen", "art", "art.dat", "art.u8", ".hidden", "ascii-art"} {
+		require.NoError(t, os.WriteFile(filepath.Join(dir, n), []byte("x\n"), 0o644))
+	}
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "sub"), 0o755))
+	files, err := FortuneFiles(dir)
+	require.NoError(t, err)
+	require.Equal(t, []string{filepath.Join(dir, "art"), filepath.Join(dir, "zen")}, files)
+	_, err = FortuneFiles(filepath.Join(dir, "missing"))
+	require.Error(t, err)
+
+	got := FortuneLines("one\n_\bb_\bo_\bl_\bd\n%\n\n%  \nlast")
+	require.Equal(t, [][]string{{"one", "bold"}, {""}, {"last"}}, got)
+}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -83,36 +82,21 @@ func (s *TextSource) Origin() string { return s.origin }
 // readFortunes returns the fortunes in dir as single-spaced ASCII
 // paragraphs, files in name order; nil when there are none.
 func readFortunes(dir string) []string {
-	ents, err := os.ReadDir(dir)
+	files, err := FortuneFiles(dir)
 	if err != nil {
 		return nil
 	}
 	var out []string
-	for _, e := range ents { // ReadDir sorts by name
-		n := e.Name()
-		if strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".u8") || strings.HasPrefix(n, ".") ||
-			n == "ascii-art" || e.IsDir() {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, n))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
 		if err != nil {
 			continue
 		}
-		var cur []string
-		flush := func() {
-			if p := ToASCII(strings.Join(cur, " ")); len(p) >= 8 {
+		for _, lines := range FortuneLines(string(data)) {
+			if p := ToASCII(strings.Join(lines, " ")); len(p) >= 8 {
 				out = append(out, p)
 			}
-			cur = cur[:0]
 		}
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.TrimSpace(line) == "%" {
-				flush()
-				continue
-			}
-			cur = append(cur, Overstrike(line))
-		}
-		flush()
 	}
 	return out
 }

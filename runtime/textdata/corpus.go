@@ -16,9 +16,6 @@ const DefaultFortuneDir = ocrdata.DefaultFortuneDir
 // HeldOutShare is 1 in how many fortunes go to the held-out split.
 const HeldOutShare = 10
 
-// skipFiles are fortune files that are not running English text.
-var skipFiles = map[string]bool{"ascii-art": true}
-
 // Corpus is the lm task's text: every fortune of a fortune directory, folded to the
 // vocabulary, split into a training and a held-out stream by a hash of the fortune's text
 // (HeldOut), so the split is the same on every machine with the same files, a fortune that
@@ -49,17 +46,14 @@ func HeldOut(fortune string) bool {
 // hidden files and ascii-art, which holds pictures). A directory without fortunes is an
 // error saying how to get them.
 func LoadCorpus(dir string) (*Corpus, error) {
-	ents, err := os.ReadDir(dir)
+	files, err := ocrdata.FortuneFiles(dir)
 	if err != nil {
 		return nil, fmt.Errorf("textdata: the lm task reads Debian's fortunes (apt-get install fortunes): %w", err)
 	}
 	c := &Corpus{Dir: dir}
-	for _, e := range ents { // ReadDir sorts by name
-		n := e.Name()
-		if e.IsDir() || strings.HasSuffix(n, ".dat") || strings.HasSuffix(n, ".u8") || strings.HasPrefix(n, ".") || skipFiles[n] {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, n))
+	for _, path := range files {
+		n := filepath.Base(path)
+		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("textdata: %w", err)
 		}
@@ -101,26 +95,21 @@ func appendFortune(stream []byte, ids []int) []byte {
 // SplitFortunes cuts a fortune file into its fortunes, each folded as Corpus describes;
 // fortunes that fold to nothing are dropped.
 func SplitFortunes(file string) []string {
-	var out, cur []string
-	flush := func() {
-		for len(cur) > 0 && cur[0] == "" {
-			cur = cur[1:]
+	var out []string
+	for _, lines := range ocrdata.FortuneLines(file) {
+		folded := make([]string, len(lines))
+		for i, l := range lines {
+			folded[i] = ocrdata.ToASCII(l)
 		}
-		for len(cur) > 0 && cur[len(cur)-1] == "" {
-			cur = cur[:len(cur)-1]
+		for len(folded) > 0 && folded[0] == "" {
+			folded = folded[1:]
 		}
-		if len(cur) > 0 {
-			out = append(out, strings.Join(cur, "\n"))
+		for len(folded) > 0 && folded[len(folded)-1] == "" {
+			folded = folded[:len(folded)-1]
 		}
-		cur = cur[:0]
+		if len(folded) > 0 {
+			out = append(out, strings.Join(folded, "\n"))
+		}
 	}
-	for _, line := range strings.Split(file, "\n") {
-		if strings.TrimSpace(line) == "%" {
-			flush()
-			continue
-		}
-		cur = append(cur, ocrdata.ToASCII(ocrdata.Overstrike(line)))
-	}
-	flush()
 	return out
 }
