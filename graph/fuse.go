@@ -7,8 +7,10 @@ import "slices"
 // (MatMul, RMSNormBackward) that nothing else reads, and the other an
 // activation that no later node reads, becomes that op accumulating into
 // the other operand (its Accumulate flag, so y shares that operand's
-// storage): one dispatch and one pass over y fewer. This is what the
-// backward pass sums: the input gradients of q/k/v, of gate/up and of tied
+// storage): one dispatch and one pass over y fewer. An accumulating op
+// that starts from a Zeros read nowhere else (an embedding's gradient)
+// accumulates into the other operand instead, and the Zeros goes too. This
+// is what the backward pass sums: the input gradients of q/k/v, of gate/up and of tied
 // embeddings (matmuls), and the residual stream's gradient with each
 // norm's. Tensors in keep (outputs the caller will read) are never folded
 // away or overwritten. Call it after Backward and before Plan; it returns
@@ -54,13 +56,23 @@ func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 		if _, ok := n.Op.(Add); !ok || len(n.In) != 2 {
 			continue
 		}
-		for _, side := range [][2]int{{1, 0}, {0, 1}} {
+		// Sides where p accumulates into fresh zeros come first: p then
+		// accumulates into the other operand instead, and the zeros go.
+		sides := [][2]int{{1, 0}, {0, 1}}
+		if zeroAcc(n.In[0], uses) && !zeroAcc(n.In[1], uses) {
+			sides = [][2]int{{0, 1}, {1, 0}}
+		}
+		for _, side := range sides {
 			p, acc := n.In[side[0]], n.In[side[1]]
 			pn := p.node
 			if pn == nil || p == acc || removed[pn] {
 				continue
 			}
 			op, ok := accumulating(pn.Op)
+			var zeros *Node
+			if zeroAcc(p, uses) {
+				op, ok, zeros = pn.Op, true, pn.In[len(pn.In)-1].node
+			}
 			if !ok || p.out != 0 || uses[p] != 1 || kept[p] {
 				continue
 			}
@@ -80,7 +92,12 @@ func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 				continue
 			}
 			n.Op = op
-			n.In = append(append([]*Tensor{}, pn.In...), acc)
+			ins := pn.In
+			if zeros != nil {
+				ins = ins[:len(ins)-1]
+				removed[zeros] = true
+			}
+			n.In = append(append([]*Tensor{}, ins...), acc)
 			for _, o := range pn.Out[1:] {
 				o.node = n
 				n.Out = append(n.Out, o)
@@ -101,6 +118,22 @@ func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 		g.Nodes = nodes
 	}
 	return fused
+}
+
+// zeroAcc reports whether t is output 0 of an accumulating op whose
+// previous value is a Zeros that nothing else reads (an embedding's
+// gradient starts so): the op can accumulate into another tensor instead.
+func zeroAcc(t *Tensor, uses map[*Tensor]int) bool {
+	n := t.node
+	if n == nil || t.out != 0 || !accumulates(n.Op) {
+		return false
+	}
+	z := n.In[len(n.In)-1]
+	if z.node == nil || uses[z] != 1 {
+		return false
+	}
+	_, ok := z.node.Op.(Zeros)
+	return ok
 }
 
 // accumulating returns the accumulating form of an op (output 0 added into

@@ -1,6 +1,7 @@
 package graph_test
 
 import (
+	"math/rand"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -73,5 +74,43 @@ func TestFuseAccumulateFoldsTheResidualGradientIntoTheNormBackward(t *testing.T)
 		require.True(t, folded, "the residual sum should fold into rmsnorm_backward")
 		optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1,
 			Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 7})
+	}
+}
+
+// Tied embeddings: the table's gradient is the embedding's scatter-add
+// (which starts from zeros) plus the LM head's weight gradient. The
+// scatter-add then accumulates into the head's gradient instead, so the
+// Zeros and the sum both go; gradients still match the reference and
+// finite differences, with ids that repeat and rows no id picks.
+func TestFuseAccumulateLetsTheEmbeddingGradientAccumulateIntoTheTiedHeads(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, sh := range [][3]int{{13, 7, 6}, {32, 11, 8}} {
+		rows, vocab, d := sh[0], sh[1], sh[2]
+		g := graph.New()
+		ids := g.Input("ids", graph.U32(rows))
+		table := g.Param("table", graph.F32(vocab, d))
+		w := g.Param("w", graph.F32(d, d))
+		h := g.Apply1(graph.Embedding{}, table, ids)
+		h = g.Apply1(graph.MatMul{TransB: true}, h, w)
+		logits := g.Apply1(graph.MatMul{TransB: true}, h, table)
+		loss := g.Apply1(graph.SumSquares{}, logits)
+		require.NoError(t, g.Backward(loss))
+		count := func(name string) int {
+			c := 0
+			for _, nd := range g.Nodes {
+				if nd.Op.Name() == name {
+					c++
+				}
+			}
+			return c
+		}
+		require.Equal(t, 1, count("zeros"))
+		before := len(g.Nodes)
+		require.Equal(t, 1, g.FuseAccumulate(loss, table.Grad, w.Grad))
+		require.Equal(t, 0, count("zeros"), "the embedding gradient should accumulate into the head's")
+		require.Equal(t, before-2, len(g.Nodes), "the sum and the zeros go")
+		optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1,
+			Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 9,
+			Fixed: map[*graph.Tensor][]float64{ids: optest.RandomInts(rand.New(rand.NewSource(int64(rows))), ids.Spec, vocab-2).Data}})
 	}
 }

@@ -85,8 +85,12 @@ func (MulScalar) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffe
 	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(n, reduceWG)), []uint32{uint32(n), 0, 0, 0}, in[0], in[1], out[0])
 }
 
-// Backward implements Differentiable: dx = w·g, dw = x·g.
+// Backward implements Differentiable: dx = w·g, dw = x·g. When g is the
+// constant 1 (the loss's own seed), dx is w and dw is x: no dispatch.
 func (WeightedSum) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	if isConstOne(dOut[0]) {
+		return []*Tensor{n.In[1], n.In[0]}
+	}
 	return []*Tensor{g.Apply1(MulScalar{}, n.In[1], dOut[0]), g.Apply1(MulScalar{}, n.In[0], dOut[0])}
 }
 
@@ -130,4 +134,9 @@ func (z Zeros) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer)
 		return err
 	}
 	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(n, reduceWG)), []uint32{uint32(n), 0, 0, 0}, dummy, dummy, out[0])
+}
+
+// isConstOne reports whether t is a constant holding the single value 1.
+func isConstOne(t *Tensor) bool {
+	return t != nil && t.Kind == Const && t.Value != nil && len(t.Value.Data) == 1 && t.Value.Data[0] == 1
 }

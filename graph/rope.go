@@ -3,6 +3,7 @@ package graph
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/moegpu/moegpu/gpu"
 )
@@ -35,7 +36,10 @@ const (
 // (GPT-J style, pairs (2i, 2i+1)) models need their q/k weights permuted.
 //
 // Inputs (x (tokens, Heads·HeadDim) f32, positions (tokens) u32); output y
-// of x's shape. Positions are absolute, so decoding with a KV cache passes
+// of x's shape. With KHeads > 0 the op rotates the queries and keys of one
+// attention layer in one dispatch: inputs (q (tokens, Heads·HeadDim), k
+// (tokens, KHeads·HeadDim), positions), outputs (q', k'), each exactly what
+// a RoPE of its own would give (same kernel arithmetic). Positions are absolute, so decoding with a KV cache passes
 // the tokens' true offsets. They must be below 2^24 (16.7M).
 //
 // Accuracy: angles are reduced modulo 2π exactly in f32 (see
@@ -50,6 +54,10 @@ type RoPE struct {
 	RotaryDim int
 	// Base is the frequency base; 0 means 10000.
 	Base float32
+	// KHeads, when positive, adds a second rotated tensor (the keys) of
+	// KHeads heads of HeadDim, rotated with the same angles in the same
+	// dispatch.
+	KHeads int
 	// Inverse rotates by −θ. It undoes RoPE and is RoPE's backward:
 	// dx = RoPE{Inverse: true}(dy).
 	Inverse bool
@@ -79,14 +87,37 @@ func (o RoPE) base() float64 {
 
 // Name implements Op.
 func (o RoPE) Name() string {
-	if o.Inverse {
-		return "rope_inverse"
+	n := "rope"
+	if o.KHeads > 0 {
+		n = "rope_qk"
 	}
-	return "rope"
+	if o.Inverse {
+		return n + "_inverse"
+	}
+	return n
 }
 
 // Outputs implements Op.
 func (o RoPE) Outputs(in []Spec) ([]Spec, error) {
+	if o.KHeads < 0 {
+		return nil, fmt.Errorf("key heads %d must not be negative", o.KHeads)
+	}
+	if o.KHeads > 0 {
+		if err := wantInputs(in, 3); err != nil {
+			return nil, err
+		}
+		q, err := o.single().Outputs([]Spec{in[0], in[2]})
+		if err != nil {
+			return nil, fmt.Errorf("q: %w", err)
+		}
+		kop := o.single()
+		kop.Heads = o.KHeads
+		k, err := kop.Outputs([]Spec{in[1], in[2]})
+		if err != nil {
+			return nil, fmt.Errorf("k: %w", err)
+		}
+		return []Spec{q[0], k[0]}, nil
+	}
 	if err := wantInputs(in, 2); err != nil {
 		return nil, err
 	}
@@ -115,6 +146,12 @@ func (o RoPE) Outputs(in []Spec) ([]Spec, error) {
 	return []Spec{F32(x.Shape...)}, nil
 }
 
+// single is the one-tensor op with o's rotation (KHeads dropped).
+func (o RoPE) single() RoPE {
+	o.KHeads = 0
+	return o
+}
+
 // ropeInvFreq is inv_freq_i = base^(−2i/R) for i < R/2, in float64.
 func ropeInvFreq(base float64, rotary int) []float64 {
 	f := make([]float64, rotary/2)
@@ -126,6 +163,19 @@ func ropeInvFreq(base float64, rotary int) []float64 {
 
 // Reference implements Op.
 func (o RoPE) Reference(in []*Host) ([]*Host, error) {
+	if o.KHeads > 0 {
+		q, err := o.single().Reference([]*Host{in[0], in[2]})
+		if err != nil {
+			return nil, err
+		}
+		kop := o.single()
+		kop.Heads = o.KHeads
+		k, err := kop.Reference([]*Host{in[1], in[2]})
+		if err != nil {
+			return nil, err
+		}
+		return []*Host{q[0], k[0]}, nil
+	}
 	x, pos := in[0], in[1]
 	y := NewHost(x.Spec)
 	copy(y.Data, x.Data)
@@ -226,9 +276,13 @@ func (o RoPE) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) 
 		entry = "rope_v4"
 		half, hd = half/4, hd/4
 	}
+	bindings := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
+	if o.KHeads > 0 {
+		entry = strings.Replace(entry, "rope_", "rope_qk_", 1)
+		bindings = []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite, gpu.ReadWrite}
+	}
 	lanes := half + hd - 2*half
-	k, err := kernel(dev, "rope", entry, entry,
-		[]gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}, true,
+	k, err := kernel(dev, "rope", entry, entry, bindings, true,
 		map[string]string{"WG": fmt.Sprintf("%du", ropeWG)})
 	if err != nil {
 		return err
@@ -238,15 +292,36 @@ func (o RoPE) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) 
 		sign = -1
 	}
 	params := []uint32{uint32(tokens), uint32(o.Heads), uint32(hd), uint32(half), uint32(lanes),
-		math.Float32bits(sign), 0, 0}
-	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(tokens*lanes, ropeWG)), params, in[0], in[1], tab, out[0])
+		math.Float32bits(sign), uint32(o.KHeads), 0}
+	grid := dev.Grid1D(gpu.CeilDiv(tokens*lanes, ropeWG))
+	if o.KHeads > 0 {
+		return rec.Dispatch(k, grid, params, in[0], in[1], in[2], tab, out[0], out[1])
+	}
+	return rec.Dispatch(k, grid, params, in[0], in[1], tab, out[0])
 }
 
 // Backward implements Differentiable: a rotation's transpose is its
 // inverse, so dx = RoPE with Inverse flipped applied to dy at the same
 // positions. Positions get no gradient.
+//
+// With KHeads, both gradients go through one inverse dispatch; where only
+// one of q' and k' gets a gradient, a single-tensor op rotates it.
 func (o RoPE) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 	inv := o
 	inv.Inverse = !o.Inverse
-	return []*Tensor{g.Apply1(inv, dOut[0], n.In[1]), nil}
+	if o.KHeads == 0 {
+		return []*Tensor{g.Apply1(inv, dOut[0], n.In[1]), nil}
+	}
+	pos := n.In[2]
+	switch dq, dk := dOut[0], dOut[1]; {
+	case dq != nil && dk != nil:
+		d := g.Apply(inv, dq, dk, pos)
+		return []*Tensor{d[0], d[1], nil}
+	case dq != nil:
+		return []*Tensor{g.Apply1(inv.single(), dq, pos), nil, nil}
+	default:
+		kop := inv.single()
+		kop.Heads = o.KHeads
+		return []*Tensor{nil, g.Apply1(kop, dk, pos), nil}
+	}
 }

@@ -66,6 +66,73 @@ func TestRoPEMatchesReferenceOnAwkwardShapes(t *testing.T) {
 	}
 }
 
+// Queries and keys in one dispatch: GPU against the reference on the awkward
+// shapes (keys with fewer heads than queries, and with more), and the pair's
+// reference is exactly two single-tensor references.
+func TestRoPEQueriesAndKeysTogetherMatchReference(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, c := range ropeCases {
+		for _, kh := range []int{1, c.heads + 1} {
+			for _, v := range ropeVariantsFor(c) {
+				for _, inv := range []bool{false, true} {
+					t.Run(fmt.Sprintf("%+v/kheads=%d/variant%d/inverse=%v", c, kh, v, inv), func(t *testing.T) {
+						rng := rand.New(rand.NewSource(11))
+						q, pos := ropeInputs(rng, c, 5000)
+						k := optest.Random(rng, graph.F32(c.tokens, kh*c.hd), -1, 1)
+						op := graph.RoPE{Heads: c.heads, KHeads: kh, HeadDim: c.hd, RotaryDim: c.rot, Inverse: inv, Variant: v}
+						got := optest.CheckOp(t, dev, op, ropeTol, q, k, pos)
+						require.Len(t, got, 2)
+						single := op
+						single.KHeads = 0
+						wantQ := optest.MustRef(t, single, q, pos)[0]
+						single.Heads = kh
+						wantK := optest.MustRef(t, single, k, pos)[0]
+						ref := optest.MustRef(t, op, q, k, pos)
+						require.Equal(t, wantQ.Data, ref[0].Data)
+						require.Equal(t, wantK.Data, ref[1].Data)
+					})
+				}
+			}
+		}
+	}
+}
+
+// The pair's GPU outputs are bit-identical to two single-tensor dispatches:
+// the same arithmetic per element, so a model's losses do not move.
+func TestRoPEQueriesAndKeysTogetherEqualTwoDispatchesBitForBit(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(12))
+	const tokens, heads, kh, hd = 129, 4, 2, 16
+	q := optest.Random(rng, graph.F32(tokens, heads*hd), -3, 3)
+	k := optest.Random(rng, graph.F32(tokens, kh*hd), -3, 3)
+	pos := optest.RandomInts(rng, graph.U32(tokens), 100000)
+	for _, v := range []int{graph.RoPEScalar, graph.RoPEVec4} {
+		for _, inv := range []bool{false, true} {
+			pair, err := graph.RunOp(dev, graph.RoPE{Heads: heads, KHeads: kh, HeadDim: hd, Inverse: inv, Variant: v}, q, k, pos)
+			require.NoError(t, err)
+			oq, err := graph.RunOp(dev, graph.RoPE{Heads: heads, HeadDim: hd, Inverse: inv, Variant: v}, q, pos)
+			require.NoError(t, err)
+			ok, err := graph.RunOp(dev, graph.RoPE{Heads: kh, HeadDim: hd, Inverse: inv, Variant: v}, k, pos)
+			require.NoError(t, err)
+			require.Equal(t, oq[0].Data, pair[0].Data, "q, variant %d, inverse %v", v, inv)
+			require.Equal(t, ok[0].Data, pair[1].Data, "k, variant %d, inverse %v", v, inv)
+		}
+	}
+}
+
+// Bad pairs are refused naming the tensor.
+func TestRoPEQueriesAndKeysTogetherRefusesBadShapes(t *testing.T) {
+	op := graph.RoPE{Heads: 2, KHeads: 1, HeadDim: 8}
+	_, err := op.Outputs([]graph.Spec{graph.F32(5, 16), graph.F32(5, 16), graph.U32(5)})
+	require.ErrorContains(t, err, "k:")
+	_, err = op.Outputs([]graph.Spec{graph.F32(5, 16), graph.F32(5, 8), graph.U32(4)})
+	require.ErrorContains(t, err, "positions")
+	_, err = op.Outputs([]graph.Spec{graph.F32(5, 16), graph.U32(5)})
+	require.Error(t, err)
+	_, err = graph.RoPE{Heads: 2, KHeads: -1, HeadDim: 8}.Outputs([]graph.Spec{graph.F32(5, 16), graph.U32(5)})
+	require.ErrorContains(t, err, "key heads")
+}
+
 // The reference against the Hugging Face formula written out independently:
 // emb = cat(freqs, freqs), y = x·cos(emb) + rotate_half(x)·sin(emb) with
 // rotate_half(x) = cat(−x2, x1), on the rotary part of each head.
@@ -192,6 +259,86 @@ func TestRoPEBackwardOnTheGPUMatchesTheReferenceExecutor(t *testing.T) {
 	got, err := ex.Get(x.Grad)
 	require.NoError(t, err)
 	optest.Close(t, "dx", got[0], want[0], ropeTol)
+}
+
+// The pair through autodiff: finite differences of a loss on both outputs,
+// and the GPU executor's gradients (one inverse dispatch for dq and dk, or
+// a single-tensor inverse where only one output is used) against the
+// reference executor.
+func TestRoPEQueriesAndKeysTogetherBackward(t *testing.T) {
+	rng := rand.New(rand.NewSource(13))
+	const tokens, heads, kh, hd, rot = 3, 2, 1, 10, 4
+	op := graph.RoPE{Heads: heads, KHeads: kh, HeadDim: hd, RotaryDim: rot}
+	q := optest.Random(rng, graph.F32(tokens, heads*hd), -1, 1)
+	k := optest.Random(rng, graph.F32(tokens, kh*hd), -1, 1)
+	pos := optest.RandomInts(rng, graph.U32(tokens), 1000)
+	wq := optest.Random(rng, q.Spec, -1, 1)
+	wk := optest.Random(rng, k.Spec, -1, 1)
+	loss := func(in []*graph.Host) float64 {
+		out := optest.MustRef(t, op, in[0], in[1], in[2])
+		return optest.Dot(out[0].Data, wq.Data) + optest.Dot(out[1].Data, wk.Data)
+	}
+	grads := func(in []*graph.Host) []*graph.Host {
+		back := op
+		back.Inverse = true
+		return optest.MustRef(t, back, wq, wk, in[2])
+	}
+	optest.CheckGrad(t, op.Name(), []*graph.Host{q, k, pos}, []int{0, 1}, loss, grads, optest.GradTol)
+
+	dev := gputest.Device(t)
+	for _, use := range []string{"both", "q", "k"} {
+		t.Run(use, func(t *testing.T) {
+			const tokens, heads, kh, hd = 19, 3, 2, 24
+			g := graph.New()
+			x := g.Param("q", graph.F32(tokens, heads*hd))
+			y := g.Param("k", graph.F32(tokens, kh*hd))
+			p := g.Input("pos", graph.U32(tokens))
+			w1 := g.Input("w1", graph.F32(tokens, heads*hd))
+			w2 := g.Input("w2", graph.F32(tokens, kh*hd))
+			out := g.Apply(graph.RoPE{Heads: heads, KHeads: kh, HeadDim: hd}, x, y, p)
+			var loss *graph.Tensor
+			switch use {
+			case "both":
+				loss = g.Apply1(graph.Add{}, g.Apply1(graph.WeightedSum{}, out[0], w1), g.Apply1(graph.WeightedSum{}, out[1], w2))
+			case "q":
+				loss = g.Apply1(graph.WeightedSum{}, out[0], w1)
+			default:
+				loss = g.Apply1(graph.WeightedSum{}, out[1], w2)
+			}
+			require.NoError(t, g.Backward(loss))
+			var want []*graph.Tensor
+			for _, pt := range []*graph.Tensor{x, y} {
+				if pt.Grad != nil {
+					want = append(want, pt.Grad)
+				}
+			}
+			require.Len(t, want, map[string]int{"both": 2, "q": 1, "k": 1}[use])
+			plan, err := g.Plan(append([]*graph.Tensor{loss}, want...), uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+			require.NoError(t, err)
+			ref := graph.NewReference(plan)
+			ex, err := graph.NewGPU(dev, plan, nil)
+			require.NoError(t, err)
+			defer ex.Close()
+			rng := rand.New(rand.NewSource(14))
+			vals := map[*graph.Tensor]*graph.Host{
+				x: optest.Random(rng, x.Spec, -1, 1), y: optest.Random(rng, y.Spec, -1, 1),
+				p: optest.RandomInts(rng, p.Spec, 100000), w1: optest.Random(rng, w1.Spec, -1, 1), w2: optest.Random(rng, w2.Spec, -1, 1),
+			}
+			for tn, h := range vals {
+				require.NoError(t, ref.Set(tn, h.Data))
+				require.NoError(t, ex.Set(tn, h.Data))
+			}
+			require.NoError(t, ref.Run())
+			require.NoError(t, ex.Run())
+			for _, gt := range want {
+				w, err := ref.Get(gt)
+				require.NoError(t, err)
+				gg, err := ex.Get(gt)
+				require.NoError(t, err)
+				optest.Close(t, gt.Name, gg[0], w[0], ropeTol)
+			}
+		})
+	}
 }
 
 // Positions up to 1e5 (long-context decoding) and up to just below 2^24:

@@ -44,11 +44,9 @@ func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, position
 	q := linear(g, prefix+".q_proj", h, D, H*dh, a.Std)
 	k := linear(g, prefix+".k_proj", h, D, KV*dh, a.Std)
 	v := linear(g, prefix+".v_proj", h, D, KV*dh, a.Std)
-	rope := func(heads int) graph.RoPE {
-		return graph.RoPE{Heads: heads, HeadDim: dh, RotaryDim: a.RotaryDim, Base: a.RopeTheta}
-	}
-	q = g.Apply1(rope(H), q, positions)
-	k = g.Apply1(rope(KV), k, positions)
+	// Queries and keys turn by the same angles: one dispatch rotates both.
+	qk := g.Apply(graph.RoPE{Heads: H, KHeads: KV, HeadDim: dh, RotaryDim: a.RotaryDim, Base: a.RopeTheta}, q, k, positions)
+	q, k = qk[0], qk[1]
 	var sink *graph.Tensor
 	if a.Sink {
 		sink = g.Param(prefix+".sinks", graph.F32(H))

@@ -21,7 +21,8 @@
 // rad independently of the position; sin/cos then work inside their
 // accurate range.
 //
-// Two variants, chosen by graph.RoPE.Variant; both loop over the heads so
+// Two variants, chosen by graph.RoPE.Variant, each also in a form that
+// rotates the queries and keys of one layer in one dispatch (rope_qk_*); both loop over the heads so
 // that one invocation's sin/cos serve every head of its token:
 //   rope_s:  one invocation per (token, lane); lanes 0 … half−1 rotate the
 //            pair (lane, lane+half), lanes half … half+(head_dim−R)−1 copy
@@ -40,7 +41,7 @@ struct Params {
   half: u32,      // RotaryDim / 2 (in vec4s for rope_v4)
   lanes: u32,     // invocations per token: half + head_dim − 2·half (same units)
   sign: f32,      // +1 forward, −1 inverse
-  _p0: u32,
+  kheads: u32,    // rope_qk_*: heads per row of the second tensor (keys); 0 otherwise
   _p1: u32,
 }
 
@@ -52,6 +53,19 @@ struct Params {
 @group(0) @binding(2) var<storage, read> freq4: array<vec4<f32>>;  // freq as (3, half/4) vec4
 @group(0) @binding(3) var<storage, read_write> y4: array<vec4<f32>>; // y as (tokens, heads·head_dim/4) vec4
 @group(0) @binding(4) var<uniform> p: Params;
+// rope_qk_s / rope_qk_v4: queries and keys of one attention layer in one
+// dispatch, x = q (binding 0), xk = k (binding 1), positions and the table
+// one binding later, outputs yq, yk, then the parameters.
+@group(0) @binding(1) var<storage, read> xk: array<f32>;            // k (tokens, kheads·head_dim), read
+@group(0) @binding(2) var<storage, read> posk: array<u32>;          // positions (tokens)
+@group(0) @binding(3) var<storage, read> freqk: array<f32>;         // (3, half), as freq
+@group(0) @binding(4) var<storage, read_write> yq: array<f32>;      // rotated q, written
+@group(0) @binding(5) var<storage, read_write> yk: array<f32>;      // rotated k, written
+@group(0) @binding(1) var<storage, read> xk4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> freqk4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> yq4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> yk4: array<vec4<f32>>;
+@group(0) @binding(6) var<uniform> pk: Params;
 
 const TWO_PI: f32 = 6.2831853071795864;
 
@@ -129,6 +143,93 @@ fn rope_v4(@builtin(workgroup_id) wid: vec3<u32>,
     let j = row + p.half + l;
     for (var h = 0u; h < p.heads; h++) {
       y4[j + h * p.head_dim] = x4[j + h * p.head_dim];
+    }
+  }
+}
+
+// rope_qk_s: rope_s over q (p.heads heads) and k (p.kheads heads) at once;
+// one invocation's sin/cos serve the heads of both.
+@compute @workgroup_size(WG)
+fn rope_qk_s(@builtin(workgroup_id) wid: vec3<u32>,
+             @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= pk.tokens * pk.lanes) { return; }
+  let t = gi / pk.lanes;
+  let l = gi % pk.lanes;
+  let rq = t * pk.heads * pk.head_dim;
+  let rk = t * pk.kheads * pk.head_dim;
+  if (l < pk.half) {
+    let th = rope_angle(rope_split(posk[t]), freqk[l], freqk[pk.half + l], freqk[2u * pk.half + l]);
+    let c = cos(th);
+    let s = pk.sign * sin(th);
+    for (var h = 0u; h < pk.heads; h++) {
+      let i1 = rq + h * pk.head_dim + l;
+      let i2 = i1 + pk.half;
+      let x1 = x[i1];
+      let x2 = x[i2];
+      yq[i1] = x1 * c - x2 * s;
+      yq[i2] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      let i1 = rk + h * pk.head_dim + l;
+      let i2 = i1 + pk.half;
+      let x1 = xk[i1];
+      let x2 = xk[i2];
+      yk[i1] = x1 * c - x2 * s;
+      yk[i2] = x2 * c + x1 * s;
+    }
+  } else {
+    let jq = rq + pk.half + l;
+    for (var h = 0u; h < pk.heads; h++) {
+      yq[jq + h * pk.head_dim] = x[jq + h * pk.head_dim];
+    }
+    let jk = rk + pk.half + l;
+    for (var h = 0u; h < pk.kheads; h++) {
+      yk[jk + h * pk.head_dim] = xk[jk + h * pk.head_dim];
+    }
+  }
+}
+
+// rope_qk_v4: rope_qk_s over groups of 4 dims (as rope_v4).
+@compute @workgroup_size(WG)
+fn rope_qk_v4(@builtin(workgroup_id) wid: vec3<u32>,
+              @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= pk.tokens * pk.lanes) { return; }
+  let t = gi / pk.lanes;
+  let l = gi % pk.lanes;
+  let rq = t * pk.heads * pk.head_dim;
+  let rk = t * pk.kheads * pk.head_dim;
+  if (l < pk.half) {
+    let th = rope_angle4(rope_split(posk[t]), freqk4[l], freqk4[pk.half + l], freqk4[2u * pk.half + l]);
+    let c = cos(th);
+    let s = pk.sign * sin(th);
+    for (var h = 0u; h < pk.heads; h++) {
+      let i1 = rq + h * pk.head_dim + l;
+      let i2 = i1 + pk.half;
+      let x1 = x4[i1];
+      let x2 = x4[i2];
+      yq4[i1] = x1 * c - x2 * s;
+      yq4[i2] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      let i1 = rk + h * pk.head_dim + l;
+      let i2 = i1 + pk.half;
+      let x1 = xk4[i1];
+      let x2 = xk4[i2];
+      yk4[i1] = x1 * c - x2 * s;
+      yk4[i2] = x2 * c + x1 * s;
+    }
+  } else {
+    let jq = rq + pk.half + l;
+    for (var h = 0u; h < pk.heads; h++) {
+      yq4[jq + h * pk.head_dim] = x4[jq + h * pk.head_dim];
+    }
+    let jk = rk + pk.half + l;
+    for (var h = 0u; h < pk.kheads; h++) {
+      yk4[jk + h * pk.head_dim] = xk4[jk + h * pk.head_dim];
     }
   }
 }

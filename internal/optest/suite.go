@@ -383,6 +383,15 @@ func attentionCases() []Case {
 						}
 						return []*graph.Host{uni(rng, 33, 48), pos}
 					}})
+				cs = append(cs, Case{Op: "rope", Variant: "queries and keys in one dispatch, " + variant, Shape: "33 tokens × (3 + 2) heads × 16", Tol: ropeTol,
+					Node: graph.RoPE{Heads: 3, KHeads: 2, HeadDim: 16, RotaryDim: rot, Inverse: inv, Variant: v.v},
+					In: func(rng *rand.Rand) []*graph.Host {
+						pos := graph.NewHost(graph.U32(33))
+						for i := range pos.Data {
+							pos.Data[i] = float64(rng.Intn(5000))
+						}
+						return []*graph.Host{uni(rng, 33, 48), uni(rng, 33, 32), pos}
+					}})
 			}
 		}
 	}
