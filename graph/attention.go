@@ -81,6 +81,10 @@ type Attention struct {
 	Sink bool
 	// Scale multiplies q·k; 0 means 1/√HeadDim (rounded to f32).
 	Scale float32
+	// SeparateSinkGrad (backward only) computes the sink's gradient in a
+	// dispatch of its own instead of inside the dk/dv dispatch: the
+	// unfused path, same values, kept for checking.
+	SeparateSinkGrad bool
 }
 
 // AttentionBackward is the gradient of Attention (same fields). Inputs
@@ -607,23 +611,35 @@ func (a AttentionBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 		q, k, v, lse, o, do, out[0], dd); err != nil {
 		return err
 	}
-	kkv, err := attnKernel(dev, "attn_bwd_dkv", g.dh, bk, false,
-		[]gpu.Access{attnR, attnR, attnR, attnR, attnR, attnR, attnRW, attnRW})
+	rows := g.batch * g.kvh * gpu.CeilDiv(g.seq, bk)
+	if !g.sink || a.SeparateSinkGrad {
+		kkv, err := attnKernel(dev, "attn_bwd_dkv", g.dh, bk, false,
+			[]gpu.Access{attnR, attnR, attnR, attnR, attnR, attnR, attnRW, attnRW})
+		if err != nil {
+			return err
+		}
+		if err := rec.Dispatch(kkv, dev.Grid1D(gpu.CeilDiv(rows, attnWG)), params,
+			q, k, v, lse, dd, do, out[1], out[2]); err != nil {
+			return err
+		}
+		if !g.sink {
+			return nil
+		}
+		ks, err := attnKernel(dev, "attn_bwd_dsink", g.dh, 1, false, []gpu.Access{attnR, attnR, attnR, attnRW})
+		if err != nil {
+			return err
+		}
+		return rec.Dispatch(ks, dev.Grid1D(gpu.CeilDiv(g.qh, attnWG)), params, s, lse, dd, out[3])
+	}
+	// The sink's gradient rides along in the dk/dv dispatch: one
+	// invocation per query head after the key blocks.
+	kkv, err := attnKernel(dev, "attn_bwd_dkv_sink", g.dh, bk, false,
+		[]gpu.Access{attnR, attnR, attnR, attnR, attnR, attnR, attnRW, attnRW, attnR, attnRW})
 	if err != nil {
 		return err
 	}
-	if err := rec.Dispatch(kkv, dev.Grid1D(gpu.CeilDiv(g.batch*g.kvh*gpu.CeilDiv(g.seq, bk), attnWG)), params,
-		q, k, v, lse, dd, do, out[1], out[2]); err != nil {
-		return err
-	}
-	if !g.sink {
-		return nil
-	}
-	ks, err := attnKernel(dev, "attn_bwd_dsink", g.dh, 1, false, []gpu.Access{attnR, attnR, attnR, attnRW})
-	if err != nil {
-		return err
-	}
-	return rec.Dispatch(ks, dev.Grid1D(gpu.CeilDiv(g.qh, attnWG)), params, s, lse, dd, out[3])
+	return rec.Dispatch(kkv, dev.Grid1D(gpu.CeilDiv(rows+g.qh, attnWG)), params,
+		q, k, v, lse, dd, do, out[1], out[2], s, out[3])
 }
 
 // Encode implements Op.

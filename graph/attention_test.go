@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
@@ -312,6 +314,38 @@ func TestAttentionBackwardMatchesReference(t *testing.T) {
 			optest.CheckOp(t, dev, graph.AttentionBackward(c.op()), attnBwdTol, bin...)
 		})
 	}
+}
+
+// The sink's gradient computed inside the dk/dv dispatch equals, bit for
+// bit, the separate dsink dispatch it replaces (same sum in the same
+// order), and dq, dk, dv do not change; on every sink geometry.
+func TestAttentionBackwardSinkGradInsideDKVEqualsSeparateDispatch(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(17))
+	n := 0
+	for _, c := range attnCases {
+		if !c.sink {
+			continue
+		}
+		n++
+		t.Run(c.String(), func(t *testing.T) {
+			in := attnInputs(rng, c)
+			fwd := optest.MustRef(t, c.op(), in...)
+			do := optest.Random(rng, graph.F32(c.b*c.t, c.qh*c.dh), -1, 1)
+			bin := append(append([]*graph.Host(nil), in...), fwd[0], fwd[1], do)
+			fused, err := graph.RunOp(dev, graph.AttentionBackward(c.op()), bin...)
+			require.NoError(t, err)
+			sep := c.op()
+			sep.SeparateSinkGrad = true
+			apart, err := graph.RunOp(dev, graph.AttentionBackward(sep), bin...)
+			require.NoError(t, err)
+			require.Len(t, fused, 4)
+			for i := range fused {
+				require.Equal(t, apart[i].Data, fused[i].Data, "output %d", i)
+			}
+		})
+	}
+	require.Greater(t, n, 2, "sink cases")
 }
 
 // Attention.Backward, reached through Graph.Backward, applies

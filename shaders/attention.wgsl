@@ -89,6 +89,10 @@ struct Params {
 @group(0) @binding(4) var<storage, read> dd_r: array<f32>;          // D (B, QH, T) from attn_bwd_dq; read
 @group(0) @binding(6) var<storage, read_write> dk: array<VT>;       // dk (B·T, KVH·dh); written
 @group(0) @binding(7) var<storage, read_write> dv: array<VT>;       // dv (B·T, KVH·dh); written
+// Backward attn_bwd_dkv_sink (bindings 0–7 as attn_bwd_dkv):
+@group(0) @binding(8) var<storage, read> dks_s: array<f32>;         // s (QH); read
+@group(0) @binding(9) var<storage, read_write> dks_out: array<f32>; // ds (QH); written
+@group(0) @binding(10) var<uniform> pk2: Params;
 // Backward attn_bwd_dsink:
 @group(0) @binding(0) var<storage, read> ds_s: array<f32>;          // s (QH); read
 @group(0) @binding(1) var<storage, read> ds_lse: array<f32>;        // lse (B, QH, T); read
@@ -359,17 +363,49 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
                 @builtin(num_workgroups) nwg: vec3<u32>,
                 @builtin(local_invocation_index) lid: u32) {
   let x = row_index(wid, nwg, lid);
-  let T = pb.seq;
+  if (x >= pb.batch * pb.kvheads * ((pb.seq + QB - 1u) / QB)) { return; }
+  dkv_block(x, pb);
+}
+
+// attn_bwd_dkv with a sink: the invocations past the key blocks, one per
+// query head h, compute dsink_h as attn_bwd_dsink does (same sum, same
+// order), saving that dispatch. Bindings as attn_bwd_dkv's storage ones,
+// then dks_s, dks_out, pk2.
+@compute @workgroup_size(WG)
+fn attn_bwd_dkv_sink(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let x = row_index(wid, nwg, lid);
+  let T = pk2.seq;
+  let n = pk2.batch * pk2.kvheads * ((T + QB - 1u) / QB);
+  if (x >= n) {
+    let h = x - n;
+    if (h >= pk2.qheads) { return; }
+    let s = dks_s[h];
+    var acc = 0.0;
+    for (var b = 0u; b < pk2.batch; b++) {
+      let base = (b * pk2.qheads + h) * T;
+      for (var i = 0u; i < T; i++) { acc += exp(s - lse_r[base + i]) * dd_r[base + i]; }
+    }
+    dks_out[h] = -acc;
+    return;
+  }
+  dkv_block(x, pk2);
+}
+
+// dkv_block computes dk and dv of key block x (see attn_bwd_dkv) with
+// parameters pp (each entry's own uniform binding).
+fn dkv_block(x: u32, pp: Params) {
+  let T = pp.seq;
   let nblk = (T + QB - 1u) / QB;
-  if (x >= pb.batch * pb.kvheads * nblk) { return; }
   let j0 = (x % nblk) * QB;
   let bg = x / nblk;
-  let g = bg % pb.kvheads;
-  let b = bg / pb.kvheads;
-  let G = pb.qheads / pb.kvheads;
+  let g = bg % pp.kvheads;
+  let b = bg / pp.kvheads;
+  let G = pp.qheads / pp.kvheads;
   let nc = min(QB, T - j0);
-  let ks = pb.kvheads * DV;
-  let kb = ((b * T + j0) * pb.kvheads + g) * DV;
+  let ks = pp.kvheads * DV;
+  let kb = ((b * T + j0) * pp.kvheads + g) * DV;
   var kr: array<array<VT, DV>, QB>;
   var vr: array<array<VT, DV>, QB>;
   var ka: array<array<VT, DV>, QB>;
@@ -379,23 +415,23 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
     let cc = min(c, nc - 1u);  // keys past the end repeat the last, unwritten
     let row = kb + cc * ks;
     for (var d = 0u; d < DV; d++) {
-      kr[c][d] = k[row + d] * pb.scale;
+      kr[c][d] = k[row + d] * pp.scale;
       vr[c][d] = v[row + d];
       ka[c][d] = VT(0.0);
       va[c][d] = VT(0.0);
     }
     hi[c] = T - 1u;
-    if (pb.window > 0u) { hi[c] = min(hi[c], j0 + cc + pb.window - 1u); }
+    if (pp.window > 0u) { hi[c] = min(hi[c], j0 + cc + pp.window - 1u); }
   }
   // The last query that sees any of the keys: hi[nc − 1], written without
   // indexing hi by a runtime value (which puts the array in scratch memory,
   // and lavapipe (Mesa 22.3) leaks a dispatch's scratch: ~0.5 MB per call).
   var i1 = T - 1u;
-  if (pb.window > 0u) { i1 = min(i1, j0 + nc - 1u + pb.window - 1u); }
-  let qs = pb.qheads * DV;
+  if (pp.window > 0u) { i1 = min(i1, j0 + nc - 1u + pp.window - 1u); }
+  let qs = pp.qheads * DV;
   for (var h = g * G; h < (g + 1u) * G; h++) {
-    var qb = ((b * T + j0) * pb.qheads + h) * DV;
-    var li = (b * pb.qheads + h) * T + j0;
+    var qb = ((b * T + j0) * pp.qheads + h) * DV;
+    var li = (b * pp.qheads + h) * T + j0;
     for (var i = j0; i <= i1; i++) {
       var sv: array<VT, QB>;
       var pv: array<VT, QB>;
@@ -436,7 +472,7 @@ fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
     if (c < nc) {
       let row = kb + c * ks;
       for (var d = 0u; d < DV; d++) {
-        dk[row + d] = ka[c][d] * pb.scale;
+        dk[row + d] = ka[c][d] * pp.scale;
         dv[row + d] = va[c][d];
       }
     }
