@@ -54,9 +54,79 @@ type Tensor struct {
 	// can be accumulated over micro-batches, inspected, or bound where an
 	// arena view cannot be.
 	Persist bool
+	// Parts, when set, names consecutive row blocks of a parameter or
+	// state tensor that is stored as one: a fused projection such as
+	// qkv_proj (q_proj, k_proj and v_proj weights stacked along dim 0).
+	// Checkpoints hold each part under its own name and shape (rows,
+	// Shape[1:]...); see SetParts and Split.
+	Parts []Part
 
 	node *Node
 	out  int
+}
+
+// Part is one named row block of a fused tensor (see Tensor.Parts).
+type Part struct {
+	Name string
+	Rows int
+}
+
+// SetParts declares t (a parameter or state tensor of rank ≥ 1) to be the
+// row blocks parts stacked in order; their rows must add up to Shape[0]
+// and their names must be new in the graph.
+func (g *Graph) SetParts(t *Tensor, parts ...Part) {
+	if !t.Kind.Persistent() || t.Kind == Const || len(t.Shape) == 0 {
+		g.fail(fmt.Errorf("%s: only a parameter or state tensor of rank ≥ 1 can have parts", t.Name))
+		return
+	}
+	rows := 0
+	for _, p := range parts {
+		if p.Rows <= 0 || p.Name == "" {
+			g.fail(fmt.Errorf("%s: part %q of %d rows: want a name and a positive row count", t.Name, p.Name, p.Rows))
+			return
+		}
+		if g.names[p.Name] {
+			g.fail(fmt.Errorf("%s: part name %s is already a tensor of the graph", t.Name, p.Name))
+			return
+		}
+		rows += p.Rows
+	}
+	if rows != t.Shape[0] {
+		g.fail(fmt.Errorf("%s: parts of %d rows in all for a tensor of %d", t.Name, rows, t.Shape[0]))
+		return
+	}
+	for _, p := range parts {
+		g.names[p.Name] = true
+	}
+	t.Parts = append([]Part(nil), parts...)
+}
+
+// Named is one tensor as a file holds it: a name, a shape and its values.
+type Named struct {
+	Name  string
+	Shape []int
+	// Lo and Hi bound the tensor's elements within its graph tensor's flat
+	// values.
+	Lo, Hi int
+}
+
+// Split lists t as checkpoints hold it: one entry per part (see Parts),
+// or t itself when it has none.
+func (t *Tensor) Split() []Named {
+	if len(t.Parts) == 0 {
+		return []Named{{Name: t.Name, Shape: t.Shape, Lo: 0, Hi: t.Len()}}
+	}
+	row := 1
+	for _, d := range t.Shape[1:] {
+		row *= d
+	}
+	out := make([]Named, len(t.Parts))
+	lo := 0
+	for i, p := range t.Parts {
+		out[i] = Named{Name: p.Name, Shape: append([]int{p.Rows}, t.Shape[1:]...), Lo: lo, Hi: lo + p.Rows*row}
+		lo += p.Rows * row
+	}
+	return out
 }
 
 // Producer is the node that computes this tensor (nil for leaves).

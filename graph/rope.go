@@ -325,3 +325,214 @@ func (o RoPE) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 		return []*Tensor{nil, g.Apply1(kop, dk, pos), nil}
 	}
 }
+
+// RoPEQKV splits the output of a fused q/k/v projection (vLLM's qkv_proj)
+// into queries, keys and values and rotates the queries and keys, in one
+// dispatch. Input (qkv (tokens, (Heads+KHeads+VHeads)·HeadDim), each row
+// [q heads | k heads | v heads], positions (tokens) u32); outputs q
+// (tokens, Heads·HeadDim) and k (tokens, KHeads·HeadDim) rotated as RoPE
+// rotates them (the same kernel arithmetic, so bit for bit equal), and v
+// (tokens, VHeads·HeadDim) copied. Its backward is RoPEQKVBackward.
+type RoPEQKV struct {
+	Heads, KHeads, VHeads, HeadDim int
+	// RotaryDim is the number of leading dims of each head that rotate
+	// (even, ≤ HeadDim); 0 means HeadDim.
+	RotaryDim int
+	// Base is the frequency base; 0 means 10000.
+	Base float32
+	// Variant selects the kernel: RoPEAuto, RoPEScalar or RoPEVec4.
+	Variant int
+}
+
+// RoPEQKVBackward is RoPEQKV's gradient: inputs (dq, dk, dv, positions),
+// output dqkv (tokens, (Heads+KHeads+VHeads)·HeadDim) holding dq and dk
+// rotated by −θ and dv, each in its columns of the fused row.
+type RoPEQKVBackward RoPEQKV
+
+func (o RoPEQKV) rope(heads int) RoPE {
+	return RoPE{Heads: heads, HeadDim: o.HeadDim, RotaryDim: o.RotaryDim, Base: o.Base, Variant: o.Variant}
+}
+
+func (o RoPEQKV) check() error {
+	if o.Heads <= 0 || o.KHeads <= 0 || o.VHeads <= 0 || o.HeadDim <= 0 {
+		return fmt.Errorf("heads %d, key heads %d, value heads %d and head dim %d must be positive", o.Heads, o.KHeads, o.VHeads, o.HeadDim)
+	}
+	_, err := o.rope(o.Heads).ropeVariant()
+	return err
+}
+
+func (o RoPEQKV) width() int { return (o.Heads + o.KHeads + o.VHeads) * o.HeadDim }
+
+// Name implements Op.
+func (RoPEQKV) Name() string { return "rope_qkv" }
+
+// Name implements Op.
+func (RoPEQKVBackward) Name() string { return "rope_qkv_backward" }
+
+// Outputs implements Op.
+func (o RoPEQKV) Outputs(in []Spec) ([]Spec, error) {
+	if err := wantInputs(in, 2); err != nil {
+		return nil, err
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if err := wantRank("qkv", in[0], 2, gpu.F32); err != nil {
+		return nil, err
+	}
+	if in[0].Shape[1] != o.width() {
+		return nil, fmt.Errorf("qkv %v: want %d columns ((%d + %d + %d) heads × head dim %d)", in[0].Shape, o.width(), o.Heads, o.KHeads, o.VHeads, o.HeadDim)
+	}
+	// The rotation's own checks (rotary dim, base, positions).
+	if _, err := o.rope(o.Heads).Outputs([]Spec{F32(in[0].Shape[0], o.Heads*o.HeadDim), in[1]}); err != nil {
+		return nil, err
+	}
+	t := in[0].Shape[0]
+	return []Spec{F32(t, o.Heads*o.HeadDim), F32(t, o.KHeads*o.HeadDim), F32(t, o.VHeads*o.HeadDim)}, nil
+}
+
+// Outputs implements Op.
+func (o RoPEQKVBackward) Outputs(in []Spec) ([]Spec, error) {
+	f := RoPEQKV(o)
+	if err := wantInputs(in, 4); err != nil {
+		return nil, err
+	}
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	for i, h := range []int{o.Heads, o.KHeads, o.VHeads} {
+		name := []string{"dq", "dk", "dv"}[i]
+		if err := wantRank(name, in[i], 2, gpu.F32); err != nil {
+			return nil, err
+		}
+		if in[i].Shape[1] != h*o.HeadDim || in[i].Shape[0] != in[0].Shape[0] {
+			return nil, fmt.Errorf("%s %v: want (%d, %d)", name, in[i].Shape, in[0].Shape[0], h*o.HeadDim)
+		}
+	}
+	if _, err := f.rope(o.Heads).Outputs([]Spec{in[0], in[3]}); err != nil {
+		return nil, err
+	}
+	return []Spec{F32(in[0].Shape[0], f.width())}, nil
+}
+
+// Reference implements Op: split the columns, then RoPE's reference.
+func (o RoPEQKV) Reference(in []*Host) ([]*Host, error) {
+	x, pos := in[0], in[1]
+	t, w := x.Shape[0], o.width()
+	parts := []*Host{NewHost(F32(t, o.Heads*o.HeadDim)), NewHost(F32(t, o.KHeads*o.HeadDim)), NewHost(F32(t, o.VHeads*o.HeadDim))}
+	for r := 0; r < t; r++ {
+		c := 0
+		for _, p := range parts {
+			n := p.Shape[1]
+			copy(p.Data[r*n:(r+1)*n], x.Data[r*w+c:r*w+c+n])
+			c += n
+		}
+	}
+	q, err := o.rope(o.Heads).Reference([]*Host{parts[0], pos})
+	if err != nil {
+		return nil, err
+	}
+	k, err := o.rope(o.KHeads).Reference([]*Host{parts[1], pos})
+	if err != nil {
+		return nil, err
+	}
+	return []*Host{q[0], k[0], parts[2]}, nil
+}
+
+// Reference implements Op: the inverse rotations, then the columns joined.
+func (o RoPEQKVBackward) Reference(in []*Host) ([]*Host, error) {
+	f := RoPEQKV(o)
+	pos := in[3]
+	inv := func(heads int, x *Host) (*Host, error) {
+		r := f.rope(heads)
+		r.Inverse = true
+		y, err := r.Reference([]*Host{x, pos})
+		if err != nil {
+			return nil, err
+		}
+		return y[0], nil
+	}
+	dq, err := inv(o.Heads, in[0])
+	if err != nil {
+		return nil, err
+	}
+	dk, err := inv(o.KHeads, in[1])
+	if err != nil {
+		return nil, err
+	}
+	t, w := in[0].Shape[0], f.width()
+	out := NewHost(F32(t, w))
+	for r := 0; r < t; r++ {
+		c := 0
+		for _, p := range []*Host{dq, dk, in[2]} {
+			n := p.Shape[1]
+			copy(out.Data[r*w+c:r*w+c+n], p.Data[r*n:(r+1)*n])
+			c += n
+		}
+	}
+	return []*Host{out}, nil
+}
+
+// encodeQKV records one rope_qkv (sign 1) or rope_qkv_bwd (sign −1)
+// dispatch over bufs (inputs, then outputs).
+func (o RoPEQKV) encodeQKV(dev *gpu.Device, rec *gpu.Recorder, entry string, sign float32, tokens int, pos *gpu.Buffer, bufs []*gpu.Buffer, posAt int) error {
+	r := o.rope(o.Heads)
+	v, err := r.ropeVariant()
+	if err != nil {
+		return err
+	}
+	if tokens == 0 {
+		return nil
+	}
+	half, hd := r.rotary()/2, o.HeadDim
+	freq := ropeFreqTable(r.base(), r.rotary())
+	tab, err := rec.Scratch(o.Name()+".freq", gpu.F32, len(freq))
+	if err != nil {
+		return err
+	}
+	if err := tab.Write(freq); err != nil {
+		return err
+	}
+	if v == RoPEVec4 {
+		entry += "_v4"
+		half, hd = half/4, hd/4
+	} else {
+		entry += "_s"
+	}
+	bindings := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite, gpu.ReadWrite, gpu.ReadWrite}
+	if posAt == 3 {
+		bindings = []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
+	}
+	k, err := kernel(dev, "rope", entry, entry, bindings, true, map[string]string{"WG": fmt.Sprintf("%du", ropeWG)})
+	if err != nil {
+		return err
+	}
+	lanes := half + hd - 2*half
+	params := []uint32{uint32(tokens), uint32(o.Heads), uint32(hd), uint32(half), uint32(lanes),
+		math.Float32bits(sign), uint32(o.KHeads), uint32(o.VHeads)}
+	all := append(append(append([]*gpu.Buffer{}, bufs[:posAt]...), pos, tab), bufs[posAt:]...)
+	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(tokens*lanes, ropeWG)), params, all...)
+}
+
+// Encode implements Op.
+func (o RoPEQKV) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	return o.encodeQKV(dev, rec, "rope_qkv", 1, in[0].Shape[0], in[1], []*gpu.Buffer{in[0], out[0], out[1], out[2]}, 1)
+}
+
+// Encode implements Op.
+func (o RoPEQKVBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	return RoPEQKV(o).encodeQKV(dev, rec, "rope_qkv_bwd", -1, in[0].Shape[0], in[3], []*gpu.Buffer{in[0], in[1], in[2], out[0]}, 3)
+}
+
+// Backward implements Differentiable: RoPEQKVBackward of the three output
+// gradients (a missing one counts as zeros). Positions get no gradient.
+func (o RoPEQKV) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
+	d := make([]*Tensor, 3)
+	for i := range d {
+		d[i] = dOut[i]
+		if d[i] == nil {
+			d[i] = g.Apply1(Zeros{Spec: n.Out[i].Spec})
+		}
+	}
+	return []*Tensor{g.Apply1(RoPEQKVBackward(o), d[0], d[1], d[2], n.In[1]), nil}
+}

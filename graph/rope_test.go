@@ -413,3 +413,138 @@ func BenchmarkRoPE4096x512(b *testing.B) {
 		})
 	}
 }
+
+// RoPEQKV on awkward shapes: GPU against the reference (which splits the
+// columns and applies RoPE's reference), forward and backward ops, both
+// variants, partial rotary dims; and the reference equals the separate
+// rotations exactly.
+func TestRoPEQKVMatchesReference(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, c := range ropeCases {
+		for _, kv := range [][2]int{{1, 1}, {c.heads + 1, 2}} {
+			for _, v := range ropeVariantsFor(c) {
+				t.Run(fmt.Sprintf("%+v/kv=%v/variant%d", c, kv, v), func(t *testing.T) {
+					rng := rand.New(rand.NewSource(21))
+					op := graph.RoPEQKV{Heads: c.heads, KHeads: kv[0], VHeads: kv[1], HeadDim: c.hd, RotaryDim: c.rot, Variant: v}
+					w := (c.heads + kv[0] + kv[1]) * c.hd
+					x := optest.Random(rng, graph.F32(c.tokens, w), -1, 1)
+					pos := optest.RandomInts(rng, graph.U32(c.tokens), 5000)
+					got := optest.CheckOp(t, dev, op, ropeTol, x, pos)
+					require.Len(t, got, 3)
+					dq := optest.Random(rng, graph.F32(c.tokens, c.heads*c.hd), -1, 1)
+					dk := optest.Random(rng, graph.F32(c.tokens, kv[0]*c.hd), -1, 1)
+					dv := optest.Random(rng, graph.F32(c.tokens, kv[1]*c.hd), -1, 1)
+					optest.CheckOp(t, dev, graph.RoPEQKVBackward(op), ropeTol, dq, dk, dv, pos)
+					// The reference is the column split plus RoPE on q and k.
+					ref := optest.MustRef(t, op, x, pos)
+					for r := 0; r < c.tokens; r++ {
+						row := x.Data[r*w : (r+1)*w]
+						vcols := kv[1] * c.hd
+						require.Equal(t, row[w-vcols:], ref[2].Data[r*vcols:(r+1)*vcols])
+					}
+				})
+			}
+		}
+	}
+}
+
+// The fused split-and-rotate gives bit for bit what the unfused path gives:
+// RoPE on separate q and k tensors (and v untouched), forward and backward.
+func TestRoPEQKVEqualsSeparateRoPEBitForBit(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(22))
+	const tokens, h, kh, hd = 97, 4, 2, 16
+	w := (h + 2*kh) * hd
+	x := optest.Random(rng, graph.F32(tokens, w), -3, 3)
+	pos := optest.RandomInts(rng, graph.U32(tokens), 100000)
+	cols := func(lo, hi int) *graph.Host {
+		out := graph.NewHost(graph.F32(tokens, hi-lo))
+		for r := 0; r < tokens; r++ {
+			copy(out.Data[r*(hi-lo):(r+1)*(hi-lo)], x.Data[r*w+lo:r*w+hi])
+		}
+		return out
+	}
+	q, k, v := cols(0, h*hd), cols(h*hd, (h+kh)*hd), cols((h+kh)*hd, w)
+	for _, variant := range []int{graph.RoPEScalar, graph.RoPEVec4} {
+		fused, err := graph.RunOp(dev, graph.RoPEQKV{Heads: h, KHeads: kh, VHeads: kh, HeadDim: hd, Variant: variant}, x, pos)
+		require.NoError(t, err)
+		sep, err := graph.RunOp(dev, graph.RoPE{Heads: h, KHeads: kh, HeadDim: hd, Variant: variant}, q, k, pos)
+		require.NoError(t, err)
+		require.Equal(t, sep[0].Data, fused[0].Data, "q, variant %d", variant)
+		require.Equal(t, sep[1].Data, fused[1].Data, "k, variant %d", variant)
+		require.Equal(t, v.Data, fused[2].Data, "v, variant %d", variant)
+		back, err := graph.RunOp(dev, graph.RoPEQKVBackward{Heads: h, KHeads: kh, VHeads: kh, HeadDim: hd, Variant: variant}, q, k, v, pos)
+		require.NoError(t, err)
+		inv, err := graph.RunOp(dev, graph.RoPE{Heads: h, KHeads: kh, HeadDim: hd, Variant: variant, Inverse: true}, q, k, pos)
+		require.NoError(t, err)
+		for r := 0; r < tokens; r++ {
+			row := back[0].Data[r*w : (r+1)*w]
+			require.Equal(t, inv[0].Data[r*h*hd:(r+1)*h*hd], row[:h*hd])
+			require.Equal(t, inv[1].Data[r*kh*hd:(r+1)*kh*hd], row[h*hd:(h+kh)*hd])
+			require.Equal(t, v.Data[r*kh*hd:(r+1)*kh*hd], row[(h+kh)*hd:])
+		}
+	}
+}
+
+// RoPEQKV's backward rule against finite differences of the reference, and
+// through autodiff on the GPU against the reference executor, including a
+// graph that uses only q and v (k's gradient is then zeros).
+func TestRoPEQKVBackward(t *testing.T) {
+	rng := rand.New(rand.NewSource(23))
+	const tokens, h, kh, vh, hd, rot = 3, 2, 1, 1, 10, 4
+	op := graph.RoPEQKV{Heads: h, KHeads: kh, VHeads: vh, HeadDim: hd, RotaryDim: rot}
+	w := (h + kh + vh) * hd
+	x := optest.Random(rng, graph.F32(tokens, w), -1, 1)
+	pos := optest.RandomInts(rng, graph.U32(tokens), 1000)
+	ws := []*graph.Host{optest.Random(rng, graph.F32(tokens, h*hd), -1, 1), optest.Random(rng, graph.F32(tokens, kh*hd), -1, 1),
+		optest.Random(rng, graph.F32(tokens, vh*hd), -1, 1)}
+	loss := func(in []*graph.Host) float64 {
+		out := optest.MustRef(t, op, in[0], in[1])
+		s := 0.0
+		for i := range out {
+			s += optest.Dot(out[i].Data, ws[i].Data)
+		}
+		return s
+	}
+	grads := func(in []*graph.Host) []*graph.Host {
+		return optest.MustRef(t, graph.RoPEQKVBackward(op), ws[0], ws[1], ws[2], in[1])
+	}
+	optest.CheckGrad(t, op.Name(), []*graph.Host{x, pos}, []int{0}, loss, grads, optest.GradTol)
+
+	dev := gputest.Device(t)
+	for _, use := range [][]int{{0, 1, 2}, {0, 2}} {
+		t.Run(fmt.Sprint(use), func(t *testing.T) {
+			const tokens, h, kh, vh, hd = 19, 3, 1, 1, 24
+			g := graph.New()
+			xp := g.Param("qkv", graph.F32(tokens, (h+kh+vh)*hd))
+			p := g.Input("pos", graph.U32(tokens))
+			out := g.Apply(graph.RoPEQKV{Heads: h, KHeads: kh, VHeads: vh, HeadDim: hd}, xp, p)
+			var loss *graph.Tensor
+			for _, i := range use {
+				wi := g.Input(fmt.Sprintf("w%d", i), out[i].Spec)
+				l := g.Apply1(graph.WeightedSum{}, out[i], wi)
+				if loss == nil {
+					loss = l
+				} else {
+					loss = g.Apply1(graph.Add{}, loss, l)
+				}
+			}
+			require.NoError(t, g.Backward(loss))
+			optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1, Tol: ropeTol, Seed: 24,
+				Fixed: map[*graph.Tensor][]float64{p: optest.RandomInts(rand.New(rand.NewSource(25)), p.Spec, 100000).Data}})
+		})
+	}
+}
+
+// Bad fused inputs are refused naming the problem.
+func TestRoPEQKVRefusesBadShapes(t *testing.T) {
+	op := graph.RoPEQKV{Heads: 2, KHeads: 1, VHeads: 1, HeadDim: 8}
+	_, err := op.Outputs([]graph.Spec{graph.F32(5, 24), graph.U32(5)})
+	require.ErrorContains(t, err, "want 32 columns")
+	_, err = op.Outputs([]graph.Spec{graph.F32(5, 32), graph.U32(4)})
+	require.ErrorContains(t, err, "positions")
+	_, err = graph.RoPEQKV{Heads: 2, KHeads: 0, VHeads: 1, HeadDim: 8}.Outputs([]graph.Spec{graph.F32(5, 24), graph.U32(5)})
+	require.ErrorContains(t, err, "key heads 0")
+	_, err = graph.RoPEQKVBackward(op).Outputs([]graph.Spec{graph.F32(5, 16), graph.F32(5, 8), graph.F32(5, 9), graph.U32(5)})
+	require.ErrorContains(t, err, "dv")
+}

@@ -16,6 +16,11 @@ type AttentionConfig struct {
 	Window                          int     // sliding window W (query i sees keys i−W+1 … i); 0 = global
 	Sink                            bool
 	Std, OutStd                     float64 // init std of q/k/v and of o_proj
+	// Unfused builds q_proj, k_proj and v_proj as three matmuls (and the
+	// FFN's gate_proj and up_proj as two) instead of one fused projection
+	// each: the same parameters and values (up to f32 summation order in
+	// the input gradient), kept selectable for checking.
+	Unfused bool
 }
 
 // KVCache configures a decoding graph's attention: new tokens are written
@@ -37,16 +42,28 @@ type Attention struct {
 // of batch sequences of seq tokens, or against a KV cache when cache is not
 // nil) and the output projection to h (batch·seq, Hidden), returning
 // (batch·seq, Hidden). Parameters are named as Hugging Face names them:
-// {prefix}.q_proj.weight … {prefix}.o_proj.weight, {prefix}.sinks.
+// {prefix}.q_proj.weight … {prefix}.o_proj.weight, {prefix}.sinks (q, k
+// and v stored as one fused {prefix}.qkv_proj.weight whose parts carry
+// those names, unless a.Unfused).
 func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, positions *graph.Tensor, a AttentionConfig,
 	batch, seq int, cache *KVCache) (*graph.Tensor, Attention) {
 	D, H, KV, dh := a.Hidden, a.Heads, a.KVHeads, a.HeadDim
-	q := linear(g, prefix+".q_proj", h, D, H*dh, a.Std)
-	k := linear(g, prefix+".k_proj", h, D, KV*dh, a.Std)
-	v := linear(g, prefix+".v_proj", h, D, KV*dh, a.Std)
-	// Queries and keys turn by the same angles: one dispatch rotates both.
-	qk := g.Apply(graph.RoPE{Heads: H, KHeads: KV, HeadDim: dh, RotaryDim: a.RotaryDim, Base: a.RopeTheta}, q, k, positions)
-	q, k = qk[0], qk[1]
+	var q, k, v *graph.Tensor
+	if a.Unfused {
+		q = linear(g, prefix+".q_proj", h, D, H*dh, a.Std)
+		k = linear(g, prefix+".k_proj", h, D, KV*dh, a.Std)
+		v = linear(g, prefix+".v_proj", h, D, KV*dh, a.Std)
+		// Queries and keys turn by the same angles: one dispatch rotates both.
+		qk := g.Apply(graph.RoPE{Heads: H, KHeads: KV, HeadDim: dh, RotaryDim: a.RotaryDim, Base: a.RopeTheta}, q, k, positions)
+		q, k = qk[0], qk[1]
+	} else {
+		// One matmul for q, k and v (vLLM's qkv_proj; checkpoints keep the
+		// three Hugging Face tensors), split and rotated in one dispatch.
+		qkv := FusedLinear(g, linear, prefix+".qkv_proj", h, D, []string{prefix + ".q_proj", prefix + ".k_proj", prefix + ".v_proj"},
+			[]int{H * dh, KV * dh, KV * dh}, a.Std)
+		s := g.Apply(graph.RoPEQKV{Heads: H, KHeads: KV, VHeads: KV, HeadDim: dh, RotaryDim: a.RotaryDim, Base: a.RopeTheta}, qkv, positions)
+		q, k, v = s[0], s[1], s[2]
+	}
 	var sink *graph.Tensor
 	if a.Sink {
 		sink = g.Param(prefix+".sinks", graph.F32(H))

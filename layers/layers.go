@@ -7,6 +7,8 @@
 package layers
 
 import (
+	"fmt"
+
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 )
@@ -26,6 +28,28 @@ func LinearF16(g *graph.Graph, name string, x *graph.Tensor, in, out int, std fl
 	w := g.Param(name+".weight", graph.Spec{DType: gpu.F16, Shape: []int{out, in}})
 	w.Init = graph.Init{Dist: "normal", Std: std}
 	return g.Apply1(graph.MatMulF16{TransB: true}, x, w)
+}
+
+// FusedLinear is one linear layer whose weight stacks several projections
+// of x along the output dim (vLLM's qkv_proj and gate_up_proj): one matmul
+// instead of len(parts), output (tokens, Σ outs) with the projections' columns
+// in order. The weight {name}.weight (Σ outs, in) has graph parts
+// {parts[i]}.weight of outs[i] rows, so checkpoints hold the projections
+// under their own Hugging Face names and shapes.
+func FusedLinear(g *graph.Graph, linear LinearFunc, name string, x *graph.Tensor, in int, parts []string, outs []int, std float64) *graph.Tensor {
+	total := 0
+	ps := make([]graph.Part, len(parts))
+	for i, p := range parts {
+		ps[i] = graph.Part{Name: p + ".weight", Rows: outs[i]}
+		total += outs[i]
+	}
+	y := linear(g, name, x, in, total, std)
+	if w := g.Lookup(name + ".weight"); w != nil {
+		g.SetParts(w, ps...)
+	} else {
+		g.Fail(fmt.Errorf("%s: the linear layer made no %s.weight", name, name))
+	}
+	return y
 }
 
 // LinearFunc builds a linear layer; FFNWith takes one so an inference graph
@@ -63,19 +87,24 @@ const (
 // FFN is the dense feed-forward block (tokens, d) → (tokens, d) with hidden
 // size h: SwiGLU (gate, up, down projections) or ReLU² (up, down).
 func FFN(g *graph.Graph, prefix string, x *graph.Tensor, d, h int, act Activation, std, outStd float64) *graph.Tensor {
-	return FFNWith(g, Linear, prefix, x, d, h, act, std, outStd)
+	return FFNWith(g, Linear, prefix, x, d, h, act, std, outStd, false)
 }
 
-// FFNWith is FFN with the linear layers built by linear.
-func FFNWith(g *graph.Graph, linear LinearFunc, prefix string, x *graph.Tensor, d, h int, act Activation, std, outStd float64) *graph.Tensor {
-	switch act {
-	case ReLU2:
+// FFNWith is FFN with the linear layers built by linear. SwiGLU's gate and
+// up projections are one fused gate_up_proj matmul (checkpoints keep
+// gate_proj and up_proj) followed by SiluAndMul, unless unfused.
+func FFNWith(g *graph.Graph, linear LinearFunc, prefix string, x *graph.Tensor, d, h int, act Activation, std, outStd float64, unfused bool) *graph.Tensor {
+	switch {
+	case act == ReLU2:
 		up := linear(g, prefix+".up_proj", x, d, h, std)
 		return linear(g, prefix+".down_proj", g.Apply1(graph.ReLUSquared{}, up), h, d, outStd)
-	default:
+	case unfused:
 		gate := linear(g, prefix+".gate_proj", x, d, h, std)
 		up := linear(g, prefix+".up_proj", x, d, h, std)
 		return linear(g, prefix+".down_proj", g.Apply1(graph.SwiGLU{}, gate, up), h, d, outStd)
+	default:
+		gu := FusedLinear(g, linear, prefix+".gate_up_proj", x, d, []string{prefix + ".gate_proj", prefix + ".up_proj"}, []int{h, h}, std)
+		return linear(g, prefix+".down_proj", g.Apply1(graph.SiluAndMul{}, gu), h, d, outStd)
 	}
 }
 

@@ -47,7 +47,7 @@ func MTP(g *graph.Graph, linear LinearFunc, c MTPConfig, k int, h, shifted, posi
 	a := RMSNorm(g, p+".input_layernorm", x, d, c.Eps)
 	o, st := SelfAttention(g, linear, p+".self_attn", a, positions, c.Attention, batch, seq, cache)
 	x = g.Apply1(graph.Add{}, x, o)
-	f := FFNWith(g, linear, p+".mlp", RMSNorm(g, p+".post_attention_layernorm", x, d, c.Eps), d, c.Intermediate, c.Act, c.Attention.Std, c.Attention.OutStd)
+	f := FFNWith(g, linear, p+".mlp", RMSNorm(g, p+".post_attention_layernorm", x, d, c.Eps), d, c.Intermediate, c.Act, c.Attention.Std, c.Attention.OutStd, c.Attention.Unfused)
 	x = g.Apply1(graph.Add{}, x, f)
 	return MTPModule{Hidden: x, Logits: head(RMSNorm(g, p+".shared_head.norm", x, d, c.Eps)), Attn: st}
 }

@@ -23,10 +23,10 @@ struct Params {
   n: u32,       // NAME_s: end of the element range; NAME_v4: number of vec4s
   start: u32,   // NAME_s: first element (the tail after the vec4 part); NAME_v4: 0
   factor: f32,  // scale only: the multiplier
-  _pad: u32,
+  cols: u32,    // silu_and_mul*: I, the columns of y (elements, or vec4s for _v4)
 }
 
-// ---- Layout U (one input, one output): scale, relu2, silu, add_into ----
+// ---- Layout U (one input, one output): scale, relu2, silu, add_into, silu_and_mul ----
 // add_into reads and writes y (y += x).
 @group(0) @binding(0) var<storage, read> u_x: array<f32>;            // x (n) flat
 @group(0) @binding(1) var<storage, read_write> u_y: array<f32>;      // y (n) flat
@@ -34,7 +34,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> u_y4: array<vec4<f32>>; // y (n/4) flat, vec4 view
 @group(0) @binding(2) var<uniform> u_p: Params;
 
-// ---- Layout B (two inputs, one output): add, mul, relu2_bwd, silu_bwd, swiglu ----
+// ---- Layout B (two inputs, one output): add, mul, relu2_bwd, silu_bwd, swiglu, silu_and_mul_bwd ----
 // add/mul: (a, b) → y; *_bwd: (x, dy) → dx; swiglu: (gate, up) → y.
 @group(0) @binding(0) var<storage, read> b_a: array<f32>;            // a | x | gate (n) flat
 @group(0) @binding(1) var<storage, read> b_b: array<f32>;            // b | dy | up (n) flat
@@ -301,6 +301,75 @@ fn swiglu_bwd_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
       let s = sigmoid4(g);
       t_dg4[i] = dy * t_u4[i] * s * (1.0 + g * (1.0 - s));
       t_du4[i] = dy * g * s;
+    }
+  }
+}
+
+// ---- silu_and_mul: SwiGLU on a fused gate/up projection ----
+// x (rows, 2I), each row [gate | up]; y (rows, I) = silu(gate) · up, the
+// same expression as swiglu. p.n counts y's elements (vec4s for _v4), and
+// p.cols is I in the same unit. Layout U: u_x = x, u_y = y.
+@compute @workgroup_size(WG)
+fn silu_and_mul_s(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let i0 = first(wid, nwg, lid, u_p.start);
+  for (var k = 0u; k < PER; k++) {
+    let i = i0 + k * WG;
+    if (i < u_p.n) {
+      let j = (i / u_p.cols) * 2u * u_p.cols + i % u_p.cols;
+      let g = u_x[j];
+      u_y[i] = g * sigmoid(g) * u_x[j + u_p.cols];
+    }
+  }
+}
+@compute @workgroup_size(WG)
+fn silu_and_mul_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+  let i0 = first(wid, nwg, lid, 0u);
+  for (var k = 0u; k < PER; k++) {
+    let i = i0 + k * WG;
+    if (i < u_p.n) {
+      let j = (i / u_p.cols) * 2u * u_p.cols + i % u_p.cols;
+      let g = u_x4[j];
+      u_y4[i] = g * sigmoid4(g) * u_x4[j + u_p.cols];
+    }
+  }
+}
+
+// silu_and_mul_bwd: (x (rows, 2I), dy (rows, I)) → dx (rows, 2I) = [dgate |
+// dup], the same expressions as swiglu_bwd. Layout B: b_a = x, b_b = dy,
+// b_y = dx.
+@compute @workgroup_size(WG)
+fn silu_and_mul_bwd_s(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                      @builtin(local_invocation_index) lid: u32) {
+  let i0 = first(wid, nwg, lid, b_p.start);
+  for (var k = 0u; k < PER; k++) {
+    let i = i0 + k * WG;
+    if (i < b_p.n) {
+      let j = (i / b_p.cols) * 2u * b_p.cols + i % b_p.cols;
+      let g = b_a[j];
+      let u = b_a[j + b_p.cols];
+      let dy = b_b[i];
+      let s = sigmoid(g);
+      b_y[j] = dy * u * s * (1.0 + g * (1.0 - s));
+      b_y[j + b_p.cols] = dy * g * s;
+    }
+  }
+}
+@compute @workgroup_size(WG)
+fn silu_and_mul_bwd_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+  let i0 = first(wid, nwg, lid, 0u);
+  for (var k = 0u; k < PER; k++) {
+    let i = i0 + k * WG;
+    if (i < b_p.n) {
+      let j = (i / b_p.cols) * 2u * b_p.cols + i % b_p.cols;
+      let g = b_a4[j];
+      let u = b_a4[j + b_p.cols];
+      let dy = b_b4[i];
+      let s = sigmoid4(g);
+      b_y4[j] = dy * u * s * (1.0 + g * (1.0 - s));
+      b_y4[j + b_p.cols] = dy * g * s;
     }
   }
 }

@@ -41,8 +41,8 @@ struct Params {
   half: u32,      // RotaryDim / 2 (in vec4s for rope_v4)
   lanes: u32,     // invocations per token: half + head_dim − 2·half (same units)
   sign: f32,      // +1 forward, −1 inverse
-  kheads: u32,    // rope_qk_*: heads per row of the second tensor (keys); 0 otherwise
-  _p1: u32,
+  kheads: u32,    // rope_qk_*, rope_qkv_*: key heads; 0 otherwise
+  vheads: u32,    // rope_qkv_*: value heads; 0 otherwise
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;            // x (tokens, heads·head_dim) row-major, read
@@ -66,6 +66,31 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> yq4: array<vec4<f32>>;
 @group(0) @binding(5) var<storage, read_write> yk4: array<vec4<f32>>;
 @group(0) @binding(6) var<uniform> pk: Params;
+// rope_qkv_s / rope_qkv_v4: the output of a fused q/k/v projection, each
+// row [q heads | k heads | v heads], split into contiguous q, k (rotated)
+// and v (copied). rope_qkv_bwd_*: the reverse, rotating by −θ (pk.sign).
+@group(0) @binding(0) var<storage, read> fq_in: array<f32>;          // qkv (tokens, (heads+kheads+vheads)·head_dim)
+@group(0) @binding(0) var<storage, read> fq_in4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> fq_pos: array<u32>;         // positions (tokens)
+@group(0) @binding(2) var<storage, read> fq_freq: array<f32>;        // (3, half)
+@group(0) @binding(2) var<storage, read> fq_freq4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read_write> fq_q: array<f32>;     // q (tokens, heads·head_dim), written
+@group(0) @binding(3) var<storage, read_write> fq_q4: array<vec4<f32>>;
+@group(0) @binding(4) var<storage, read_write> fq_k: array<f32>;     // k (tokens, kheads·head_dim), written
+@group(0) @binding(4) var<storage, read_write> fq_k4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> fq_v: array<f32>;     // v (tokens, vheads·head_dim), written
+@group(0) @binding(5) var<storage, read_write> fq_v4: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> bq_dq: array<f32>;          // dq (tokens, heads·head_dim)
+@group(0) @binding(0) var<storage, read> bq_dq4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> bq_dk: array<f32>;          // dk (tokens, kheads·head_dim)
+@group(0) @binding(1) var<storage, read> bq_dk4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bq_dv: array<f32>;          // dv (tokens, vheads·head_dim)
+@group(0) @binding(2) var<storage, read> bq_dv4: array<vec4<f32>>;
+@group(0) @binding(3) var<storage, read> bq_pos: array<u32>;         // positions (tokens)
+@group(0) @binding(4) var<storage, read> bq_freq: array<f32>;        // (3, half)
+@group(0) @binding(4) var<storage, read> bq_freq4: array<vec4<f32>>;
+@group(0) @binding(5) var<storage, read_write> bq_out: array<f32>;   // dqkv (tokens, (heads+kheads+vheads)·head_dim), written
+@group(0) @binding(5) var<storage, read_write> bq_out4: array<vec4<f32>>;
 
 const TWO_PI: f32 = 6.2831853071795864;
 
@@ -230,6 +255,190 @@ fn rope_qk_v4(@builtin(workgroup_id) wid: vec3<u32>,
     let jk = rk + pk.half + l;
     for (var h = 0u; h < pk.kheads; h++) {
       yk4[jk + h * pk.head_dim] = xk4[jk + h * pk.head_dim];
+    }
+  }
+}
+
+// rope_qkv_*: see the bindings above. One invocation per (token, lane) as
+// rope_s / rope_v4; the same rotation arithmetic, so q and k equal what
+// rope_s / rope_v4 give on separate tensors, bit for bit.
+
+@compute @workgroup_size(WG)
+fn rope_qkv_s(@builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= pk.tokens * pk.lanes) { return; }
+  let t = gi / pk.lanes;
+  let l = gi % pk.lanes;
+  let sr = t * (pk.heads + pk.kheads + pk.vheads) * pk.head_dim;
+  let rq = t * pk.heads * pk.head_dim;
+  let rk = t * pk.kheads * pk.head_dim;
+  let rv = t * pk.vheads * pk.head_dim;
+  if (l < pk.half) {
+    let th = rope_angle(rope_split(fq_pos[t]), fq_freq[l], fq_freq[pk.half + l], fq_freq[2u * pk.half + l]);
+    let c = cos(th);
+    let s = pk.sign * sin(th);
+    for (var h = 0u; h < pk.heads; h++) {
+      let x1 = fq_in[sr + (0u + h) * pk.head_dim + l];
+      let x2 = fq_in[sr + (0u + h) * pk.head_dim + l + pk.half];
+      fq_q[rq + h * pk.head_dim + l] = x1 * c - x2 * s;
+      fq_q[rq + h * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      let x1 = fq_in[sr + (pk.heads + h) * pk.head_dim + l];
+      let x2 = fq_in[sr + (pk.heads + h) * pk.head_dim + l + pk.half];
+      fq_k[rk + h * pk.head_dim + l] = x1 * c - x2 * s;
+      fq_k[rk + h * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      fq_v[rv + h * pk.head_dim + l] = fq_in[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l];
+      fq_v[rv + h * pk.head_dim + l + pk.half] = fq_in[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l + pk.half];
+    }
+  } else {
+    for (var h = 0u; h < pk.heads; h++) {
+      fq_q[rq + h * pk.head_dim + pk.half + l] = fq_in[sr + (0u + h) * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      fq_k[rk + h * pk.head_dim + pk.half + l] = fq_in[sr + (pk.heads + h) * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      fq_v[rv + h * pk.head_dim + pk.half + l] = fq_in[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + pk.half + l];
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rope_qkv_v4(@builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= pk.tokens * pk.lanes) { return; }
+  let t = gi / pk.lanes;
+  let l = gi % pk.lanes;
+  let sr = t * (pk.heads + pk.kheads + pk.vheads) * pk.head_dim;
+  let rq = t * pk.heads * pk.head_dim;
+  let rk = t * pk.kheads * pk.head_dim;
+  let rv = t * pk.vheads * pk.head_dim;
+  if (l < pk.half) {
+    let th = rope_angle4(rope_split(fq_pos[t]), fq_freq4[l], fq_freq4[pk.half + l], fq_freq4[2u * pk.half + l]);
+    let c = cos(th);
+    let s = pk.sign * sin(th);
+    for (var h = 0u; h < pk.heads; h++) {
+      let x1 = fq_in4[sr + (0u + h) * pk.head_dim + l];
+      let x2 = fq_in4[sr + (0u + h) * pk.head_dim + l + pk.half];
+      fq_q4[rq + h * pk.head_dim + l] = x1 * c - x2 * s;
+      fq_q4[rq + h * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      let x1 = fq_in4[sr + (pk.heads + h) * pk.head_dim + l];
+      let x2 = fq_in4[sr + (pk.heads + h) * pk.head_dim + l + pk.half];
+      fq_k4[rk + h * pk.head_dim + l] = x1 * c - x2 * s;
+      fq_k4[rk + h * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      fq_v4[rv + h * pk.head_dim + l] = fq_in4[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l];
+      fq_v4[rv + h * pk.head_dim + l + pk.half] = fq_in4[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l + pk.half];
+    }
+  } else {
+    for (var h = 0u; h < pk.heads; h++) {
+      fq_q4[rq + h * pk.head_dim + pk.half + l] = fq_in4[sr + (0u + h) * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      fq_k4[rk + h * pk.head_dim + pk.half + l] = fq_in4[sr + (pk.heads + h) * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      fq_v4[rv + h * pk.head_dim + pk.half + l] = fq_in4[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + pk.half + l];
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rope_qkv_bwd_s(@builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= pk.tokens * pk.lanes) { return; }
+  let t = gi / pk.lanes;
+  let l = gi % pk.lanes;
+  let sr = t * (pk.heads + pk.kheads + pk.vheads) * pk.head_dim;
+  let rq = t * pk.heads * pk.head_dim;
+  let rk = t * pk.kheads * pk.head_dim;
+  let rv = t * pk.vheads * pk.head_dim;
+  if (l < pk.half) {
+    let th = rope_angle(rope_split(bq_pos[t]), bq_freq[l], bq_freq[pk.half + l], bq_freq[2u * pk.half + l]);
+    let c = cos(th);
+    let s = pk.sign * sin(th);
+    for (var h = 0u; h < pk.heads; h++) {
+      let x1 = bq_dq[rq + h * pk.head_dim + l];
+      let x2 = bq_dq[rq + h * pk.head_dim + l + pk.half];
+      bq_out[sr + (0u + h) * pk.head_dim + l] = x1 * c - x2 * s;
+      bq_out[sr + (0u + h) * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      let x1 = bq_dk[rk + h * pk.head_dim + l];
+      let x2 = bq_dk[rk + h * pk.head_dim + l + pk.half];
+      bq_out[sr + (pk.heads + h) * pk.head_dim + l] = x1 * c - x2 * s;
+      bq_out[sr + (pk.heads + h) * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      bq_out[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l] = bq_dv[rv + h * pk.head_dim + l];
+      bq_out[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l + pk.half] = bq_dv[rv + h * pk.head_dim + l + pk.half];
+    }
+  } else {
+    for (var h = 0u; h < pk.heads; h++) {
+      bq_out[sr + (0u + h) * pk.head_dim + pk.half + l] = bq_dq[rq + h * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      bq_out[sr + (pk.heads + h) * pk.head_dim + pk.half + l] = bq_dk[rk + h * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      bq_out[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + pk.half + l] = bq_dv[rv + h * pk.head_dim + pk.half + l];
+    }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn rope_qkv_bwd_v4(@builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32) {
+  let gi = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (gi >= pk.tokens * pk.lanes) { return; }
+  let t = gi / pk.lanes;
+  let l = gi % pk.lanes;
+  let sr = t * (pk.heads + pk.kheads + pk.vheads) * pk.head_dim;
+  let rq = t * pk.heads * pk.head_dim;
+  let rk = t * pk.kheads * pk.head_dim;
+  let rv = t * pk.vheads * pk.head_dim;
+  if (l < pk.half) {
+    let th = rope_angle4(rope_split(bq_pos[t]), bq_freq4[l], bq_freq4[pk.half + l], bq_freq4[2u * pk.half + l]);
+    let c = cos(th);
+    let s = pk.sign * sin(th);
+    for (var h = 0u; h < pk.heads; h++) {
+      let x1 = bq_dq4[rq + h * pk.head_dim + l];
+      let x2 = bq_dq4[rq + h * pk.head_dim + l + pk.half];
+      bq_out4[sr + (0u + h) * pk.head_dim + l] = x1 * c - x2 * s;
+      bq_out4[sr + (0u + h) * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      let x1 = bq_dk4[rk + h * pk.head_dim + l];
+      let x2 = bq_dk4[rk + h * pk.head_dim + l + pk.half];
+      bq_out4[sr + (pk.heads + h) * pk.head_dim + l] = x1 * c - x2 * s;
+      bq_out4[sr + (pk.heads + h) * pk.head_dim + l + pk.half] = x2 * c + x1 * s;
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      bq_out4[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l] = bq_dv4[rv + h * pk.head_dim + l];
+      bq_out4[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + l + pk.half] = bq_dv4[rv + h * pk.head_dim + l + pk.half];
+    }
+  } else {
+    for (var h = 0u; h < pk.heads; h++) {
+      bq_out4[sr + (0u + h) * pk.head_dim + pk.half + l] = bq_dq4[rq + h * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.kheads; h++) {
+      bq_out4[sr + (pk.heads + h) * pk.head_dim + pk.half + l] = bq_dk4[rk + h * pk.head_dim + pk.half + l];
+    }
+    for (var h = 0u; h < pk.vheads; h++) {
+      bq_out4[sr + ((pk.heads + pk.kheads) + h) * pk.head_dim + pk.half + l] = bq_dv4[rv + h * pk.head_dim + pk.half + l];
     }
   }
 }

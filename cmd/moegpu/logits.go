@@ -282,13 +282,13 @@ func computeLogits(cfg *config.ModelConfig, dir string, rows [][]int, pixels []f
 				return nil, err
 			}
 		}
-		for i, p := range params {
-			t, err := safetensors.FromFloat32(p.Name, p.Shape, toF32(v[2+len(m.MTPLoss)+i]))
-			if err != nil {
-				return nil, err
-			}
-			res.grads = append(res.grads, t)
+		// A fused parameter's gradient is written part by part, under the
+		// names its checkpoint uses.
+		gs, err := weights.Tensors(params, v[2+len(m.MTPLoss):])
+		if err != nil {
+			return nil, err
 		}
+		res.grads = append(res.grads, gs...)
 	}
 	return res, nil
 }

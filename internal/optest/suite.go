@@ -220,6 +220,18 @@ func elementwiseCases() []Case {
 				}})
 		}
 	}
+	for _, v := range []struct {
+		v    int
+		name string
+	}{{graph.ElementwiseAuto, "auto"}, {graph.ElementwiseScalar, "scalar"}, {graph.ElementwiseVec4, "vec4"}} {
+		cs = append(cs,
+			Case{Op: "silu_and_mul", Variant: v.name, Shape: "5 × (2·516)", Tol: expTol, Node: graph.SiluAndMul{Variant: v.v},
+				In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{Random(rng, graph.F32(5, 1032), -4, 4)} }},
+			Case{Op: "silu_and_mul_backward", Variant: v.name, Shape: "5 × (2·516)", Tol: expTol, Node: graph.SiluAndMulBackward{Variant: v.v},
+				In: func(rng *rand.Rand) []*graph.Host {
+					return []*graph.Host{Random(rng, graph.F32(5, 1032), -4, 4), Random(rng, graph.F32(5, 516), -4, 4)}
+				}})
+	}
 	cs = append(cs,
 		Case{Op: "weighted_sum", Variant: "auto", Shape: "1031", Tol: Tol{Atol: 1031 * 6e-8, Rtol: 1e-6}, Node: graph.WeightedSum{},
 			In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 1031), uni(rng, 1031)} }},
@@ -383,6 +395,19 @@ func attentionCases() []Case {
 						}
 						return []*graph.Host{uni(rng, 33, 48), pos}
 					}})
+				if !inv {
+					cs = append(cs, Case{Op: "rope", Variant: "fused q/k/v split and rotated (rope_qkv), " + variant, Shape: "33 tokens × (3 + 2 + 2) heads × 16", Tol: ropeTol,
+						Node: graph.RoPEQKV{Heads: 3, KHeads: 2, VHeads: 2, HeadDim: 16, RotaryDim: rot, Variant: v.v},
+						In: func(rng *rand.Rand) []*graph.Host {
+							return []*graph.Host{uni(rng, 33, 112), RandomInts(rng, graph.U32(33), 5000)}
+						}})
+				} else {
+					cs = append(cs, Case{Op: "rope", Variant: "fused q/k/v backward (rope_qkv_backward), " + variant, Shape: "33 tokens × (3 + 2 + 2) heads × 16", Tol: ropeTol,
+						Node: graph.RoPEQKVBackward{Heads: 3, KHeads: 2, VHeads: 2, HeadDim: 16, RotaryDim: rot, Variant: v.v},
+						In: func(rng *rand.Rand) []*graph.Host {
+							return []*graph.Host{uni(rng, 33, 48), uni(rng, 33, 32), uni(rng, 33, 32), RandomInts(rng, graph.U32(33), 5000)}
+						}})
+				}
 				cs = append(cs, Case{Op: "rope", Variant: "queries and keys in one dispatch, " + variant, Shape: "33 tokens × (3 + 2) heads × 16", Tol: ropeTol,
 					Node: graph.RoPE{Heads: 3, KHeads: 2, HeadDim: 16, RotaryDim: rot, Inverse: inv, Variant: v.v},
 					In: func(rng *rand.Rand) []*graph.Host {

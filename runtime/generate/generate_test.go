@@ -124,7 +124,9 @@ func TestF16WeightsDecodeLikeTheReferenceAndCloseToF32(t *testing.T) {
 		require.NoError(t, ref.Exec.Set(ref.Params()[i], v))
 		require.NoError(t, full.Exec.Set(full.Params()[i], v))
 	}
-	require.Equal(t, 2*7+1, halfParams, "every projection and the LM head in f16")
+	// Per layer qkv_proj, o_proj, gate_up_proj, down_proj (q/k/v and
+	// gate/up fused), and the LM head.
+	require.Equal(t, 2*4+1, halfParams, "every projection and the LM head in f16")
 	for i := 0; i < L; i++ {
 		tok := rng.Intn(c.VocabSize)
 		h, err := half.Step(tok, i)

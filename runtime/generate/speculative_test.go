@@ -17,6 +17,7 @@ import (
 	"github.com/moegpu/moegpu/runtime/generate"
 	"github.com/moegpu/moegpu/runtime/model"
 	"github.com/moegpu/moegpu/runtime/safetensors"
+	"github.com/moegpu/moegpu/runtime/weights"
 )
 
 // echoMTPCheckpoint writes weights under which the model repeats its last
@@ -50,9 +51,10 @@ func echoMTPCheckpoint(t *testing.T, c *config.ModelConfig) string {
 				v[i*2*d+i] = 1
 			}
 		}
-		st, err := safetensors.FromFloat32(p.Name, p.Shape, v)
+		// A fused projection is written part by part, as checkpoints hold it.
+		st, err := weights.Tensors([]*graph.Tensor{p}, [][]float64{f64s(v)})
 		require.NoError(t, err)
-		ts = append(ts, st)
+		ts = append(ts, st...)
 	}
 	path := filepath.Join(t.TempDir(), "model.safetensors")
 	require.NoError(t, safetensors.Write(path, ts, nil))
@@ -79,9 +81,10 @@ func randomMTPCheckpoint(t *testing.T, c *config.ModelConfig, seed int64) string
 				v[i] = 0
 			}
 		}
-		st, err := safetensors.FromFloat32(p.Name, p.Shape, v)
+		// A fused projection is written part by part, as checkpoints hold it.
+		st, err := weights.Tensors([]*graph.Tensor{p}, [][]float64{f64s(v)})
 		require.NoError(t, err)
-		ts = append(ts, st)
+		ts = append(ts, st...)
 	}
 	path := filepath.Join(t.TempDir(), "model.safetensors")
 	require.NoError(t, safetensors.Write(path, ts, nil))
@@ -219,4 +222,12 @@ func TestSpeculativeSamplingMatchesPlainSamplingInDistribution(t *testing.T) {
 		t.Logf("token %d: chi-square %.1f over %d degrees of freedom (critical %.1f)", pos+2, stat, df, crit)
 		require.Less(t, stat, crit, "token %d", pos+2)
 	}
+}
+
+func f64s(v []float32) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = float64(x)
+	}
+	return out
 }

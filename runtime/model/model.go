@@ -63,6 +63,8 @@ type Model struct {
 	Next, NextLogit *graph.Tensor
 	Caches          []*graph.Tensor // per layer: k cache, v cache (State)
 	Capacity        []int           // per layer: ring-buffer slots
+
+	unfused bool // built with DecodeOptions.Unfused
 }
 
 // layerWindow is the sliding window of layer i (0 = global).
@@ -77,6 +79,13 @@ func layerWindow(c *config.ModelConfig, i int) int {
 // logits, per-token loss and the scalar loss.
 func BuildTrain(c *config.ModelConfig, batch, seq int) (*Model, error) {
 	return build(c, batch, seq, false, DecodeOptions{})
+}
+
+// BuildTrainUnfused is BuildTrain with q/k/v and gate/up as separate
+// matmuls (see layers.AttentionConfig.Unfused): the same parameters and
+// values, kept to check the fused graph against.
+func BuildTrainUnfused(c *config.ModelConfig, batch, seq int) (*Model, error) {
+	return build(c, batch, seq, false, DecodeOptions{Unfused: true})
 }
 
 // BuildDecode builds a generation step: qlen new tokens per sequence that
@@ -109,6 +118,9 @@ type DecodeOptions struct {
 	// Argmax adds Next: the greedy next token of every position, computed
 	// on the GPU, so a step reads back token ids instead of logits rows.
 	Argmax bool
+	// Unfused builds q/k/v and gate/up as separate matmuls (see
+	// layers.AttentionConfig.Unfused).
+	Unfused bool
 }
 
 func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions) (*Model, error) {
@@ -117,7 +129,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		return nil, fmt.Errorf("model: batch and sequence length must be positive, got %d and %d", batch, seq)
 	}
 	g := graph.New()
-	m := &Model{Config: c, Graph: g, Batch: batch, Seq: seq}
+	m := &Model{Config: c, Graph: g, Batch: batch, Seq: seq, unfused: opt.Unfused}
 	n := batch * seq
 	D, H, KV, dh := c.HiddenSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
 	std, outStd := initStds(c)
@@ -151,7 +163,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		win := layerWindow(c, i)
 		h := layers.RMSNorm(g, p+".input_layernorm", x, D, eps)
 		attn := layers.AttentionConfig{Hidden: D, Heads: H, KVHeads: KV, HeadDim: dh, RotaryDim: rotary,
-			RopeTheta: float32(c.RopeTheta), Window: win, Sink: c.AttentionSink, Std: std, OutStd: outStd}
+			RopeTheta: float32(c.RopeTheta), Window: win, Sink: c.AttentionSink, Std: std, OutStd: outStd, Unfused: opt.Unfused}
 		var kv *layers.KVCache
 		if decode {
 			kv = &layers.KVCache{MaxSeq: maxSeq, MaxChunk: maxChunk, CachePos: m.CachePos}
@@ -169,7 +181,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 			f, l = moe.Build(g, p+".mlp", h, MoEOptions(c, std, outStd))
 			m.MoE = append(m.MoE, l)
 		} else {
-			f = layers.FFNWith(g, linear, p+".mlp", h, D, c.IntermediateSize, layers.Activation(c.HiddenAct), std, outStd)
+			f = layers.FFNWith(g, linear, p+".mlp", h, D, c.IntermediateSize, layers.Activation(c.HiddenAct), std, outStd, opt.Unfused)
 		}
 		x = g.Apply1(graph.Add{}, x, f)
 	}
@@ -224,7 +236,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 func (m *Model) buildMTP(h, embed *graph.Tensor, head func(*graph.Tensor) *graph.Tensor) {
 	c, g := m.Config, m.Graph
 	n := m.Batch * m.Seq
-	cfg := mtpConfig(c)
+	cfg := mtpConfig(c, m.unfused)
 	m.MTPLambda = g.Input("mtp.lambda", graph.F32(1))
 	for k := 1; k <= cfg.Modules; k++ {
 		tok := g.Input(fmt.Sprintf("mtp.%d.tokens", k), graph.U32(n))
@@ -321,13 +333,13 @@ func rotaryDim(c *config.ModelConfig) int {
 
 // mtpConfig describes a config's MTP modules for layers.MTP, in training
 // and decoding graphs alike.
-func mtpConfig(c *config.ModelConfig) layers.MTPConfig {
+func mtpConfig(c *config.ModelConfig, unfused bool) layers.MTPConfig {
 	std, outStd := initStds(c)
 	return layers.MTPConfig{
 		Modules: c.NumNextNPredictLayers, FirstLayer: c.NumHiddenLayers, Intermediate: c.MTPIntermediateSize,
 		Act: layers.Activation(c.HiddenAct), Eps: float32(c.RMSNormEps),
 		Attention: layers.AttentionConfig{Hidden: c.HiddenSize, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads,
 			HeadDim: c.HeadDim, RotaryDim: rotaryDim(c), RopeTheta: float32(c.RopeTheta), Window: c.MTPSlidingWindow,
-			Sink: c.AttentionSink, Std: std, OutStd: outStd},
+			Sink: c.AttentionSink, Std: std, OutStd: outStd, Unfused: unfused},
 	}
 }

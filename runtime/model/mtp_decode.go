@@ -66,7 +66,7 @@ func BuildMTPDecode(c *config.ModelConfig, q int, opt DecodeOptions) (*MTPDecode
 			return g.Apply1(graph.MatMul{TransB: true}, h, w)
 		}
 	}
-	cfg := mtpConfig(c)
+	cfg := mtpConfig(c, opt.Unfused)
 	for k := 1; k <= cfg.Modules; k++ {
 		m.Tokens = append(m.Tokens, g.Input(fmt.Sprintf("mtp.%d.tokens", k), graph.U32(q)))
 	}

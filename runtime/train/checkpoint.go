@@ -65,7 +65,7 @@ func (t *Trainer) Save(dir string, executor string) error {
 		}
 	}
 	params := t.weightTensors()
-	var weights, moments []safetensors.Tensor
+	var wfile, moments []safetensors.Tensor
 	var all []*graph.Tensor
 	all = append(all, params...)
 	all = append(all, t.optimizerTensors()...)
@@ -73,16 +73,11 @@ func (t *Trainer) Save(dir string, executor string) error {
 	if err != nil {
 		return fmt.Errorf("save: %w", err)
 	}
-	for i, tn := range all {
-		st, err := safetensors.FromFloat32(tn.Name, tn.Shape, toF32(vals[i]))
-		if err != nil {
-			return err
-		}
-		if i < len(params) {
-			weights = append(weights, st)
-		} else {
-			moments = append(moments, st)
-		}
+	if wfile, err = weights.Tensors(params, vals[:len(params)]); err != nil {
+		return err
+	}
+	if moments, err = weights.Tensors(all[len(params):], vals[len(params):]); err != nil {
+		return err
 	}
 	tmp, err := os.MkdirTemp(dir, tmpPrefix)
 	if err != nil {
@@ -93,7 +88,7 @@ func (t *Trainer) Save(dir string, executor string) error {
 	if err := t.Config.Save(filepath.Join(tmp, ConfigFile)); err != nil {
 		return err
 	}
-	if err := safetensors.Write(filepath.Join(tmp, WeightsFile), weights, meta); err != nil {
+	if err := safetensors.Write(filepath.Join(tmp, WeightsFile), wfile, meta); err != nil {
 		return err
 	}
 	if err := safetensors.Write(filepath.Join(tmp, OptimizerFile), moments, meta); err != nil {
@@ -268,14 +263,6 @@ func (t *Trainer) optimizerTensors() []*graph.Tensor {
 		out = append(out, mv[0], mv[1])
 	}
 	return append(out, t.Model.ControllerState()...)
-}
-
-func toF32(v []float64) []float32 {
-	out := make([]float32, len(v))
-	for i, x := range v {
-		out[i] = float32(x)
-	}
-	return out
 }
 
 // checkStep refuses a checkpoint file written at another step than the

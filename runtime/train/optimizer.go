@@ -14,6 +14,10 @@ type Options struct {
 	// AdamWGroup over parameters, gradients and moments packed into flat
 	// buffers (four dispatches in all).
 	PerParameterOptimizer bool
+	// UnfusedProjections builds q/k/v and the FFN's gate/up as separate
+	// matmuls (model.BuildTrainUnfused) instead of one fused projection
+	// each; parameters, checkpoints and values are the same.
+	UnfusedProjections bool
 	// Unfused skips graph.FuseAccumulate, which folds the backward pass's
 	// gradient sums into the matmuls that produce them.
 	Unfused bool
@@ -31,7 +35,18 @@ func (t *Trainer) addOptimizer(g *graph.Graph, params []*graph.Tensor, opt Optio
 	t.hyperDecay = g.Input("opt.hyper.decay", graph.F32(4))
 	t.hyperNo = g.Input("opt.hyper.no_decay", graph.F32(4))
 	for _, p := range params {
-		t.moments[p] = [2]*graph.Tensor{g.State("opt.m."+p.Name, p.Spec), g.State("opt.v."+p.Name, p.Spec)}
+		mv := [2]*graph.Tensor{g.State("opt.m."+p.Name, p.Spec), g.State("opt.v."+p.Name, p.Spec)}
+		// A fused parameter's moments are saved part by part, as it is.
+		if len(p.Parts) > 0 {
+			for k, prefix := range []string{"opt.m.", "opt.v."} {
+				parts := make([]graph.Part, len(p.Parts))
+				for i, pt := range p.Parts {
+					parts[i] = graph.Part{Name: prefix + pt.Name, Rows: pt.Rows}
+				}
+				g.SetParts(mv[k], parts...)
+			}
+		}
+		t.moments[p] = mv
 		if !p.NoDecay || (t.Train.DecayEmbeddings && p.Role == "embedding") {
 			t.decayed[p] = true
 		}

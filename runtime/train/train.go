@@ -94,7 +94,11 @@ func NewWith(cfg *config.ModelConfig, task Source, executor string, dev *gpu.Dev
 	if err := checkSource(cfg, tc, task); err != nil {
 		return nil, err
 	}
-	m, err := model.BuildTrain(cfg, tc.BatchSize, tc.SeqLen)
+	build := model.BuildTrain
+	if opt.UnfusedProjections {
+		build = model.BuildTrainUnfused
+	}
+	m, err := build(cfg, tc.BatchSize, tc.SeqLen)
 	if err != nil {
 		return nil, err
 	}

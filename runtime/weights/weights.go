@@ -13,7 +13,7 @@ import (
 )
 
 // Load reads a safetensors file and sets each listed tensor from
-// it by name, checking that the file holds exactly these tensors, each
+// it by name (a fused tensor from its parts, see graph.Tensor.Parts), checking that the file holds exactly these tensors, each
 // with the model's shape and only finite values (a NaN or ±Inf is refused
 // naming the tensor and element).
 func Load(ex graph.Executor, path string, want []*graph.Tensor) error {
@@ -31,25 +31,28 @@ func LoadIgnoring(ex graph.Executor, path string, want []*graph.Tensor, ignore f
 	}
 	names := map[string]bool{}
 	for _, tn := range want {
-		names[tn.Name] = true
-		st, ok := f.Get(tn.Name)
-		if !ok {
-			return fmt.Errorf("%s: missing tensor %s", path, tn.Name)
-		}
-		if !slices.Equal(st.Shape, tn.Shape) {
-			return fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", path, tn.Name, st.Shape, tn.Shape)
-		}
-		v, err := st.Float32()
-		if err != nil {
-			return fmt.Errorf("%s: tensor %s: %w", path, tn.Name, err)
-		}
-		d := make([]float64, len(v))
-		for i, x := range v {
-			if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-				return fmt.Errorf("%s: tensor %s holds %v at element %d (index %v): a checkpoint with a non-finite weight is refused",
-					path, tn.Name, x, i, unflatten(i, st.Shape))
+		d := make([]float64, tn.Len())
+		// A fused tensor (graph.Tensor.Parts) is read part by part.
+		for _, part := range tn.Split() {
+			names[part.Name] = true
+			st, ok := f.Get(part.Name)
+			if !ok {
+				return fmt.Errorf("%s: missing tensor %s", path, part.Name)
 			}
-			d[i] = float64(x)
+			if !slices.Equal(st.Shape, part.Shape) {
+				return fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", path, part.Name, st.Shape, part.Shape)
+			}
+			v, err := st.Float32()
+			if err != nil {
+				return fmt.Errorf("%s: tensor %s: %w", path, part.Name, err)
+			}
+			for i, x := range v {
+				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+					return fmt.Errorf("%s: tensor %s holds %v at element %d (index %v): a checkpoint with a non-finite weight is refused",
+						path, part.Name, x, i, unflatten(i, st.Shape))
+				}
+				d[part.Lo+i] = float64(x)
+			}
 		}
 		if err := ex.Set(tn, d); err != nil {
 			return err
@@ -73,4 +76,25 @@ func unflatten(i int, shape []int) []int {
 		}
 	}
 	return idx
+}
+
+// Tensors lists tensors with their values as a safetensors file holds
+// them: a fused tensor (graph.Tensor.Parts) as one tensor per part, each
+// under its own name and shape. vals[i] holds want[i]'s values.
+func Tensors(want []*graph.Tensor, vals [][]float64) ([]safetensors.Tensor, error) {
+	var out []safetensors.Tensor
+	for i, tn := range want {
+		for _, part := range tn.Split() {
+			v := make([]float32, part.Hi-part.Lo)
+			for j := range v {
+				v[j] = float32(vals[i][part.Lo+j])
+			}
+			st, err := safetensors.FromFloat32(part.Name, part.Shape, v)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, st)
+		}
+	}
+	return out, nil
 }

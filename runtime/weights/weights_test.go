@@ -76,3 +76,65 @@ func TestLoadRefusesNonFiniteWeightsNamingTheTensor(t *testing.T) {
 		require.Contains(t, err.Error(), "element 4 (index [1 1])")
 	}
 }
+
+// A fused tensor (graph parts) is written part by part under the parts'
+// names and shapes and read back into one tensor; a missing or misshapen
+// part is refused naming it.
+func TestFusedTensorsRoundTripPartByPart(t *testing.T) {
+	g := graph.New()
+	w := g.Param("attn.qkv_proj.weight", graph.F32(5, 3))
+	g.SetParts(w, graph.Part{Name: "attn.q_proj.weight", Rows: 2}, graph.Part{Name: "attn.k_proj.weight", Rows: 1},
+		graph.Part{Name: "attn.v_proj.weight", Rows: 2})
+	x := g.Input("x", graph.F32(1, 3))
+	y := g.Apply1(graph.MatMul{TransB: true}, x, w)
+	require.NoError(t, g.Err())
+	p, err := g.Plan([]*graph.Tensor{y}, 256)
+	require.NoError(t, err)
+	ref := graph.NewReference(p)
+	vals := make([]float64, 15)
+	for i := range vals {
+		vals[i] = float64(i) * 0.25
+	}
+	ts, err := weights.Tensors([]*graph.Tensor{w}, [][]float64{vals})
+	require.NoError(t, err)
+	require.Len(t, ts, 3)
+	require.Equal(t, "attn.q_proj.weight", ts[0].Name)
+	require.Equal(t, []int{2, 3}, ts[0].Shape)
+	require.Equal(t, []int{1, 3}, ts[1].Shape)
+	k, err := ts[1].Float32()
+	require.NoError(t, err)
+	require.Equal(t, []float32{1.5, 1.75, 2}, k)
+	path := write(t, ts...)
+	require.NoError(t, weights.Load(ref, path, []*graph.Tensor{w}))
+	got, err := ref.Get(w)
+	require.NoError(t, err)
+	require.Equal(t, vals, got[0])
+
+	require.ErrorContains(t, weights.Load(ref, write(t, ts[0], ts[2]), []*graph.Tensor{w}), "missing tensor attn.k_proj.weight")
+	bad := tensor(t, "attn.k_proj.weight", []int{2, 3}, 6)
+	require.ErrorContains(t, weights.Load(ref, write(t, ts[0], bad, ts[2]), []*graph.Tensor{w}), "tensor attn.k_proj.weight has shape [2 3], the model needs [1 3]")
+}
+
+// SetParts refuses parts that do not add up, repeat a graph name, or sit
+// on an activation.
+func TestSetPartsRefusesBadParts(t *testing.T) {
+	for _, c := range []struct {
+		parts []graph.Part
+		want  string
+	}{
+		{[]graph.Part{{Name: "a", Rows: 2}, {Name: "b", Rows: 2}}, "parts of 4 rows in all for a tensor of 5"},
+		{[]graph.Part{{Name: "a", Rows: 5}, {Name: "b", Rows: 0}}, "want a name and a positive row count"},
+		{[]graph.Part{{Name: "x", Rows: 5}}, "part name x is already a tensor"},
+	} {
+		g := graph.New()
+		w := g.Param("w", graph.F32(5, 3))
+		g.Input("x", graph.F32(1, 3))
+		g.SetParts(w, c.parts...)
+		require.ErrorContains(t, g.Err(), c.want)
+	}
+	g := graph.New()
+	x := g.Input("x", graph.F32(2, 3))
+	y := g.Apply1(graph.Scale{Factor: 2}, x)
+	g.SetParts(y, graph.Part{Name: "p", Rows: 2})
+	require.ErrorContains(t, g.Err(), "only a parameter or state tensor")
+}
