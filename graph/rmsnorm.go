@@ -123,9 +123,10 @@ func vec4Suffix(n int) string {
 // rstd the forward's second output; outputs (dx, x's shape; dg (d)).
 //
 // dg, a parameter gradient, is written (=), not accumulated: it is the sum
-// over rows of dy·x·rstd, computed by a second kernel that reduces each
-// column over the rows in a fixed order, so it is deterministic and needs
-// no atomics. Callers that must accumulate add it with AddInto.
+// over rows of dy·x·rstd, each column reduced over the rows in a fixed
+// order (by extra invocations of dx's dispatch, one dispatch in all), so it
+// is deterministic and needs no atomics. Callers that must accumulate add
+// it with AddInto.
 //
 // With Accumulate, dx is added into its previous value (dx += …), which is
 // then a fifth input (see Accumulator): how FuseAccumulate folds the
@@ -134,6 +135,10 @@ type RMSNormBackward struct {
 	// Variant selects the kernels as in RMSNorm.
 	Variant    int
 	Accumulate bool
+	// SeparateDG computes dg in a dispatch of its own after dx's, instead
+	// of by extra invocations of dx's dispatch: the same sums in the same
+	// order (bit-identical), kept for checking.
+	SeparateDG bool
 }
 
 // Accumulates implements Accumulator.
@@ -195,40 +200,52 @@ func (op RMSNormBackward) Reference(in []*Host) ([]*Host, error) {
 	return []*Host{dx, dg}, nil
 }
 
-// Encode implements Op: one dispatch for dx, one for dg.
+// Encode implements Op: one dispatch for dx and dg (two with SeparateDG).
 func (op RMSNormBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	rows, d := rowwiseSplit(in[0].Shape)
 	v, err := rowwiseVariant(dev, op.Variant)
 	if err != nil {
 		return err
 	}
-	bind := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
+	bind := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite, gpu.ReadWrite}
 	acc := uint32(0)
 	if op.Accumulate {
 		acc = 1
 	}
 	params := []uint32{uint32(rows), uint32(d), 0, acc}
-	dxEntry, dgEntry := "rmsnorm_bwd_wg", "rmsnorm_dg_wg"
-	dgGrid := dev.Grid1D(gpu.CeilDiv(d, rmsnormDGCols))
+	bufs := []*gpu.Buffer{in[0], in[1], in[2], in[3], out[0], out[1]}
+	dxEntry, dgEntry, bothEntry := "rmsnorm_bwd_wg", "rmsnorm_dg_wg", "rmsnorm_bwd_wg_dg"
+	dgBlocks := gpu.CeilDiv(d, rmsnormDGCols)
+	dgGrid, bothGrid := dev.Grid1D(dgBlocks), dev.Grid1D(rows+dgBlocks)
 	if v == RowwiseSerial {
-		dxEntry, dgEntry = "rmsnorm_bwd_rows"+vec4Suffix(d), "rmsnorm_dg_cols"
-		dgGrid = dev.Grid1D(gpu.CeilDiv(d, rowwiseWG))
+		dxEntry, dgEntry, bothEntry = "rmsnorm_bwd_rows"+vec4Suffix(d), "rmsnorm_dg_cols", "rmsnorm_bwd_rows"+vec4Suffix(d)+"_dg"
+		if rows == 0 { // no vec4 view of an empty x
+			bothEntry = "rmsnorm_bwd_rows_dg"
+		}
+		dgGrid, bothGrid = dev.Grid1D(gpu.CeilDiv(d, rowwiseWG)), dev.Grid1D(gpu.CeilDiv(rows+d, rowwiseWG))
+	}
+	if !op.SeparateDG {
+		// dg runs even with no rows: the sum over zero rows is written as 0.
+		k, err := kernel(dev, "rmsnorm", bothEntry, bothEntry, bind, true, rowwiseConsts)
+		if err != nil {
+			return err
+		}
+		return rec.Dispatch(k, bothGrid, params, bufs...)
 	}
 	if rows > 0 {
 		k, err := kernel(dev, "rmsnorm", dxEntry, dxEntry, bind, true, rowwiseConsts)
 		if err != nil {
 			return err
 		}
-		if err := rec.Dispatch(k, rowwiseGrid(dev, v, rows), params, in[0], in[1], in[2], in[3], out[0]); err != nil {
+		if err := rec.Dispatch(k, rowwiseGrid(dev, v, rows), params, bufs...); err != nil {
 			return err
 		}
 	}
-	// dg runs even with no rows: the sum over zero rows is written as 0.
 	k, err := kernel(dev, "rmsnorm", dgEntry, dgEntry, bind, true, rowwiseConsts)
 	if err != nil {
 		return err
 	}
-	return rec.Dispatch(k, dgGrid, params, in[0], in[1], in[2], in[3], out[1])
+	return rec.Dispatch(k, dgGrid, params, bufs...)
 }
 
 // rmsnormDGCols is DG_COLS in rmsnorm.wgsl: columns per workgroup of the

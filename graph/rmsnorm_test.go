@@ -189,3 +189,37 @@ func TestRMSNormBackwardAccumulatesDxIntoThePreviousValue(t *testing.T) {
 		}
 	}
 }
+
+// dg computed by extra invocations of dx's dispatch (the default) is bit
+// for bit the separate dg dispatch's, and dx is unchanged, for both
+// variants, written and accumulated, on every test shape (empty ones too).
+func TestRMSNormBackwardInOneDispatchEqualsTwo(t *testing.T) {
+	dev := gputest.Device(t)
+	for _, v := range rowwiseVariants {
+		for _, shape := range rmsnormShapes {
+			for _, acc := range []bool{false, true} {
+				t.Run(fmt.Sprintf("variant%d/%v/acc=%v", v, shape, acc), func(t *testing.T) {
+					rng := rand.New(rand.NewSource(6))
+					x, g := rmsnormInputs(rng, shape)
+					rstd := optest.MustRef(t, graph.RMSNorm{}, x, g)[1]
+					dy := optest.Random(rng, graph.F32(shape...), -1, 1)
+					in := []*graph.Host{x, g, rstd, dy}
+					if acc {
+						in = append(in, optest.Random(rng, graph.F32(shape...), -1, 1))
+					}
+					one, err := graph.RunOp(dev, graph.RMSNormBackward{Variant: v, Accumulate: acc}, in...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					two, err := graph.RunOp(dev, graph.RMSNormBackward{Variant: v, Accumulate: acc, SeparateDG: true}, in...)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range one {
+						optest.Close(t, fmt.Sprintf("output %d", i), one[i].Data, two[i].Data, optest.Tol{})
+					}
+				})
+			}
+		}
+	}
+}

@@ -7,9 +7,9 @@
 // layernorm's mean and rstd).
 //
 // dx is written (=), or added into (+=) when pb.acc = 1.
-// dg is a plain write (=), not an accumulation: a separate kernel
-// (rmsnorm_dg_*) sums over rows per column in a fixed order, so the result
-// is deterministic without atomics.
+// dg is a plain write (=), not an accumulation: it is summed over rows per
+// column in a fixed order (rmsnorm_dg_*, or the extra invocations of the
+// *_dg entries), so the result is deterministic without atomics.
 //
 // Two variants, chosen by graph.RMSNorm.Variant:
 //   1 (*_rows*, rmsnorm_dg_cols): one invocation per row (per column for
@@ -46,15 +46,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> rstd: array<f32>;      // rstd (rows), written
 @group(0) @binding(2) var<storage, read_write> y4: array<vec4<f32>>;  // y as (rows, d/4) vec4
 @group(0) @binding(4) var<uniform> pf: Params;
-// Backward, dx (rmsnorm_bwd_rows[4], rmsnorm_bwd_wg) and dg
-// (rmsnorm_dg_cols, rmsnorm_dg_wg), one layout for both:
+// Backward, dx and dg in one dispatch (rmsnorm_bwd_rows[4]_dg,
+// rmsnorm_bwd_wg_dg), or in two (the dx entries rmsnorm_bwd_rows[4],
+// rmsnorm_bwd_wg, then the dg entries rmsnorm_dg_cols, rmsnorm_dg_wg), one
+// layout for all:
 @group(0) @binding(2) var<storage, read> rstd_in: array<f32>;          // rstd (rows) from the forward, read
 @group(0) @binding(3) var<storage, read> dy: array<f32>;               // dy (rows, d) row-major, read
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;         // dx (rows, d) row-major, written by the dx entries
-@group(0) @binding(4) var<storage, read_write> dg: array<f32>;         // dg (d), written by the dg entries
+@group(0) @binding(4) var<storage, read_write> dx: array<f32>;         // dx (rows, d) row-major, written (or added into)
+@group(0) @binding(5) var<storage, read_write> dg: array<f32>;         // dg (d), written
 @group(0) @binding(3) var<storage, read> dy4: array<vec4<f32>>;        // dy as (rows, d/4) vec4
 @group(0) @binding(4) var<storage, read_write> dx4: array<vec4<f32>>;  // dx as (rows, d/4) vec4
-@group(0) @binding(5) var<uniform> pb: Params;
+@group(0) @binding(6) var<uniform> pb: Params;
 
 var<workgroup> red: array<f32, RED_WG>;
 
@@ -100,13 +102,8 @@ fn rmsnorm_rows4(@builtin(workgroup_id) wid: vec3<u32>,
   for (var j = 0u; j < n; j++) { y4[base + j] = x4[base + j] * rs * g4[j]; }
 }
 
-@compute @workgroup_size(ROW_WG)
-fn rmsnorm_bwd_rows(@builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-  let r = index_of(wid, nwg, lid);
+fn bwd_row(r: u32) {
   let n = pb.d;
-  if (r >= pb.rows) { return; }
   let base = r * n;
   let rs = rstd_in[r];
   var dot = 0.0;
@@ -119,12 +116,15 @@ fn rmsnorm_bwd_rows(@builtin(workgroup_id) wid: vec3<u32>,
 }
 
 @compute @workgroup_size(ROW_WG)
-fn rmsnorm_bwd_rows4(@builtin(workgroup_id) wid: vec3<u32>,
-                     @builtin(num_workgroups) nwg: vec3<u32>,
-                     @builtin(local_invocation_index) lid: u32) {
+fn rmsnorm_bwd_rows(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
   let r = index_of(wid, nwg, lid);
+  if (r < pb.rows) { bwd_row(r); }
+}
+
+fn bwd_row4(r: u32) {
   let n = pb.d / 4u;
-  if (r >= pb.rows) { return; }
   let base = r * n;
   let rs = rstd_in[r];
   var dot4 = vec4<f32>(0.0);
@@ -136,16 +136,19 @@ fn rmsnorm_bwd_rows4(@builtin(workgroup_id) wid: vec3<u32>,
   }
 }
 
+@compute @workgroup_size(ROW_WG)
+fn rmsnorm_bwd_rows4(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let r = index_of(wid, nwg, lid);
+  if (r < pb.rows) { bwd_row4(r); }
+}
+
 // One invocation per column. Rows go round-robin into four partial sums
 // (independent add chains: on lavapipe this is 3-4x faster than one chain,
 // and than a vec4-per-invocation version), added in a fixed order.
-@compute @workgroup_size(ROW_WG)
-fn rmsnorm_dg_cols(@builtin(workgroup_id) wid: vec3<u32>,
-                   @builtin(num_workgroups) nwg: vec3<u32>,
-                   @builtin(local_invocation_index) lid: u32) {
-  let c = index_of(wid, nwg, lid);
+fn dg_col(c: u32) {
   let n = pb.d;
-  if (c >= n) { return; }
   var a0 = 0.0;
   var a1 = 0.0;
   var a2 = 0.0;
@@ -160,6 +163,60 @@ fn rmsnorm_dg_cols(@builtin(workgroup_id) wid: vec3<u32>,
   }
   for (; r < pb.rows; r++) { a0 += dy[r * n + c] * x[r * n + c] * rstd_in[r]; }
   dg[c] = (a0 + a1) + (a2 + a3);
+}
+
+// dg_col through the vec4 views (an entry that uses x4 and dy4 may not read
+// x and dy at the same bindings): the same products and the same order.
+fn ld4(a: u32) -> vec2<u32> { return vec2<u32>(a >> 2u, a & 3u); }
+fn dg_col4(c: u32) {
+  let n = pb.d;
+  var a0 = 0.0;
+  var a1 = 0.0;
+  var a2 = 0.0;
+  var a3 = 0.0;
+  var r = 0u;
+  for (; r + 4u <= pb.rows; r += 4u) {
+    let i = r * n + c;
+    let i0 = ld4(i);
+    let i1 = ld4(i + n);
+    let i2 = ld4(i + 2u * n);
+    let i3 = ld4(i + 3u * n);
+    a0 += dy4[i0.x][i0.y] * x4[i0.x][i0.y] * rstd_in[r];
+    a1 += dy4[i1.x][i1.y] * x4[i1.x][i1.y] * rstd_in[r + 1u];
+    a2 += dy4[i2.x][i2.y] * x4[i2.x][i2.y] * rstd_in[r + 2u];
+    a3 += dy4[i3.x][i3.y] * x4[i3.x][i3.y] * rstd_in[r + 3u];
+  }
+  for (; r < pb.rows; r++) {
+    let k = ld4(r * n + c);
+    a0 += dy4[k.x][k.y] * x4[k.x][k.y] * rstd_in[r];
+  }
+  dg[c] = (a0 + a1) + (a2 + a3);
+}
+
+@compute @workgroup_size(ROW_WG)
+fn rmsnorm_dg_cols(@builtin(workgroup_id) wid: vec3<u32>,
+                   @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+  let c = index_of(wid, nwg, lid);
+  if (c < pb.d) { dg_col(c); }
+}
+
+// dx and dg in one dispatch: invocations 0 … rows−1 take a row each, the
+// next d a column of dg each (dg reads x, dy and rstd, never dx).
+@compute @workgroup_size(ROW_WG)
+fn rmsnorm_bwd_rows_dg(@builtin(workgroup_id) wid: vec3<u32>,
+                       @builtin(num_workgroups) nwg: vec3<u32>,
+                       @builtin(local_invocation_index) lid: u32) {
+  let i = index_of(wid, nwg, lid);
+  if (i < pb.rows) { bwd_row(i); } else if (i - pb.rows < pb.d) { dg_col(i - pb.rows); }
+}
+
+@compute @workgroup_size(ROW_WG)
+fn rmsnorm_bwd_rows4_dg(@builtin(workgroup_id) wid: vec3<u32>,
+                        @builtin(num_workgroups) nwg: vec3<u32>,
+                        @builtin(local_invocation_index) lid: u32) {
+  let i = index_of(wid, nwg, lid);
+  if (i < pb.rows) { bwd_row4(i); } else if (i - pb.rows < pb.d) { dg_col4(i - pb.rows); }
 }
 
 // ---- variant 2: one workgroup per row (per DG_COLS columns for dg) ----
@@ -193,13 +250,9 @@ fn rmsnorm_wg(@builtin(workgroup_id) wid: vec3<u32>,
   for (var j = lid; j < n; j += RED_WG) { y[base + j] = x[base + j] * rs * g[j]; }
 }
 
-@compute @workgroup_size(RED_WG)
-fn rmsnorm_bwd_wg(@builtin(workgroup_id) wid: vec3<u32>,
-                  @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-  let r = wid.x + wid.y * nwg.x;  // workgroup-uniform
+// Row r of dx by workgroup; r is workgroup-uniform (wg_sum has barriers).
+fn bwd_wg_row(r: u32, lid: u32) {
   let n = pb.d;
-  if (r >= pb.rows) { return; }
   let base = r * n;
   let rs = rstd_in[r];
   var dot = 0.0;
@@ -211,16 +264,20 @@ fn rmsnorm_bwd_wg(@builtin(workgroup_id) wid: vec3<u32>,
   }
 }
 
+@compute @workgroup_size(RED_WG)
+fn rmsnorm_bwd_wg(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let r = wid.x + wid.y * nwg.x;  // workgroup-uniform
+  if (r < pb.rows) { bwd_wg_row(r, lid); }
+}
+
 // Invocation lid handles column DG_COLS·block + lid % DG_COLS and rows
 // ≡ lid / DG_COLS (mod RED_WG / DG_COLS); the row lanes are then summed
 // by a tree in shared memory, so the order is fixed.
-@compute @workgroup_size(RED_WG)
-fn rmsnorm_dg_wg(@builtin(workgroup_id) wid: vec3<u32>,
-                 @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-  let block = wid.x + wid.y * nwg.x;  // workgroup-uniform
+// dg columns DG_COLS·block … by workgroup; block is workgroup-uniform.
+fn dg_wg_block(block: u32, lid: u32) {
   let n = pb.d;
-  if (block * DG_COLS >= n) { return; }
   let lanes = RED_WG / DG_COLS;
   let col = block * DG_COLS + lid % DG_COLS;
   var acc = 0.0;
@@ -234,4 +291,26 @@ fn rmsnorm_dg_wg(@builtin(workgroup_id) wid: vec3<u32>,
     workgroupBarrier();
   }
   if (lid < DG_COLS && col < n) { dg[col] = red[lid]; }
+}
+
+@compute @workgroup_size(RED_WG)
+fn rmsnorm_dg_wg(@builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  let block = wid.x + wid.y * nwg.x;  // workgroup-uniform
+  if (block * DG_COLS < pb.d) { dg_wg_block(block, lid); }
+}
+
+// dx and dg in one dispatch: workgroups 0 … rows−1 take a row each, the
+// next ⌈d / DG_COLS⌉ a block of dg columns each.
+@compute @workgroup_size(RED_WG)
+fn rmsnorm_bwd_wg_dg(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let w = wid.x + wid.y * nwg.x;  // workgroup-uniform
+  if (w < pb.rows) {
+    bwd_wg_row(w, lid);
+  } else if ((w - pb.rows) * DG_COLS < pb.d) {
+    dg_wg_block(w - pb.rows, lid);
+  }
 }
