@@ -9,7 +9,10 @@ import "slices"
 // the other operand (its Accumulate flag, so y shares that operand's
 // storage): one dispatch and one pass over y fewer. An accumulating op
 // that starts from a Zeros read nowhere else (an embedding's gradient)
-// accumulates into the other operand instead, and the Zeros goes too. This
+// accumulates into the other operand instead, and the Zeros goes too.
+// Where the other operand must survive (the residual stream, which a norm's
+// backward reads later), a matmul producer adds it as a residual into a
+// new tensor (MatMul.Residual): the forward pass's residual adds. This
 // is what the backward pass sums: the input gradients of q/k/v, of gate/up and of tied
 // embeddings (matmuls), and the residual stream's gradient with each
 // norm's. Tensors in keep (outputs the caller will read) are never folded
@@ -80,7 +83,16 @@ func (g *Graph) FuseAccumulate(keep ...*Tensor) int {
 			// readers are done with it), and the folded op must not read it.
 			if acc.Kind != Activation || kept[acc] || acc.DType != n.Out[0].DType ||
 				numel(acc.Shape) != numel(n.Out[0].Shape) || readLater(acc, i) || slices.Contains(pn.In, acc) {
-				continue
+				// The residual stream's add (acc is still needed, so it
+				// cannot be overwritten): a matmul that adds acc as a
+				// residual into a new tensor instead.
+				mm, isMM := pn.Op.(MatMul)
+				if !isMM || mm.Accumulate || mm.Residual || zeros != nil || acc.DType != n.Out[0].DType ||
+					!slices.Equal(acc.Shape, p.Shape) || !slices.Equal(p.Shape, n.Out[0].Shape) {
+					continue
+				}
+				mm.Residual = true
+				op = mm
 			}
 			// The producer's other outputs move to the Add's place: every
 			// reader of them must come later.

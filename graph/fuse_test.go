@@ -47,8 +47,9 @@ func TestFuseAccumulateFoldsGradientSumsIntoMatMuls(t *testing.T) {
 // A pre-norm residual block, r = h + (RMSNorm(h)·W₁ᵀ), as the model's: the
 // residual gradient is read by the block's backward first, then summed
 // with the norm's dx, which FuseAccumulate folds into RMSNormBackward
-// (besides h's own matmul sum: none here). Gradients still match the
-// reference and finite differences.
+// (besides h's own matmul sum: none here), and the forward add becomes the
+// matmul's residual input. Gradients still match the reference and finite
+// differences.
 func TestFuseAccumulateFoldsTheResidualGradientIntoTheNormBackward(t *testing.T) {
 	dev := gputest.Device(t)
 	for _, sh := range [][2]int{{13, 6}, {9, 8}} {
@@ -64,14 +65,22 @@ func TestFuseAccumulateFoldsTheResidualGradientIntoTheNormBackward(t *testing.T)
 		r := g.Apply1(graph.Add{}, h, g.Apply1(nt, n, w1))
 		loss := g.Apply1(graph.SumSquares{}, r)
 		require.NoError(t, g.Backward(loss))
-		require.Equal(t, 1, g.FuseAccumulate(loss, w0.Grad, w1.Grad, gain.Grad))
-		folded := false
+		// The backward's residual sum, and the forward's residual add
+		// (h is read later by the norm's backward, so it becomes the
+		// matmul's residual input instead of its accumulator).
+		require.Equal(t, 2, g.FuseAccumulate(loss, w0.Grad, w1.Grad, gain.Grad))
+		folded, residual := false, false
 		for _, nd := range g.Nodes {
 			if o, ok := nd.Op.(graph.RMSNormBackward); ok && o.Accumulate {
 				folded = true
 			}
+			if o, ok := nd.Op.(graph.MatMul); ok && o.Residual {
+				residual = true
+				require.Same(t, r, nd.Out[0], "the residual matmul should produce the add's output")
+			}
 		}
 		require.True(t, folded, "the residual sum should fold into rmsnorm_backward")
+		require.True(t, residual, "the residual add should fold into the matmul")
 		optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1,
 			Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 7})
 	}

@@ -2,6 +2,7 @@ package graph
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -14,9 +15,13 @@ import (
 // dW = xᵀ·dy). A rank-2 operand next to a rank-3 one is shared by every
 // batch (a weight). With Accumulate the op is an Accumulator: its last input
 // is C's previous value and C += op(A)·op(B), as parameter gradients need.
+// With Residual the last input is a residual R of C's shape and C = R +
+// op(A)·op(B) (a new tensor; R is only read): the residual stream's add
+// folded into the projection that feeds it (see FuseAccumulate).
 type MatMul struct {
 	TransA, TransB bool
 	Accumulate     bool
+	Residual       bool
 	// Variant picks a kernel (see shaders/matmul.wgsl): 0 chooses for the
 	// adapter, 1 naive, 2 register-blocked scalar, 3 register-blocked vec4,
 	// 4 shared-memory tiled, 5 register-blocked vec4 with workgroup-uniform
@@ -72,6 +77,9 @@ func (m MatMul) Name() string {
 	}
 	if m.Accumulate {
 		s += "_acc"
+	}
+	if m.Residual {
+		s += "_res"
 	}
 	return s
 }
@@ -131,7 +139,10 @@ func (m MatMul) dims(a, b Spec) (mmDims, []int, error) {
 // Outputs implements Op.
 func (m MatMul) Outputs(in []Spec) ([]Spec, error) {
 	n := 2
-	if m.Accumulate {
+	if m.Accumulate && m.Residual {
+		return nil, fmt.Errorf("a matmul cannot both accumulate and add a residual")
+	}
+	if m.Accumulate || m.Residual {
 		n = 3
 	}
 	if err := wantInputs(in, n); err != nil {
@@ -144,6 +155,9 @@ func (m MatMul) Outputs(in []Spec) ([]Spec, error) {
 	if m.Accumulate && (in[2].DType != gpu.F32 || numel(in[2].Shape) != numel(out)) {
 		return nil, fmt.Errorf("accumulator %s does not match output f32%v", in[2], out)
 	}
+	if m.Residual && (in[2].DType != gpu.F32 || !slices.Equal(in[2].Shape, out)) {
+		return nil, fmt.Errorf("residual %s does not match output f32%v", in[2], out)
+	}
 	return []Spec{F32(out...)}, nil
 }
 
@@ -154,7 +168,7 @@ func (m MatMul) Reference(in []*Host) ([]*Host, error) {
 		return nil, err
 	}
 	c := NewHost(F32(out...))
-	if m.Accumulate {
+	if m.Accumulate || m.Residual {
 		copy(c.Data, in[2].Data)
 	}
 	A, B := in[0].Data, in[1].Data
@@ -301,6 +315,25 @@ func seq(n int) []int {
 
 func u(x int) string { return strconv.Itoa(x) + "u" }
 
+// residualOr is what the register-blocked kernels bind as R: the
+// residual input when there is one, else A (bound, never read).
+func residualOr(in []*gpu.Buffer) *gpu.Buffer {
+	if len(in) > 2 {
+		return in[2]
+	}
+	return in[0]
+}
+
+// encodeResidualApart records C = R + op(A)·op(B) for kernels that do not
+// read R: a copy of R into C, then the accumulating product.
+func (m MatMul) encodeResidualApart(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	if err := (Scale{Factor: 1}).Encode(dev, rec, in[2:3], out); err != nil {
+		return err
+	}
+	m.Residual, m.Accumulate = false, true
+	return m.Encode(dev, rec, in[:2], out)
+}
+
 // Encode implements Op.
 func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	d, _, err := m.dims(Spec{in[0].DType, in[0].Shape}, Spec{in[1].DType, in[1].Shape})
@@ -313,6 +346,13 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	acc := uint32(0)
 	if m.Accumulate {
 		acc = 1
+	}
+	if m.Residual {
+		// Only the register-blocked kernels read R in their store.
+		if v := m.variant(dev, d, in[0], in[1], out[0]); m.Variant == 9 || (v != 3 && v != 5) {
+			return m.encodeResidualApart(dev, rec, in, out)
+		}
+		acc = 2
 	}
 	// Variant 9 is opt-in: in a whole training step on lavapipe it was no
 	// faster than variant 3 (its own speedup went to the transposes and
@@ -377,7 +417,7 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	case 5:
 		k, err := dev.Kernel(gpu.KernelSpec{
 			Name: fmt.Sprintf("%s_v5_%dx%d", m.Name(), t.TM, 4*t.TNV), Source: shaderText("matmul_vec4"), Entry: "mm_nn4u",
-			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true,
+			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite, gpu.Read}, Params: true,
 			Constants: map[string]string{"WGX": u(t.WGX * t.WGY), "WGY": "1u", "TM": u(t.TM), "TNV": u(t.TNV)},
 		})
 		if err != nil {
@@ -386,7 +426,7 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 		grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*t.WGX*t.WGY)), uint32(gpu.CeilDiv(d.M, t.TM)), uint32(d.batch)}
 		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
 			uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
-		return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
+		return rec.Dispatch(k, grid, p, in[0], in[1], out[0], residualOr(in))
 	case 3:
 		if t.TM%4 != 0 && m.TransA {
 			t.TM = 4
@@ -394,7 +434,7 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 		entry := map[[2]bool]string{{false, false}: "mm_nn4", {true, false}: "mm_tn4", {false, true}: "mm_nt4"}[[2]bool{m.TransA, m.TransB}]
 		k, err := dev.Kernel(gpu.KernelSpec{
 			Name: fmt.Sprintf("%s_v3_%dx%d", m.Name(), t.TM, 4*t.TNV), Source: shaderText("matmul_vec4"), Entry: entry,
-			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true,
+			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite, gpu.Read}, Params: true,
 			Constants: map[string]string{"WGX": u(t.WGX), "WGY": u(t.WGY), "TM": u(t.TM), "TNV": u(t.TNV)},
 		})
 		if err != nil {
@@ -403,7 +443,7 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 		grid := [3]uint32{uint32(gpu.CeilDiv(d.N/4, t.TNV*t.WGX)), uint32(gpu.CeilDiv(d.M, t.TM*t.WGY)), uint32(d.batch)}
 		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
 			uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
-		return rec.Dispatch(k, grid, p, in[0], in[1], out[0])
+		return rec.Dispatch(k, grid, p, in[0], in[1], out[0], residualOr(in))
 	case 1, 2, 4:
 		// Strides of op(A) as (m, k) and op(B) as (k, n).
 		aRow := in[0].Shape[len(in[0].Shape)-1]
@@ -563,8 +603,8 @@ func (m MatMul) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 		db = g.Apply1(MatMul{TransA: true, TransB: true}, dc, a) // dCᵀ·Aᵀ
 	}
 	out := []*Tensor{da, db}
-	if m.Accumulate {
-		out = append(out, dc)
+	if m.Accumulate || m.Residual {
+		out = append(out, dc) // the previous value or the residual: dC itself
 	}
 	return out
 }

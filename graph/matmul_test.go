@@ -330,3 +330,42 @@ func TestMatMulWithSharedOperandBuffersStillRuns(t *testing.T) {
 		})
 	}
 }
+
+// C = R + op(A)·op(B) (MatMul.Residual): every layout and variant against
+// the reference on awkward shapes, through the register-blocked kernels'
+// store where they run and the copy-then-accumulate path elsewhere; and bit
+// for bit what the product followed by an Add gives, where the product is
+// the register-blocked kernel (the shipped models' case).
+func TestMatMulResidualMatchesReferenceAndProductPlusAdd(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(12))
+	sizes := [][3]int{{1, 1, 1}, {3, 17, 129}, {129, 3, 17}, {33, 64, 36}, {64, 8, 128}}
+	for _, v := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9} {
+		for _, l := range [][2]bool{{false, false}, {true, false}, {false, true}} {
+			for _, s := range sizes {
+				M, N, K := s[0], s[1], s[2]
+				op := graph.MatMul{TransA: l[0], TransB: l[1], Variant: v, Residual: true}
+				t.Run(fmt.Sprintf("v%d/%s/M%dN%dK%d", v, op.Name(), M, N, K), func(t *testing.T) {
+					a := optest.Random(rng, graph.F32(shapeOf(0, M, K, l[0])...), -1, 1)
+					b := optest.Random(rng, graph.F32(shapeOf(0, K, N, l[1])...), -1, 1)
+					r := optest.Random(rng, graph.F32(M, N), -3, 3)
+					got := optest.CheckOp(t, dev, op, mmTol(K), a, b, r)
+					if v != 0 && v != 3 {
+						return
+					}
+					plain := op
+					plain.Residual = false
+					prod, err := graph.RunOp(dev, plain, a, b)
+					require.NoError(t, err)
+					sum, err := graph.RunOp(dev, graph.Add{}, r, prod[0])
+					require.NoError(t, err)
+					optest.Close(t, "R + A·B against A·B then add", got[0].Data, sum[0].Data, optest.Tol{})
+				})
+			}
+		}
+	}
+	_, err := graph.MatMul{Residual: true}.Outputs([]graph.Spec{graph.F32(2, 3), graph.F32(3, 4), graph.F32(4, 2)})
+	require.ErrorContains(t, err, "residual")
+	_, err = graph.MatMul{Residual: true, Accumulate: true}.Outputs([]graph.Spec{graph.F32(2, 3), graph.F32(3, 4), graph.F32(2, 4)})
+	require.ErrorContains(t, err, "cannot both")
+}

@@ -23,10 +23,20 @@ struct Params {
 @group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;       // A as above, packed by 4 along its last axis
 @group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;       // B as above, packed by 4 along its last axis
 @group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>; // C (batch, M, N), packed by 4 along N
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read> r: array<vec4<f32>>;       // R, laid out as C, read when accumulate = 2 (any other buffer otherwise)
+@group(0) @binding(4) var<uniform> p: Params;
 
+// accumulate: 0 writes C = A·B, 1 adds into C (C += A·B), 2 adds a
+// residual R (C = R + A·B, one rounding of the f32 product's sum, as an add
+// kernel after the product would give).
 fn put(idx: u32, v: vec4<f32>) {
-  if (p.accumulate != 0u) { c[idx] = c[idx] + v; } else { c[idx] = v; }
+  if (p.accumulate == 1u) {
+    c[idx] = c[idx] + v;
+  } else if (p.accumulate == 2u) {
+    c[idx] = r[idx] + v;
+  } else {
+    c[idx] = v;
+  }
 }
 
 @compute @workgroup_size(WGX, WGY, 1)

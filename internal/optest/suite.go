@@ -158,6 +158,16 @@ func matmulCases() []Case {
 			In: func(rng *rand.Rand) []*graph.Host {
 				return []*graph.Host{uni(rng, a...), uni(rng, b...), uni(rng, M, N)}
 			}})
+		for _, v := range []struct {
+			v    int
+			name string
+		}{{0, "auto"}, {3, "v3"}} {
+			cs = append(cs, Case{Op: l.name, Variant: v.name + ", residual (C = R + A·B)", Shape: shape, Tol: mmTol(K + 1),
+				Node: graph.MatMul{TransA: l.ta, TransB: l.tb, Residual: true, Variant: v.v},
+				In: func(rng *rand.Rand) []*graph.Host {
+					return []*graph.Host{uni(rng, a...), uni(rng, b...), uni(rng, M, N)}
+				}})
+		}
 	}
 	cs = append(cs, Case{Op: "matmul A·B", Variant: "auto, batched A, shared B", Shape: fmt.Sprintf("3×%d×%d×%d", 17, 20, 33), Tol: mmTol(33),
 		Node: graph.MatMul{},
