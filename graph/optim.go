@@ -297,8 +297,12 @@ func (SumSquares) Backward(g *Graph, n *Node, dOut []*Tensor) []*Tensor {
 type AdamWGroup struct {
 	AdamW
 	// Decay says, per parameter, which hyper input it takes: 4N (true) or
-	// 4N+1 (false). Putting the decayed parameters first makes two runs.
+	// 4N+1 (false). Putting the decayed parameters first makes two runs,
+	// which one dispatch updates where they are packed together.
 	Decay []bool
+	// SeparateDecayRuns updates each run of one decay setting in a dispatch
+	// of its own: the same arithmetic (bit-identical), kept for checking.
+	SeparateDecayRuns bool
 }
 
 // Name implements Op.
@@ -360,12 +364,42 @@ func (o AdamWGroup) Reference(in []*Host) ([]*Host, error) {
 	return []*Host{}, nil
 }
 
-// Encode implements Op: one AdamW dispatch (two with an n mod 4 tail) per
-// run of packed neighbours with the same decay setting.
+// Encode implements Op: one dispatch per run of packed neighbours whose
+// decay setting changes at most once (the trainer packs the decayed
+// parameters first, so one in all), else one AdamW dispatch (two with an n
+// mod 4 tail) per run of packed neighbours with the same decay setting
+// (SeparateDecayRuns forces the latter, for checking).
 func (o AdamWGroup) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	n := len(o.Decay)
 	groups := [][]*gpu.Buffer{in[:n], in[n : 2*n], in[2*n : 3*n], in[3*n : 4*n]}
-	for _, r := range packedRuns(dev, groups, func(i int) bool { return o.Decay[i] != o.Decay[i-1] }) {
+	hyper := func(i int) *gpu.Buffer {
+		if o.Decay[i] {
+			return in[4*n]
+		}
+		return in[4*n+1]
+	}
+	var rest [][2]int
+	for _, r := range packedRuns(dev, groups, nil) {
+		k := r[0]
+		for k < r[1] && o.Decay[k] == o.Decay[r[0]] {
+			k++
+		}
+		one := k < r[1] && !o.SeparateDecayRuns
+		for j := k; one && j < r[1]; j++ {
+			one = o.Decay[j] == o.Decay[k]
+		}
+		if one {
+			done, err := o.encodeSplit(dev, rec, groups, r, k, hyper(r[0]), hyper(k), in[4*n+2])
+			if err != nil {
+				return err
+			}
+			if done {
+				continue
+			}
+		}
+		rest = append(rest, r)
+	}
+	for _, r := range packedRunsWithin(rest, func(i int) bool { return o.Decay[i] != o.Decay[i-1] }) {
 		h := in[4*n+1]
 		if o.Decay[r[0]] {
 			h = in[4*n]
@@ -389,6 +423,51 @@ func (o AdamWGroup) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Bu
 		}
 	}
 	return nil
+}
+
+// packedRunsWithin splits each run where brk(i) says a new one starts.
+func packedRunsWithin(runs [][2]int, brk func(i int) bool) [][2]int {
+	var out [][2]int
+	for _, r := range runs {
+		start := r[0]
+		for i := r[0] + 1; i < r[1]; i++ {
+			if brk(i) {
+				out = append(out, [2]int{start, i})
+				start = i
+			}
+		}
+		out = append(out, [2]int{start, r[1]})
+	}
+	return out
+}
+
+// encodeSplit records adamw_split_v4 over run r, whose tensors from k on
+// take hyper-parameters hb and the earlier ones ha, when the run's packed
+// spans are whole vec4s of one length; it reports whether it did.
+func (o AdamWGroup) encodeSplit(dev *gpu.Device, rec *gpu.Recorder, groups [][]*gpu.Buffer, r [2]int, k int, ha, hb, gn2 *gpu.Buffer) (bool, error) {
+	args := make([]*gpu.Buffer, 0, 7)
+	for _, g := range groups {
+		s, err := packedSpan(dev, g[r[0]:r[1]], true)
+		if err != nil {
+			return false, err
+		}
+		if s.Len()%4 != 0 || len(args) > 0 && s.Len() != args[0].Len() ||
+			(g[k].Offset()-g[r[0]].Offset())%16 != 0 || g[k].Offset()-g[r[0]].Offset() != groups[0][k].Offset()-groups[0][r[0]].Offset() {
+			return false, nil
+		}
+		args = append(args, s)
+	}
+	kern, err := kernel(dev, "optim", "adamw_split_v4", "adamw_split_v4",
+		[]gpu.Access{gpu.ReadWrite, gpu.Read, gpu.ReadWrite, gpu.ReadWrite, gpu.Read, gpu.Read, gpu.Read}, true, optimConsts)
+	if err != nil {
+		return false, err
+	}
+	n4 := args[0].Len() / 4
+	split := (groups[0][k].Offset() - groups[0][r[0]].Offset()) / 16
+	a := o.AdamW
+	params := []uint32{uint32(n4), 0, math.Float32bits(a.Beta1), math.Float32bits(a.Beta2),
+		math.Float32bits(a.Eps), math.Float32bits(a.WeightDecay), math.Float32bits(a.MaxGradNorm), uint32(split)}
+	return true, rec.Dispatch(kern, dev.Grid1D(gpu.CeilDiv(n4, optimWG)), params, append(args, ha, gn2, hb)...)
 }
 
 // SumSquaresGroup is y = Σ x² over all its inputs (f32, any shapes), shape

@@ -44,7 +44,7 @@ struct AdamParams {
   eps: f32,
   wd: f32,        // weight decay coefficient, applied when hyper[3] = 1
   max_norm: f32,  // clip threshold on the global gradient norm; 0: no clipping
-  _p: u32,
+  split: u32,     // adamw_split_v4: the first vec4 of the second part
 }
 
 @group(0) @binding(0) var<storage, read_write> a_p: array<f32>;        // param (n) flat, updated
@@ -59,6 +59,23 @@ struct AdamParams {
 @group(0) @binding(5) var<storage, read> a_gn2: array<f32>;            // (1): global Σ grad²
 @group(0) @binding(6) var<uniform> ap: AdamParams;
 
+// adam_step4 updates vec4 i with parameters pp and hyper-parameters h
+// (lr, 1−β1^t, 1−β2^t, decay flag).
+fn adam_step4(i: u32, pp: AdamParams, h: vec4<f32>) {
+  var clip = 1.0;
+  if (pp.max_norm > 0.0) {
+    clip = min(1.0, pp.max_norm / (sqrt(a_gn2[0]) + 1e-6));
+  }
+  let lr = h[0];
+  let g = a_g4[i] * clip;
+  let m = pp.beta1 * a_m4[i] + (1.0 - pp.beta1) * g;
+  let v = pp.beta2 * a_v4[i] + (1.0 - pp.beta2) * g * g;
+  a_m4[i] = m;
+  a_v4[i] = v;
+  let p = a_p4[i];
+  a_p4[i] = p - lr * (h[3] * pp.wd * p + (m / h[1]) / (sqrt(v / h[2]) + pp.eps));
+}
+
 fn adamw_clip() -> f32 {
   if (ap.max_norm > 0.0) {
     return min(1.0, ap.max_norm / (sqrt(a_gn2[0]) + 1e-6));
@@ -71,14 +88,25 @@ fn adamw_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             @builtin(local_invocation_index) lid: u32) {
   let i = (wid.x + wid.y * nwg.x) * WG + lid;
   if (i >= ap.n) { return; }
-  let lr = a_hyper[0];
-  let g = a_g4[i] * adamw_clip();
-  let m = ap.beta1 * a_m4[i] + (1.0 - ap.beta1) * g;
-  let v = ap.beta2 * a_v4[i] + (1.0 - ap.beta2) * g * g;
-  a_m4[i] = m;
-  a_v4[i] = v;
-  let p = a_p4[i];
-  a_p4[i] = p - lr * (a_hyper[3] * ap.wd * p + (m / a_hyper[1]) / (sqrt(v / a_hyper[2]) + ap.eps));
+  adam_step4(i, ap, vec4<f32>(a_hyper[0], a_hyper[1], a_hyper[2], a_hyper[3]));
+}
+
+// adamw_split_v4: adamw_v4 over two parts of one packed span with their
+// own hyper-parameters (weight-decayed parameters, then the others): vec4s
+// before ap2.split read a_hyper, the rest a_hyper_b. One dispatch for the
+// whole optimizer step where adamw_v4 would take one per part.
+@group(0) @binding(6) var<storage, read> a_hyper_b: array<f32>;        // (4): the second part's hyper-parameters
+@group(0) @binding(7) var<uniform> ap2: AdamParams;
+@compute @workgroup_size(WG)
+fn adamw_split_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * nwg.x) * WG + lid;
+  if (i >= ap2.n) { return; }
+  if (i < ap2.split) {
+    adam_step4(i, ap2, vec4<f32>(a_hyper[0], a_hyper[1], a_hyper[2], a_hyper[3]));
+  } else {
+    adam_step4(i, ap2, vec4<f32>(a_hyper_b[0], a_hyper_b[1], a_hyper_b[2], a_hyper_b[3]));
+  }
 }
 
 @compute @workgroup_size(WG)
