@@ -98,7 +98,19 @@ func BuildDecode(c *config.ModelConfig, batch, qlen int, opt DecodeOptions) (*Mo
 	if opt.MaxChunk < qlen {
 		return nil, fmt.Errorf("model: chunk bound %d is below this step's %d tokens", opt.MaxChunk, qlen)
 	}
-	return build(c, batch, qlen, true, opt)
+	m, err := build(c, batch, qlen, true, opt)
+	if err != nil || opt.Unfused {
+		return m, err
+	}
+	// The residual adds go into the projections that feed them (the
+	// stream is not read again in a forward-only step): two dispatches a
+	// layer fewer. What callers read is kept.
+	keep := []*graph.Tensor{m.Logits, m.Next, m.NextLogit}
+	for _, l := range m.MoE {
+		keep = append(keep, l.Idx)
+	}
+	m.Graph.FuseAccumulate(keep...)
+	return m, m.Graph.Err()
 }
 
 // DecodeOptions shape a generation graph.
