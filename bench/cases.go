@@ -90,6 +90,7 @@ func cases(quick bool) []benchCase {
 		mm("matmul_tn", graph.MatMul{TransA: true}, D, H, T, "dW = xᵀ·dy", true),
 		mm("matmul_tn", graph.MatMul{TransA: true, Variant: 9}, D, H, T, "v9 transpose + v7", false),
 	)
+	cs = append(cs, stepShapeCases(quick)...)
 	f16 := mm("matmul_nn_f16", graph.MatMul{}, T, H, D, "f16 weights", true)
 	f16.op = graph.MatMulF16{}
 	f16.in[1].DType = gpu.F16
@@ -97,5 +98,39 @@ func cases(quick bool) []benchCase {
 	cs = append(cs, extraCases(quick)...)
 	cs = append(cs, moeCases(quick)...)
 	cs = append(cs, sparseCases(quick)...)
+	return cs
+}
+
+// stepShapeCases are the matmuls of a small-dense training step (1024
+// tokens, hidden 256; fused q/k/v 512 wide, o 256, fused gate/up 1536, down
+// from 768), in each layout as a step runs it: the forward x·Wᵀ and the
+// weight gradient dyᵀ·x with the adapter's default, the input gradient
+// dy·W with the register-blocked kernel (v3: in a step dy and dx share the
+// activation arena, which rules out the uniform-window kernel that A·B
+// gets on its own), beside A·B at the same size with the default. The
+// rows answer "does every layout run as fast as A·B at the shapes that
+// matter" for that config.
+func stepShapeCases(quick bool) []benchCase {
+	T := 1024
+	projs := []struct {
+		name string
+		n, k int
+	}{{"qkv", 512, 256}, {"o", 256, 256}, {"gate_up", 1536, 256}, {"down", 256, 768}}
+	if quick {
+		T = 32
+		projs = projs[:1]
+		projs[0].n, projs[0].k = 32, 16
+	}
+	var cs []benchCase
+	for _, p := range projs {
+		cs = append(cs,
+			mm("matmul_nn", graph.MatMul{}, T, p.n, p.k, "small-dense "+p.name+": A·B at the forward's size", false),
+			mm("matmul_nt", graph.MatMul{TransB: true}, T, p.n, p.k, "small-dense "+p.name+" forward x·Wᵀ", false),
+			mm("matmul_nn", graph.MatMul{Variant: 3}, T, p.k, p.n, "small-dense "+p.name+" input gradient dy·W (v3, as in a step)", false),
+			mm("matmul_nn", graph.MatMul{}, T, p.k, p.n, "small-dense "+p.name+": A·B at the input gradient's size", false),
+			mm("matmul_tn", graph.MatMul{TransA: true}, p.n, p.k, T, "small-dense "+p.name+" weight gradient dyᵀ·x", false),
+			mm("matmul_nn", graph.MatMul{}, p.n, p.k, T, "small-dense "+p.name+": A·B at the weight gradient's size", false),
+		)
+	}
 	return cs
 }

@@ -37,7 +37,7 @@ type Kernel struct {
 type Options struct {
 	MinTime time.Duration // per measurement
 	Quick   bool          // small shapes only (for tests and smoke runs)
-	Filter  string        // run only kernels whose name contains this
+	Filter  string        // run only kernels whose name or variant contains this
 	Log     io.Writer     // progress lines; nil for none
 }
 
@@ -61,7 +61,7 @@ func Run(dev *gpu.Device, opt Options) (*Report, error) {
 	r.Peak = p
 	logf("peak: %.1f GFLOP/s FMA, %.2f GB/s copy\n", p.FMAGflops, p.CopyGBps)
 	for _, c := range cases(opt.Quick) {
-		if opt.Filter != "" && !strings.Contains(c.name, opt.Filter) {
+		if opt.Filter != "" && !strings.Contains(c.name, opt.Filter) && !strings.Contains(c.variant, opt.Filter) {
 			continue
 		}
 		logf("  %-28s %-22s %-12s", c.name, c.shape, c.variant)

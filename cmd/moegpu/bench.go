@@ -70,7 +70,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	addDeviceFlags(fs, &dev)
 	jsonPath := fs.String("json", "", "also write the report as JSON to this file")
 	quick := fs.Bool("quick", false, "small shapes only: a smoke test, not a measurement")
-	filter := fs.String("filter", "", "only kernels whose name contains this")
+	filter := fs.String("filter", "", "only kernels whose name or variant contains this (e.g. matmul_tn, small-dense)")
 	minTime := fs.Duration("time", 300*time.Millisecond, "minimum time per measurement, > 0")
 	machine := fs.String("machine", "", "a short name for this machine, recorded in the JSON (default: the hostname)")
 	var prof profiling
