@@ -27,14 +27,7 @@ func moeConfig(t *testing.T, name string) *config.ModelConfig {
 
 // Both shipped MoE designs: the GPU and the float64 reference executor give
 // the same first five losses (1e-4 relative, as for the dense model) and the
-// same router statistics, controllers included, as long as they route every
-// token alike. Routing is discontinuous: a token whose two best scores tie
-// within f32 rounding may take a different expert on the GPU (tiny-moe-relu2
-// at its shipped init 0.04: one of 96 tokens at step 2, skip rate 17/96
-// against 16/96). One such token per layer and step is reported and ends
-// the router comparison for that layer (its controllers then see other
-// statistics); a difference of more than one token fails, and the losses
-// are compared at every step regardless.
+// same router statistics, controllers included.
 func TestMoEConfigsGPUAndReferenceAgreeOnTheFirstFiveLosses(t *testing.T) {
 	dev := gputest.Device(t)
 	task, err := tasks.ByName("sort")
@@ -54,23 +47,11 @@ func TestMoEConfigsGPUAndReferenceAgreeOnTheFirstFiveLosses(t *testing.T) {
 				}
 				tr.Close()
 			}
-			tokens := float64(c.Training.BatchSize * c.Training.SeqLen)
-			flipped := map[int]bool{}
 			for s := range stats[0] {
 				g, r := stats[0][s], stats[1][s]
 				require.Less(t, math.Abs(g.Loss-r.Loss)/r.Loss, 1e-4, "step %d: gpu %.7f reference %.7f", s+1, g.Loss, r.Loss)
 				require.Len(t, g.MoE, 2)
 				for l := range g.MoE {
-					if flipped[l] {
-						continue
-					}
-					if d := math.Abs(r.MoE[l].SkipRate-g.MoE[l].SkipRate) * tokens; d > 1e-3 {
-						require.LessOrEqual(t, d, 1+1e-3, "step %d layer %d: skip counts differ by %.2f tokens", s+1, l, d)
-						t.Logf("step %d layer %d: one token routed differently (skip rate gpu %.4f, reference %.4f): a near-tie; router statistics of this layer not compared further",
-							s+1, l, g.MoE[l].SkipRate, r.MoE[l].SkipRate)
-						flipped[l] = true
-						continue
-					}
 					require.InDelta(t, r.MoE[l].SkipRate, g.MoE[l].SkipRate, 1e-6, "step %d layer %d skip rate (f32 of a count ratio)", s+1, l)
 					require.InDelta(t, r.MoE[l].MaxVio, g.MoE[l].MaxVio, 1e-5, "step %d layer %d MaxVio", s+1, l)
 					require.InDelta(t, r.MoE[l].Entropy, g.MoE[l].Entropy, 1e-4, "step %d layer %d entropy", s+1, l)
