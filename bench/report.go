@@ -738,10 +738,24 @@ func supportCell(s *Support) string {
 // changed support status. ratio > 1 in a time column means slower than
 // the baseline. Rows that exceed threshold (e.g. 0.05: 5 %) slower are
 // marked ▲ (regression), faster ▼.
+//
+// Files are grouped into runs by machine and adapter; when they all come
+// from one machine and adapter (before and after a change), each file is a
+// run of its own, labelled by its file name.
 func Compare(w io.Writer, reports []*Report, threshold float64) error {
 	runs := GroupRuns(reports)
+	if len(runs) < 2 && len(reports) >= 2 {
+		runs = nil
+		for _, rep := range reports {
+			r := GroupRuns([]*Report{rep})[0]
+			if rep.Path != "" {
+				r.Label = filepath.Base(rep.Path)
+			}
+			runs = append(runs, r)
+		}
+	}
 	if len(runs) < 2 {
-		return fmt.Errorf("compare needs results from at least two runs (machine, adapter); these files hold %d", len(runs))
+		return fmt.Errorf("compare needs results from at least two runs (two files, or files from two machines or adapters); got %d", len(runs))
 	}
 	base := runs[0]
 	fmt.Fprintf(w, "# moegpu bench compare\n\nBaseline: %s%s. Ratios are run ÷ baseline; for times > 1 is slower. ▲ marks a time more than %.0f%% above the baseline, ▼ more than %.0f%% below.\n\n",

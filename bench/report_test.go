@@ -194,6 +194,19 @@ func TestCompareShowsRatiosAgainstTheFirstRun(t *testing.T) {
 	require.ErrorContains(t, err, "at least two runs")
 }
 
+// Before and after a change on one machine and adapter: each file is a
+// run of its own, labelled by its file name.
+func TestCompareTreatsFilesOfOneAdapterAsRuns(t *testing.T) {
+	base, after := synthetic("vulkan", 1, false), synthetic("vulkan", 0.5, true)
+	base.Path, after.Path = "/x/before.json", "/x/after.json"
+	after.Models[0].Dispatches = 60
+	var out bytes.Buffer
+	require.NoError(t, bench.Compare(&out, []*bench.Report{base, after}, 0.05))
+	s := out.String()
+	require.Contains(t, s, "| config | before.json | after.json |")
+	require.Contains(t, s, "60 disp (-36)")
+}
+
 func TestTrainFlopsCountsMatmulParametersAndCausalPairs(t *testing.T) {
 	raw, ok := assets.Config("tiny-dense")
 	require.True(t, ok)
