@@ -92,6 +92,10 @@ type GroupedWeightGrad struct {
 	// invocation; 3 register-blocked, 8 rows × 8 columns of dW_e per
 	// invocation with vec4 loads.
 	Variant int
+	// Single (with Experts 1) gives dW the rank-2 shape of a dense weight,
+	// (N, K) or (K, N): the gradient of a shared expert's weight, which
+	// GroupedMatMul reads as a stack of one without a reshape.
+	Single bool
 }
 
 // grouped kernel tiles: 8 rows (RowAlign) × 2 vec4 columns per invocation,
@@ -141,14 +145,16 @@ func (m GroupedMatMul) dims(in []graph.Spec) (R, K, N int, err error) {
 	if err := graph.WantRank("x", in[0], 2, gpu.F32); err != nil {
 		return 0, 0, 0, err
 	}
-	if err := graph.WantRank("w", in[1], 3, gpu.F32); err != nil {
+	ws := in[1].Shape
+	if len(ws) == 2 && m.Experts == 1 { // a dense weight: a stack of one
+		ws = append([]int{1}, ws...)
+	} else if err := graph.WantRank("w", in[1], 3, gpu.F32); err != nil {
 		return 0, 0, 0, err
 	}
 	if err := checkGroupedSeg(in[2], m.Experts); err != nil {
 		return 0, 0, 0, err
 	}
 	R, K = in[0].Shape[0], in[0].Shape[1]
-	ws := in[1].Shape
 	wk, wn := ws[1], ws[2]
 	layout := "(E, K, N)"
 	if m.TransW {
@@ -229,7 +235,7 @@ func (m GroupedMatMul) Reference(in []*graph.Host) ([]*graph.Host, error) {
 func (m GroupedMatMul) Backward(g *graph.Graph, n *graph.Node, dOut []*graph.Tensor) []*graph.Tensor {
 	x, w, seg, dy := n.In[0], n.In[1], n.In[2], dOut[0]
 	dx := g.Apply1(GroupedMatMul{Experts: m.Experts, TransW: !m.TransW, BindingLimit: m.BindingLimit}, dy, w, seg)
-	dw := g.Apply1(GroupedWeightGrad{Experts: m.Experts, TransW: m.TransW, BindingLimit: m.BindingLimit}, dy, x, seg)
+	dw := g.Apply1(GroupedWeightGrad{Experts: m.Experts, TransW: m.TransW, BindingLimit: m.BindingLimit, Single: len(w.Shape) == 2}, dy, x, seg)
 	return []*graph.Tensor{dx, dw, nil}
 }
 
@@ -539,6 +545,12 @@ func (m GroupedWeightGrad) Outputs(in []graph.Spec) ([]graph.Spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.Single {
+		if m.Experts != 1 {
+			return nil, fmt.Errorf("a rank-2 weight gradient needs one expert, got %d", m.Experts)
+		}
+		return []graph.Spec{graph.F32(P, Q)}, nil
+	}
 	return []graph.Spec{graph.F32(m.Experts, P, Q)}, nil
 }
 
@@ -557,6 +569,9 @@ func (m GroupedWeightGrad) Reference(in []*graph.Host) ([]*graph.Host, error) {
 		a, b = b, a
 	}
 	dw := graph.NewHost(graph.F32(m.Experts, P, Q))
+	if m.Single {
+		dw = graph.NewHost(graph.F32(P, Q))
+	}
 	for e, sc := range segs {
 		for pp := 0; pp < P; pp++ {
 			for q := 0; q < Q; q++ {

@@ -419,3 +419,49 @@ func BenchmarkGroupedAtTrainingShape(b *testing.B) {
 		gf(b, optest.BenchOp(b, dev, moe.GroupedWeightGrad{Experts: E, TransW: true}, dy, x, seg))
 	})
 }
+
+// A shared expert's dense (out, in) weight is read as a stack of one: the
+// rank-2 forms give bit for bit the rank-3 (1, out, in) results (forward,
+// input gradient, and the rank-2 weight gradient GroupedWeightGrad.Single),
+// so the model needs no reshape dispatches; and the rank-2 form is refused
+// with more than one expert.
+func TestGroupedOpsReadADenseWeightAsAStackOfOne(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(21))
+	for _, trans := range []bool{true, false} {
+		for _, kn := range [][2]int{{3, 17}, {64, 32}} {
+			K, N := kn[0], kn[1]
+			seg, R := segFor([]int{19}, 5)
+			x := optest.Random(rng, graph.F32(R, K), -1, 1)
+			dy := optest.Random(rng, graph.F32(R, N), -1, 1)
+			poisonPadding(x, seg)
+			poisonPadding(dy, seg)
+			w3 := optest.Random(rng, graph.F32(weightShape(trans, 1, K, N)...), -1, 1)
+			w2 := &graph.Host{Spec: graph.F32(w3.Shape[1:]...), Data: w3.Data}
+			fwd := moe.GroupedMatMul{Experts: 1, TransW: trans}
+			a := optest.CheckOp(t, dev, fwd, groupedTol(K), x, w2, seg)
+			b, err := graph.RunOp(dev, fwd, x, w3, seg)
+			require.NoError(t, err)
+			require.Equal(t, b[0].Data, a[0].Data, "forward, trans %v", trans)
+			back := moe.GroupedMatMul{Experts: 1, TransW: !trans}
+			a, err = graph.RunOp(dev, back, dy, w2, seg)
+			require.NoError(t, err)
+			b, err = graph.RunOp(dev, back, dy, w3, seg)
+			require.NoError(t, err)
+			require.Equal(t, b[0].Data, a[0].Data, "input gradient, trans %v", trans)
+			wg := moe.GroupedWeightGrad{Experts: 1, TransW: trans}
+			single := wg
+			single.Single = true
+			a = optest.CheckOp(t, dev, single, groupedTol(19), dy, x, seg)
+			require.Equal(t, w2.Shape, a[0].Shape)
+			b, err = graph.RunOp(dev, wg, dy, x, seg)
+			require.NoError(t, err)
+			require.Equal(t, b[0].Data, a[0].Data, "weight gradient, trans %v", trans)
+		}
+	}
+	seg, R := segFor([]int{3, 4}, 0)
+	_, err := moe.GroupedMatMul{Experts: 2, TransW: true}.Outputs([]graph.Spec{graph.F32(R, 8), graph.F32(4, 8), seg.Spec})
+	require.Error(t, err)
+	_, err = moe.GroupedWeightGrad{Experts: 2, TransW: true, Single: true}.Outputs([]graph.Spec{graph.F32(R, 4), graph.F32(R, 8), seg.Spec})
+	require.ErrorContains(t, err, "one expert")
+}

@@ -148,10 +148,7 @@ func (l *Layer) experts(g *graph.Graph, prefix string, xp, seg *graph.Tensor, st
 		}
 		w := g.Param(prefix+"."+name+".weight", graph.F32(shape...))
 		w.Init = graph.Init{Dist: "normal", Std: std}
-		if stack == 0 {
-			return g.Apply1(Reshape{Shape: []int{1, out, in}}, w)
-		}
-		return w
+		return w // a shared expert's (out, in): GroupedMatMul reads it as a stack of one
 	}
 	mm := func(a, w *graph.Tensor) *graph.Tensor {
 		return g.Apply1(GroupedMatMul{Experts: e, TransW: true}, a, w, seg)
@@ -165,6 +162,9 @@ func (l *Layer) experts(g *graph.Graph, prefix string, xp, seg *graph.Tensor, st
 	}
 	down := weight("down_proj", o.Hidden, inter, o.OutStd)
 	if o.ReLU2 && o.SparseDown {
+		if stack == 0 {
+			down = g.Apply1(Reshape{Shape: append([]int{1}, down.Shape...)}, down)
+		}
 		return g.Apply1(SparseDown{Experts: e}, hidden, down, seg), hidden
 	}
 	return mm(hidden, down), hidden
