@@ -612,7 +612,8 @@ func (a AttentionBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 		return err
 	}
 	rows := g.batch * g.kvh * gpu.CeilDiv(g.seq, bk)
-	if !g.sink || a.SeparateSinkGrad {
+	// The fused entry binds 10 storage buffers; WebGPU guarantees 8.
+	if !g.sink || a.SeparateSinkGrad || dev.Limits.MaxStorageBuffersPerShaderStage < 10 {
 		kkv, err := attnKernel(dev, "attn_bwd_dkv", g.dh, bk, false,
 			[]gpu.Access{attnR, attnR, attnR, attnR, attnR, attnR, attnRW, attnRW})
 		if err != nil {

@@ -153,7 +153,7 @@ func zeroAcc(t *Tensor, uses map[*Tensor]int) bool {
 func accumulating(op Op) (Op, bool) {
 	switch o := op.(type) {
 	case MatMul:
-		if !o.Accumulate {
+		if !o.Accumulate && !o.Residual { // a residual matmul already adds its own R
 			o.Accumulate = true
 			return o, true
 		}

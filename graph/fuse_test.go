@@ -123,3 +123,27 @@ func TestFuseAccumulateLetsTheEmbeddingGradientAccumulateIntoTheTiedHeads(t *tes
 			Fixed: map[*graph.Tensor][]float64{ids: optest.RandomInts(rand.New(rand.NewSource(int64(rows))), ids.Spec, vocab-2).Data}})
 	}
 }
+
+// A residual matmul made by one fold is not folded again as an
+// accumulator (it already adds its own R): y = (r + x·Wᵀ) + 2u keeps both
+// terms, against the reference and finite differences.
+func TestFuseAccumulateNeverStacksAnAccumulatorOnAResidualMatMul(t *testing.T) {
+	dev := gputest.Device(t)
+	g := graph.New()
+	r := g.Input("r", graph.F32(2, 4))
+	u := g.Input("u", graph.F32(2, 4))
+	x := g.Input("x", graph.F32(2, 3))
+	w := g.Param("w", graph.F32(4, 3))
+	s := g.Apply1(graph.Add{}, r, g.Apply1(graph.MatMul{TransB: true}, x, w))
+	y := g.Apply1(graph.Add{}, s, g.Apply1(graph.Scale{Factor: 2}, u))
+	loss := g.Apply1(graph.SumSquares{}, y)
+	require.NoError(t, g.Backward(loss))
+	g.FuseAccumulate(loss, w.Grad)
+	for _, nd := range g.Nodes {
+		if o, ok := nd.Op.(graph.MatMul); ok {
+			require.False(t, o.Accumulate && o.Residual, "a matmul both accumulates and adds a residual: %s", o.Name())
+		}
+	}
+	require.NoError(t, g.Err())
+	optest.CheckGraph(t, dev, optest.GraphCheck{Graph: g, Loss: loss, Scale: 1, Tol: optest.Tol{Atol: 1e-5, Rtol: 1e-4}, Seed: 11})
+}

@@ -147,6 +147,9 @@ func (m GroupedMatMul) dims(in []graph.Spec) (R, K, N int, err error) {
 	}
 	ws := in[1].Shape
 	if len(ws) == 2 && m.Experts == 1 { // a dense weight: a stack of one
+		if err := graph.WantRank("w", in[1], 2, gpu.F32); err != nil {
+			return 0, 0, 0, err
+		}
 		ws = append([]int{1}, ws...)
 	} else if err := graph.WantRank("w", in[1], 3, gpu.F32); err != nil {
 		return 0, 0, 0, err
