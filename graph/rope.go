@@ -254,50 +254,60 @@ func (o RoPE) ropeVariant() (int, error) {
 // Encode implements Op. The frequency table is uploaded once into a
 // scratch buffer owned by the recording.
 func (o RoPE) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	sign := float32(1)
+	if o.Inverse {
+		sign = -1
+	}
+	if o.KHeads > 0 {
+		return o.dispatch(dev, rec, "rope_qk", sign, o.KHeads, 0, in[:3], out[:2])
+	}
+	return o.dispatch(dev, rec, "rope", sign, 0, 0, in[:2], out[:1])
+}
+
+// dispatch records entry+"_s" or entry+"_v4" of shaders/rope.wgsl (by o's
+// variant) over the tokens of before[0]: before are read (the positions
+// last), the frequency table follows them in a scratch buffer of the
+// recording, and after are written; kheads and vheads fill the parameters
+// of the multi-tensor entries.
+func (o RoPE) dispatch(dev *gpu.Device, rec *gpu.Recorder, entry string, sign float32, kheads, vheads int, before, after []*gpu.Buffer) error {
 	v, err := o.ropeVariant()
 	if err != nil {
 		return err
 	}
-	tokens := in[0].Shape[0]
+	tokens := before[0].Shape[0]
 	if tokens == 0 {
 		return nil
 	}
 	half, hd := o.rotary()/2, o.HeadDim
 	freq := ropeFreqTable(o.base(), o.rotary())
-	tab, err := rec.Scratch(o.Name()+".freq", gpu.F32, len(freq))
+	tab, err := rec.Scratch(entry+".freq", gpu.F32, len(freq))
 	if err != nil {
 		return err
 	}
 	if err := tab.Write(freq); err != nil {
 		return err
 	}
-	entry := "rope_s"
+	entry += "_s"
 	if v == RoPEVec4 {
-		entry = "rope_v4"
+		entry = strings.TrimSuffix(entry, "_s") + "_v4"
 		half, hd = half/4, hd/4
 	}
-	bindings := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
-	if o.KHeads > 0 {
-		entry = strings.Replace(entry, "rope_", "rope_qk_", 1)
-		bindings = []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite, gpu.ReadWrite}
+	bufs := append(append(append([]*gpu.Buffer{}, before...), tab), after...)
+	bindings := make([]gpu.Access, len(bufs))
+	for i := range bindings {
+		bindings[i] = gpu.Read
+		if i > len(before) {
+			bindings[i] = gpu.ReadWrite
+		}
 	}
-	lanes := half + hd - 2*half
-	k, err := kernel(dev, "rope", entry, entry, bindings, true,
-		map[string]string{"WG": fmt.Sprintf("%du", ropeWG)})
+	k, err := kernel(dev, "rope", entry, entry, bindings, true, map[string]string{"WG": fmt.Sprintf("%du", ropeWG)})
 	if err != nil {
 		return err
 	}
-	sign := float32(1)
-	if o.Inverse {
-		sign = -1
-	}
+	lanes := half + hd - 2*half
 	params := []uint32{uint32(tokens), uint32(o.Heads), uint32(hd), uint32(half), uint32(lanes),
-		math.Float32bits(sign), uint32(o.KHeads), 0}
-	grid := dev.Grid1D(gpu.CeilDiv(tokens*lanes, ropeWG))
-	if o.KHeads > 0 {
-		return rec.Dispatch(k, grid, params, in[0], in[1], in[2], tab, out[0], out[1])
-	}
-	return rec.Dispatch(k, grid, params, in[0], in[1], tab, out[0])
+		math.Float32bits(sign), uint32(kheads), uint32(vheads)}
+	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(tokens*lanes, ropeWG)), params, bufs...)
 }
 
 // Backward implements Differentiable: a rotation's transpose is its
@@ -473,55 +483,15 @@ func (o RoPEQKVBackward) Reference(in []*Host) ([]*Host, error) {
 	return []*Host{out}, nil
 }
 
-// encodeQKV records one rope_qkv (sign 1) or rope_qkv_bwd (sign −1)
-// dispatch over bufs (inputs, then outputs).
-func (o RoPEQKV) encodeQKV(dev *gpu.Device, rec *gpu.Recorder, entry string, sign float32, tokens int, pos *gpu.Buffer, bufs []*gpu.Buffer, posAt int) error {
-	r := o.rope(o.Heads)
-	v, err := r.ropeVariant()
-	if err != nil {
-		return err
-	}
-	if tokens == 0 {
-		return nil
-	}
-	half, hd := r.rotary()/2, o.HeadDim
-	freq := ropeFreqTable(r.base(), r.rotary())
-	tab, err := rec.Scratch(o.Name()+".freq", gpu.F32, len(freq))
-	if err != nil {
-		return err
-	}
-	if err := tab.Write(freq); err != nil {
-		return err
-	}
-	if v == RoPEVec4 {
-		entry += "_v4"
-		half, hd = half/4, hd/4
-	} else {
-		entry += "_s"
-	}
-	bindings := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite, gpu.ReadWrite, gpu.ReadWrite}
-	if posAt == 3 {
-		bindings = []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
-	}
-	k, err := kernel(dev, "rope", entry, entry, bindings, true, map[string]string{"WG": fmt.Sprintf("%du", ropeWG)})
-	if err != nil {
-		return err
-	}
-	lanes := half + hd - 2*half
-	params := []uint32{uint32(tokens), uint32(o.Heads), uint32(hd), uint32(half), uint32(lanes),
-		math.Float32bits(sign), uint32(o.KHeads), uint32(o.VHeads)}
-	all := append(append(append([]*gpu.Buffer{}, bufs[:posAt]...), pos, tab), bufs[posAt:]...)
-	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(tokens*lanes, ropeWG)), params, all...)
-}
-
 // Encode implements Op.
 func (o RoPEQKV) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
-	return o.encodeQKV(dev, rec, "rope_qkv", 1, in[0].Shape[0], in[1], []*gpu.Buffer{in[0], out[0], out[1], out[2]}, 1)
+	return o.rope(o.Heads).dispatch(dev, rec, "rope_qkv", 1, o.KHeads, o.VHeads, in[:2], out[:3])
 }
 
 // Encode implements Op.
 func (o RoPEQKVBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
-	return RoPEQKV(o).encodeQKV(dev, rec, "rope_qkv_bwd", -1, in[0].Shape[0], in[3], []*gpu.Buffer{in[0], in[1], in[2], out[0]}, 3)
+	f := RoPEQKV(o)
+	return f.rope(o.Heads).dispatch(dev, rec, "rope_qkv_bwd", -1, o.KHeads, o.VHeads, in[:4], out[:1])
 }
 
 // Backward implements Differentiable: RoPEQKVBackward of the three output

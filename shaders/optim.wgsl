@@ -62,12 +62,8 @@ struct AdamParams {
 // adam_step4 updates vec4 i with parameters pp and hyper-parameters h
 // (lr, 1−β1^t, 1−β2^t, decay flag).
 fn adam_step4(i: u32, pp: AdamParams, h: vec4<f32>) {
-  var clip = 1.0;
-  if (pp.max_norm > 0.0) {
-    clip = min(1.0, pp.max_norm / (sqrt(a_gn2[0]) + 1e-6));
-  }
   let lr = h[0];
-  let g = a_g4[i] * clip;
+  let g = a_g4[i] * clip_factor(pp);
   let m = pp.beta1 * a_m4[i] + (1.0 - pp.beta1) * g;
   let v = pp.beta2 * a_v4[i] + (1.0 - pp.beta2) * g * g;
   a_m4[i] = m;
@@ -76,12 +72,15 @@ fn adam_step4(i: u32, pp: AdamParams, h: vec4<f32>) {
   a_p4[i] = p - lr * (h[3] * pp.wd * p + (m / h[1]) / (sqrt(v / h[2]) + pp.eps));
 }
 
-fn adamw_clip() -> f32 {
-  if (ap.max_norm > 0.0) {
-    return min(1.0, ap.max_norm / (sqrt(a_gn2[0]) + 1e-6));
+// clip_factor scales gradients so their global norm is at most pp.max_norm.
+fn clip_factor(pp: AdamParams) -> f32 {
+  if (pp.max_norm > 0.0) {
+    return min(1.0, pp.max_norm / (sqrt(a_gn2[0]) + 1e-6));
   }
   return 1.0;
 }
+
+fn adamw_clip() -> f32 { return clip_factor(ap); }
 
 @compute @workgroup_size(WG)
 fn adamw_v4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
