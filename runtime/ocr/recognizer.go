@@ -3,6 +3,7 @@ package ocr
 import (
 	"fmt"
 	"image"
+	"sort"
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -187,6 +188,7 @@ func (r *Recognizer) Recognize(img image.Image, progress Progress) (Result, erro
 // segRef is one segment of one line of one image.
 type segRef struct {
 	img, line int
+	width     int // columns of ink before the padding
 	pix       []float32
 }
 
@@ -206,7 +208,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		for j, l := range lines {
 			out[i].Lines[j] = LineResult{Box: l.Box, Segments: len(l.Segments)}
 			for _, s := range l.Segments {
-				segs = append(segs, segRef{img: i, line: j, pix: s.Padded(c.MaxImageWidth)})
+				segs = append(segs, segRef{img: i, line: j, width: s.Width, pix: s.Padded(c.MaxImageWidth)})
 			}
 		}
 		out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
@@ -228,24 +230,33 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			}
 		}
 	} else {
+		// A batch decodes until its longest text ends, so segments of similar width (and so
+		// similar text length) go together: narrow ones stop early. Rows are independent, so
+		// the texts do not depend on the grouping.
+		order := make([]int, len(segs))
+		for i := range order {
+			order[i] = i
+		}
+		sort.SliceStable(order, func(a, b int) bool { return segs[order[a]].width < segs[order[b]].width })
 		for k := 0; k < len(segs); {
 			dec, err := r.decoder(len(segs) - k)
 			if err != nil {
 				return nil, err
 			}
 			B := dec.Batch
-			part := segs[k:min(k+B, len(segs))]
+			part := order[k:min(k+B, len(segs))]
 			imgs := make([][]float32, len(part))
-			for j, s := range part {
-				imgs[j] = s.pix
+			for j, i := range part {
+				imgs[j] = segs[i].pix
 			}
 			got, el, err := dec.Read(imgs)
 			if err != nil {
 				return nil, err
 			}
 			ms := float64(el.Microseconds()) / 1000
-			for j, s := range part {
-				texts[k+j] = got[j]
+			for j, i := range part {
+				s := segs[i]
+				texts[i] = got[j]
 				out[s.img].Lines[s.line].Ms += ms / float64(len(part))
 				out[s.img].DecodeMs += ms / float64(len(part))
 			}
