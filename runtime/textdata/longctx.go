@@ -33,6 +33,7 @@ const (
 	minContext    = 40
 	maxContext    = 1 << 16
 	maxHops       = 8
+	maxQueries    = 32
 )
 
 // Long is a long-context task: needle (a list of key=value pairs, then a key to look up) or
@@ -45,10 +46,17 @@ const (
 // held out when an FNV-1a hash of it is 0 mod 8 (HeldOutName); training examples only ask
 // about the others and evaluation examples only about those, so no evaluation question is
 // ever a training question. Distractors may use any name.
+//
+// Queries > 1 (needle only) makes each training row ask about that many of its pairs, one
+// after another (`…;?abcd` SEP `1234` `?efgh` SEP `5678` EOS), every answer scored: multi-query
+// associative recall (Arora et al. 2023, "Zoology"), which gives a small model many more
+// retrievals to learn from per row than one answer at the end. Evaluation still asks one
+// question per example (Generate's format), so the score is comparable across Queries.
 type Long struct {
 	Kind           string // NeedleName or VarTrackName
 	MinLen, MaxLen int    // context length range of training examples, in tokens
 	Hops           int    // vartrack: copies between the value and the asked variable
+	Queries        int    // needle: questions per training row (0 and 1: one)
 	name           string
 }
 
@@ -65,8 +73,9 @@ type LongExample struct {
 }
 
 // ParseLong reads a long-context task name: "needle" or "vartrack" (contexts 256–1024,
-// 2 hops), "needle:MIN-MAX", "vartrack:MIN-MAX" or "vartrack:MIN-MAX:HOPS". ok is false
-// when the name is not a long-context task at all.
+// 2 hops), "needle:MIN-MAX", "needle:MIN-MAX:QUERIES" (questions per training row, 1–32),
+// "vartrack:MIN-MAX" or "vartrack:MIN-MAX:HOPS". ok is false when the name is not a
+// long-context task at all.
 func ParseLong(name string) (t *Long, ok bool, err error) {
 	kind, rest, hasRest := strings.Cut(name, ":")
 	if kind != NeedleName && kind != VarTrackName {
@@ -79,13 +88,13 @@ func ParseLong(name string) (t *Long, ok bool, err error) {
 	if hasRest {
 		parts := strings.Split(rest, ":")
 		bad := func(why string) (*Long, bool, error) {
-			form := kind + ":MIN-MAX"
+			form := kind + ":MIN-MAX[:QUERIES]"
 			if kind == VarTrackName {
-				form += "[:HOPS]"
+				form = kind + ":MIN-MAX[:HOPS]"
 			}
 			return nil, true, fmt.Errorf("textdata: task %q: %s (want %s, e.g. %s:256-1024)", name, why, form, kind)
 		}
-		if len(parts) > 2 || (len(parts) == 2 && kind == NeedleName) {
+		if len(parts) > 2 {
 			return bad("too many fields")
 		}
 		lo, hi, found := strings.Cut(parts[0], "-")
@@ -95,14 +104,27 @@ func ParseLong(name string) (t *Long, ok bool, err error) {
 		if !found || e1 != nil || e2 != nil {
 			return bad(fmt.Sprintf("%q is not a length range MIN-MAX", parts[0]))
 		}
-		if len(parts) == 2 {
+		if len(parts) == 2 && kind == VarTrackName {
 			if t.Hops, e1 = strconv.Atoi(parts[1]); e1 != nil {
 				return bad(fmt.Sprintf("%q is not a number of hops", parts[1]))
+			}
+		}
+		if len(parts) == 2 && kind == NeedleName {
+			if t.Queries, e1 = strconv.Atoi(parts[1]); e1 != nil {
+				return bad(fmt.Sprintf("%q is not a number of queries", parts[1]))
+			}
+			if t.Queries < 1 || t.Queries > maxQueries {
+				return nil, true, fmt.Errorf("textdata: task %q: queries %d must be in 1..%d", name, t.Queries, maxQueries)
 			}
 		}
 	}
 	if t.MinLen < minContext || t.MaxLen < t.MinLen || t.MaxLen > maxContext {
 		return nil, true, fmt.Errorf("textdata: task %q: context lengths [%d, %d] must satisfy %d ≤ MIN ≤ MAX ≤ %d", name, t.MinLen, t.MaxLen, minContext, maxContext)
+	}
+	if kind == NeedleName && t.Queries > 1 {
+		if need := multiNeedleLen(t.Queries, t.Queries); t.MinLen < need {
+			return nil, true, fmt.Errorf("textdata: task %q: %d queries need contexts of at least %d tokens", name, t.Queries, need)
+		}
 	}
 	if kind == VarTrackName {
 		if t.Hops < 1 || t.Hops > maxHops {
@@ -192,6 +214,61 @@ func needle(rng *rand.Rand, length int, depth float64, heldOut bool) LongExample
 	}
 	b.WriteString("?" + key)
 	return LongExample{Prompt: b.String(), Answer: answer, Length: length, Depth: depth}
+}
+
+// multiNeedleLen is the tokens of a multi-query needle row with n pairs and q questions:
+// BOS, 10 per pair, 10 per question ("?abcd" SEP "1234"), EOS.
+func multiNeedleLen(n, q int) int { return 10*n + 10*q + 2 }
+
+// multiNeedle is a training row of at most length tokens asking q questions about distinct
+// pairs at random places (training keys only), and which of its positions are scored: each
+// SEP and answer digit but the last of a question predicts the next digit, the last question's
+// last digit predicts EOS.
+func multiNeedle(rng *rand.Rand, length, q int) (row []int, scored []bool) {
+	n := max(q, (length-2-10*q)/10)
+	nm := &names{rng: rng, n: 4, used: map[string]bool{}}
+	asked := rng.Perm(n)[:q]
+	keys, vals := make([]string, n), make([]string, n)
+	isAsked := map[int]bool{}
+	for _, i := range asked {
+		isAsked[i] = true
+		keys[i] = nm.draw(func(k string) bool { return !HeldOutName(k) })
+	}
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		if !isAsked[i] {
+			keys[i] = nm.draw(nil)
+		}
+		vals[i] = value(rng)
+		b.WriteString(keys[i] + "=" + vals[i] + ";")
+	}
+	row = append([]int{BOS}, mustEncode(b.String())...)
+	for j, i := range asked {
+		row = append(row, mustEncode("?"+keys[i])...)
+		row = append(row, SEP)
+		from := len(row) - 1
+		row = append(row, mustEncode(vals[i])...)
+		for len(scored) < len(row) {
+			scored = append(scored, false)
+		}
+		for p := from; p < len(row)-1; p++ {
+			scored[p] = true
+		}
+		if j == q-1 {
+			scored[len(row)-1] = true
+		}
+	}
+	row = append(row, EOS)
+	return row, append(scored, false)
+}
+
+// mustEncode encodes text the generators build from letters, digits and punctuation.
+func mustEncode(s string) []int {
+	ids, err := Encode(s)
+	if err != nil {
+		panic(err) // unreachable: the generators write printable ASCII only
+	}
+	return ids
 }
 
 // vartrack: assignments "abc=1234;" (9 tokens) and "abc=xyz;" (8 tokens), then "?" and the
@@ -288,6 +365,14 @@ func (t *Long) Batch(rng *rand.Rand, batchSize, seqLen int) (tokens, targets []u
 	if seqLen < t.MaxLen {
 		return nil, nil, nil, fmt.Errorf("textdata: %s: seq_len %d is shorter than the longest context %d", t.name, seqLen, t.MaxLen)
 	}
+	if t.Kind == NeedleName && t.Queries > 1 {
+		rows, scored := make([][]int, batchSize), make([][]bool, batchSize)
+		for i := range rows {
+			l := t.MinLen + rng.IntN(t.MaxLen-t.MinLen+1)
+			rows[i], scored[i] = multiNeedle(rng, l, t.Queries)
+		}
+		return layoutRows(rows, scored, seqLen)
+	}
 	exs := make([]LongExample, batchSize)
 	for i := range exs {
 		l := t.MinLen + rng.IntN(t.MaxLen-t.MinLen+1)
@@ -303,26 +388,39 @@ func (t *Long) Batch(rng *rand.Rand, batchSize, seqLen int) (tokens, targets []u
 // last answer token (IgnoreIndex elsewhere) and weights 1/count there (count over all rows).
 // A row longer than seqLen is an error.
 func Layout(exs []LongExample, seqLen int) (tokens, targets []uint32, weights []float32, err error) {
-	n := len(exs) * seqLen
-	tokens, targets, weights = make([]uint32, n), make([]uint32, n), make([]float32, n)
-	for i := range targets {
-		targets[i] = IgnoreIndex
-	}
-	count := 0
+	rows, scored := make([][]int, len(exs)), make([][]bool, len(exs))
 	for b, ex := range exs {
 		row, sep, err := Row(ex)
 		if err != nil {
 			return nil, nil, nil, err
 		}
+		rows[b], scored[b] = row, make([]bool, len(row))
+		for i := sep; i < len(row)-1; i++ {
+			scored[b][i] = true
+		}
+	}
+	return layoutRows(rows, scored, seqLen)
+}
+
+// layoutRows lays token rows out padded with PAD to seqLen: the target of a scored position
+// is the next token, weighted 1/count (count over all rows); other targets are IgnoreIndex.
+func layoutRows(rows [][]int, scored [][]bool, seqLen int) (tokens, targets []uint32, weights []float32, err error) {
+	n := len(rows) * seqLen
+	tokens, targets, weights = make([]uint32, n), make([]uint32, n), make([]float32, n)
+	for i := range targets {
+		targets[i] = IgnoreIndex
+	}
+	count := 0
+	for b, row := range rows {
 		if len(row) > seqLen {
 			return nil, nil, nil, fmt.Errorf("textdata: an example of %d tokens does not fit seq_len %d", len(row), seqLen)
 		}
 		for i, id := range row {
 			tokens[b*seqLen+i] = uint32(id)
-		}
-		for i := sep; i < len(row)-1; i++ {
-			targets[b*seqLen+i] = uint32(row[i+1])
-			count++
+			if scored[b][i] && i+1 < len(row) {
+				targets[b*seqLen+i] = uint32(row[i+1])
+				count++
+			}
 		}
 	}
 	w := float32(1 / float64(count))

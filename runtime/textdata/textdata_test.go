@@ -175,6 +175,7 @@ func TestParseLongNamesAndErrors(t *testing.T) {
 	for name, want := range map[string]Long{
 		"needle":               {Kind: NeedleName, MinLen: 256, MaxLen: 1024},
 		"needle:128-512":       {Kind: NeedleName, MinLen: 128, MaxLen: 512},
+		"needle:200-256:8":     {Kind: NeedleName, MinLen: 200, MaxLen: 256, Queries: 8},
 		"vartrack":             {Kind: VarTrackName, MinLen: 256, MaxLen: 1024, Hops: 2},
 		"vartrack:256-4096:3":  {Kind: VarTrackName, MinLen: 256, MaxLen: 4096, Hops: 3},
 		"vartrack:1024-1024:1": {Kind: VarTrackName, MinLen: 1024, MaxLen: 1024, Hops: 1},
@@ -193,7 +194,11 @@ func TestParseLongNamesAndErrors(t *testing.T) {
 		"needle:abc":          "not a length range",
 		"needle:512-256":      "must satisfy",
 		"needle:8-16":         "must satisfy",
-		"needle:64-128:2":     "too many fields",
+		"needle:64-128:2:3":   "too many fields",
+		"needle:64-128:x":     "not a number of queries",
+		"needle:64-128:0":     "queries 0",
+		"needle:64-128:33":    "queries 33",
+		"needle:64-128:8":     "8 queries need contexts of at least 162",
 		"vartrack:64-128:x":   "not a number of hops",
 		"vartrack:64-128:0":   "hops 0",
 		"vartrack:40-128:4":   "at least",
@@ -282,6 +287,72 @@ func chainReaches(st []string, from, to string) bool {
 		}
 		cur = next
 	}
+}
+
+// A multi-query needle row asks about several of its pairs, training keys only, and scores
+// exactly each answer's digits and the final EOS.
+func TestMultiQueryNeedleRowsScoreEveryAnswer(t *testing.T) {
+	task, _, err := ParseLong("needle:162-300:8")
+	require.NoError(t, err)
+	const B, T = 16, 300
+	tokens, targets, weights, err := task.Batch(tasks.TrainRNG(3), B, T)
+	require.NoError(t, err)
+	for b := 0; b < B; b++ {
+		row := tokens[b*T : (b+1)*T]
+		end := 0
+		for end < T && row[end] != EOS {
+			end++
+		}
+		require.Less(t, end, T, "row %d ends with EOS", b)
+		require.GreaterOrEqual(t, end+1, 162-10, "row %d fills its length", b)
+		ids := make([]int, end)
+		for i := range ids {
+			ids[i] = int(row[i])
+		}
+		text := Decode(ids[1:]) // past BOS
+		body, _, _ := strings.Cut(text, "?")
+		vals := map[string]string{}
+		for _, st := range strings.Split(strings.TrimSuffix(body, ";"), ";") {
+			k, v, _ := strings.Cut(st, "=")
+			vals[k] = v
+		}
+		qs := strings.Split(text[len(body)+1:], "?")
+		require.Len(t, qs, 8, "row %d: %q", b, text)
+		var want []uint32
+		for j, q := range qs {
+			key, ans, ok := strings.Cut(q, "<sep>")
+			require.True(t, ok, q)
+			assert.False(t, HeldOutName(key), "training asks about training keys only")
+			assert.Equal(t, vals[key], ans, "row %d asks %q", b, key)
+			for _, c := range ans {
+				want = append(want, uint32(idOf[byte(c)]))
+			}
+			if j == len(qs)-1 {
+				want = append(want, EOS)
+			}
+		}
+		var got []uint32
+		for i := 0; i < T; i++ {
+			if tg := targets[b*T+i]; tg != IgnoreIndex {
+				got = append(got, tg)
+				assert.InDelta(t, 1.0/float64(B*(8*4+1)), weights[b*T+i], 1e-9)
+			} else {
+				assert.Zero(t, weights[b*T+i])
+			}
+		}
+		assert.Equal(t, want, got, "row %d: the scored targets are the answers and the last EOS", b)
+	}
+	// One query is the single-question layout, as before.
+	one, _, err := ParseLong("needle:64-128:1")
+	require.NoError(t, err)
+	base, _, _ := ParseLong("needle:64-128")
+	t1, g1, w1, err := one.Batch(tasks.TrainRNG(4), 4, 128)
+	require.NoError(t, err)
+	t2, g2, w2, err := base.Batch(tasks.TrainRNG(4), 4, 128)
+	require.NoError(t, err)
+	assert.Equal(t, t2, t1)
+	assert.Equal(t, g2, g1)
+	assert.Equal(t, w2, w1)
 }
 
 func TestLongTasksAreDeterministicAndHeldOutIsDisjoint(t *testing.T) {
