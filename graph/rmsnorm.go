@@ -222,7 +222,7 @@ func (op RMSNormBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*
 		if rows == 0 { // no vec4 view of an empty x
 			bothEntry = "rmsnorm_bwd_rows_dg"
 		}
-		dgGrid, bothGrid = dev.Grid1D(gpu.CeilDiv(d, rowwiseWG)), dev.Grid1D(gpu.CeilDiv(rows+d, rowwiseWG))
+		dgGrid, bothGrid = dev.Grid1D(gpu.CeilDiv(d, rowwiseWG)), dev.Grid1D(gpu.CeilDiv(max(rows, d), rowwiseWG))
 	}
 	if !op.SeparateDG {
 		// dg runs even with no rows: the sum over zero rows is written as 0.
