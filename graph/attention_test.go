@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
-	"os"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -721,22 +718,6 @@ func attnBench(b *testing.B, dev *gpu.Device, op graph.Op, flops float64, in ...
 	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
 }
 
-// vmRSS is the process's resident memory in bytes, from /proc/self/status
-// (Linux); ok is false elsewhere.
-func vmRSS() (bytes int64, ok bool) {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0, false
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmRSS:" && f[2] == "kB" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10, err == nil
-		}
-	}
-	return 0, false
-}
-
 // Repeating the attention backward keeps the process's memory flat. A kernel
 // that indexes a private array with a runtime value gets scratch memory,
 // which lavapipe (Mesa 22.3) allocates per dispatch and never frees: the
@@ -745,12 +726,6 @@ func vmRSS() (bytes int64, ok bool) {
 // is far above what a non-leaking loop grows (under 1 MB here).
 func TestAttentionBackwardDoesNotLeakMemoryPerDispatch(t *testing.T) {
 	dev := gputest.Device(t)
-	if _, ok := vmRSS(); !ok {
-		if gputest.Required() {
-			t.Fatal("MOEGPU_REQUIRE_GPU=1 but /proc/self/status gives no VmRSS: the leak check reads resident memory there (Linux)")
-		}
-		t.Skip("resident memory is read from /proc/self/status (Linux only)")
-	}
 	rng := rand.New(rand.NewSource(9))
 	c := attnCase{32, 24, 4, 2, 16, 16, true} // tiny-dense's shape
 	in := attnInputs(rng, c)
@@ -761,23 +736,20 @@ func TestAttentionBackwardDoesNotLeakMemoryPerDispatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Release()
-	run := func(n int) {
-		for i := 0; i < n; i++ {
-			if err := p.Rec.Submit(); err != nil {
-				t.Fatal(err)
-			}
-			if err := dev.Wait(); err != nil {
-				t.Fatal(err)
-			}
-		}
+	grew := gputest.MemoryGrowth(t, 20, 300, func() { submitAndWait(t, dev, p) })
+	if grew > 32 {
+		t.Fatalf("resident memory grew %.1f MB over 300 attention backward runs (%.2f MB a run): a kernel leaks per dispatch", grew, grew/300)
 	}
-	run(20) // compile, warm up the driver's pools
-	before, _ := vmRSS()
-	run(300)
-	after, _ := vmRSS()
-	if grew := after - before; grew > 32<<20 {
-		t.Fatalf("resident memory grew %.1f MB over 300 attention backward runs (%.2f MB a run): a kernel leaks per dispatch", float64(grew)/(1<<20), float64(grew)/(1<<20)/300)
-	} else {
-		t.Logf("resident memory grew %.2f MB over 300 runs", float64(grew)/(1<<20))
+	t.Logf("resident memory grew %.2f MB over 300 runs", grew)
+}
+
+// submitAndWait runs a prepared op once and waits for it.
+func submitAndWait(t *testing.T, dev *gpu.Device, p *graph.Prepared) {
+	t.Helper()
+	if err := p.Rec.Submit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := dev.Wait(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -230,12 +230,6 @@ func TestRMSNormBackwardInOneDispatchEqualsTwo(t *testing.T) {
 // process grew by gigabytes over an OCR run); 200 runs of a leaking kernel grow by ~35 MB.
 func TestRMSNormBackwardDoesNotLeakMemoryPerDispatch(t *testing.T) {
 	dev := gputest.Device(t)
-	if _, ok := vmRSS(); !ok {
-		if gputest.Required() {
-			t.Fatal("MOEGPU_REQUIRE_GPU=1 but /proc/self/status gives no VmRSS: the leak check reads resident memory there (Linux)")
-		}
-		t.Skip("resident memory is read from /proc/self/status (Linux only)")
-	}
 	for _, shape := range [][]int{{1184, 128}, {1184, 130}} { // ocr-small's rows
 		rng := rand.New(rand.NewSource(6))
 		x, g := rmsnormInputs(rng, shape)
@@ -245,25 +239,11 @@ func TestRMSNormBackwardDoesNotLeakMemoryPerDispatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		run := func(n int) {
-			for i := 0; i < n; i++ {
-				if err := p.Rec.Submit(); err != nil {
-					t.Fatal(err)
-				}
-				if err := dev.Wait(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		run(10) // compile, warm up the driver's pools
-		before, _ := vmRSS()
-		run(200)
-		after, _ := vmRSS()
+		grew := gputest.MemoryGrowth(t, 10, 200, func() { submitAndWait(t, dev, p) })
 		p.Release()
-		if grew := after - before; grew > 8<<20 {
-			t.Fatalf("%v: resident memory grew %.1f MB over 200 RMSNorm backward runs (%.2f MB a run): a kernel leaks per dispatch", shape, float64(grew)/(1<<20), float64(grew)/(1<<20)/200)
-		} else {
-			t.Logf("%v: resident memory grew %.2f MB over 200 runs", shape, float64(grew)/(1<<20))
+		if grew > 8 {
+			t.Fatalf("%v: resident memory grew %.1f MB over 200 RMSNorm backward runs (%.2f MB a run): a kernel leaks per dispatch", shape, grew, grew/200)
 		}
+		t.Logf("%v: resident memory grew %.2f MB over 200 runs", shape, grew)
 	}
 }
