@@ -134,7 +134,11 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintln(stdout, r.Text())
 		n := max(1, len(r.Lines))
-		fmt.Fprintf(stderr, "%s: %d lines, %.1f ms/line (decode), %.1f ms to prepare, on %s\n", names[i], len(r.Lines), r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter())
+		lines := "lines"
+		if len(r.Lines) == 1 {
+			lines = "line"
+		}
+		fmt.Fprintf(stderr, "%s: %d %s, %.1f ms/line (decode), %.1f ms to prepare, on %s\n", names[i], len(r.Lines), lines, r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter())
 	}
 	return nil
 }
