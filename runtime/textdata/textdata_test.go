@@ -346,26 +346,26 @@ func TestMultiQueryNeedleRowsScoreEveryAnswer(t *testing.T) {
 	one, _, err := ParseLong("needle:64-128:1")
 	require.NoError(t, err)
 	base, _, _ := ParseLong("needle:64-128")
-	t1, g1, w1, err := one.Batch(tasks.TrainRNG(4), 4, 128)
+	assertSameBatches(t, one, base, 4, 4, 128)
+}
+
+// assertSameBatches checks that a and b draw the same training batch from the same seed.
+func assertSameBatches(t *testing.T, a, b *Long, seed uint64, batch, seqLen int) {
+	t.Helper()
+	t1, g1, w1, err := a.Batch(tasks.TrainRNG(seed), batch, seqLen)
 	require.NoError(t, err)
-	t2, g2, w2, err := base.Batch(tasks.TrainRNG(4), 4, 128)
+	t2, g2, w2, err := b.Batch(tasks.TrainRNG(seed), batch, seqLen)
 	require.NoError(t, err)
-	assert.Equal(t, t2, t1)
-	assert.Equal(t, g2, g1)
-	assert.Equal(t, w2, w1)
+	assert.Equal(t, t1, t2)
+	assert.Equal(t, g1, g2)
+	assert.Equal(t, w1, w2)
 }
 
 func TestLongTasksAreDeterministicAndHeldOutIsDisjoint(t *testing.T) {
 	for _, name := range []string{"needle:64-256", "vartrack:64-256:2"} {
 		task, _, err := ParseLong(name)
 		require.NoError(t, err)
-		tok1, tgt1, w1, err := task.Batch(tasks.TrainRNG(5), 8, 256)
-		require.NoError(t, err)
-		tok2, tgt2, w2, err := task.Batch(tasks.TrainRNG(5), 8, 256)
-		require.NoError(t, err)
-		assert.Equal(t, tok1, tok2)
-		assert.Equal(t, tgt1, tgt2)
-		assert.Equal(t, w1, w2)
+		assertSameBatches(t, task, task, 5, 8, 256)
 
 		set1, err := task.EvalSet([]int{64, 128}, EvalDepths, 3, 7)
 		require.NoError(t, err)
