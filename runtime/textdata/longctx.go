@@ -224,7 +224,7 @@ func multiNeedleLen(n, q int) int { return 10*n + 10*q + 2 }
 // pairs at random places (training keys only), and which of its positions are scored: each
 // SEP and answer digit but the last of a question predicts the next digit, the last question's
 // last digit predicts EOS.
-func multiNeedle(rng *rand.Rand, length, q int) (row []int, scored []bool) {
+func multiNeedle(rng *rand.Rand, length, q int) (row []int, scored []bool, err error) {
 	n := max(q, (length-2-10*q)/10)
 	nm := &names{rng: rng, n: 4, used: map[string]bool{}}
 	asked := rng.Perm(n)[:q]
@@ -242,15 +242,21 @@ func multiNeedle(rng *rand.Rand, length, q int) (row []int, scored []bool) {
 		vals[i] = value(rng)
 		b.WriteString(keys[i] + "=" + vals[i] + ";")
 	}
-	row = append([]int{BOS}, mustEncode(b.String())...)
+	row = []int{BOS}
+	add := func(text string) {
+		ids, e := Encode(text)
+		if e != nil && err == nil {
+			err = e
+		}
+		row = append(row, ids...)
+	}
+	add(b.String())
 	for j, i := range asked {
-		row = append(row, mustEncode("?"+keys[i])...)
+		add("?" + keys[i])
 		row = append(row, SEP)
 		from := len(row) - 1
-		row = append(row, mustEncode(vals[i])...)
-		for len(scored) < len(row) {
-			scored = append(scored, false)
-		}
+		add(vals[i])
+		scored = append(scored, make([]bool, len(row)-len(scored))...)
 		for p := from; p < len(row)-1; p++ {
 			scored[p] = true
 		}
@@ -258,17 +264,7 @@ func multiNeedle(rng *rand.Rand, length, q int) (row []int, scored []bool) {
 			scored[len(row)-1] = true
 		}
 	}
-	row = append(row, EOS)
-	return row, append(scored, false)
-}
-
-// mustEncode encodes text the generators build from letters, digits and punctuation.
-func mustEncode(s string) []int {
-	ids, err := Encode(s)
-	if err != nil {
-		panic(err) // unreachable: the generators write printable ASCII only
-	}
-	return ids
+	return append(row, EOS), append(scored, false), err
 }
 
 // vartrack: assignments "abc=1234;" (9 tokens) and "abc=xyz;" (8 tokens), then "?" and the
@@ -369,7 +365,9 @@ func (t *Long) Batch(rng *rand.Rand, batchSize, seqLen int) (tokens, targets []u
 		rows, scored := make([][]int, batchSize), make([][]bool, batchSize)
 		for i := range rows {
 			l := t.MinLen + rng.IntN(t.MaxLen-t.MinLen+1)
-			rows[i], scored[i] = multiNeedle(rng, l, t.Queries)
+			if rows[i], scored[i], err = multiNeedle(rng, l, t.Queries); err != nil {
+				return nil, nil, nil, err
+			}
 		}
 		return layoutRows(rows, scored, seqLen)
 	}
