@@ -183,15 +183,21 @@ func TestCompareShowsRatiosAgainstTheFirstRun(t *testing.T) {
 	base, other := synthetic("vulkan", 1, false), synthetic("vulkan", 0.5, true)
 	other.Host.Machine = "other-box"
 	other.Models[0].Dispatches = 60
-	var out bytes.Buffer
-	require.NoError(t, bench.Compare(&out, []*bench.Report{base, other}, 0.05))
-	s := out.String()
+	s := compareText(t, base, other)
 	require.Contains(t, s, "| tiny-dense | 60.0 ms, 96 disp, 400.0 tok/s decode | 120.0 ms (×2.00 ▲), 60 disp (-36), 200.0 tok/s decode |")
 	require.Contains(t, s, "| matmul_nn | 512x512x512 | auto | 10.000 | 20.000 (×2.00 ▲) |")
 	require.Contains(t, s, "Op support that differs")
 	require.NotContains(t, s, "▼)") // nothing got faster
-	err := bench.Compare(&out, []*bench.Report{base}, 0.05)
+	err := bench.Compare(&bytes.Buffer{}, []*bench.Report{base}, 0.05)
 	require.ErrorContains(t, err, "at least two runs")
+}
+
+// compareText is bench.Compare's Markdown for reports at the 5 % threshold.
+func compareText(t *testing.T, reports ...*bench.Report) string {
+	t.Helper()
+	var out bytes.Buffer
+	require.NoError(t, bench.Compare(&out, reports, 0.05))
+	return out.String()
 }
 
 // Before and after a change on one machine and adapter: each file is a
@@ -200,9 +206,7 @@ func TestCompareTreatsFilesOfOneAdapterAsRuns(t *testing.T) {
 	base, after := synthetic("vulkan", 1, false), synthetic("vulkan", 0.5, true)
 	base.Path, after.Path = "/x/before.json", "/x/after.json"
 	after.Models[0].Dispatches = 60
-	var out bytes.Buffer
-	require.NoError(t, bench.Compare(&out, []*bench.Report{base, after}, 0.05))
-	s := out.String()
+	s := compareText(t, base, after)
 	require.Contains(t, s, "| config | before.json | after.json |")
 	require.Contains(t, s, "60 disp (-36)")
 }
