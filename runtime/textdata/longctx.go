@@ -13,6 +13,8 @@ import (
 const (
 	NeedleName   = "needle"
 	VarTrackName = "vartrack"
+	PasskeyName  = "passkey"
+	CopyName     = "longcopy"
 )
 
 // Context lengths of the long-context family: the evaluation grid's lengths, the default
@@ -36,13 +38,18 @@ const (
 	maxQueries    = 32
 )
 
-// Long is a long-context task: needle (a list of key=value pairs, then a key to look up) or
+// Long is a long-context task: needle (a list of key=value pairs, then a key to look up),
 // vartrack (a list of assignments where a chain of Hops copies leads from a value to the
-// variable asked about, among distractor chains). Its examples are laid out as the synthetic
+// variable asked about, among distractor chains) or passkey (a 5-digit key marked "#12345. "
+// hidden in repeated filler sentences and asked for at the end: passkey retrieval, Mohtashami
+// & Jaggi 2023) or longcopy (a random string to repeat, every answer token a retrieval from
+// as far back as the string is long: the copying task of Jelassi et al. 2024, "Repeat After
+// Me"). Its examples are laid out as the synthetic
 // tasks' are (BOS prompt SEP answer EOS, scored on the answer and EOS) and their length
 // (all those tokens) is drawn from [MinLen, MaxLen] in training.
 //
-// Held-out split: the key (needle) or the variable (vartrack) an example asks about is
+// Held-out split: the key (needle), the variable (vartrack), the passkey or the string
+// (longcopy) an example asks about is
 // held out when an FNV-1a hash of it is 0 mod 8 (HeldOutName); training examples only ask
 // about the others and evaluation examples only about those, so no evaluation question is
 // ever a training question. Distractors may use any name.
@@ -74,11 +81,11 @@ type LongExample struct {
 
 // ParseLong reads a long-context task name: "needle" or "vartrack" (contexts 256–1024,
 // 2 hops), "needle:MIN-MAX", "needle:MIN-MAX:QUERIES" (questions per training row, 1–32),
-// "vartrack:MIN-MAX" or "vartrack:MIN-MAX:HOPS". ok is false when the name is not a
-// long-context task at all.
+// "vartrack:MIN-MAX", "vartrack:MIN-MAX:HOPS", "passkey", "passkey:MIN-MAX", "longcopy" or "longcopy:MIN-MAX". ok is false
+// when the name is not a long-context task at all.
 func ParseLong(name string) (t *Long, ok bool, err error) {
 	kind, rest, hasRest := strings.Cut(name, ":")
-	if kind != NeedleName && kind != VarTrackName {
+	if kind != NeedleName && kind != VarTrackName && kind != PasskeyName && kind != CopyName {
 		return nil, false, nil
 	}
 	t = &Long{Kind: kind, MinLen: defaultMinLen, MaxLen: defaultMaxLen, name: name}
@@ -89,12 +96,15 @@ func ParseLong(name string) (t *Long, ok bool, err error) {
 		parts := strings.Split(rest, ":")
 		bad := func(why string) (*Long, bool, error) {
 			form := kind + ":MIN-MAX[:QUERIES]"
-			if kind == VarTrackName {
+			switch kind {
+			case VarTrackName:
 				form = kind + ":MIN-MAX[:HOPS]"
+			case PasskeyName, CopyName:
+				form = kind + ":MIN-MAX"
 			}
 			return nil, true, fmt.Errorf("textdata: task %q: %s (want %s, e.g. %s:256-1024)", name, why, form, kind)
 		}
-		if len(parts) > 2 {
+		if len(parts) > 2 || ((kind == PasskeyName || kind == CopyName) && len(parts) > 1) {
 			return bad("too many fields")
 		}
 		lo, hi, found := strings.Cut(parts[0], "-")
@@ -163,8 +173,13 @@ func (t *Long) Generate(rng *rand.Rand, length int, depth float64, heldOut bool)
 	if !(depth >= 0 && depth <= 1) {
 		return LongExample{}, fmt.Errorf("textdata: %s: depth %v must be in [0, 1]", t.Kind, depth)
 	}
-	if t.Kind == NeedleName {
+	switch t.Kind {
+	case NeedleName:
 		return needle(rng, length, depth, heldOut), nil
+	case PasskeyName:
+		return passkey(rng, length, depth, heldOut), nil
+	case CopyName:
+		return longCopy(rng, length, heldOut), nil
 	}
 	if need := 11 + 9 + 8*t.Hops; length < need {
 		return LongExample{}, fmt.Errorf("textdata: vartrack: %d hops need contexts of at least %d tokens, not %d", t.Hops, need, length)
@@ -214,6 +229,60 @@ func needle(rng *rand.Rand, length int, depth float64, heldOut bool) LongExample
 	}
 	b.WriteString("?" + key)
 	return LongExample{Prompt: b.String(), Answer: answer, Length: length, Depth: depth}
+}
+
+// passkeyFiller is the repeated distractor text of passkey retrieval (Mohtashami & Jaggi
+// 2023, "Landmark Attention", §4.2), one sentence after another in this order.
+var passkeyFiller = []string{"The grass is green. ", "The sky is blue. ", "The sun is yellow. ", "Here we go. ", "There and back again. "}
+
+// passkey: filler text (passkeyFiller repeated, starting anywhere in it, so it may begin
+// mid-sentence) with "#12345. " inserted at the sentence boundary nearest depth (0: before
+// the filler, 1: after it), then "?"; exactly length tokens in all (BOS prompt SEP answer
+// EOS).
+func passkey(rng *rand.Rand, length int, depth float64, heldOut bool) LongExample {
+	var key string
+	for {
+		key = fmt.Sprintf("%05d", rng.IntN(100000))
+		if HeldOutName(key) == heldOut {
+			break
+		}
+	}
+	mark := "#" + key + ". "
+	n := length - len(mark) - 9 // BOS, "?", SEP, 5 digits, EOS
+	cycle := strings.Join(passkeyFiller, "")
+	start := rng.IntN(len(cycle))
+	filler := strings.Repeat(cycle, (start+n)/len(cycle)+1)[start : start+n]
+	// Sentence boundaries: 0, n, and after every ". ".
+	cuts := []int{0}
+	for i := 2; i < n; i++ {
+		if filler[i-2:i] == ". " {
+			cuts = append(cuts, i)
+		}
+	}
+	cuts = append(cuts, n)
+	at, want := 0, depth*float64(n)
+	for _, c := range cuts {
+		if math.Abs(float64(c)-want) < math.Abs(float64(at)-want) {
+			at = c
+		}
+	}
+	return LongExample{Prompt: filler[:at] + mark + filler[at:] + "?", Answer: key, Length: length, Depth: depth}
+}
+
+// longCopy: a random lowercase string of (length − 3)/2 letters, answered by itself (BOS x SEP
+// x EOS: length or length − 1 tokens). Every answer token is a retrieval from exactly as far
+// back as the string is long. Depth has no meaning here: it is 0.
+func longCopy(rng *rand.Rand, length int, heldOut bool) LongExample {
+	b := make([]byte, (length-3)/2)
+	for {
+		for i := range b {
+			b[i] = byte('a' + rng.IntN(26))
+		}
+		if HeldOutName(string(b)) == heldOut {
+			break
+		}
+	}
+	return LongExample{Prompt: string(b), Answer: string(b), Length: length}
 }
 
 // multiNeedleLen is the tokens of a multi-query needle row with n pairs and q questions:

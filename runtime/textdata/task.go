@@ -16,14 +16,14 @@ type Task interface {
 
 // Names describes the task names this package knows, for help texts.
 func Names() []string {
-	return []string{LMName, NeedleName + "[:MIN-MAX[:QUERIES]]", VarTrackName + "[:MIN-MAX[:HOPS]]"}
+	return []string{LMName, NeedleName + "[:MIN-MAX[:QUERIES]]", VarTrackName + "[:MIN-MAX[:HOPS]]", PasskeyName + "[:MIN-MAX]", CopyName + "[:MIN-MAX]"}
 }
 
 // IsName reports whether name is one of this package's tasks (well formed or not), so a
 // caller knows whom to ask.
 func IsName(name string) bool {
 	kind, _, _ := strings.Cut(name, ":")
-	return name == LMName || kind == NeedleName || kind == VarTrackName
+	return name == LMName || kind == NeedleName || kind == VarTrackName || kind == PasskeyName || kind == CopyName
 }
 
 // Open returns the named task; lm reads its corpus from fortuneDir (DefaultFortuneDir when

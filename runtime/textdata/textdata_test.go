@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -179,6 +180,9 @@ func TestParseLongNamesAndErrors(t *testing.T) {
 		"vartrack":             {Kind: VarTrackName, MinLen: 256, MaxLen: 1024, Hops: 2},
 		"vartrack:256-4096:3":  {Kind: VarTrackName, MinLen: 256, MaxLen: 4096, Hops: 3},
 		"vartrack:1024-1024:1": {Kind: VarTrackName, MinLen: 1024, MaxLen: 1024, Hops: 1},
+		"passkey":              {Kind: PasskeyName, MinLen: 256, MaxLen: 1024},
+		"passkey:64-256":       {Kind: PasskeyName, MinLen: 64, MaxLen: 256},
+		"longcopy:40-128":      {Kind: CopyName, MinLen: 40, MaxLen: 128},
 	} {
 		got, ok, err := ParseLong(name)
 		require.NoError(t, err, name)
@@ -203,6 +207,9 @@ func TestParseLongNamesAndErrors(t *testing.T) {
 		"vartrack:64-128:0":   "hops 0",
 		"vartrack:40-128:4":   "at least",
 		"needle:256-99999999": "must satisfy",
+		"passkey:64-256:2":    "too many fields",
+		"passkey:30-256":      "must satisfy",
+		"longcopy:64-256:3":   "too many fields",
 	} {
 		_, ok, err := ParseLong(name)
 		assert.True(t, ok, name)
@@ -287,6 +294,83 @@ func chainReaches(st []string, from, to string) bool {
 		}
 		cur = next
 	}
+}
+
+// A passkey example is exactly its length, holds its key once after the only "#", at the
+// sentence boundary nearest its depth, and asks held-out keys only in evaluation.
+func TestPasskeyExamplesHideOneKeyAtDepth(t *testing.T) {
+	task, _, err := ParseLong("passkey:64-256")
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(1, 2))
+	seen := map[string]bool{}
+	for _, L := range []int{40, 64, 256, 1000, 4096} {
+		for _, d := range EvalDepths {
+			for _, heldOut := range []bool{false, true} {
+				ex, err := task.Generate(rng, L, d, heldOut)
+				require.NoError(t, err)
+				row, sep, err := Row(ex)
+				require.NoError(t, err)
+				require.Len(t, row, L)
+				assert.Equal(t, SEP, row[sep])
+				require.Equal(t, 1, strings.Count(ex.Prompt, "#"), ex.Prompt)
+				at := strings.Index(ex.Prompt, "#")
+				assert.Equal(t, ex.Answer, ex.Prompt[at+1:at+6])
+				assert.Equal(t, heldOut, HeldOutName(ex.Answer))
+				assert.True(t, strings.HasSuffix(ex.Prompt, "?"))
+				filler := len(ex.Prompt) - len("#12345. ?")
+				// Sentences are at most 22 characters: the boundary nearest depth is within 11.
+				assert.InDelta(t, d*float64(filler), float64(at), 11, "length %d depth %v", L, d)
+				assert.Equal(t, ". ", ex.Prompt[at+6:at+8])
+				if at > 0 && at < filler {
+					assert.True(t, strings.HasSuffix(ex.Prompt[:at], ". "), "the key starts a sentence: %q", ex.Prompt[:at])
+				}
+				if heldOut {
+					assert.False(t, seen[ex.Answer], "a held-out key was also asked in training")
+				} else {
+					seen[ex.Answer] = true
+				}
+			}
+		}
+	}
+	assertSameBatches(t, task, task, 5, 4, 256)
+}
+
+// A longcopy example repeats a random string as long as its context allows, held-out
+// strings only in evaluation, and its training rows score the whole copy and EOS.
+func TestLongCopyRepeatsItsString(t *testing.T) {
+	task, _, err := ParseLong("longcopy:40-128")
+	require.NoError(t, err)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, L := range []int{40, 41, 256, 4096} {
+		for _, heldOut := range []bool{false, true} {
+			ex, err := task.Generate(rng, L, 0.5, heldOut)
+			require.NoError(t, err)
+			row, _, err := Row(ex)
+			require.NoError(t, err)
+			assert.Equal(t, L-(L+1)%2, len(row), "BOS x SEP x EOS fills an odd length exactly")
+			assert.Equal(t, ex.Prompt, ex.Answer)
+			assert.Len(t, ex.Answer, (L-3)/2)
+			assert.Equal(t, heldOut, HeldOutName(ex.Answer))
+			assert.Zero(t, ex.Depth)
+		}
+	}
+	tokens, targets, _, err := task.Batch(tasks.TrainRNG(1), 4, 128)
+	require.NoError(t, err)
+	for b := 0; b < 4; b++ {
+		row := tokens[b*128 : (b+1)*128]
+		sep := slices.Index(row, uint32(SEP))
+		require.Greater(t, sep, 0)
+		n, scored := sep-1, 0
+		assert.Equal(t, row[1:sep], row[sep+1:sep+1+n], "row %d: the answer repeats the string", b)
+		assert.Equal(t, uint32(EOS), row[sep+1+n])
+		for i := 0; i < 128; i++ {
+			if targets[b*128+i] != IgnoreIndex {
+				scored++
+			}
+		}
+		assert.Equal(t, n+1, scored, "row %d: the copy and EOS are scored", b)
+	}
+	assertSameBatches(t, task, task, 3, 4, 128)
 }
 
 // A multi-query needle row asks about several of its pairs, training keys only, and scores
