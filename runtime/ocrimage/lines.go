@@ -20,8 +20,9 @@ import (
 //     σ = S/12 rows), its rows above 1 % of the way from its floor (5th percentile) to its
 //     peak form bands, so that a one-word last line of a paragraph is still a line.
 //   - A band holding lines that touch is split at a row where the profile (smoothed only by
-//     σ = S/25) is lowest within S/5 rows and below 60 % of the peaks on both sides, and
-//     through which few strokes run (under half of its solid pixels are solid S/6 rows above
+//     σ = S/25) is lowest within S/5 rows and below 60 % of the peaks on both sides, peaks at
+//     least S apart (a line pitch: within one line of a light font, the x-height's top and the
+//     baseline make two peaks closer than that), and through which few strokes run (under half of its solid pixels are solid S/6 rows above
 //     and below as well): inside a line, stems and bowls run through the dips of the profile
 //     (the middle of an "o" or an "E"); between lines, only a descender that meets an
 //     ascender does.
@@ -91,14 +92,19 @@ func SplitLines(k *Ink) []image.Rectangle {
 	split = func(bd band, out []band) []band {
 		bestY, bestRatio := -1, 0.6
 		leftMax := make([]float64, bd.b-bd.a)
-		m := 0.0
+		leftAt := make([]int, bd.b-bd.a) // the row of leftMax
+		m, at := 0.0, bd.a
 		for y := bd.a; y < bd.b; y++ {
-			m = max(m, fine[y])
-			leftMax[y-bd.a] = m
+			if fine[y] > m {
+				m, at = fine[y], y
+			}
+			leftMax[y-bd.a], leftAt[y-bd.a] = m, at
 		}
-		m = 0
+		m, at = 0, bd.b-1
 		for y := bd.b - 1; y > bd.a; y-- {
-			m = max(m, fine[y])
+			if fine[y] > m {
+				m, at = fine[y], y
+			}
 			if y-bd.a < 2 || bd.b-y < 2 {
 				continue
 			}
@@ -106,8 +112,12 @@ func SplitLines(k *Ink) []image.Rectangle {
 			if sides <= 0 {
 				continue
 			}
+			// Two lines' densest rows are a line pitch apart, at least S; one line's two
+			// densest rows (the x-height's top and the baseline, where a light font's
+			// strokes run flat) are closer.
+			pitch := float64(at - leftAt[y-bd.a])
 			ratio := (fine[y] - base) / sides
-			if ratio < bestRatio && lowest(fine, y, around) && crossing(pix, w, h, y, delta, solid) < 0.5 {
+			if ratio < bestRatio && pitch >= S && lowest(fine, y, around) && crossing(pix, w, h, y, delta, solid) < 0.5 {
 				bestY, bestRatio = y, ratio
 			}
 		}

@@ -7,9 +7,13 @@ import (
 	"image/draw"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // paragraph is the text the multi-line tests render: lines of different lengths, with i/j dots,
@@ -271,5 +275,38 @@ func TestPercentileMatchesSorting(t *testing.T) {
 				t.Fatalf("n %d q %v: %v, want %v", n, q, got, want)
 			}
 		}
+	}
+}
+
+// Single lines of light fonts whose profile has two peaks, the x-height's top and the
+// baseline (Courier Prime at 13 and 17 px, Cantarell Regular and Light), rendered by
+// `moegpu ocr --write-eval` (testdata/oneline). They were split into an upper and a lower
+// band, and the tallest band, read alone, gave garbage.
+func TestSplitLinesKeepsALightFontsLineWhole(t *testing.T) {
+	files, err := filepath.Glob("testdata/oneline/*.png")
+	require.NoError(t, err)
+	require.Len(t, files, 4)
+	for _, f := range files {
+		img, err := Load(f)
+		require.NoError(t, err)
+		ink := Normalize(Gray(img))
+		got := SplitLines(ink)
+		require.Len(t, got, 1, "%s: %v", f, got)
+		// The box reaches the line's topmost and bottommost solid ink.
+		top, bot := -1, -1
+		w := ink.Rect.Dx()
+		for y := 0; y < ink.Rect.Dy(); y++ {
+			for _, v := range ink.Pix[y*w:][:w] {
+				if v > 0.5 {
+					if top < 0 {
+						top = y
+					}
+					bot = y + 1
+					break
+				}
+			}
+		}
+		assert.LessOrEqual(t, got[0].Min.Y, top, f)
+		assert.GreaterOrEqual(t, got[0].Max.Y, bot, f)
 	}
 }
