@@ -188,7 +188,8 @@ func (r *Recognizer) Recognize(img image.Image, progress Progress) (Result, erro
 // segRef is one segment of one line of one image.
 type segRef struct {
 	img, line int
-	width     int // columns of ink before the padding
+	width     int  // columns of ink before the padding
+	space     bool // cut from the piece before at a word space (ocrimage.Segment.Space)
 	pix       []float32
 }
 
@@ -208,7 +209,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		for j, l := range lines {
 			out[i].Lines[j] = LineResult{Box: l.Box, Segments: len(l.Segments)}
 			for _, s := range l.Segments {
-				segs = append(segs, segRef{img: i, line: j, width: s.Width, pix: s.Padded(c.MaxImageWidth)})
+				segs = append(segs, segRef{img: i, line: j, width: s.Width, space: s.Space, pix: s.Padded(c.MaxImageWidth)})
 			}
 		}
 		out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
@@ -268,7 +269,8 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 	}
 	for k, s := range segs {
 		l := &out[s.img].Lines[s.line]
-		if l.Text != "" && texts[k] != "" {
+		// Pieces cut at a word space join with one; pieces of one long word, without.
+		if l.Text != "" && texts[k] != "" && s.space {
 			l.Text += " "
 		}
 		l.Text += texts[k]

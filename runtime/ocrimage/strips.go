@@ -27,6 +27,10 @@ type Segment struct {
 	Box   image.Rectangle
 	Width int
 	Pix   []float32
+	// Space says the piece was cut from the one before it at a word space (a gap at least
+	// 0.15 × height wide); false for a line's first piece and for a cut between the letters
+	// of a word too long for one piece, whose texts join without a space.
+	Space bool
 }
 
 // Height is the number of rows of s.Pix.
@@ -109,12 +113,14 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	shown := crop.Intersect(k.Rect)
 	var segs []Segment
 	for _, c := range cuts(pix, outW, height, maxWidth) {
+		space := c[2] != 0
 		x0 := box.Min.X + int(math.Floor(float64(c[0])*float64(cw)/float64(outW)))
 		x1 := box.Min.X + int(math.Ceil(float64(c[1])*float64(cw)/float64(outW)))
 		seg := Segment{
 			Box:   image.Rect(x0, shown.Min.Y, min(x1, box.Max.X), shown.Max.Y),
 			Width: c[1] - c[0],
 			Pix:   pix, // the whole line in one piece
+			Space: space,
 		}
 		if seg.Width != outW {
 			seg.Pix = make([]float32, height*seg.Width)
@@ -230,10 +236,11 @@ func resample(k *Ink, crop image.Rectangle, outH, outW int) []float32 {
 }
 
 // cuts splits columns [0, w) of pix (h rows × w) into pieces at most maxWidth wide, at
-// whitespace where there is any (see LineStrips), and returns them as [start, end) pairs.
-func cuts(pix []float32, w, h, maxWidth int) [][2]int {
+// whitespace where there is any (see LineStrips), and returns them as [start, end, space]:
+// space is 1 when the cut before the piece is in a gap of at least a word space.
+func cuts(pix []float32, w, h, maxWidth int) [][3]int {
 	if w <= maxWidth {
-		return [][2]int{{0, w}}
+		return [][3]int{{0, w, 0}}
 	}
 	col := make([]float64, w)
 	for y := 0; y < h; y++ {
@@ -258,7 +265,8 @@ func cuts(pix []float32, w, h, maxWidth int) [][2]int {
 	}
 	wordGap := max(2, int(math.Round(0.15*float64(h))))
 
-	var out [][2]int
+	var out [][3]int
+	space := 0 // the cut before the current piece is at a word space
 	for s := 0; w-s > maxWidth; {
 		limit := s + maxWidth // the piece is [s, cut) with s < cut ≤ limit
 		type cand struct {
@@ -287,7 +295,7 @@ func cuts(pix []float32, w, h, maxWidth int) [][2]int {
 		if len(pool) == 0 {
 			pool = cands
 		}
-		cut := -1
+		cut, cutSpace := -1, 0
 		if len(pool) > 0 {
 			widest := 0
 			for _, c := range pool {
@@ -305,6 +313,10 @@ func cuts(pix []float32, w, h, maxWidth int) [][2]int {
 				// (a gap running past the limit may offer only its edge)
 				if c.width >= need && c.ink <= cleanest+0.05 && c.cut > cut {
 					cut = c.cut
+					cutSpace = 0
+					if c.width >= wordGap {
+						cutSpace = 1
+					}
 				}
 			}
 		} else {
@@ -317,10 +329,10 @@ func cuts(pix []float32, w, h, maxWidth int) [][2]int {
 				}
 			}
 		}
-		out = append(out, [2]int{s, cut})
-		s = cut
+		out = append(out, [3]int{s, cut, space})
+		s, space = cut, cutSpace
 		if w-s <= maxWidth {
-			out = append(out, [2]int{s, w})
+			out = append(out, [3]int{s, w, space})
 			break
 		}
 	}

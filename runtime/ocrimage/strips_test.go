@@ -139,6 +139,9 @@ func TestLineStripsCutsLongLinesBetweenWords(t *testing.T) {
 					for c := prev + maxWidth/4; c <= prev+maxWidth; c++ {
 						least = min(least, colInk(pix, w, h, c))
 					}
+					if s.Space != inSpace {
+						t.Errorf("cut before segment %d: Space %v, but the cut is in a word space: %v", i, s.Space, inSpace)
+					}
 					switch {
 					case inSpace && ink != 0:
 						t.Errorf("cut before segment %d, in a word space at scaled column %d, holds ink %.3f", i, cut, ink)
@@ -152,6 +155,9 @@ func TestLineStripsCutsLongLinesBetweenWords(t *testing.T) {
 					}
 				}
 				start += s.Width
+			}
+			if segs[0].Space {
+				t.Error("the first segment follows no space")
 			}
 			t.Logf("%d pieces, %d cut inside words", len(segs), inWords)
 			// Pieces tile the line: boxes side by side, from the line's left to its right.
