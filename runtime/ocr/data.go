@@ -37,16 +37,16 @@ func Render(gen *ocrdata.Generator, cond string) Renderer {
 
 // PrepareLine is the Preparer of real training: the recognizer's own chain (ocrimage's
 // Normalize, SplitLines, LineStrips) on a one-line image, keeping its tallest line (a crop
-// may also show slivers of the lines above and below). ok is false for a blank image or a
-// line wider than maxWidth at this height.
-func PrepareLine(img *image.Gray, height, maxWidth int) (Prepared, bool) {
+// may also show slivers of the lines above and below), in one piece or, wider than maxWidth
+// at this height, in the pieces the recognizer cuts it into. ok is false for a blank image.
+func PrepareLine(img *image.Gray, height, maxWidth int) ([]Prepared, bool) {
 	ink := ocrimage.Normalize(img)
 	if ink.Blank {
-		return Prepared{}, false
+		return nil, false
 	}
 	boxes := ocrimage.SplitLines(ink)
 	if len(boxes) == 0 {
-		return Prepared{}, false
+		return nil, false
 	}
 	best := boxes[0]
 	for _, b := range boxes[1:] {
@@ -55,11 +55,23 @@ func PrepareLine(img *image.Gray, height, maxWidth int) (Prepared, bool) {
 		}
 	}
 	segs := ocrimage.LineStrips(ink, best, height, maxWidth)
-	if len(segs) != 1 {
-		return Prepared{}, false
+	if len(segs) == 0 {
+		return nil, false
 	}
-	s := segs[0]
-	scale := float64(s.Width) / float64(s.Box.Dx())
-	x0 := float64(s.Box.Min.X)
-	return Prepared{Pix: s.Pix, Width: s.Width, X: func(x float64) float64 { return (x - x0) * scale }}, true
+	// Every piece shares the line's scale: the first starts at the box's left edge and each
+	// next one where the one before ends.
+	total := 0
+	for _, s := range segs {
+		total += s.Width
+	}
+	scale := float64(total) / float64(best.Dx())
+	x0 := float64(best.Min.X)
+	out := make([]Prepared, len(segs))
+	from := 0.0
+	for i, s := range segs {
+		off := from
+		out[i] = Prepared{Pix: s.Pix, Width: s.Width, X: func(x float64) float64 { return (x-x0)*scale - off }}
+		from += float64(s.Width)
+	}
+	return out, true
 }

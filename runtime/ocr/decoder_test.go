@@ -46,16 +46,16 @@ func fakeLines() (Renderer, Preparer) {
 		}
 		return Rendered{Image: g, Text: string(b), CharX: x}, nil
 	}
-	prepare := func(img *image.Gray, height, maxWidth int) (Prepared, bool) {
+	prepare := func(img *image.Gray, height, maxWidth int) ([]Prepared, bool) {
 		w := img.Rect.Dx()
 		if w > maxWidth || img.Rect.Dy() != height {
-			return Prepared{}, false
+			return nil, false
 		}
 		pix := make([]float32, height*w)
 		for i := range pix {
 			pix[i] = float32(img.Pix[i]) / 255
 		}
-		return Prepared{Pix: pix, Width: w, X: func(x float64) float64 { return x }}, true
+		return []Prepared{{Pix: pix, Width: w, X: func(x float64) float64 { return x }}}, true
 	}
 	return render, prepare
 }

@@ -38,9 +38,11 @@ type Prepared struct {
 	X     func(float64) float64
 }
 
-// Preparer turns a rendered line into what the model reads; ok is false when the line does
-// not fit in maxWidth at that height (the task then draws another).
-type Preparer func(img *image.Gray, height, maxWidth int) (p Prepared, ok bool)
+// Preparer turns a rendered line into what the model reads: one piece, or for a line wider
+// than maxWidth at that height its pieces in order, cut as the recognizer cuts a user's line
+// (each piece's X maps into its own columns). ok is false when nothing usable came out (the
+// task then draws another line).
+type Preparer func(img *image.Gray, height, maxWidth int) (pieces []Prepared, ok bool)
 
 // Task is the OCR training task: every sequence is one rendered line's image tokens, then
 // BOS, its text and EOS (see the package doc). It implements train.ImageSource. Lines are
@@ -100,23 +102,38 @@ type Line struct {
 const maxTries = 50
 
 // Sample draws one line that fits the model: text of at most MaxChars printable ASCII
-// characters whose prepared image is at most max_image_width wide.
+// characters whose prepared image is at most max_image_width wide. A rendered line too wide
+// for the model gives one of its pieces, drawn at random, as the recognizer reads such a
+// line: its text is the characters whose centres fall inside the piece, without the spaces at
+// either end (so it needs the renderer's character positions; without them the line is
+// drawn again).
 func (t *Task) Sample(rng *rand.Rand) (Line, error) {
 	for try := 0; try < maxTries; try++ {
 		r, err := t.render(rng)
 		if err != nil {
 			return Line{}, fmt.Errorf("ocr: rendering a line: %w", err)
 		}
-		text := r.Text
+		text, charX := r.Text, r.CharX
 		if len(text) == 0 || len(text) > MaxChars {
 			continue
 		}
-		ids, err := Encode(text)
-		if err != nil {
+		pieces, ok := t.prepare(r.Image, t.height, t.width)
+		if !ok || len(pieces) == 0 {
 			continue
 		}
-		p, ok := t.prepare(r.Image, t.height, t.width)
-		if !ok {
+		p := pieces[0]
+		if len(pieces) > 1 {
+			if len(charX) != len(text) || pieces[0].X == nil {
+				continue
+			}
+			p = pieces[rng.IntN(len(pieces))]
+			text, charX = pieceText(text, charX, p)
+			if len(text) == 0 {
+				continue
+			}
+		}
+		ids, err := Encode(text)
+		if err != nil {
 			continue
 		}
 		w := p.Width
@@ -125,12 +142,31 @@ func (t *Task) Sample(rng *rand.Rand) (Line, error) {
 			copy(full[y*t.width:y*t.width+w], p.Pix[y*w:(y+1)*w])
 		}
 		l := Line{Text: text, Pixels: full, Width: w}
-		if len(r.CharX) == len(text) && p.X != nil {
-			l.Strips = t.strips(ids, r.CharX, p.X)
+		if len(charX) == len(text) && p.X != nil {
+			l.Strips = t.strips(ids, charX, p.X)
 		}
 		return l, nil
 	}
 	return Line{}, fmt.Errorf("ocr: no line out of %d drawn fits %d×%d pixels and %d characters", maxTries, t.height, t.width, MaxChars)
+}
+
+// pieceText is the part of a line's text (with its characters' centres) that piece p shows:
+// the characters centred in its columns, less the spaces at either end.
+func pieceText(text string, charX []float64, p Prepared) (string, []float64) {
+	var b []byte
+	var xs []float64
+	for i := 0; i < len(text); i++ {
+		if x := p.X(charX[i]); x >= 0 && x < float64(p.Width) {
+			b, xs = append(b, text[i]), append(xs, charX[i])
+		}
+	}
+	for len(b) > 0 && b[0] == ' ' {
+		b, xs = b[1:], xs[1:]
+	}
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b, xs = b[:len(b)-1], xs[:len(xs)-1]
+	}
+	return string(b), xs
 }
 
 // strips labels each image token with the character centred in its strip.
