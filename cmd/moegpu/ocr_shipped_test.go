@@ -14,10 +14,11 @@ import (
 )
 
 // shippedSampleCER bounds the shipped model's character error rate on the shipped samples
-// (held-out fonts): 0.065 measured on both adapters when the model was shipped (5 lines, 3
-// exact, 10 edits in 153 characters; see the README's OCR section), with room for a few more
+// (held-out fonts): 0.092 measured on both adapters when the model was shipped (5 lines, 1
+// exact, 14 edits in 153 characters; the model before it had 0.065 here but 10.7 % against its
+// 9.0 % on the 900-line benchmark of the README's OCR section), with room for four more
 // characters to tip, so a regression in the pipeline (preparation, decoding, weights) fails.
-const shippedSampleCER = 0.1
+const shippedSampleCER = 0.12
 
 // The shipped model reads the shipped samples through the whole command line: the paragraph's
 // three lines in order, and each sample's text within shippedSampleCER.
