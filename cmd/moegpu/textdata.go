@@ -81,9 +81,7 @@ func scoreText(dir string, task textdata.Task, o textEvalOptions, executor strin
 		if depths == nil {
 			depths = textdata.EvalDepths
 		}
-		if t.Kind == textdata.CopyName {
-			depths = []float64{0} // the whole string is copied: one cell per length
-		}
+		depths = t.Depths(depths)
 		for _, l := range lengths {
 			if l > cfg.MaxPositionEmbeddings {
 				return nil, fmt.Errorf("context length %d is more than the checkpoint's max_position_embeddings (%d)", l, cfg.MaxPositionEmbeddings)

@@ -21,9 +21,10 @@ import (
 //     peak form bands, so that a one-word last line of a paragraph is still a line.
 //   - A band holding lines that touch is split at a row where the profile (smoothed only by
 //     σ = S/25) is lowest within S/5 rows and below 60 % of the peaks on both sides, peaks at
-//     least S apart (a line pitch: within one line of a light font, the x-height's top and the
-//     baseline make two peaks closer than that), and through which few strokes run (under half of its solid pixels are solid S/6 rows above
-//     and below as well): inside a line, stems and bowls run through the dips of the profile
+//     least S apart (a line pitch: within one line of a light font, the x-height's top and
+//     the baseline make two peaks closer than that), and through which few strokes run
+//     (under half of its solid pixels are solid S/6 rows above and below as well): inside a
+//     line, stems and bowls run through the dips of the profile
 //     (the middle of an "o" or an "E"); between lines, only a descender that meets an
 //     ascender does.
 //   - Fragments shorter than S/2 (the dots of i and j, a run of commas, accents) join the

@@ -113,19 +113,18 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	shown := crop.Intersect(k.Rect)
 	var segs []Segment
 	for _, c := range cuts(pix, outW, height, maxWidth) {
-		space := c[2] != 0
-		x0 := box.Min.X + int(math.Floor(float64(c[0])*float64(cw)/float64(outW)))
-		x1 := box.Min.X + int(math.Ceil(float64(c[1])*float64(cw)/float64(outW)))
+		x0 := box.Min.X + int(math.Floor(float64(c.start)*float64(cw)/float64(outW)))
+		x1 := box.Min.X + int(math.Ceil(float64(c.end)*float64(cw)/float64(outW)))
 		seg := Segment{
 			Box:   image.Rect(x0, shown.Min.Y, min(x1, box.Max.X), shown.Max.Y),
-			Width: c[1] - c[0],
+			Width: c.end - c.start,
 			Pix:   pix, // the whole line in one piece
-			Space: space,
+			Space: c.space,
 		}
 		if seg.Width != outW {
 			seg.Pix = make([]float32, height*seg.Width)
 			for y := 0; y < height; y++ {
-				copy(seg.Pix[y*seg.Width:][:seg.Width], pix[y*outW+c[0]:][:seg.Width])
+				copy(seg.Pix[y*seg.Width:][:seg.Width], pix[y*outW+c.start:][:seg.Width])
 			}
 		}
 		segs = append(segs, seg)
@@ -235,12 +234,18 @@ func resample(k *Ink, crop image.Rectangle, outH, outW int) []float32 {
 	return out
 }
 
+// piece is columns [start, end) of a line; space says the cut before it is in a gap of at
+// least a word space.
+type piece struct {
+	start, end int
+	space      bool
+}
+
 // cuts splits columns [0, w) of pix (h rows × w) into pieces at most maxWidth wide, at
-// whitespace where there is any (see LineStrips), and returns them as [start, end, space]:
-// space is 1 when the cut before the piece is in a gap of at least a word space.
-func cuts(pix []float32, w, h, maxWidth int) [][3]int {
+// whitespace where there is any (see LineStrips).
+func cuts(pix []float32, w, h, maxWidth int) []piece {
 	if w <= maxWidth {
-		return [][3]int{{0, w, 0}}
+		return []piece{{0, w, false}}
 	}
 	col := make([]float64, w)
 	for y := 0; y < h; y++ {
@@ -265,8 +270,8 @@ func cuts(pix []float32, w, h, maxWidth int) [][3]int {
 	}
 	wordGap := max(2, int(math.Round(0.15*float64(h))))
 
-	var out [][3]int
-	space := 0 // the cut before the current piece is at a word space
+	var out []piece
+	space := false // the cut before the current piece is at a word space
 	for s := 0; w-s > maxWidth; {
 		limit := s + maxWidth // the piece is [s, cut) with s < cut ≤ limit
 		type cand struct {
@@ -295,7 +300,7 @@ func cuts(pix []float32, w, h, maxWidth int) [][3]int {
 		if len(pool) == 0 {
 			pool = cands
 		}
-		cut, cutSpace := -1, 0
+		cut, cutSpace := -1, false
 		if len(pool) > 0 {
 			widest := 0
 			for _, c := range pool {
@@ -312,11 +317,7 @@ func cuts(pix []float32, w, h, maxWidth int) [][3]int {
 				// the latest of the wide gaps whose cut column is as clean as the cleanest
 				// (a gap running past the limit may offer only its edge)
 				if c.width >= need && c.ink <= cleanest+0.05 && c.cut > cut {
-					cut = c.cut
-					cutSpace = 0
-					if c.width >= wordGap {
-						cutSpace = 1
-					}
+					cut, cutSpace = c.cut, c.width >= wordGap
 				}
 			}
 		} else {
@@ -329,10 +330,10 @@ func cuts(pix []float32, w, h, maxWidth int) [][3]int {
 				}
 			}
 		}
-		out = append(out, [3]int{s, cut, space})
+		out = append(out, piece{s, cut, space})
 		s, space = cut, cutSpace
 		if w-s <= maxWidth {
-			out = append(out, [3]int{s, w, space})
+			out = append(out, piece{s, w, space})
 			break
 		}
 	}

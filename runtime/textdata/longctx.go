@@ -40,17 +40,17 @@ const (
 
 // Long is a long-context task: needle (a list of key=value pairs, then a key to look up),
 // vartrack (a list of assignments where a chain of Hops copies leads from a value to the
-// variable asked about, among distractor chains) or passkey (a 5-digit key marked "#12345. "
+// variable asked about, among distractor chains), passkey (a 5-digit key marked "#12345. "
 // hidden in repeated filler sentences and asked for at the end: passkey retrieval, Mohtashami
 // & Jaggi 2023) or longcopy (a random string to repeat, every answer token a retrieval from
 // as far back as the string is long: the copying task of Jelassi et al. 2024, "Repeat After
-// Me"). Its examples are laid out as the synthetic
-// tasks' are (BOS prompt SEP answer EOS, scored on the answer and EOS) and their length
-// (all those tokens) is drawn from [MinLen, MaxLen] in training.
+// Me"). Its examples are laid out as the synthetic tasks' are (BOS prompt SEP answer EOS,
+// scored on the answer and EOS) and their length (all those tokens) is drawn from
+// [MinLen, MaxLen] in training.
 //
 // Held-out split: the key (needle), the variable (vartrack), the passkey or the string
-// (longcopy) an example asks about is
-// held out when an FNV-1a hash of it is 0 mod 8 (HeldOutName); training examples only ask
+// (longcopy) an example asks about is held out when an FNV-1a hash of it is 0 mod 8
+// (HeldOutName); training examples only ask
 // about the others and evaluation examples only about those, so no evaluation question is
 // ever a training question. Distractors may use any name.
 //
@@ -81,11 +81,11 @@ type LongExample struct {
 
 // ParseLong reads a long-context task name: "needle" or "vartrack" (contexts 256–1024,
 // 2 hops), "needle:MIN-MAX", "needle:MIN-MAX:QUERIES" (questions per training row, 1–32),
-// "vartrack:MIN-MAX", "vartrack:MIN-MAX:HOPS", "passkey", "passkey:MIN-MAX", "longcopy" or "longcopy:MIN-MAX". ok is false
-// when the name is not a long-context task at all.
+// "vartrack:MIN-MAX", "vartrack:MIN-MAX:HOPS", "passkey", "passkey:MIN-MAX", "longcopy" or
+// "longcopy:MIN-MAX". ok is false when the name is not a long-context task at all.
 func ParseLong(name string) (t *Long, ok bool, err error) {
 	kind, rest, hasRest := strings.Cut(name, ":")
-	if kind != NeedleName && kind != VarTrackName && kind != PasskeyName && kind != CopyName {
+	if !isLongKind(kind) {
 		return nil, false, nil
 	}
 	t = &Long{Kind: kind, MinLen: defaultMinLen, MaxLen: defaultMaxLen, name: name}
@@ -145,6 +145,20 @@ func ParseLong(name string) (t *Long, ok bool, err error) {
 		}
 	}
 	return t, true, nil
+}
+
+// isLongKind reports whether kind (a task name's part before any ":") is a long-context task.
+func isLongKind(kind string) bool {
+	return kind == NeedleName || kind == VarTrackName || kind == PasskeyName || kind == CopyName
+}
+
+// Depths is the depths to score at when asked for these: longcopy copies the whole string, so
+// it has the one depth 0; the other kinds take them as they are.
+func (t *Long) Depths(asked []float64) []float64 {
+	if t.Kind == CopyName {
+		return []float64{0}
+	}
+	return asked
 }
 
 // Name is the task's name as ParseLong accepts it.

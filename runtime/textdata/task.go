@@ -23,7 +23,7 @@ func Names() []string {
 // caller knows whom to ask.
 func IsName(name string) bool {
 	kind, _, _ := strings.Cut(name, ":")
-	return name == LMName || kind == NeedleName || kind == VarTrackName || kind == PasskeyName || kind == CopyName
+	return name == LMName || isLongKind(kind)
 }
 
 // Open returns the named task; lm reads its corpus from fortuneDir (DefaultFortuneDir when

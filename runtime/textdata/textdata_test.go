@@ -371,6 +371,10 @@ func TestLongCopyRepeatsItsString(t *testing.T) {
 		assert.Equal(t, n+1, scored, "row %d: the copy and EOS are scored", b)
 	}
 	assertSameBatches(t, task, task, 3, 4, 128)
+	assert.Equal(t, []float64{0}, task.Depths(EvalDepths), "one cell per length")
+	needle, _, err := ParseLong("needle")
+	require.NoError(t, err)
+	assert.Equal(t, EvalDepths, needle.Depths(EvalDepths))
 }
 
 // A multi-query needle row asks about several of its pairs, training keys only, and scores
