@@ -50,9 +50,9 @@ const (
 //
 // Held-out split: the key (needle), the variable (vartrack), the passkey or the string
 // (longcopy) an example asks about is held out when an FNV-1a hash of it is 0 mod 8
-// (HeldOutName); training examples only ask
-// about the others and evaluation examples only about those, so no evaluation question is
-// ever a training question. Distractors may use any name.
+// (HeldOutName); training examples only ask about the others and evaluation examples only
+// about those, so no evaluation question is ever a training question. Distractors may use
+// any name.
 //
 // Queries > 1 (needle only) makes each training row ask about that many of its pairs, one
 // after another (`…;?abcd` SEP `1234` `?efgh` SEP `5678` EOS), every answer scored: multi-query
