@@ -36,13 +36,14 @@ const (
 	maxContext    = 1 << 16
 	maxHops       = 8
 	maxQueries    = 32
+	maxDigits     = 5
 )
 
 // Long is a long-context task: needle (a list of key=value pairs, then a key to look up),
 // vartrack (a list of assignments where a chain of Hops copies leads from a value to the
-// variable asked about, among distractor chains), passkey (a 5-digit key marked "#12345. "
-// hidden in repeated filler sentences and asked for at the end: passkey retrieval, Mohtashami
-// & Jaggi 2023) or longcopy (a random string to repeat, every answer token a retrieval from
+// variable asked about, among distractor chains), passkey (a key of Digits digits, 5 by
+// default, marked "#12345. " hidden in repeated filler sentences and asked for at the end:
+// passkey retrieval, Mohtashami & Jaggi 2023) or longcopy (a random string to repeat, every answer token a retrieval from
 // as far back as the string is long: the copying task of Jelassi et al. 2024, "Repeat After
 // Me"). Its examples are laid out as the synthetic tasks' are (BOS prompt SEP answer EOS,
 // scored on the answer and EOS) and their length (all those tokens) is drawn from
@@ -52,7 +53,11 @@ const (
 // (longcopy) an example asks about is held out when an FNV-1a hash of it is 0 mod 8
 // (HeldOutName); training examples only ask about the others and evaluation examples only
 // about those, so no evaluation question is ever a training question. Distractors may use
-// any name.
+// any name. A passkey of one or two digits has too few keys to hold a share out (one of ten
+// digits would never be seen in training at all): with Digits ≤ 2 every key is asked in both,
+// and what evaluation holds out is the context around it, drawn from its own stream at lengths
+// and depths of its own. The question ("?") is the same in every passkey example anyway; the
+// answer is in the context, never in the model's memory.
 //
 // Queries > 1 (needle only) makes each training row ask about that many of its pairs, one
 // after another (`…;?abcd` SEP `1234` `?efgh` SEP `5678` EOS), every answer scored: multi-query
@@ -64,6 +69,7 @@ type Long struct {
 	MinLen, MaxLen int    // context length range of training examples, in tokens
 	Hops           int    // vartrack: copies between the value and the asked variable
 	Queries        int    // needle: questions per training row (0 and 1: one)
+	Digits         int    // passkey: digits of the key, 1..5 (0: 5)
 	name           string
 }
 
@@ -81,7 +87,8 @@ type LongExample struct {
 
 // ParseLong reads a long-context task name: "needle" or "vartrack" (contexts 256–1024,
 // 2 hops), "needle:MIN-MAX", "needle:MIN-MAX:QUERIES" (questions per training row, 1–32),
-// "vartrack:MIN-MAX", "vartrack:MIN-MAX:HOPS", "passkey", "passkey:MIN-MAX", "longcopy" or
+// "vartrack:MIN-MAX", "vartrack:MIN-MAX:HOPS", "passkey", "passkey:MIN-MAX",
+// "passkey:MIN-MAX:DIGITS" (digits of the key, 1–5; default 5), "longcopy" or
 // "longcopy:MIN-MAX". ok is false when the name is not a long-context task at all.
 func ParseLong(name string) (t *Long, ok bool, err error) {
 	kind, rest, hasRest := strings.Cut(name, ":")
@@ -99,12 +106,14 @@ func ParseLong(name string) (t *Long, ok bool, err error) {
 			switch kind {
 			case VarTrackName:
 				form = kind + ":MIN-MAX[:HOPS]"
-			case PasskeyName, CopyName:
+			case PasskeyName:
+				form = kind + ":MIN-MAX[:DIGITS]"
+			case CopyName:
 				form = kind + ":MIN-MAX"
 			}
 			return nil, true, fmt.Errorf("textdata: task %q: %s (want %s, e.g. %s:256-1024)", name, why, form, kind)
 		}
-		if len(parts) > 2 || ((kind == PasskeyName || kind == CopyName) && len(parts) > 1) {
+		if len(parts) > 2 || (kind == CopyName && len(parts) > 1) {
 			return bad("too many fields")
 		}
 		lo, hi, found := strings.Cut(parts[0], "-")
@@ -117,6 +126,14 @@ func ParseLong(name string) (t *Long, ok bool, err error) {
 		if len(parts) == 2 && kind == VarTrackName {
 			if t.Hops, e1 = strconv.Atoi(parts[1]); e1 != nil {
 				return bad(fmt.Sprintf("%q is not a number of hops", parts[1]))
+			}
+		}
+		if len(parts) == 2 && kind == PasskeyName {
+			if t.Digits, e1 = strconv.Atoi(parts[1]); e1 != nil {
+				return bad(fmt.Sprintf("%q is not a number of digits", parts[1]))
+			}
+			if t.Digits < 1 || t.Digits > maxDigits {
+				return nil, true, fmt.Errorf("textdata: task %q: digits %d must be in 1..%d", name, t.Digits, maxDigits)
 			}
 		}
 		if len(parts) == 2 && kind == NeedleName {
@@ -191,7 +208,7 @@ func (t *Long) Generate(rng *rand.Rand, length int, depth float64, heldOut bool)
 	case NeedleName:
 		return needle(rng, length, depth, heldOut), nil
 	case PasskeyName:
-		return passkey(rng, length, depth, heldOut), nil
+		return passkey(rng, length, depth, t.digits(), heldOut), nil
 	case CopyName:
 		return longCopy(rng, length, heldOut), nil
 	}
@@ -249,20 +266,29 @@ func needle(rng *rand.Rand, length int, depth float64, heldOut bool) LongExample
 // 2023, "Landmark Attention", §4.2), one sentence after another in this order.
 var passkeyFiller = []string{"The grass is green. ", "The sky is blue. ", "The sun is yellow. ", "Here we go. ", "There and back again. "}
 
+// digits is the passkey's key length: Digits, or 5 when unset.
+func (t *Long) digits() int {
+	if t.Digits == 0 {
+		return maxDigits
+	}
+	return t.Digits
+}
+
 // passkey: filler text (passkeyFiller repeated, starting anywhere in it, so it may begin
-// mid-sentence) with "#12345. " inserted at the sentence boundary nearest depth (0: before
-// the filler, 1: after it), then "?"; exactly length tokens in all (BOS prompt SEP answer
-// EOS).
-func passkey(rng *rand.Rand, length int, depth float64, heldOut bool) LongExample {
+// mid-sentence) with "#12345. " (a key of digits digits) inserted at the sentence boundary
+// nearest depth (0: before the filler, 1: after it), then "?"; exactly length tokens in all
+// (BOS prompt SEP answer EOS). Keys of 3 or more digits are split into training and
+// held-out ones by HeldOutName; shorter ones are not (see Long).
+func passkey(rng *rand.Rand, length int, depth float64, digits int, heldOut bool) LongExample {
 	var key string
 	for {
-		key = fmt.Sprintf("%05d", rng.IntN(100000))
-		if HeldOutName(key) == heldOut {
+		key = fmt.Sprintf("%0*d", digits, rng.IntN(pow10(digits)))
+		if digits <= 2 || HeldOutName(key) == heldOut {
 			break
 		}
 	}
 	mark := "#" + key + ". "
-	n := length - len(mark) - 9 // BOS, "?", SEP, 5 digits, EOS
+	n := length - len(mark) - 4 - digits // BOS, "?", SEP, the digits, EOS
 	cycle := strings.Join(passkeyFiller, "")
 	start := rng.IntN(len(cycle))
 	filler := strings.Repeat(cycle, (start+n)/len(cycle)+1)[start : start+n]
@@ -424,6 +450,14 @@ func vartrack(rng *rand.Rand, length int, depth float64, hops int, heldOut bool)
 	}
 	b.WriteString("?" + asked)
 	return LongExample{Prompt: b.String(), Answer: answer, Length: length, Depth: depth, Hops: hops}
+}
+
+func pow10(n int) int {
+	p := 1
+	for ; n > 0; n-- {
+		p *= 10
+	}
+	return p
 }
 
 func sortInts(v []int) {

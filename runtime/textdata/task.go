@@ -16,7 +16,7 @@ type Task interface {
 
 // Names describes the task names this package knows, for help texts.
 func Names() []string {
-	return []string{LMName, NeedleName + "[:MIN-MAX[:QUERIES]]", VarTrackName + "[:MIN-MAX[:HOPS]]", PasskeyName + "[:MIN-MAX]", CopyName + "[:MIN-MAX]"}
+	return []string{LMName, NeedleName + "[:MIN-MAX[:QUERIES]]", VarTrackName + "[:MIN-MAX[:HOPS]]", PasskeyName + "[:MIN-MAX[:DIGITS]]", CopyName + "[:MIN-MAX]"}
 }
 
 // IsName reports whether name is one of this package's tasks (well formed or not), so a

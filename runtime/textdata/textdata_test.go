@@ -182,6 +182,7 @@ func TestParseLongNamesAndErrors(t *testing.T) {
 		"vartrack:1024-1024:1": {Kind: VarTrackName, MinLen: 1024, MaxLen: 1024, Hops: 1},
 		"passkey":              {Kind: PasskeyName, MinLen: 256, MaxLen: 1024},
 		"passkey:64-256":       {Kind: PasskeyName, MinLen: 64, MaxLen: 256},
+		"passkey:64-256:1":     {Kind: PasskeyName, MinLen: 64, MaxLen: 256, Digits: 1},
 		"longcopy:40-128":      {Kind: CopyName, MinLen: 40, MaxLen: 128},
 	} {
 		got, ok, err := ParseLong(name)
@@ -207,7 +208,10 @@ func TestParseLongNamesAndErrors(t *testing.T) {
 		"vartrack:64-128:0":   "hops 0",
 		"vartrack:40-128:4":   "at least",
 		"needle:256-99999999": "must satisfy",
-		"passkey:64-256:2":    "too many fields",
+		"passkey:64-256:2:1":  "too many fields",
+		"passkey:64-256:x":    "not a number of digits",
+		"passkey:64-256:0":    "digits 0",
+		"passkey:64-256:6":    "digits 6",
 		"passkey:30-256":      "must satisfy",
 		"longcopy:64-256:3":   "too many fields",
 	} {
@@ -296,13 +300,24 @@ func chainReaches(st []string, from, to string) bool {
 	}
 }
 
-// A passkey example is exactly its length, holds its key once after the only "#", at the
-// sentence boundary nearest its depth, and asks held-out keys only in evaluation.
+// A passkey example is exactly its length, holds its key (of the task's digits) once after
+// the only "#", at the sentence boundary nearest its depth, and asks held-out keys only in
+// evaluation when keys have 3 or more digits; keys of 1 or 2 digits are asked in both.
 func TestPasskeyExamplesHideOneKeyAtDepth(t *testing.T) {
-	task, _, err := ParseLong("passkey:64-256")
+	for _, tc := range []struct {
+		name   string
+		digits int
+	}{{"passkey:64-256", 5}, {"passkey:64-256:3", 3}, {"passkey:64-256:2", 2}, {"passkey:64-256:1", 1}} {
+		t.Run(tc.name, func(t *testing.T) { testPasskey(t, tc.name, tc.digits) })
+	}
+}
+
+func testPasskey(t *testing.T, name string, digits int) {
+	task, _, err := ParseLong(name)
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(1, 2))
 	seen := map[string]bool{}
+	keys := map[bool]map[string]bool{false: {}, true: {}}
 	for _, L := range []int{40, 64, 256, 1000, 4096} {
 		for _, d := range EvalDepths {
 			for _, heldOut := range []bool{false, true} {
@@ -314,25 +329,45 @@ func TestPasskeyExamplesHideOneKeyAtDepth(t *testing.T) {
 				assert.Equal(t, SEP, row[sep])
 				require.Equal(t, 1, strings.Count(ex.Prompt, "#"), ex.Prompt)
 				at := strings.Index(ex.Prompt, "#")
-				assert.Equal(t, ex.Answer, ex.Prompt[at+1:at+6])
-				assert.Equal(t, heldOut, HeldOutName(ex.Answer))
+				require.Len(t, ex.Answer, digits)
+				assert.Equal(t, ex.Answer, ex.Prompt[at+1:at+1+digits])
+				assert.Equal(t, digits, countDigits(ex.Prompt), "the key is the prompt's only digits")
+				if digits >= 3 {
+					assert.Equal(t, heldOut, HeldOutName(ex.Answer))
+				}
+				keys[heldOut][ex.Answer] = true
 				assert.True(t, strings.HasSuffix(ex.Prompt, "?"))
-				filler := len(ex.Prompt) - len("#12345. ?")
+				filler := len(ex.Prompt) - len("#. ?") - digits
 				// Sentences are at most 22 characters: the boundary nearest depth is within 11.
 				assert.InDelta(t, d*float64(filler), float64(at), 11, "length %d depth %v", L, d)
-				assert.Equal(t, ". ", ex.Prompt[at+6:at+8])
+				assert.Equal(t, ". ", ex.Prompt[at+1+digits:at+3+digits])
 				if at > 0 && at < filler {
 					assert.True(t, strings.HasSuffix(ex.Prompt[:at], ". "), "the key starts a sentence: %q", ex.Prompt[:at])
 				}
-				if heldOut {
+				if heldOut && digits >= 3 {
 					assert.False(t, seen[ex.Answer], "a held-out key was also asked in training")
-				} else {
+				} else if !heldOut {
 					seen[ex.Answer] = true
 				}
 			}
 		}
 	}
+	if digits <= 2 {
+		// 50 examples a side: with ten or a hundred keys, both sides draw several.
+		assert.Greater(t, len(keys[true]), 5, "held-out keys of %d digits", digits)
+		assert.Greater(t, len(keys[false]), 5, "training keys of %d digits", digits)
+	}
 	assertSameBatches(t, task, task, 5, 4, 256)
+}
+
+func countDigits(s string) int {
+	n := 0
+	for _, c := range s {
+		if c >= '0' && c <= '9' {
+			n++
+		}
+	}
+	return n
 }
 
 // A longcopy example repeats a random string as long as its context allows, held-out
