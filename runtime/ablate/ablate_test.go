@@ -6,6 +6,7 @@ import (
 	"image/png"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -345,4 +346,27 @@ func TestEstimateTimesATrialOfEachRunAndScalesIt(t *testing.T) {
 	assert.Contains(t, est.How, "4 trial steps")
 	_, _, err = EstimateSpec(s, t.TempDir(), 1, f.hooks(), nil)
 	require.Error(t, err)
+}
+
+// A report on a long-context task that guessing can score on states the chance level (a
+// one-digit passkey: 0.1); one on a task where guessing scores nothing does not.
+func TestReportStatesLongContextChance(t *testing.T) {
+	for task, want := range map[string]string{"passkey:40-64:1": "(guessing scores 0.1)", "copy": ""} {
+		spec := strings.Replace(runSpec, `"task": "copy"`, fmt.Sprintf(`"task": %q, "overrides": {"vocab_size": 100}`, task), 1)
+		s, err := ParseSpec([]byte(spec))
+		require.NoError(t, err, task)
+		s.Estimate = &Estimate{Minutes: 1, How: "a guess"}
+		out := filepath.Join(t.TempDir(), "abl")
+		_, err = Run(s, out, Options{Hooks: (&fakeHooks{}).hooks()})
+		require.NoError(t, err, task)
+		path, err := Report(out)
+		require.NoError(t, err, task)
+		b, err := os.ReadFile(path)
+		require.NoError(t, err)
+		if want == "" {
+			assert.NotContains(t, string(b), "guessing scores", task)
+		} else {
+			assert.Contains(t, string(b), want, task)
+		}
+	}
 }

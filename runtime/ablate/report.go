@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image/color"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,8 +15,10 @@ import (
 
 	"github.com/moegpu/moegpu/internal/atomicfile"
 	"github.com/moegpu/moegpu/runtime/metrics"
+	"github.com/moegpu/moegpu/runtime/textdata"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -403,7 +406,12 @@ func (w *reportWriter) longContext() error {
 	}
 	ls := sortedInts(lengths)
 	ds := sortedFloats(depths)
-	w.p("## Long context\n\nExact match by context length (all depths), mean ± sd over seeds:\n\n| run |")
+	chance := w.chance()
+	w.p("## Long context\n\nExact match by context length (all depths), mean ± sd over seeds")
+	if chance > 0 {
+		w.p(" (guessing scores %.3g)", chance)
+	}
+	w.p(":\n\n| run |")
 	for _, l := range ls {
 		w.p(" %d |", l)
 	}
@@ -475,7 +483,47 @@ func (w *reportWriter) longContext() error {
 	if pd != nil {
 		pd.Y.Min, pd.Y.Max = 0, 1.25
 	}
+	for _, p := range []*plot.Plot{pl, pd} {
+		if p != nil && chance >= minChanceLine {
+			if err := chanceLine(p, chance); err != nil {
+				return err
+			}
+		}
+	}
 	return w.plot("long_context.png", "exact match by context length and by depth", 12, 4.5, [][]*plot.Plot{{pl, pd}})
+}
+
+// minChanceLine is the smallest chance level the long-context plots draw a line at; lower
+// ones would sit on the axis.
+const minChanceLine = 0.01
+
+// chance is the exact match of guessing on the runs' long-context task (textdata.Long.Chance),
+// or 0 when the runs do not all share one such task.
+func (w *reportWriter) chance() float64 {
+	task := ""
+	for _, d := range w.runs {
+		if task != "" && d.plan.Task != task {
+			return 0
+		}
+		task = d.plan.Task
+	}
+	t, ok, err := textdata.ParseLong(task)
+	if !ok || err != nil {
+		return 0
+	}
+	return t.Chance()
+}
+
+// chanceLine draws a dashed grey line at y = level across p, labelled "chance" in its legend.
+func chanceLine(p *plot.Plot, level float64) error {
+	l, err := plotter.NewLine(plotter.XYs{{X: p.X.Min, Y: level}, {X: p.X.Max, Y: level}})
+	if err != nil {
+		return err
+	}
+	l.Color, l.Width, l.Dashes = color.Gray{Y: 120}, vg.Points(1), []vg.Length{vg.Points(4), vg.Points(3)}
+	p.Add(l)
+	p.Legend.Add("chance", l)
+	return nil
 }
 
 func lengthTicks(ls []int) plot.Ticker {

@@ -187,6 +187,19 @@ func (t *Long) MaxSeqLen() int { return t.MaxLen }
 // VocabSize is the tokenizer's size; a model's vocab_size must reach it.
 func (t *Long) VocabSize() int { return VocabSize }
 
+// Chance is the exact match of guessing: the probability that an answer drawn uniformly
+// from the task's answers is right, 10^−digits for passkey, 10^−4 for the 4-digit values
+// of needle and vartrack, 0 for longcopy (26^−n for a string of n ≥ 18 letters).
+func (t *Long) Chance() float64 {
+	switch t.Kind {
+	case PasskeyName:
+		return 1 / float64(pow10(t.digits()))
+	case CopyName:
+		return 0
+	}
+	return 1e-4
+}
+
 // HeldOutName reports whether an asked key or variable belongs to the held-out split.
 func HeldOutName(name string) bool {
 	h := fnv.New64a()

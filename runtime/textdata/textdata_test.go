@@ -558,3 +558,13 @@ func TestOpenKnowsItsNames(t *testing.T) {
 	assert.Equal(t, 128, task.MaxSeqLen())
 	assert.Equal(t, VocabSize, task.VocabSize())
 }
+
+// Guessing scores 10^−digits on passkey, 10^−4 on the 4-digit values of needle and vartrack
+// and nothing on longcopy.
+func TestLongChance(t *testing.T) {
+	for name, want := range map[string]float64{"passkey:40-64:1": 0.1, "passkey:40-64:2": 0.01, "passkey": 1e-5, "needle": 1e-4, "vartrack:64-256:3": 1e-4, "longcopy": 0} {
+		task, _, err := ParseLong(name)
+		require.NoError(t, err, name)
+		assert.InDelta(t, want, task.Chance(), want*1e-12, name)
+	}
+}
