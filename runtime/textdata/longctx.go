@@ -43,9 +43,9 @@ const (
 // vartrack (a list of assignments where a chain of Hops copies leads from a value to the
 // variable asked about, among distractor chains), passkey (a key of Digits digits, 5 by
 // default, marked "#12345. " hidden in repeated filler sentences and asked for at the end:
-// passkey retrieval, Mohtashami & Jaggi 2023) or longcopy (a random string to repeat, every answer token a retrieval from
-// as far back as the string is long: the copying task of Jelassi et al. 2024, "Repeat After
-// Me"). Its examples are laid out as the synthetic tasks' are (BOS prompt SEP answer EOS,
+// passkey retrieval, Mohtashami & Jaggi 2023) or longcopy (a random string to repeat, every
+// answer token a retrieval from as far back as the string is long: the copying task of
+// Jelassi et al. 2024, "Repeat After Me"). Its examples are laid out as the synthetic tasks' are (BOS prompt SEP answer EOS,
 // scored on the answer and EOS) and their length (all those tokens) is drawn from
 // [MinLen, MaxLen] in training.
 //
