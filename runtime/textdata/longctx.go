@@ -37,6 +37,8 @@ const (
 	maxHops       = 8
 	maxQueries    = 32
 	maxDigits     = 5
+	// minHeldOutDigits is the shortest passkey split into training and held-out keys.
+	minHeldOutDigits = 3
 )
 
 // Long is a long-context task: needle (a list of key=value pairs, then a key to look up),
@@ -45,9 +47,9 @@ const (
 // default, marked "#12345. " hidden in repeated filler sentences and asked for at the end:
 // passkey retrieval, Mohtashami & Jaggi 2023) or longcopy (a random string to repeat, every
 // answer token a retrieval from as far back as the string is long: the copying task of
-// Jelassi et al. 2024, "Repeat After Me"). Its examples are laid out as the synthetic tasks' are (BOS prompt SEP answer EOS,
-// scored on the answer and EOS) and their length (all those tokens) is drawn from
-// [MinLen, MaxLen] in training.
+// Jelassi et al. 2024, "Repeat After Me"). Its examples are laid out as the synthetic
+// tasks' are (BOS prompt SEP answer EOS, scored on the answer and EOS) and their length
+// (all those tokens) is drawn from [MinLen, MaxLen] in training.
 //
 // Held-out split: the key (needle), the variable (vartrack), the passkey or the string
 // (longcopy) an example asks about is held out when an FNV-1a hash of it is 0 mod 8
@@ -193,7 +195,7 @@ func (t *Long) VocabSize() int { return VocabSize }
 func (t *Long) Chance() float64 {
 	switch t.Kind {
 	case PasskeyName:
-		return 1 / float64(pow10(t.digits()))
+		return math.Pow10(-t.digits())
 	case CopyName:
 		return 0
 	}
@@ -295,8 +297,8 @@ func (t *Long) digits() int {
 func passkey(rng *rand.Rand, length int, depth float64, digits int, heldOut bool) LongExample {
 	var key string
 	for {
-		key = fmt.Sprintf("%0*d", digits, rng.IntN(pow10(digits)))
-		if digits <= 2 || HeldOutName(key) == heldOut {
+		key = fmt.Sprintf("%0*d", digits, rng.IntN(int(math.Pow10(digits))))
+		if digits < minHeldOutDigits || HeldOutName(key) == heldOut {
 			break
 		}
 	}
@@ -463,14 +465,6 @@ func vartrack(rng *rand.Rand, length int, depth float64, hops int, heldOut bool)
 	}
 	b.WriteString("?" + asked)
 	return LongExample{Prompt: b.String(), Answer: answer, Length: length, Depth: depth, Hops: hops}
-}
-
-func pow10(n int) int {
-	p := 1
-	for ; n > 0; n-- {
-		p *= 10
-	}
-	return p
 }
 
 func sortInts(v []int) {
