@@ -332,11 +332,8 @@ func (d *Device) Read(bufs ...*Buffer) ([]Data, error) {
 			return nil, fmt.Errorf("read %s: %w", bufs[i].Name, err)
 		}
 	}
-	for done < len(bufs) {
-		d.dev.Poll(true, nil)
-		if err := d.err(); err != nil {
-			return nil, fmt.Errorf("read: %w", err)
-		}
+	if err := d.pollUntil(func() bool { return done == len(bufs) }); err != nil {
+		return nil, fmt.Errorf("read: %w", err)
 	}
 	out := make([]Data, len(bufs))
 	for i, s := range staging {

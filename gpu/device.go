@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cogentcore/webgpu/wgpu"
 )
@@ -101,10 +102,32 @@ func (d *Device) Close() {
 	d.dev = nil
 }
 
-// Wait blocks until all submitted work has finished.
+// Wait blocks until all submitted work has finished, or returns the
+// device's error (a lost device, say).
 func (d *Device) Wait() error {
-	d.dev.Poll(true, nil)
-	return d.err()
+	return d.pollUntil(nil)
+}
+
+// pollUntil polls the device until done reports true (or, with a nil done,
+// until the queue is empty), sleeping between polls from 20 µs up to 1 ms.
+// It never makes a blocking poll: wgpu-native's blocking poll gives up after
+// 5 s and then treats the submissions still running as finished, firing
+// their map callbacks on data not yet written and freeing their command
+// buffers while the driver executes them (gfx-rs/wgpu#4589, fixed only in
+// wgpu 25). A training step on a CPU adapter can run longer than that.
+func (d *Device) pollUntil(done func() bool) error {
+	pause := 20 * time.Microsecond
+	for {
+		empty := d.dev.Poll(false, nil)
+		if err := d.err(); err != nil {
+			return err
+		}
+		if (done == nil && empty) || (done != nil && done()) {
+			return nil
+		}
+		time.Sleep(pause)
+		pause = min(2*pause, time.Millisecond)
+	}
 }
 
 // err reports the first GPU error raised outside an error scope (at submit

@@ -2,8 +2,10 @@ package gpu_test
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -296,4 +298,88 @@ func TestRepeatedReadsSeeFreshData(t *testing.T) {
 		require.Equal(t, []uint32{i, i + 1, i + 2}, data[0].Uint32())
 		require.Equal(t, []uint32{10 * i, 0, 7}, data[1].Uint32())
 	}
+}
+
+const mixSrc = `
+struct Params { n: u32, iters: u32, _a: u32, _b: u32 }
+@group(0) @binding(0) var<storage, read_write> y: array<u32>;  // (n) state, one xorshift chain per element
+@group(0) @binding(1) var<uniform> p: Params;
+@compute @workgroup_size(64)
+fn mix(@builtin(global_invocation_id) g: vec3<u32>) {
+  if (g.x >= p.n) { return; }
+  var x = y[g.x];
+  for (var i = 0u; i < p.iters; i++) {
+    x ^= x << 13u; x ^= x >> 17u; x ^= x << 5u;
+  }
+  y[g.x] = x;
+}
+`
+
+// xorshift32 is mixSrc's step on the CPU.
+func xorshift32(x uint32, iters int) uint32 {
+	for i := 0; i < iters; i++ {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+	}
+	return x
+}
+
+// Wait and Read must return only once a submission that outlasts
+// wgpu-native's 5 s blocking wait has finished: a blocking poll that times
+// out treats the work as done and frees its command buffers while the
+// driver still executes them (gfx-rs/wgpu#4589; lavapipe then crashes or
+// runs garbage). The workload is sized from a timed run so that it takes
+// about 7 s on any adapter.
+func TestWaitAndReadOutlastLongSubmissions(t *testing.T) {
+	dev := gputest.Device(t)
+	const n, iters = 1 << 16, 4000
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	defer y.Release()
+	k, err := dev.Kernel(gpu.KernelSpec{Name: "mix", Source: mixSrc, Entry: "mix",
+		Bindings: []gpu.Access{gpu.ReadWrite}, Params: true})
+	require.NoError(t, err)
+	seed := make([]uint32, n)
+	for i := range seed {
+		seed[i] = uint32(i)*2654435761 + 1
+	}
+	require.NoError(t, y.Write(seed))
+	grid := [3]uint32{gpu.CeilDiv32(n, 64), 1, 1}
+	params := []uint32{n, iters, 0, 0}
+
+	one := dev.NewRecorder()
+	defer one.Release()
+	require.NoError(t, one.Dispatch(k, grid, params, y))
+	require.NoError(t, one.Submit()) // compiles and warms up
+	require.NoError(t, dev.Wait())
+	t0 := time.Now()
+	require.NoError(t, one.Submit())
+	require.NoError(t, dev.Wait())
+	per := time.Since(t0)
+	reps := int(min(4000, max(2, math.Ceil(float64(7*time.Second)/float64(per)))))
+
+	require.NoError(t, y.Write(seed))
+	rec := dev.NewRecorder()
+	defer rec.Release()
+	for r := 0; r < reps; r++ {
+		require.NoError(t, rec.Dispatch(k, grid, params, y))
+	}
+	t0 = time.Now()
+	require.NoError(t, rec.Submit())
+	require.NoError(t, dev.Wait())
+	waited := time.Since(t0)
+	// A second submission reuses what the first one's completion freed; had
+	// Wait returned early, the driver would still be executing it.
+	require.NoError(t, one.Submit())
+	data, err := dev.Read(y)
+	require.NoError(t, err)
+	took := time.Since(t0)
+	require.GreaterOrEqual(t, took, waited)
+	got := data[0].Uint32()
+	for _, i := range []int{0, 1, 4097, n / 2, n - 1} {
+		require.Equal(t, xorshift32(seed[i], (reps+1)*iters), got[i],
+			"element %d after %d dispatches (%.1f s; one took %v)", i, reps, took.Seconds(), per)
+	}
+	t.Logf("%d dispatches read back after %.1f s (one: %v)", reps, took.Seconds(), per)
 }
