@@ -140,6 +140,7 @@ type Recorder struct {
 	steps   []*Dispatch
 	owned   []*Dispatch
 	scratch []*Buffer
+	pools   map[string]*Buffer // the newest buffer of each Shared pool
 }
 
 // Scratch allocates a temporary buffer that lives as long as the recording
@@ -151,6 +152,31 @@ func (r *Recorder) Scratch(name string, t DType, shape ...int) (*Buffer, error) 
 	}
 	r.scratch = append(r.scratch, b)
 	return b, nil
+}
+
+// Shared returns a view of a scratch buffer that every call naming the same
+// pool shares, for a temporary that one dispatch writes and the next ones
+// read before the pool's next user records its own (a transposed operand,
+// say): dispatches run in recording order, so one buffer serves them all
+// instead of one buffer each. A request larger than the pool's buffer
+// allocates a larger one, which later requests share; earlier views keep
+// theirs. Everything is freed by Release. Views start at offset 0.
+func (r *Recorder) Shared(pool, name string, t DType, shape ...int) (*Buffer, error) {
+	need := paddedBytes(t, numel(shape))
+	b := r.pools[pool]
+	if b == nil || b.size < need {
+		nb, err := r.dev.NewBuffer(pool, U32, int(need/4))
+		if err != nil {
+			return nil, err
+		}
+		if r.pools == nil {
+			r.pools = map[string]*Buffer{}
+		}
+		r.pools[pool] = nb
+		r.scratch = append(r.scratch, nb)
+		b = nb
+	}
+	return b.View(name, t, 0, shape...)
 }
 
 // NewRecorder starts an empty recording.
@@ -199,7 +225,7 @@ func (r *Recorder) Release() {
 	for _, b := range r.scratch {
 		b.Release()
 	}
-	r.owned, r.steps, r.scratch = nil, nil, nil
+	r.owned, r.steps, r.scratch, r.pools = nil, nil, nil, nil
 }
 
 func (d *Device) submit(steps []*Dispatch) error {

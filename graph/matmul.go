@@ -237,11 +237,11 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
 				v = 7
 			}
 			// A·Bᵀ (a linear layer's forward, B the weight) reads B through
-			// uniform windows where the reduction is long: 1.5× v3 at
-			// K = 1024 and 2048 on lavapipe, but no faster at K = 256–768
-			// in a whole training step, where the many windows' dispatches
-			// and C's per-lane scalar stores eat the gain.
-			if m.TransB && !m.TransA && d.K >= 1024 {
+			// uniform windows where the reduction is long (1.5× v3 at
+			// K = 1024 and 2048 on lavapipe) or the rows many: in a
+			// training step (see autoTransposed), not in decoding, where
+			// M is a few rows and the windows' dispatches would dominate.
+			if m.TransB && !m.TransA && (d.K >= 1024 || bigEnoughForUBO(d)) {
 				v = 8
 			}
 		}
@@ -295,10 +295,16 @@ func (m MatMul) uboTile(dev *gpu.Device, K int) MatMulTile {
 		if fit >= 4 && fit < t.TM {
 			t.TM = fit
 		}
+		// At K = 1024, 8 rows from each of two windows were 1.4–2.1× 16
+		// rows from one (a small-dense step's weight gradients, lavapipe
+		// on a 2-core AMD EPYC host).
+		if K >= 1024 {
+			t.TM = min(t.TM, 8)
+		}
 	}
 	// With few rows per window, a second window doubles the FMAs per B
 	// element loaded: measured best at K=2048 (8 rows × 16 columns, two
-	// windows); at K ≤ 1024 one window of 16 rows was as fast.
+	// windows) and at K = 1024.
 	if m.Tile.Windows == 0 && t.TM <= 8 {
 		t.Windows = 2
 	}
@@ -347,6 +353,9 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	if m.Accumulate {
 		acc = 1
 	}
+	if m.Variant == 0 && m.autoTransposed(dev, d, in[0], out[0]) {
+		m.Variant = 9
+	}
 	if m.Residual {
 		// Only the register-blocked kernels read R in their store.
 		if v := m.variant(dev, d, in[0], in[1], out[0]); m.Variant == 9 || (v != 3 && v != 5) {
@@ -354,10 +363,9 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 		}
 		acc = 2
 	}
-	// Variant 9 is opt-in: in a whole training step on lavapipe it was no
-	// faster than variant 3 (its own speedup went to the transposes and
-	// extra dispatches) and it holds a transposed copy of an operand per
-	// node, which would double weight memory on large models.
+	// Variant 9 is also chosen automatically for a training step's backward
+	// layouts on CPU adapters (see autoTransposed); its transposed copies
+	// share one scratch pool per recording.
 	if m.Variant == 9 {
 		if d.batch == 1 {
 			if done, err := m.encodeTransposed(dev, rec, d, in, out); done || err != nil {
@@ -675,10 +683,15 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 }
 
 // DefaultNTUBOTile is variant 8's blocking: each invocation computes 8 rows
-// of A against 8 rows of B (TM = rows of A, TNV·4 = rows of B), 16
-// invocations per workgroup: on lavapipe 1.5× variant 3 at 512×512×2048
-// and 1024³, where 4×8 and 4×16 were slower.
-var DefaultNTUBOTile = MatMulTile{TM: 8, TNV: 2, WGX: 16, WGY: 1, Windows: 1}
+// of A (TM) against 16 rows of B (4·TNV) in each of two uniform windows,
+// 16 invocations per workgroup, so every A element loaded feeds 32 FMAs.
+// On lavapipe on a 2-core AMD EPYC host, at a small-dense step's shapes
+// (1024 rows; K = 256, 768, 1536), two windows were 1.5–1.7× one window of
+// 8 B rows, and 16 B rows a further 1.2–1.4× where a window holds them
+// (K ≤ 1024; longer reductions halve TNV until it fits, see ntTile). One
+// window of 8 had been 1.5× variant 3 at 512×512×2048 and 1024³ on a Xeon
+// host, where 4×8 and 4×16 were slower.
+var DefaultNTUBOTile = MatMulTile{TM: 8, TNV: 4, WGX: 16, WGY: 1, Windows: 2}
 
 // ntTile is variant 8's tile: TM rows of A per invocation, 4·TNV rows of B
 // per workgroup and window.
@@ -697,8 +710,8 @@ func (m MatMul) ntTile(dev *gpu.Device, K int) MatMulTile {
 		t.Windows = m.Tile.Windows
 	}
 	// Long reductions: fewer B rows per block, so a window still holds one.
-	if m.Tile.TNV == 0 && K > 0 && uboRows(dev, K, 4*t.TNV) < 4*t.TNV {
-		t.TNV = 1
+	for m.Tile.TNV == 0 && K > 0 && t.TNV > 1 && uboRows(dev, K, 4*t.TNV) < 4*t.TNV {
+		t.TNV /= 2
 	}
 	return t
 }
@@ -787,19 +800,47 @@ func dispatchWindows(rec *gpu.Recorder, k *gpu.Kernel, grid [3]uint32, head []ui
 
 // encodeTransposed (variant 9) lets the backward layouts use the
 // uniform-window kernels on a CPU driver, at the cost of transposing one
-// operand into a scratch buffer of the recording (so it is never in the
-// same buffer as the output):
+// operand into the recording's shared transpose scratch (so it is never in
+// the same buffer as the output):
 //
-//	C = A·B  with A and C in one arena:  Bᵀ → scratch, then C = A·(Bᵀ)ᵀ (v8)
-//	C = Aᵀ·B:                            Aᵀ → scratch, then C = (Aᵀ)·B  (v7)
+//	C = A·B  (A and C in one arena, say):  Bᵀ → scratch, then C = A·(Bᵀ)ᵀ (v8)
+//	C = Aᵀ·B:                              Aᵀ → scratch, then C = (Aᵀ)·B  (v7)
 //
 // It reports whether it encoded the product.
+// bigEnoughForUBO reports whether a CPU adapter's automatic choice reads a
+// matmul's operands through uniform windows at any reduction length: at
+// least 64 rows of C and 2²⁴ multiply-adds, so a small-dense training step's
+// matmuls (1024 token rows, d = 256) do, but neither decoding's (a few
+// rows) nor tiny models' (768×64×128), where the windows' extra dispatches
+// and transposes cost more than they save.
+func bigEnoughForUBO(d mmDims) bool {
+	return d.M >= 64 && d.M*d.N*d.K >= 1<<24
+}
+
+// autoTransposed reports whether the automatic choice takes variant 9 for
+// this matmul: on CPU adapters (where storage loads at per-lane addresses
+// are scalar loops and uniform-buffer loads are gathers), for a training
+// step's backward layouts with many rows and one batch: the
+// weight gradient Aᵀ·B and the input gradient A·B whose A shares C's
+// arena (so A cannot be bound as uniform). On lavapipe on a 2-core AMD EPYC
+// host, with variant 8 for the forward's A·Bᵀ and the tiles of
+// DefaultNTUBOTile and uboTile, a small-dense training step took 3.6–4.5 s
+// against 9.8–10.4 s with variant 3 (2.3–2.7×, identical losses); on an
+// earlier 2-core Xeon host a first version of this switch measured no
+// faster.
+func (m MatMul) autoTransposed(dev *gpu.Device, d mmDims, a, c *gpu.Buffer) bool {
+	if loopBudget(dev) == 0 || d.batch != 1 || !bigEnoughForUBO(d) {
+		return false
+	}
+	return (m.TransA && !m.TransB) || (!m.TransA && !m.TransB && a.SameMemory(c))
+}
+
 func (m MatMul) encodeTransposed(dev *gpu.Device, rec *gpu.Recorder, d mmDims, in, out []*gpu.Buffer) (bool, error) {
 	var op MatMul
 	var src *gpu.Buffer
 	var ins func(t *gpu.Buffer) []*gpu.Buffer
 	switch {
-	case !m.TransA && !m.TransB && in[0].SameMemory(out[0]):
+	case !m.TransA && !m.TransB:
 		op = MatMul{TransB: true, Variant: 8, Accumulate: m.Accumulate}
 		src = in[1]
 		ins = func(t *gpu.Buffer) []*gpu.Buffer { return []*gpu.Buffer{in[0], t} }
@@ -815,7 +856,7 @@ func (m MatMul) encodeTransposed(dev *gpu.Device, rec *gpu.Recorder, d mmDims, i
 	if (op.Variant == 8 && !op.ntUBOOK(dev, probe)) || (op.Variant == 7 && !op.uboOK(dev, probe)) {
 		return false, nil
 	}
-	t, err := rec.Scratch(src.Name+".T", gpu.F32, cols, rows)
+	t, err := rec.Shared("matmul.transposed", src.Name+".T", gpu.F32, cols, rows)
 	if err != nil {
 		return false, err
 	}
