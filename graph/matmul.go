@@ -798,15 +798,6 @@ func dispatchWindows(rec *gpu.Recorder, k *gpu.Kernel, grid [3]uint32, head []ui
 	return nil
 }
 
-// encodeTransposed (variant 9) lets the backward layouts use the
-// uniform-window kernels on a CPU driver, at the cost of transposing one
-// operand into the recording's shared transpose scratch (so it is never in
-// the same buffer as the output):
-//
-//	C = A·B  (A and C in one arena, say):  Bᵀ → scratch, then C = A·(Bᵀ)ᵀ (v8)
-//	C = Aᵀ·B:                              Aᵀ → scratch, then C = (Aᵀ)·B  (v7)
-//
-// It reports whether it encoded the product.
 // bigEnoughForUBO reports whether a CPU adapter's automatic choice reads a
 // matmul's operands through uniform windows at any reduction length: at
 // least 64 rows of C and 2²⁴ multiply-adds, so a small-dense training step's
@@ -835,6 +826,15 @@ func (m MatMul) autoTransposed(dev *gpu.Device, d mmDims, a, c *gpu.Buffer) bool
 	return (m.TransA && !m.TransB) || (!m.TransA && !m.TransB && a.SameMemory(c))
 }
 
+// encodeTransposed (variant 9) lets the backward layouts use the
+// uniform-window kernels on a CPU driver, at the cost of transposing one
+// operand into the recording's shared transpose scratch (so it is never in
+// the same buffer as the output):
+//
+//	C = A·B  (A and C in one arena, say):  Bᵀ → scratch, then C = A·(Bᵀ)ᵀ (v8)
+//	C = Aᵀ·B:                              Aᵀ → scratch, then C = (Aᵀ)·B  (v7)
+//
+// It reports whether it encoded the product.
 func (m MatMul) encodeTransposed(dev *gpu.Device, rec *gpu.Recorder, d mmDims, in, out []*gpu.Buffer) (bool, error) {
 	var op MatMul
 	var src *gpu.Buffer
