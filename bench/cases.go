@@ -103,14 +103,15 @@ func cases(quick bool) []benchCase {
 
 // stepShapeCases are the matmuls of a small-dense training step (1024
 // tokens, hidden 256; fused q/k/v 512 wide, o 256, fused gate/up 1536, down
-// from 768), in each layout as a step runs it: the forward x·Wᵀ and the
-// weight gradient dyᵀ·x with the adapter's default, the input gradient
-// dy·W as variant 9 (in a step dy and dx share the activation arena, which
-// rules out reading dy through uniform windows as A·B on its own does; a
-// step on a CPU adapter transposes W instead, as v9 does here; on other
-// adapters a step runs the default), beside A·B at the same size
-// with the default. The rows answer "does every layout run as fast as A·B
-// at the shapes that matter" for that config.
+// from 768), in each layout as a step runs it, beside A·B at the same size
+// with the default. In a step the forward x·Wᵀ and the input gradient dy·W
+// read an activation (x, dy) that shares the arena with their output, which
+// rules out reading it through uniform windows as it is; on a CPU adapter
+// the step copies it into scratch first (variant 9), so those rows ask for
+// variant 9 by name, which copies A here too. The weight gradient dyᵀ·x
+// runs the default (on a CPU adapter also variant 9: dy transposed into
+// scratch). The rows answer "does every layout run as fast as A·B at the
+// shapes that matter" for that config.
 func stepShapeCases(quick bool) []benchCase {
 	T := 1024
 	projs := []struct {
@@ -126,7 +127,7 @@ func stepShapeCases(quick bool) []benchCase {
 	for _, p := range projs {
 		cs = append(cs,
 			mm("matmul_nn", graph.MatMul{}, T, p.n, p.k, "small-dense "+p.name+": A·B at the forward's size", false),
-			mm("matmul_nt", graph.MatMul{TransB: true}, T, p.n, p.k, "small-dense "+p.name+" forward x·Wᵀ", false),
+			mm("matmul_nt", graph.MatMul{TransB: true, Variant: 9}, T, p.n, p.k, "small-dense "+p.name+" forward x·Wᵀ (v9, as in a step)", false),
 			mm("matmul_nn", graph.MatMul{Variant: 9}, T, p.k, p.n, "small-dense "+p.name+" input gradient dy·W (v9, as in a step)", false),
 			mm("matmul_nn", graph.MatMul{}, T, p.k, p.n, "small-dense "+p.name+": A·B at the input gradient's size", false),
 			mm("matmul_tn", graph.MatMul{TransA: true}, p.n, p.k, T, "small-dense "+p.name+" weight gradient dyᵀ·x", false),

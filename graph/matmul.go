@@ -28,8 +28,9 @@ type MatMul struct {
 	// A loads (A·B only), 6 the same with loops unrolled by a template, 7 A
 	// read through uniform-buffer windows (A·B only, see encodeUBO), 8 B
 	// read through uniform-buffer windows (A·Bᵀ only, see encodeNTUBO), 9
-	// one operand transposed into scratch, then 7 or 8 (see
-	// encodeTransposed; falls back to automatic where it cannot apply).
+	// the operands copied or transposed into scratch in variant 7's form,
+	// then 7 (see encodeTransposed; falls back to automatic where it
+	// cannot apply).
 	Variant int
 	// Tile overrides the register-blocking of variants 2 and 3; zero fields
 	// take the adapter's default.
@@ -58,9 +59,13 @@ type MatMulTile struct {
 var DefaultMatMulTile = MatMulTile{TM: 8, TNV: 2, WGX: 8, WGY: 8}
 
 // DefaultUBOTile is variant 7's blocking: 16 rows × 16 columns per
-// invocation, 16 invocations per workgroup, one 64 KiB window of A per
-// dispatch: the best measured on lavapipe at 512³ and 1024³ (see bench/).
-var DefaultUBOTile = MatMulTile{TM: 16, TNV: 4, WGX: 16, WGY: 1, Windows: 1}
+// invocation, 16 invocations per workgroup, two 64 KiB windows of A per
+// dispatch (the most lavapipe runs; see encodeUBO). On lavapipe on a 2-core
+// AMD EPYC host two windows were 1.2–1.5× one at 1024×512×256 and
+// 1024×256×512 (`moegpu bench kernels`, adjacent rows); one window had been
+// the best at 512³ and 1024³ on a Xeon host. Long reductions take fewer
+// rows (see uboTile).
+var DefaultUBOTile = MatMulTile{TM: 16, TNV: 4, WGX: 16, WGY: 1, Windows: 2}
 
 // Accumulates implements Accumulator.
 func (m MatMul) Accumulates() bool { return m.Accumulate }
@@ -211,23 +216,28 @@ func (m MatMul) vec4OK(d mmDims) bool {
 	return false
 }
 
+// uniformOK reports whether u can be bound as a uniform buffer next to
+// others: WebGPU forbids binding one GPU buffer as uniform and as storage in
+// the same dispatch (the other operand or the output, e.g. views of one
+// arena), and a window's offset must meet the uniform alignment.
+func uniformOK(dev *gpu.Device, u *gpu.Buffer, others ...*gpu.Buffer) bool {
+	if u == nil {
+		return false
+	}
+	for _, o := range others {
+		if o != nil && u.SameMemory(o) {
+			return false
+		}
+	}
+	return u.Offset()%uint64(max(1, dev.Limits.MinUniformBufferOffsetAlignment)) == 0
+}
+
 func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
 	// The uniform-window variants bind one operand as uniform, which
 	// WebGPU forbids when that operand's GPU buffer is also bound as
 	// storage in the dispatch (the other operand or the output, e.g. views
 	// of one arena); its window offsets must also meet the uniform
 	// alignment.
-	uniformOK := func(u *gpu.Buffer, others ...*gpu.Buffer) bool {
-		if u == nil {
-			return false
-		}
-		for _, o := range others {
-			if o != nil && u.SameMemory(o) {
-				return false
-			}
-		}
-		return u.Offset()%uint64(max(1, dev.Limits.MinUniformBufferOffsetAlignment)) == 0
-	}
 	v := m.Variant
 	if v == 0 {
 		v = 3
@@ -238,18 +248,19 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
 			}
 			// A·Bᵀ (a linear layer's forward, B the weight) reads B through
 			// uniform windows where the reduction is long (1.5× v3 at
-			// K = 1024 and 2048 on lavapipe) or the rows many: in a
-			// training step (see autoTransposed), not in decoding, where
-			// M is a few rows and the windows' dispatches would dominate.
+			// K = 1024 and 2048 on lavapipe) or the product large (where
+			// variant 9, see autoTransposed, cannot run); not for small
+			// products with short reductions, as in decoding, where the
+			// windows' dispatches would dominate.
 			if m.TransB && !m.TransA && (d.K >= 1024 || bigEnoughForUBO(d)) {
 				v = 8
 			}
 		}
 	}
-	if v == 8 && (!uniformOK(b, a, c) || !m.ntUBOOK(dev, d)) {
+	if v == 8 && (!uniformOK(dev, b, a, c) || !m.ntUBOOK(dev, d)) {
 		v = 3
 	}
-	if v == 7 && (!uniformOK(a, b, c) || !m.uboOK(dev, d)) {
+	if v == 7 && (!uniformOK(dev, a, b, c) || !m.uboOK(dev, d)) {
 		v = 3
 	}
 	if (v == 5 || v == 6) && (m.TransA || m.TransB) {
@@ -295,18 +306,13 @@ func (m MatMul) uboTile(dev *gpu.Device, K int) MatMulTile {
 		if fit >= 4 && fit < t.TM {
 			t.TM = fit
 		}
-		// At K = 1024, 8 rows from each of two windows were 1.4–2.1× 16
-		// rows from one (a small-dense step's weight gradients, lavapipe
-		// on a 2-core AMD EPYC host).
-		if K >= 1024 {
+		// From K = 768 a window holds about 16 rows: 8 rows from each of
+		// two windows were 1.3–1.9× 16 rows from them at K = 768 and 1024
+		// (a small-dense step's down projection and weight gradients,
+		// lavapipe on a 2-core AMD EPYC host).
+		if K >= 768 {
 			t.TM = min(t.TM, 8)
 		}
-	}
-	// With few rows per window, a second window doubles the FMAs per B
-	// element loaded: measured best at K=2048 (8 rows × 16 columns, two
-	// windows) and at K = 1024.
-	if m.Tile.Windows == 0 && t.TM <= 8 {
-		t.Windows = 2
 	}
 	return t
 }
@@ -353,25 +359,23 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	if m.Accumulate {
 		acc = 1
 	}
-	if m.Variant == 0 && m.autoTransposed(dev, d, in[0], out[0]) {
-		m.Variant = 9
-	}
+	auto := m.Variant == 0 && m.autoTransposed(dev, d, in[0], in[1], out[0])
 	if m.Residual {
 		// Only the register-blocked kernels read R in their store.
-		if v := m.variant(dev, d, in[0], in[1], out[0]); m.Variant == 9 || (v != 3 && v != 5) {
+		if v := m.variant(dev, d, in[0], in[1], out[0]); auto || m.Variant == 9 || (v != 3 && v != 5) {
 			return m.encodeResidualApart(dev, rec, in, out)
 		}
 		acc = 2
 	}
-	// Variant 9 is also chosen automatically for a training step's backward
-	// layouts on CPU adapters (see autoTransposed); its transposed copies
-	// share one scratch pool per recording.
-	if m.Variant == 9 {
-		if d.batch == 1 {
-			if done, err := m.encodeTransposed(dev, rec, d, in, out); done || err != nil {
-				return err
-			}
+	// Variant 9 is also chosen automatically for a training step's
+	// matmuls on CPU adapters (see autoTransposed); its copies share the
+	// recording's scratch pools.
+	if (auto || m.Variant == 9) && d.batch == 1 {
+		if done, err := m.encodeTransposed(dev, rec, d, in, out, m.Variant == 9); done || err != nil {
+			return err
 		}
+	}
+	if m.Variant == 9 {
 		m.Variant = 0
 	}
 	v := m.variant(dev, d, in[0], in[1], out[0])
@@ -646,6 +650,12 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 	if rows > d.M { // a window may not reach past A: shrink to whole blocks
 		rows = d.M / t.TM * t.TM
 	}
+	// One workgroup per dispatch would leave all but one CPU thread idle
+	// (N = 256 at K = 1536: 8 rows per window): narrower column blocks
+	// give two. At 1024×256×1536 on lavapipe, 27 against 16 GFLOP/s.
+	for m.Tile.TNV == 0 && t.TNV > 1 && gpu.CeilDiv(d.N/4, t.TNV*wgx)*(rows/t.TM) < 2 {
+		t.TNV /= 2
+	}
 	if rows < t.TM { // M < TM: fall back
 		m.Variant = 3
 		return m.Encode(dev, rec, in, out)
@@ -810,62 +820,82 @@ func bigEnoughForUBO(d mmDims) bool {
 
 // autoTransposed reports whether the automatic choice takes variant 9 for
 // this matmul: on CPU adapters (where storage loads at per-lane addresses
-// are scalar loops and uniform-buffer loads are gathers), for a training
-// step's backward layouts with many rows and one batch: the
-// weight gradient Aᵀ·B and the input gradient A·B whose A shares C's
-// arena (so A cannot be bound as uniform). On lavapipe on a 2-core AMD EPYC
-// host, with variant 8 for the forward's A·Bᵀ and the tiles of
-// DefaultNTUBOTile and uboTile, a small-dense training step took 3.6–4.5 s
-// against 9.8–10.4 s with variant 3 (2.3–2.7×, identical losses); on an
-// earlier 2-core Xeon host a first version of this switch measured no
-// faster.
-func (m MatMul) autoTransposed(dev *gpu.Device, d mmDims, a, c *gpu.Buffer) bool {
+// are scalar loops and uniform-buffer loads are broadcasts), for one batch
+// and a product bigEnoughForUBO, in every layout but Aᵀ·Bᵀ unless A can
+// already be bound as uniform next to B and C (then variant 7 runs as it
+// is). A training step's forward x·Wᵀ, weight gradient Aᵀ·B and input
+// gradient A·B (A and C in one arena) all take it. On lavapipe on a 2-core
+// AMD EPYC host, at a small-dense step's shapes, every layout then ran at
+// 0.86–1.0× A·B's GFLOP/s (`moegpu bench kernels --filter small-dense`),
+// against 0.63–0.79× when the forward ran variant 8 and the transposes one
+// element per invocation.
+func (m MatMul) autoTransposed(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) bool {
 	if loopBudget(dev) == 0 || d.batch != 1 || !bigEnoughForUBO(d) {
 		return false
 	}
-	return (m.TransA && !m.TransB) || (!m.TransA && !m.TransB && a.SameMemory(c))
+	switch {
+	case m.TransA && m.TransB:
+		return false
+	case !m.TransA && !m.TransB:
+		return !uniformOK(dev, a, b, c)
+	}
+	return true
 }
 
-// encodeTransposed (variant 9) lets the backward layouts use the
-// uniform-window kernels on a CPU driver, at the cost of transposing one
-// operand into the recording's shared transpose scratch (so it is never in
-// the same buffer as the output):
+// encodeTransposed (variant 9) brings a product into variant 7's form on a
+// CPU driver, where v7 (A read through uniform windows, B as vec4 rows) is
+// the fastest kernel: A as (M, K) rows in a buffer of its own, B as (K, N)
+// rows. Operands that are not already so go through the recording's shared
+// scratch pools ("matmul.a", "matmul.b"):
 //
-//	C = A·B  (A and C in one arena, say):  Bᵀ → scratch, then C = A·(Bᵀ)ᵀ (v8)
-//	C = Aᵀ·B:                              Aᵀ → scratch, then C = (Aᵀ)·B  (v7)
+//	op(A) = Aᵀ:                                  A transposed into scratch
+//	op(A) = A sharing a buffer with B or C (an
+//	arena), or at an unaligned offset:           A copied into scratch
+//	op(B) = Bᵀ:                                  B transposed into scratch
 //
-// It reports whether it encoded the product.
-func (m MatMul) encodeTransposed(dev *gpu.Device, rec *gpu.Recorder, d mmDims, in, out []*gpu.Buffer) (bool, error) {
-	var op MatMul
-	var src *gpu.Buffer
-	var ins func(t *gpu.Buffer) []*gpu.Buffer
-	switch {
-	case !m.TransA && !m.TransB:
-		op = MatMul{TransB: true, Variant: 8, Accumulate: m.Accumulate}
-		src = in[1]
-		ins = func(t *gpu.Buffer) []*gpu.Buffer { return []*gpu.Buffer{in[0], t} }
-	case m.TransA && !m.TransB:
-		op = MatMul{Variant: 7, Accumulate: m.Accumulate}
-		src = in[0]
-		ins = func(t *gpu.Buffer) []*gpu.Buffer { return []*gpu.Buffer{t, in[1]} }
-	default:
+// With copyA (variant 9 asked for by name) A is copied even where it could
+// be bound as it is, so a benchmark on separate buffers times what a
+// training step runs. It reports whether it encoded the product (not for
+// Aᵀ·Bᵀ, nor where v7 cannot run these sizes).
+func (m MatMul) encodeTransposed(dev *gpu.Device, rec *gpu.Recorder, d mmDims, in, out []*gpu.Buffer, copyA bool) (bool, error) {
+	op := MatMul{Variant: 7, Accumulate: m.Accumulate, Tile: m.Tile}
+	if (m.TransA && m.TransB) || !op.uboOK(dev, mmDims{M: d.M, N: d.N, K: d.K, batch: 1}) {
 		return false, nil
 	}
+	a, b := in[0], in[1]
+	var err error
+	if m.TransB {
+		if b, err = intoScratch(dev, rec, "matmul.b", b, true); err != nil {
+			return false, err
+		}
+	}
+	if m.TransA || copyA || !uniformOK(dev, a, b, out[0]) {
+		if a, err = intoScratch(dev, rec, "matmul.a", a, m.TransA); err != nil {
+			return false, err
+		}
+	}
+	return true, op.Encode(dev, rec, []*gpu.Buffer{a, b}, out)
+}
+
+// intoScratch records a copy of the rank-2 matrix src (transposed when
+// transpose is set) into the recording's shared scratch pool and returns
+// the copy.
+func intoScratch(dev *gpu.Device, rec *gpu.Recorder, pool string, src *gpu.Buffer, transpose bool) (*gpu.Buffer, error) {
 	rows, cols := src.Shape[len(src.Shape)-2], src.Shape[len(src.Shape)-1]
-	probe := mmDims{M: d.M, N: d.N, K: d.K, batch: 1}
-	if (op.Variant == 8 && !op.ntUBOOK(dev, probe)) || (op.Variant == 7 && !op.uboOK(dev, probe)) {
-		return false, nil
-	}
-	t, err := rec.Shared("matmul.transposed", src.Name+".T", gpu.F32, cols, rows)
-	if err != nil {
-		return false, err
-	}
 	flat, err := src.View(src.Name+".2d", gpu.F32, 0, rows, cols)
 	if err != nil {
-		return false, err
+		return nil, err
 	}
-	if err := (Transpose{}).Encode(dev, rec, []*gpu.Buffer{flat}, []*gpu.Buffer{t}); err != nil {
-		return false, err
+	if !transpose {
+		t, err := rec.Shared(pool, src.Name+".copy", gpu.F32, rows, cols)
+		if err != nil {
+			return nil, err
+		}
+		return t, (Scale{Factor: 1}).Encode(dev, rec, []*gpu.Buffer{flat}, []*gpu.Buffer{t})
 	}
-	return true, op.Encode(dev, rec, ins(t), out)
+	t, err := rec.Shared(pool, src.Name+".T", gpu.F32, cols, rows)
+	if err != nil {
+		return nil, err
+	}
+	return t, (Transpose{}).Encode(dev, rec, []*gpu.Buffer{flat}, []*gpu.Buffer{t})
 }

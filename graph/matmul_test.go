@@ -255,46 +255,71 @@ func TestMatMulLongReductionsAreRightOrRefused(t *testing.T) {
 
 func loopBudgetApplies(dev *gpu.Device) bool { return dev.Info.DeviceType == "cpu" }
 
-// On CPU drivers the backward layouts transpose one operand into a scratch
-// buffer and use the uniform-window kernels; this covers Aᵀ·B directly and
-// A·B with A and C in one arena (as dx = dy·W is in a training plan).
+// On CPU drivers a training step's large matmuls copy or transpose their
+// operands into scratch and run the uniform-window kernel (variant 9); this
+// covers Aᵀ·B and A·Bᵀ directly (plain and accumulating), and, in a
+// planned graph where A and C share the activation arena as in a training
+// step, A·B (dx = dy·W) and A·Bᵀ with a residual (y = r + x·Wᵀ), both as
+// variant 9 by name and as the automatic choice.
 func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(13))
-	for _, s := range [][3]int{{256, 256, 300}, {300, 260, 512}, {257, 256, 1024}} {
+	for _, s := range [][3]int{{256, 256, 300}, {300, 260, 512}, {257, 256, 1024}, {1024, 256, 1536}} {
 		M, N, K := s[0], s[1], s[2]
 		t.Run(fmt.Sprintf("tn/M%dN%dK%d", M, N, K), func(t *testing.T) {
 			a := optest.Random(rng, graph.F32(K, M), -1, 1)
 			b := optest.Random(rng, graph.F32(K, N), -1, 1)
 			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Variant: 9}, mmTol(K), a, b)
 			c0 := optest.Random(rng, graph.F32(M, N), -1, 1)
-			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Accumulate: true, Variant: 9}, mmTol(K), a, b, c0)
+			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Accumulate: true, Variant: 9}, mmTol(K+1), a, b, c0)
 		})
-		t.Run(fmt.Sprintf("nn-in-arena/M%dN%dK%d", M, N, K), func(t *testing.T) {
-			g := graph.New()
-			x := g.Input("x", graph.F32(M, K))
-			w := g.Param("w", graph.F32(K, N))
-			a := g.Apply1(graph.Scale{Factor: 1}, x)      // an arena activation
-			c := g.Apply1(graph.MatMul{Variant: 9}, a, w) // A and C in the arena
-			plan, err := g.Plan([]*graph.Tensor{c}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
-			require.NoError(t, err)
-			ex, err := graph.NewGPU(dev, plan, nil)
-			require.NoError(t, err)
-			defer ex.Close()
-			ref := graph.NewReference(plan)
-			xv := optest.Random(rng, x.Spec, -1, 1).Data
-			wv := optest.Random(rng, w.Spec, -1, 1).Data
-			for _, e := range []graph.Executor{ex, ref} {
-				require.NoError(t, e.Set(x, xv))
-				require.NoError(t, e.Set(w, wv))
-				require.NoError(t, e.Run())
-			}
-			got, err := ex.Get(c)
-			require.NoError(t, err)
-			want, err := ref.Get(c)
-			require.NoError(t, err)
-			optest.Close(t, "c", got[0], want[0], mmTol(K))
+		t.Run(fmt.Sprintf("nt/M%dN%dK%d", M, N, K), func(t *testing.T) {
+			a := optest.Random(rng, graph.F32(M, K), -1, 1)
+			b := optest.Random(rng, graph.F32(N, K), -1, 1)
+			optest.CheckOp(t, dev, graph.MatMul{TransB: true, Variant: 9}, mmTol(K), a, b)
+			c0 := optest.Random(rng, graph.F32(M, N), -1, 1)
+			optest.CheckOp(t, dev, graph.MatMul{TransB: true, Accumulate: true, Variant: 9}, mmTol(K+1), a, b, c0)
 		})
+		for _, op := range []graph.MatMul{{Variant: 9}, {}, {TransB: true, Residual: true, Variant: 9}, {TransB: true, Residual: true}} {
+			t.Run(fmt.Sprintf("%s-in-arena/v%d/M%dN%dK%d", op.Name(), op.Variant, M, N, K), func(t *testing.T) {
+				g := graph.New()
+				x := g.Input("x", graph.F32(M, K))
+				ws := graph.F32(K, N)
+				if op.TransB {
+					ws = graph.F32(N, K)
+				}
+				w := g.Param("w", ws)
+				a := g.Apply1(graph.Scale{Factor: 1}, x) // an arena activation
+				r := g.Input("r", graph.F32(M, N))
+				in := []*graph.Tensor{a, w}
+				if op.Residual {
+					in = append(in, g.Apply1(graph.Scale{Factor: 2}, r)) // a residual in the arena
+				}
+				c := g.Apply1(op, in...) // A and C in the arena
+				plan, err := g.Plan([]*graph.Tensor{c}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+				require.NoError(t, err)
+				ex, err := graph.NewGPU(dev, plan, nil)
+				require.NoError(t, err)
+				defer ex.Close()
+				ref := graph.NewReference(plan)
+				xv := optest.Random(rng, x.Spec, -1, 1).Data
+				wv := optest.Random(rng, w.Spec, -1, 1).Data
+				rv := optest.Random(rng, r.Spec, -1, 1).Data
+				for _, e := range []graph.Executor{ex, ref} {
+					require.NoError(t, e.Set(x, xv))
+					require.NoError(t, e.Set(w, wv))
+					if op.Residual {
+						require.NoError(t, e.Set(r, rv))
+					}
+					require.NoError(t, e.Run())
+				}
+				got, err := ex.Get(c)
+				require.NoError(t, err)
+				want, err := ref.Get(c)
+				require.NoError(t, err)
+				optest.Close(t, "c", got[0], want[0], mmTol(K+1))
+			})
+		}
 	}
 }
 

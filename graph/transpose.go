@@ -57,12 +57,16 @@ func (t Transpose) Reference(in []*Host) ([]*Host, error) {
 // Encode implements Op.
 func (Transpose) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	const wg = 256
-	k, err := kernel(dev, "transpose", "transpose", "transpose", []gpu.Access{gpu.Read, gpu.ReadWrite}, true, nil)
+	b, r, c := splitBatch(in[0].Shape)
+	entry, n := "transpose", b*r*c
+	if r%4 == 0 && c%4 == 0 {
+		entry, n = "transpose4", b*r*c/16
+	}
+	k, err := kernel(dev, "transpose", entry, entry, []gpu.Access{gpu.Read, gpu.ReadWrite}, true, nil)
 	if err != nil {
 		return err
 	}
-	b, r, c := splitBatch(in[0].Shape)
-	grid := dev.Grid1D(gpu.CeilDiv(b*r*c, wg))
+	grid := dev.Grid1D(gpu.CeilDiv(n, wg))
 	return rec.Dispatch(k, grid, []uint32{uint32(b), uint32(r), uint32(c), 0}, in[0], out[0])
 }
 

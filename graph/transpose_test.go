@@ -10,11 +10,12 @@ import (
 	"github.com/moegpu/moegpu/internal/optest"
 )
 
-// Transpose moves values without arithmetic, so the GPU must match exactly.
+// Transpose moves values without arithmetic, so the GPU must match exactly;
+// shapes with both sizes multiples of 4 take the 4×4-block kernel.
 func TestTransposeMatchesReferenceExactly(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(1))
-	for _, shape := range [][]int{{1, 1}, {3, 17}, {129, 3}, {2, 17, 129}, {64, 64}} {
+	for _, shape := range [][]int{{1, 1}, {3, 17}, {129, 3}, {2, 17, 129}, {64, 64}, {4, 4}, {8, 132}, {3, 20, 12}, {4, 6}} {
 		t.Run(fmt.Sprint(shape), func(t *testing.T) {
 			x := optest.Random(rng, graph.F32(shape...), -1, 1)
 			optest.CheckOp(t, dev, graph.Transpose{}, optest.Tol{}, x)

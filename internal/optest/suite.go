@@ -134,12 +134,12 @@ func matmulCases() []Case {
 		ta, tb   bool
 		variants []int
 	}{
-		{"matmul A·B", false, false, []int{0, 1, 2, 3, 4, 5, 6, 7}},
+		{"matmul A·B", false, false, []int{0, 1, 2, 3, 4, 5, 6, 7, 9}},
 		{"matmul A·Bᵀ", false, true, []int{0, 1, 2, 3, 4, 8, 9}},
 		{"matmul Aᵀ·B", true, false, []int{0, 1, 2, 3, 4, 9}},
 	}
 	names := map[int]string{0: "auto", 1: "v1 naive", 2: "v2 register-blocked", 3: "v3 register-blocked vec4", 4: "v4 shared-memory tiled",
-		5: "v5 uniform-row vec4", 6: "v6 unrolled template", 7: "v7 A in uniform windows", 8: "v8 B in uniform windows", 9: "v9 transpose, then v7/v8"}
+		5: "v5 uniform-row vec4", 6: "v6 unrolled template", 7: "v7 A in uniform windows", 8: "v8 B in uniform windows", 9: "v9 operands into scratch, then v7"}
 	for _, l := range layouts {
 		a, b := []int{M, K}, []int{K, N}
 		if l.ta {
@@ -191,6 +191,8 @@ func matmulCases() []Case {
 	}
 	cs = append(cs, Case{Op: "transpose", Variant: "rank 2 and 3", Shape: "3×17×129", Tol: exactTol, Node: graph.Transpose{},
 		In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 3, 17, 129)} }})
+	cs = append(cs, Case{Op: "transpose", Variant: "4×4 blocks (sizes multiples of 4)", Shape: "3×20×132", Tol: exactTol, Node: graph.Transpose{},
+		In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 3, 20, 132)} }})
 	return cs
 }
 
