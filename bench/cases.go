@@ -71,9 +71,9 @@ func cases(quick bool) []benchCase {
 		for _, t := range []graph.MatMulTile{{TM: 8, TNV: 2, WGX: 8, WGY: 8}, {TM: 16, TNV: 1, WGX: 64, WGY: 1, UniformA: true}} {
 			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 6, Tile: t}, n, n, n, fmt.Sprintf("v6 %dx%d u=%v", t.TM, 4*t.TNV, t.UniformA), false))
 		}
-		for _, t := range []graph.MatMulTile{{TM: 8, TNV: 2}, {TM: 16, TNV: 2}, {TM: 16, TNV: 4}, {TM: 8, TNV: 2, Windows: 2}, {TM: 16, TNV: 2, Windows: 2}} {
+		for _, t := range []graph.MatMulTile{{TM: 8, TNV: 2, Windows: 1}, {TM: 16, TNV: 2, Windows: 1}, {TM: 16, TNV: 4, Windows: 1}, {TM: 8, TNV: 2, Windows: 2}, {TM: 16, TNV: 2, Windows: 2}, {TM: 16, TNV: 4, Windows: 2}} {
 			t.WGX, t.WGY = 16, 1
-			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 7, Tile: t}, n, n, n, fmt.Sprintf("v7 ubo %dx%dx%d", max(1, t.Windows), t.TM, 4*t.TNV), false))
+			cs = append(cs, mm("matmul_nn", graph.MatMul{Variant: 7, Tile: t}, n, n, n, fmt.Sprintf("v7 ubo %dx%dx%d", t.Windows, t.TM, 4*t.TNV), false))
 		}
 	}
 	// Transformer shapes: tokens × d_model → FFN hidden and back, and the

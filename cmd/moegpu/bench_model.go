@@ -10,6 +10,7 @@ import (
 
 	"github.com/moegpu/moegpu/assets"
 	"github.com/moegpu/moegpu/bench"
+	"github.com/moegpu/moegpu/internal/atomicfile"
 )
 
 // commandLine is what result files record as the command that made
@@ -159,10 +160,12 @@ func runBenchReport(args []string, stdout, stderr io.Writer) error {
 }
 
 // runBenchCompare is `moegpu bench compare`: result files side by side,
-// with ratios against the first.
+// with ratios against the first; with --out also as compare.md beside the
+// report's PNG plots of the same files.
 func runBenchCompare(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench compare", "bench compare BASELINE.json OTHER.json … [--threshold 0.05]", stderr)
+	fs := newFlags("bench compare", "bench compare BASELINE.json OTHER.json … [--threshold 0.05] [--out DIR]", stderr)
 	threshold := fs.Float64("threshold", 0.05, "mark times more than this fraction slower (▲) or faster (▼) than the baseline, ≥ 0")
+	out := fs.String("out", "", "also write the comparison to DIR/compare.md, with the report of the same files (report.md, roofline, breakdown and throughput PNGs) beside it")
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -177,7 +180,25 @@ func runBenchCompare(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return bench.Compare(stdout, reports, *threshold)
+	var md strings.Builder
+	if err := bench.Compare(io.MultiWriter(stdout, &md), reports, *threshold); err != nil {
+		return err
+	}
+	if *out == "" {
+		return nil
+	}
+	written, err := bench.WriteReportDir(reports, *out)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(*out, "compare.md")
+	if err := atomicfile.Write(path, []byte(md.String())); err != nil {
+		return err
+	}
+	for _, p := range append(written, path) {
+		fmt.Fprintf(stderr, "wrote %s\n", p)
+	}
+	return nil
 }
 
 // parseInterleaved parses flags that may come before, between or after
