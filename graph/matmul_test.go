@@ -266,20 +266,16 @@ func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 	rng := rand.New(rand.NewSource(13))
 	for _, s := range [][3]int{{256, 256, 300}, {300, 260, 512}, {257, 256, 1024}, {1024, 256, 1536}} {
 		M, N, K := s[0], s[1], s[2]
-		t.Run(fmt.Sprintf("tn/M%dN%dK%d", M, N, K), func(t *testing.T) {
-			a := optest.Random(rng, graph.F32(K, M), -1, 1)
-			b := optest.Random(rng, graph.F32(K, N), -1, 1)
-			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Variant: 9}, mmTol(K), a, b)
-			c0 := optest.Random(rng, graph.F32(M, N), -1, 1)
-			optest.CheckOp(t, dev, graph.MatMul{TransA: true, Accumulate: true, Variant: 9}, mmTol(K+1), a, b, c0)
-		})
-		t.Run(fmt.Sprintf("nt/M%dN%dK%d", M, N, K), func(t *testing.T) {
-			a := optest.Random(rng, graph.F32(M, K), -1, 1)
-			b := optest.Random(rng, graph.F32(N, K), -1, 1)
-			optest.CheckOp(t, dev, graph.MatMul{TransB: true, Variant: 9}, mmTol(K), a, b)
-			c0 := optest.Random(rng, graph.F32(M, N), -1, 1)
-			optest.CheckOp(t, dev, graph.MatMul{TransB: true, Accumulate: true, Variant: 9}, mmTol(K+1), a, b, c0)
-		})
+		for _, op := range []graph.MatMul{{TransA: true, Variant: 9}, {TransB: true, Variant: 9}} {
+			t.Run(fmt.Sprintf("%s/M%dN%dK%d", op.Name(), M, N, K), func(t *testing.T) {
+				a := optest.Random(rng, graph.F32(shapeOf(0, M, K, op.TransA)...), -1, 1)
+				b := optest.Random(rng, graph.F32(shapeOf(0, K, N, op.TransB)...), -1, 1)
+				optest.CheckOp(t, dev, op, mmTol(K), a, b)
+				op.Accumulate = true
+				c0 := optest.Random(rng, graph.F32(M, N), -1, 1)
+				optest.CheckOp(t, dev, op, mmTol(K+1), a, b, c0)
+			})
+		}
 		for _, op := range []graph.MatMul{{Variant: 9}, {}, {TransB: true, Residual: true, Variant: 9}, {TransB: true, Residual: true}} {
 			t.Run(fmt.Sprintf("%s-in-arena/v%d/M%dN%dK%d", op.Name(), op.Variant, M, N, K), func(t *testing.T) {
 				g := graph.New()
@@ -296,28 +292,12 @@ func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 					in = append(in, g.Apply1(graph.Scale{Factor: 2}, r)) // a residual in the arena
 				}
 				c := g.Apply1(op, in...) // A and C in the arena
-				plan, err := g.Plan([]*graph.Tensor{c}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
-				require.NoError(t, err)
-				ex, err := graph.NewGPU(dev, plan, nil)
-				require.NoError(t, err)
-				defer ex.Close()
-				ref := graph.NewReference(plan)
-				xv := optest.Random(rng, x.Spec, -1, 1).Data
-				wv := optest.Random(rng, w.Spec, -1, 1).Data
-				rv := optest.Random(rng, r.Spec, -1, 1).Data
-				for _, e := range []graph.Executor{ex, ref} {
-					require.NoError(t, e.Set(x, xv))
-					require.NoError(t, e.Set(w, wv))
-					if op.Residual {
-						require.NoError(t, e.Set(r, rv))
-					}
-					require.NoError(t, e.Run())
+				inputs := map[*graph.Tensor][]float64{x: optest.Random(rng, x.Spec, -1, 1).Data, w: optest.Random(rng, w.Spec, -1, 1).Data}
+				if op.Residual {
+					inputs[r] = optest.Random(rng, r.Spec, -1, 1).Data
 				}
-				got, err := ex.Get(c)
-				require.NoError(t, err)
-				want, err := ref.Get(c)
-				require.NoError(t, err)
-				optest.Close(t, "c", got[0], want[0], mmTol(K+1))
+				got, want := plannedOnGPUAndReference(t, dev, g, c, inputs)
+				optest.Close(t, "c", got, want, mmTol(K+1))
 			})
 		}
 	}
@@ -336,24 +316,33 @@ func TestMatMulWithSharedOperandBuffersStillRuns(t *testing.T) {
 			g := graph.New()
 			x := g.Input("x", graph.F32(c.M, c.K))
 			y := g.Apply1(c.op, x, x) // x·xᵀ or x·x: one buffer for both operands
-			plan, err := g.Plan([]*graph.Tensor{y}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
-			require.NoError(t, err)
-			ex, err := graph.NewGPU(dev, plan, nil)
-			require.NoError(t, err)
-			defer ex.Close()
-			ref := graph.NewReference(plan)
-			xv := optest.Random(rng, x.Spec, -1, 1).Data
-			for _, e := range []graph.Executor{ex, ref} {
-				require.NoError(t, e.Set(x, xv))
-				require.NoError(t, e.Run())
-			}
-			got, err := ex.Get(y)
-			require.NoError(t, err)
-			want, err := ref.Get(y)
-			require.NoError(t, err)
-			optest.Close(t, "y", got[0], want[0], mmTol(c.K))
+			got, want := plannedOnGPUAndReference(t, dev, g, y, map[*graph.Tensor][]float64{x: optest.Random(rng, x.Spec, -1, 1).Data})
+			optest.Close(t, "y", got, want, mmTol(c.K))
 		})
 	}
+}
+
+// plannedOnGPUAndReference plans g for out (activations in one arena, as
+// in training), runs it once on dev and once on the reference executor
+// with the given persistent tensors set, and returns out from each.
+func plannedOnGPUAndReference(t *testing.T, dev *gpu.Device, g *graph.Graph, out *graph.Tensor, inputs map[*graph.Tensor][]float64) (got, want []float64) {
+	t.Helper()
+	plan, err := g.Plan([]*graph.Tensor{out}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+	require.NoError(t, err)
+	ex, err := graph.NewGPU(dev, plan, nil)
+	require.NoError(t, err)
+	defer ex.Close()
+	var res [2][]float64
+	for i, e := range []graph.Executor{ex, graph.NewReference(plan)} {
+		for tensor, v := range inputs {
+			require.NoError(t, e.Set(tensor, v))
+		}
+		require.NoError(t, e.Run())
+		v, err := e.Get(out)
+		require.NoError(t, err)
+		res[i] = v[0]
+	}
+	return res[0], res[1]
 }
 
 // C = R + op(A)·op(B) (MatMul.Residual): every layout and variant against
