@@ -820,17 +820,21 @@ func bigEnoughForUBO(d mmDims) bool {
 
 // autoTransposed reports whether the automatic choice takes variant 9 for
 // this matmul: on CPU adapters (where storage loads at per-lane addresses
-// are scalar loops and uniform-buffer loads are broadcasts), for one batch
-// and a product bigEnoughForUBO, in every layout but Aᵀ·Bᵀ unless A can
-// already be bound as uniform next to B and C (then variant 7 runs as it
-// is). A training step's forward x·Wᵀ, weight gradient Aᵀ·B and input
-// gradient A·B (A and C in one arena) all take it. On lavapipe on a 2-core
-// AMD EPYC host, at a small-dense step's shapes, every layout then ran at
-// 0.86–1.0× A·B's GFLOP/s (`moegpu bench kernels --filter small-dense`),
-// against 0.63–0.79× when the forward ran variant 8 and the transposes one
-// element per invocation.
+// are scalar loops and uniform-buffer loads are broadcasts), for one batch,
+// a product bigEnoughForUBO and sizes variant 7 can run. It does for Aᵀ·B
+// and A·Bᵀ (the operand that is transposed goes through scratch) and for
+// A·B where A cannot be bound as uniform next to B and C (A is copied);
+// never for Aᵀ·Bᵀ. A training step's forward x·Wᵀ, weight gradient Aᵀ·B
+// and input gradient A·B (A and C in one arena) all take it. On lavapipe on
+// a 2-core AMD EPYC host, at a small-dense step's shapes, every layout then
+// ran at 0.79–1.12× A·B's GFLOP/s (`moegpu bench kernels --filter
+// small-dense`, Vulkan and GL), against 0.63–0.79× when the forward ran
+// variant 8 and transposes moved one element per invocation. The cost is
+// scratch memory: the largest copied A and the largest transposed operand
+// (see encodeTransposed).
 func (m MatMul) autoTransposed(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) bool {
-	if loopBudget(dev) == 0 || d.batch != 1 || !bigEnoughForUBO(d) {
+	if loopBudget(dev) == 0 || d.batch != 1 || !bigEnoughForUBO(d) ||
+		!(MatMul{Variant: 7, Tile: m.Tile}).uboOK(dev, mmDims{M: d.M, N: d.N, K: d.K, batch: 1}) {
 		return false
 	}
 	switch {

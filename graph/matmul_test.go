@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -260,7 +261,11 @@ func loopBudgetApplies(dev *gpu.Device) bool { return dev.Info.DeviceType == "cp
 // covers Aᵀ·B and A·Bᵀ directly (plain and accumulating), and, in a
 // planned graph where A and C share the activation arena as in a training
 // step, A·B (dx = dy·W) and A·Bᵀ with a residual (y = r + x·Wᵀ), both as
-// variant 9 by name and as the automatic choice.
+// variant 9 by name and as the automatic choice. K = 300 rows are not
+// uniform-aligned, so that shape checks the fallback; the others run
+// variant 9 (TestMatMulAutomaticChoiceRecordsTheStepPath checks the
+// dispatches themselves), with 4×4-block transposes where both sizes are
+// multiples of 4 and the scalar one for 257 rows.
 func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(13))
@@ -382,4 +387,73 @@ func TestMatMulResidualMatchesReferenceAndProductPlusAdd(t *testing.T) {
 	require.ErrorContains(t, err, "residual")
 	_, err = graph.MatMul{Residual: true, Accumulate: true}.Outputs([]graph.Spec{graph.F32(2, 3), graph.F32(3, 4), graph.F32(2, 4)})
 	require.ErrorContains(t, err, "cannot both")
+}
+
+// The automatic choice on a CPU adapter records what a training step needs:
+// for large products every layout but Aᵀ·Bᵀ ends in variant 7, after a 4×4
+// transpose of the operand used transposed or a copy of an A that shares
+// its buffer with C; small products (decoding, tiny models) record one
+// matmul dispatch and nothing else. On other adapters no transposes or
+// copies are added.
+func TestMatMulAutomaticChoiceRecordsTheStepPath(t *testing.T) {
+	dev := gputest.Device(t)
+	cpu := loopBudgetApplies(dev)
+	newBuf := func(name string, shape ...int) *gpu.Buffer {
+		b, err := dev.NewBuffer(name, gpu.F32, shape...)
+		require.NoError(t, err)
+		t.Cleanup(b.Release)
+		return b
+	}
+	// One buffer holding A (1024×256) and then C (1024×512), as an arena
+	// does; offsets are multiples of 256 bytes.
+	arena := newBuf("arena", 1024*256+1024*512)
+	aInArena, err := arena.View("a", gpu.F32, 0, 1024, 256)
+	require.NoError(t, err)
+	cInArena, err := arena.View("c", gpu.F32, 1024*256*4, 1024, 512)
+	require.NoError(t, err)
+	for _, c := range []struct {
+		name string
+		op   graph.MatMul
+		in   []*gpu.Buffer
+		out  *gpu.Buffer
+		want []string // kernel name prefixes, in order, on a CPU adapter
+	}{
+		{"forward x·Wᵀ", graph.MatMul{TransB: true}, []*gpu.Buffer{newBuf("x", 1024, 256), newBuf("w", 512, 256)}, newBuf("y", 1024, 512),
+			[]string{"transpose4", "matmul_nn_v7_"}},
+		{"weight gradient dyᵀ·x", graph.MatMul{TransA: true}, []*gpu.Buffer{newBuf("dy", 1024, 512), newBuf("x", 1024, 256)}, newBuf("dw", 512, 256),
+			[]string{"transpose4", "matmul_nn_v7_"}},
+		{"A·B with A and C in one arena", graph.MatMul{}, []*gpu.Buffer{aInArena, newBuf("w", 256, 512)}, cInArena,
+			[]string{"scale_v4", "matmul_nn_v7_"}},
+		{"A·B on separate buffers", graph.MatMul{}, []*gpu.Buffer{newBuf("a", 1024, 256), newBuf("w", 256, 512)}, newBuf("c", 1024, 512),
+			[]string{"matmul_nn_v7_"}},
+		{"decoding-sized A·Bᵀ", graph.MatMul{TransB: true}, []*gpu.Buffer{newBuf("x", 4, 256), newBuf("w", 512, 256)}, newBuf("y", 4, 512),
+			[]string{"matmul_nt_v3_"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rec := dev.NewRecorder()
+			defer rec.Release()
+			require.NoError(t, c.op.Encode(dev, rec, c.in, []*gpu.Buffer{c.out}))
+			var names []string
+			for _, s := range rec.Steps() {
+				names = append(names, s.Name())
+			}
+			if !cpu {
+				for _, n := range names {
+					require.False(t, strings.HasPrefix(n, "transpose") || strings.HasPrefix(n, "scale"), "added %s on a GPU: %v", n, names)
+				}
+				return
+			}
+			// Variant 7 dispatches once per group of windows; collapse them.
+			var kinds []string
+			for _, n := range names {
+				if len(kinds) == 0 || !strings.HasPrefix(n, kinds[len(kinds)-1]) {
+					kinds = append(kinds, n)
+				}
+			}
+			require.Len(t, kinds, len(c.want), "recorded %v", names)
+			for i, w := range c.want {
+				require.True(t, strings.HasPrefix(kinds[i], w), "dispatch %d is %s, want %s… (all: %v)", i, kinds[i], w, names)
+			}
+		})
+	}
 }
