@@ -233,11 +233,8 @@ func uniformOK(dev *gpu.Device, u *gpu.Buffer, others ...*gpu.Buffer) bool {
 }
 
 func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
-	// The uniform-window variants bind one operand as uniform, which
-	// WebGPU forbids when that operand's GPU buffer is also bound as
-	// storage in the dispatch (the other operand or the output, e.g. views
-	// of one arena); its window offsets must also meet the uniform
-	// alignment.
+	// The uniform-window variants step aside where their uniform operand
+	// cannot be bound so (see uniformOK).
 	v := m.Variant
 	if v == 0 {
 		v = 3

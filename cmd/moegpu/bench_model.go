@@ -188,17 +188,16 @@ func runBenchCompare(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	written, err := bench.WriteReportDir(reports, *out)
-	if err != nil {
-		return err
+	if err == nil {
+		path := filepath.Join(*out, "compare.md")
+		if err = atomicfile.Write(path, []byte(md.String())); err == nil {
+			written = append(written, path)
+		}
 	}
-	path := filepath.Join(*out, "compare.md")
-	if err := atomicfile.Write(path, []byte(md.String())); err != nil {
-		return err
-	}
-	for _, p := range append(written, path) {
+	for _, p := range written {
 		fmt.Fprintf(stderr, "wrote %s\n", p)
 	}
-	return nil
+	return err
 }
 
 // parseInterleaved parses flags that may come before, between or after
