@@ -61,7 +61,10 @@ func attnBlock(arrays, dh int) int {
 // optionally restricted to a sliding window and optionally with an
 // attention sink: the attention layer of the model (global and SWA
 // layers, MTP blocks). Query i attends keys j with i − W < j ≤ i (all
-// j ≤ i when Window is 0).
+// j ≤ i when Window is 0); with a Prefix of P positions the upper bound is
+// max(i, P − 1) instead, so the first P positions attend each other in
+// both directions (PaliGemma's prefix-LM mask: an OCR model's image
+// tokens) and the positions after them stay causal.
 //
 // Inputs (q, k, v[, s]): q (B·T, QHeads·HeadDim), k and v (B·T,
 // KVHeads·HeadDim), and when Sink the per-head sink logits s (QHeads),
@@ -77,6 +80,9 @@ type Attention struct {
 	Batch, Seq, QHeads, KVHeads, HeadDim int
 	// Window is the sliding-window size W; 0 means global attention.
 	Window int
+	// Prefix is the number P of leading positions of every sequence that
+	// attend each other in both directions; 0 means fully causal.
+	Prefix int
 	// Sink adds the sink-logit input s.
 	Sink bool
 	// Scale multiplies q·k; 0 means 1/√HeadDim (rounded to f32).
@@ -109,7 +115,9 @@ type AttentionBackward Attention
 // Output o (B·QLen, QHeads·HeadDim).
 //
 // Query t sits at absolute position pos+t and sees positions
-// max(0, pos+t−W+1) … pos+t (0 … pos+t if global). The cache is a ring:
+// max(0, pos+t−W+1) … pos+t (0 … pos+t if global), or up to
+// min(Prefix−1, pos+QLen−1) when that is later: a prefix must be written in
+// one chunk (its queries see the whole prefix only if the chunk holds it). The cache is a ring:
 // position p lives in slot p % Capacity. Capacity rule: a chunk needs
 // every position from pos−W+1 to pos+QLen−1 at once, so the result is
 // exact when Capacity ≥ min(Window + QLen − 1, longest sequence) for a
@@ -122,6 +130,9 @@ type AttentionCached struct {
 	Batch, QLen, QHeads, KVHeads, HeadDim int
 	// Window is the sliding-window size W; 0 means global attention.
 	Window int
+	// Prefix is Attention's Prefix: positions below it see each other in
+	// both directions.
+	Prefix int
 	// Sink adds the sink-logit input s.
 	Sink bool
 	// Scale multiplies q·k; 0 means 1/√HeadDim (rounded to f32).
@@ -159,17 +170,17 @@ func (KVCacheWrite) Updates() []int { return []int{2} }
 
 // attnGeom is the geometry shared by the attention ops.
 type attnGeom struct {
-	batch, seq, qh, kvh, dh, window int
-	sink                            bool
-	scale                           float32
+	batch, seq, qh, kvh, dh, window, prefix int
+	sink                                    bool
+	scale                                   float32
 }
 
 func (a Attention) geom() attnGeom {
-	return attnGeom{a.Batch, a.Seq, a.QHeads, a.KVHeads, a.HeadDim, a.Window, a.Sink, a.Scale}
+	return attnGeom{a.Batch, a.Seq, a.QHeads, a.KVHeads, a.HeadDim, a.Window, a.Prefix, a.Sink, a.Scale}
 }
 
 func (a AttentionCached) geom() attnGeom {
-	return attnGeom{a.Batch, a.QLen, a.QHeads, a.KVHeads, a.HeadDim, a.Window, a.Sink, a.Scale}
+	return attnGeom{a.Batch, a.QLen, a.QHeads, a.KVHeads, a.HeadDim, a.Window, a.Prefix, a.Sink, a.Scale}
 }
 
 // check validates the fields; seqName names the sequence length field.
@@ -190,6 +201,9 @@ func (g attnGeom) check(seqName string) error {
 	}
 	if g.window < 0 {
 		return fmt.Errorf("Window = %d, want ≥ 0 (0 = global)", g.window)
+	}
+	if g.prefix < 0 {
+		return fmt.Errorf("Prefix = %d, want ≥ 0 (0 = causal)", g.prefix)
 	}
 	if math.IsNaN(float64(g.scale)) || math.IsInf(float64(g.scale), 0) {
 		return fmt.Errorf("Scale = %g, want a finite number (0 = 1/√HeadDim)", g.scale)
@@ -367,6 +381,15 @@ func attnWindowLo(i, window int) int {
 	return 0
 }
 
+// attnSeenHi is the last key position query position i sees with a prefix
+// of p positions, at most last.
+func attnSeenHi(i, p, last int) int {
+	if p-1 > i {
+		return min(p-1, last)
+	}
+	return i
+}
+
 // Reference implements Op.
 func (a Attention) Reference(in []*Host) ([]*Host, error) {
 	g := a.geom()
@@ -383,13 +406,13 @@ func (a Attention) Reference(in []*Host) ([]*Host, error) {
 				s = in[3].Data[h]
 			}
 			for i := 0; i < T; i++ {
-				lo := attnWindowLo(i, g.window)
+				lo, hi := attnWindowLo(i, g.window), attnSeenHi(i, g.prefix, T-1)
 				kv := func(j int) ([]float64, []float64) {
 					r := ((b*T+lo+j)*KVH + kvh) * dh
 					return k.Data[r : r+dh], v.Data[r : r+dh]
 				}
 				qr := ((b*T+i)*QH + h) * dh
-				lse.Data[(b*QH+h)*T+i] = attnRowRef(q.Data[qr:qr+dh], i-lo+1, kv, g.sink, s, scale, o.Data[qr:qr+dh])
+				lse.Data[(b*QH+h)*T+i] = attnRowRef(q.Data[qr:qr+dh], hi-lo+1, kv, g.sink, s, scale, o.Data[qr:qr+dh])
 			}
 		}
 	}
@@ -433,7 +456,7 @@ func (a AttentionBackward) Reference(in []*Host) ([]*Host, error) {
 				if g.sink {
 					ds.Data[h] -= math.Exp(s.Data[h]-L) * D
 				}
-				for j := attnWindowLo(i, g.window); j <= i; j++ {
+				for j := attnWindowLo(i, g.window); j <= attnSeenHi(i, g.prefix, T-1); j++ {
 					kr := ((b*T+j)*KVH + kvh) * dh
 					kj, vj := k.Data[kr:kr+dh], v.Data[kr:kr+dh]
 					p := math.Exp(scale*dot(qi, kj) - L)
@@ -477,7 +500,7 @@ func (a AttentionCached) Reference(in []*Host) ([]*Host, error) {
 					return kc.Data[r : r+dh], vc.Data[r : r+dh]
 				}
 				qr := ((b*T+t)*QH + h) * dh
-				attnRowRef(q.Data[qr:qr+dh], p-lo+1, kv, g.sink, s, scale, o.Data[qr:qr+dh])
+				attnRowRef(q.Data[qr:qr+dh], attnSeenHi(p, g.prefix, pos+T-1)-lo+1, kv, g.sink, s, scale, o.Data[qr:qr+dh])
 			}
 		}
 	}
@@ -561,7 +584,7 @@ func attnKernel(dev *gpu.Device, entry string, dh, qb int, sink bool, bind []gpu
 // attnParams packs the shader's Params.
 func attnParams(g attnGeom, capacity int) []uint32 {
 	return []uint32{uint32(g.batch), uint32(g.seq), uint32(g.qh), uint32(g.kvh),
-		uint32(g.window), math.Float32bits(g.effScale()), uint32(capacity), 0}
+		uint32(g.window), math.Float32bits(g.effScale()), uint32(capacity), uint32(g.prefix)}
 }
 
 var (

@@ -41,34 +41,48 @@ var (
 type attnCase struct {
 	b, t, qh, kvh, dh, w int
 	sink                 bool
+	p                    int // prefix (0 = causal)
 }
 
 func (c attnCase) op() graph.Attention {
-	return graph.Attention{Batch: c.b, Seq: c.t, QHeads: c.qh, KVHeads: c.kvh, HeadDim: c.dh, Window: c.w, Sink: c.sink}
+	return graph.Attention{Batch: c.b, Seq: c.t, QHeads: c.qh, KVHeads: c.kvh, HeadDim: c.dh, Window: c.w, Sink: c.sink, Prefix: c.p}
 }
 
 func (c attnCase) String() string {
-	return fmt.Sprintf("B%d_T%d_qh%d_kvh%d_dh%d_W%d_sink%v", c.b, c.t, c.qh, c.kvh, c.dh, c.w, c.sink)
+	s := fmt.Sprintf("B%d_T%d_qh%d_kvh%d_dh%d_W%d_sink%v", c.b, c.t, c.qh, c.kvh, c.dh, c.w, c.sink)
+	if c.p > 0 {
+		s += fmt.Sprintf("_P%d", c.p)
+	}
+	return s
 }
 
 // attnCases: T = 1, head dims 1/3/17/64 (scalar and vec4 rows) and the
 // largest (128: one row per invocation), GQA 4:2
 // and 2:1, windows of 1 (self only), smaller than T and larger than T,
-// rows spanning several workgroups (129·2 > 64), with and without sink.
+// rows spanning several workgroups (129·2 > 64), with and without sink;
+// prefixes (positions that see each other both ways) shorter than the
+// window, longer (an OCR model's 40 image tokens under a window of 8),
+// spanning workgroups, of the whole sequence and past its end.
 var attnCases = []attnCase{
-	{1, 1, 1, 1, 1, 0, false},
-	{1, 1, 2, 1, 3, 4, true},
-	{3, 17, 1, 1, 1, 3, false},
-	{2, 17, 4, 2, 3, 5, true},
-	{1, 129, 2, 1, 17, 0, true},
-	{1, 129, 2, 2, 17, 16, false},
-	{2, 33, 4, 2, 64, 8, false},
-	{1, 40, 3, 3, 64, 0, true},
-	{1, 20, 4, 2, 16, 1, false},
-	{1, 9, 2, 2, 4, 50, true},
-	{2, 70, 4, 1, 8, 0, false},
-	{1, 5, 2, 1, 128, 0, true},
-	{1, 6, 2, 2, 128, 3, false},
+	{1, 1, 1, 1, 1, 0, false, 0},
+	{1, 1, 2, 1, 3, 4, true, 0},
+	{3, 17, 1, 1, 1, 3, false, 0},
+	{2, 17, 4, 2, 3, 5, true, 0},
+	{1, 129, 2, 1, 17, 0, true, 0},
+	{1, 129, 2, 2, 17, 16, false, 0},
+	{2, 33, 4, 2, 64, 8, false, 0},
+	{1, 40, 3, 3, 64, 0, true, 0},
+	{1, 20, 4, 2, 16, 1, false, 0},
+	{1, 9, 2, 2, 4, 50, true, 0},
+	{2, 70, 4, 1, 8, 0, false, 0},
+	{1, 5, 2, 1, 128, 0, true, 0},
+	{1, 6, 2, 2, 128, 3, false, 0},
+	{2, 17, 4, 2, 3, 5, true, 3},
+	{1, 48, 4, 2, 16, 8, true, 40},
+	{1, 129, 2, 1, 17, 0, true, 70},
+	{1, 9, 2, 2, 4, 0, false, 9},
+	{2, 20, 4, 2, 16, 1, false, 6},
+	{1, 6, 2, 2, 128, 3, false, 10},
 }
 
 // attnInputs draws q, k ∈ [−2, 2], v ∈ [−1, 1] and, with a sink, s ∈ [−2, 2].
@@ -87,7 +101,8 @@ func attnInputs(rng *rand.Rand, c attnCase) []*graph.Host {
 
 // attnNaive is the test's own oracle: materialise the T×T scores of every
 // (batch, head), mask the band (i − W < j ≤ i) with −∞, append the sink as
-// an extra column whose value row is 0, softmax, multiply by V.
+// an extra column whose value row is 0, softmax, multiply by V; inside a
+// prefix of P positions the band reaches up to P − 1.
 func attnNaive(c attnCase, scale float64, in []*graph.Host) (o, lse []float64) {
 	q, k, v := in[0].Data, in[1].Data, in[2].Data
 	o = make([]float64, c.b*c.t*c.qh*c.dh)
@@ -99,7 +114,7 @@ func attnNaive(c attnCase, scale float64, in []*graph.Host) (o, lse []float64) {
 				scores := make([]float64, c.t+1)
 				for j := 0; j < c.t; j++ {
 					scores[j] = math.Inf(-1)
-					if j <= i && (c.w == 0 || j > i-c.w) {
+					if (j <= i || j < c.p) && (c.w == 0 || j > i-c.w) {
 						s := 0.0
 						for d := 0; d < c.dh; d++ {
 							s += q[((b*c.t+i)*c.qh+h)*c.dh+d] * k[((b*c.t+j)*c.kvh+g)*c.dh+d]
@@ -165,7 +180,7 @@ func TestAttentionMatchesReferenceOnAwkwardShapes(t *testing.T) {
 func TestAttentionIsStableForLargeScores(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(3))
-	for _, c := range []attnCase{{1, 37, 2, 1, 16, 0, true}, {1, 37, 2, 2, 5, 9, false}} {
+	for _, c := range []attnCase{{1, 37, 2, 1, 16, 0, true, 0}, {1, 37, 2, 2, 5, 9, false, 0}} {
 		t.Run(c.String(), func(t *testing.T) {
 			in := attnInputs(rng, c)
 			for i := range in[0].Data {
@@ -193,7 +208,7 @@ func TestAttentionIsStableForLargeScores(t *testing.T) {
 func TestAttentionWindowLargerThanSeqEqualsGlobal(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(4))
-	c := attnCase{2, 23, 4, 2, 12, 0, true}
+	c := attnCase{2, 23, 4, 2, 12, 0, true, 0}
 	in := attnInputs(rng, c)
 	global, err := graph.RunOp(dev, c.op(), in...)
 	if err != nil {
@@ -218,7 +233,7 @@ func TestAttentionWindowLargerThanSeqEqualsGlobal(t *testing.T) {
 func TestAttentionSinkOnlyEnlargesTheDenominator(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(5))
-	c := attnCase{1, 19, 2, 1, 8, 6, true}
+	c := attnCase{1, 19, 2, 1, 8, 6, true, 0}
 	in := attnInputs(rng, c)
 	noSink := c
 	noSink.sink = false
@@ -275,10 +290,12 @@ func attnBackwardRef(t testing.TB, c attnCase, in []*graph.Host, w *graph.Host) 
 func TestAttentionReferenceGradientsMatchFiniteDifferences(t *testing.T) {
 	rng := rand.New(rand.NewSource(6))
 	for _, c := range []attnCase{
-		{2, 5, 4, 2, 3, 3, true},
-		{1, 4, 2, 1, 2, 0, false},
-		{1, 6, 2, 2, 4, 0, true},
-		{1, 1, 1, 1, 1, 0, true},
+		{2, 5, 4, 2, 3, 3, true, 0},
+		{1, 4, 2, 1, 2, 0, false, 0},
+		{1, 6, 2, 2, 4, 0, true, 0},
+		{1, 1, 1, 1, 1, 0, true, 0},
+		{2, 5, 4, 2, 3, 3, true, 3},
+		{1, 6, 2, 2, 4, 0, false, 4},
 	} {
 		t.Run(c.String(), func(t *testing.T) {
 			in := attnInputs(rng, c)
@@ -349,7 +366,7 @@ func TestAttentionBackwardSinkGradInsideDKVEqualsSeparateDispatch(t *testing.T) 
 // AttentionBackward and gives every input its reference gradient.
 func TestAttentionBackwardRuleGivesReferenceGradients(t *testing.T) {
 	rng := rand.New(rand.NewSource(8))
-	c := attnCase{2, 6, 4, 2, 4, 3, true}
+	c := attnCase{2, 6, 4, 2, 4, 3, true, 0}
 	in := attnInputs(rng, c)
 	w := optest.Random(rng, graph.F32(c.b*c.t, c.qh*c.dh), -1, 1)
 	g := graph.New()
@@ -418,16 +435,19 @@ type attnDecodeCase struct {
 // the minimum size W + chunk − 1, which wrap around several times, and
 // caches too small (a global one, and an SWA one below W), which decoding
 // one token at a time turns into a window of their capacity (the
-// documented truncation).
+// documented truncation); prefixes held by the first chunk, in a ring and
+// in a global cache.
 var attnDecodeCases = []attnDecodeCase{
-	{attnCase{2, 12, 4, 2, 8, 0, true}, 1, 12, 0},
-	{attnCase{2, 12, 4, 2, 8, 0, false}, 3, 16, 0},
-	{attnCase{2, 12, 4, 2, 8, 4, true}, 1, 4, 4},
-	{attnCase{2, 12, 4, 2, 3, 4, false}, 3, 6, 4},
-	{attnCase{1, 12, 2, 1, 5, 5, true}, 4, 8, 5},
-	{attnCase{1, 12, 2, 2, 64, 3, true}, 2, 4, 3},
-	{attnCase{1, 12, 2, 1, 8, 0, true}, 1, 5, 5},
-	{attnCase{1, 12, 2, 1, 8, 6, false}, 1, 4, 4},
+	{attnCase{2, 12, 4, 2, 8, 0, true, 0}, 1, 12, 0},
+	{attnCase{2, 12, 4, 2, 8, 0, false, 0}, 3, 16, 0},
+	{attnCase{2, 12, 4, 2, 8, 4, true, 0}, 1, 4, 4},
+	{attnCase{2, 12, 4, 2, 3, 4, false, 0}, 3, 6, 4},
+	{attnCase{1, 12, 2, 1, 5, 5, true, 0}, 4, 8, 5},
+	{attnCase{1, 12, 2, 2, 64, 3, true, 0}, 2, 4, 3},
+	{attnCase{1, 12, 2, 1, 8, 0, true, 0}, 1, 5, 5},
+	{attnCase{1, 12, 2, 1, 8, 6, false, 0}, 1, 4, 4},
+	{attnCase{2, 12, 4, 2, 8, 4, true, 3}, 3, 6, 4},
+	{attnCase{1, 12, 2, 1, 8, 0, false, 4}, 4, 12, 0},
 }
 
 // full is the attention whose rows decoding must reproduce.
@@ -440,7 +460,7 @@ func (c attnDecodeCase) full() graph.Attention {
 func (c attnDecodeCase) ops() (graph.KVCacheWrite, graph.AttentionCached) {
 	return graph.KVCacheWrite{Batch: c.b, QLen: c.chunk, KVHeads: c.kvh, HeadDim: c.dh, Capacity: c.capacity},
 		graph.AttentionCached{Batch: c.b, QLen: c.chunk, QHeads: c.qh, KVHeads: c.kvh, HeadDim: c.dh,
-			Window: c.w, Sink: c.sink, Capacity: c.capacity}
+			Window: c.w, Prefix: c.p, Sink: c.sink, Capacity: c.capacity}
 }
 
 func (c attnDecodeCase) String() string {
@@ -563,7 +583,7 @@ func TestKVCacheDecodingOnGPUEqualsFullAttention(t *testing.T) {
 func TestKVCacheDecodingThroughGraphExecutors(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(11))
-	c := attnDecodeCase{attnCase{2, 12, 4, 2, 8, 4, true}, 2, 5, 4}
+	c := attnDecodeCase{attnCase{2, 12, 4, 2, 8, 4, true, 0}, 2, 5, 4}
 	in := attnInputs(rng, c.attnCase)
 	full := optest.MustRef(t, c.full(), in...)[0]
 	write, attend := c.ops()
@@ -696,7 +716,7 @@ func BenchmarkAttention(b *testing.B) {
 	dev := gputest.Device(b)
 	for _, kvh := range []int{8, 2} {
 		for _, w := range []int{0, 128} {
-			c := attnCase{1, 512, 8, kvh, 64, w, true}
+			c := attnCase{1, 512, 8, kvh, 64, w, true, 0}
 			rng := rand.New(rand.NewSource(12))
 			in := attnInputs(rng, c)
 			fwd := optest.MustRef(b, c.op(), in...)
@@ -727,7 +747,7 @@ func attnBench(b *testing.B, dev *gpu.Device, op graph.Op, flops float64, in ...
 func TestAttentionBackwardDoesNotLeakMemoryPerDispatch(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(9))
-	c := attnCase{32, 24, 4, 2, 16, 16, true} // tiny-dense's shape
+	c := attnCase{32, 24, 4, 2, 16, 16, true, 0} // tiny-dense's shape
 	in := attnInputs(rng, c)
 	fwd := optest.MustRef(t, c.op(), in...)
 	do := optest.Random(rng, graph.F32(c.b*c.t, c.qh*c.dh), -1, 1)

@@ -14,8 +14,12 @@ type AttentionConfig struct {
 	RotaryDim                       int     // leading dims of each head that RoPE rotates
 	RopeTheta                       float32 // RoPE base
 	Window                          int     // sliding window W (query i sees keys i−W+1 … i); 0 = global
-	Sink                            bool
-	Std, OutStd                     float64 // init std of q/k/v and of o_proj
+	// Prefix is how many leading positions attend to each other in both
+	// directions (graph.Attention's Prefix; an OCR model's image tokens
+	// with prefix_lm); 0 = causal. Decoding must write them in one chunk.
+	Prefix      int
+	Sink        bool
+	Std, OutStd float64 // init std of q/k/v and of o_proj
 	// Unfused builds q_proj, k_proj and v_proj as three matmuls (and the
 	// FFN's gate_proj and up_proj as two) instead of one fused projection
 	// each: the same parameters and values (up to f32 summation order in
@@ -76,7 +80,7 @@ func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, position
 		if sink != nil {
 			in = append(in, sink)
 		}
-		o = g.Apply(graph.Attention{Batch: batch, Seq: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Sink: sink != nil}, in...)[0]
+		o = g.Apply(graph.Attention{Batch: batch, Seq: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Prefix: a.Prefix, Sink: sink != nil}, in...)[0]
 	} else {
 		capacity := cache.MaxSeq
 		if a.Window > 0 && a.Window+cache.MaxChunk-1 < capacity {
@@ -84,6 +88,9 @@ func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, position
 		}
 		if cache.MaxChunk < seq {
 			g.Fail(fmt.Errorf("%s: chunk bound %d is below this step's %d tokens", prefix, cache.MaxChunk, seq))
+		}
+		if a.Prefix > cache.MaxChunk {
+			g.Fail(fmt.Errorf("%s: a prefix of %d positions attends both ways, so it must be written in one chunk, but chunks hold at most %d tokens", prefix, a.Prefix, cache.MaxChunk))
 		}
 		st.Capacity = capacity
 		st.K = g.State(prefix+".cache.k", graph.F32(batch, KV, capacity, dh))
@@ -95,7 +102,7 @@ func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, position
 		if sink != nil {
 			ain = append(ain, sink)
 		}
-		o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Sink: sink != nil, Capacity: capacity}, ain...)
+		o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Prefix: a.Prefix, Sink: sink != nil, Capacity: capacity}, ain...)
 	}
 	return linear(g, prefix+".o_proj", o, H*dh, D, a.OutStd), st
 }

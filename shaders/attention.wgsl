@@ -3,8 +3,10 @@
 // kernels of KV-cache decoding.
 //
 // Per query row i of batch b and query head h (kv head g = h / (QH/KVH)),
-// over the keys j it sees (lo_i ≤ j ≤ i, lo_i = max(0, i − W + 1) with a
-// window W, else 0):
+// over the keys j it sees (lo_i ≤ j ≤ hi_i, lo_i = max(0, i − W + 1) with
+// a window W, else 0; hi_i = i, or with a prefix of P positions (PaliGemma's
+// prefix-LM mask) hi_i = max(i, P − 1), so the first P positions see each
+// other in both directions and the rest stay causal):
 //
 //   a_ij = scale · q_i · k_j
 //   m_i  = max(max_j a_ij, sink_h)                      (sink only if SINK)
@@ -65,7 +67,7 @@ struct Params {
   window: u32,   // W, 0 = global
   scale: f32,    // score scale
   cap: u32,      // cache capacity in slots (cached, cache write)
-  _p0: u32,
+  prefix: u32,   // P, positions that see each other both ways (0 = causal)
 }
 
 // ---- bindings ----
@@ -203,6 +205,13 @@ fn window_lo(i: u32, w: u32) -> u32 {
   return 0u;
 }
 
+// seen_hi is the last key position query position i sees with a prefix of
+// p positions (0 = causal), at most last.
+fn seen_hi(i: u32, p: u32, last: u32) -> u32 {
+  if (p > i + 1u) { return min(p - 1u, last); }
+  return i;
+}
+
 // Forward: one invocation per (b, h, block of QB queries i0 = QB·blk …),
 // invocation index (b·QH + h)·⌈T/QB⌉ + blk. Bindings q, k, v, sink, o,
 // lse, pa.
@@ -226,12 +235,13 @@ fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>,
   for (var r = 0u; r < QB; r++) {
     let i = i0 + min(r, nr - 1u);
     lr[r] = window_lo(i, pa.window) - L;
-    hr[r] = i - L;
+    hr[r] = seen_hi(i, pa.prefix, T - 1u) - L;
   }
   let ks = pa.kvheads * DV;
   let qb = ((b * T + i0) * pa.qheads + h) * DV;
   let kb = (b * T * pa.kvheads + g) * DV;
-  var ls = attn_rows(qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, i0 + nr - L, lr, hr);
+  let n = seen_hi(i0 + nr - 1u, pa.prefix, T - 1u) + 1u - L;
+  var ls = attn_rows(qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, n, lr, hr);
   for (var r = 0u; r < QB; r++) {
     if (r < nr) { lse[bh * T + i0 + r] = ls[r]; }
   }
@@ -266,11 +276,12 @@ fn attn_cached(@builtin(workgroup_id) wid: vec3<u32>,
   for (var r = 0u; r < QB; r++) {
     let P = p0 + t0 + min(r, nr - 1u);
     lr[r] = max(window_lo(P, pa.window), oldest) - L;
-    hr[r] = P - L;
+    hr[r] = seen_hi(P, pa.prefix, end - 1u) - L;
   }
   let qb = ((b * T + t0) * pa.qheads + h) * DV;
   let kb = (b * pa.kvheads + g) * pa.cap * DV;
-  _ = attn_rows(qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, p0 + t0 + nr - L, lr, hr);
+  let n = seen_hi(p0 + t0 + nr - 1u, pa.prefix, end - 1u) + 1u - L;
+  _ = attn_rows(qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, n, lr, hr);
 }
 
 // Backward, part 1: dq and D for a block of QB query rows i0 = QB·blk …
@@ -313,10 +324,10 @@ fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
     Di[r] = vsum(dv4);
     L[r] = lse_r[bh * T + i0 + rr];
     lo[r] = window_lo(i0 + rr, pb.window);
-    hi[r] = i0 + rr;
+    hi[r] = seen_hi(i0 + rr, pb.prefix, T - 1u);
   }
   let ks = pb.kvheads * DV;
-  let j1 = i0 + nr - 1u;
+  let j1 = seen_hi(i0 + nr - 1u, pb.prefix, T - 1u);
   var kr = (b * T * pb.kvheads + g) * DV + lo[0] * ks;
   for (var j = lo[0]; j <= j1; j++) {
     var sv: array<VT, QB>;
@@ -356,7 +367,8 @@ fn attn_bwd_dq(@builtin(workgroup_id) wid: vec3<u32>,
 // Backward, part 2: dk and dv for a block of QB key rows j0 = QB·blk … of
 // one (b, g), invocation index (b·KVH + g)·⌈T/QB⌉ + blk, looping over the
 // query heads of group g and the union of the queries that see the keys
-// (key j is seen by j ≤ i ≤ j + W − 1); each q and do row is loaded once
+// (key j is seen by j ≤ i ≤ j + W − 1, and inside a prefix also by every
+// i < j); each q and do row is loaded once
 // for all QB keys. Bindings q, k, v, lse_r, dd_r, dout, dk, dv, pb.
 @compute @workgroup_size(WG)
 fn attn_bwd_dkv(@builtin(workgroup_id) wid: vec3<u32>,
@@ -428,11 +440,15 @@ fn dkv_block(x: u32, pp: Params) {
   // and lavapipe (Mesa 22.3) leaks a dispatch's scratch: ~0.5 MB per call).
   var i1 = T - 1u;
   if (pp.window > 0u) { i1 = min(i1, j0 + nc - 1u + pp.window - 1u); }
+  // The first: j0, or 0 when the block starts inside a prefix (every query
+  // before a prefix key sees it).
+  var i0 = j0;
+  if (j0 < pp.prefix) { i0 = 0u; }
   let qs = pp.qheads * DV;
   for (var h = g * G; h < (g + 1u) * G; h++) {
-    var qb = ((b * T + j0) * pp.qheads + h) * DV;
-    var li = (b * pp.qheads + h) * T + j0;
-    for (var i = j0; i <= i1; i++) {
+    var qb = ((b * T + i0) * pp.qheads + h) * DV;
+    var li = (b * pp.qheads + h) * T + i0;
+    for (var i = i0; i <= i1; i++) {
       var sv: array<VT, QB>;
       var pv: array<VT, QB>;
       for (var c = 0u; c < QB; c++) {
@@ -452,7 +468,7 @@ fn dkv_block(x: u32, pp: Params) {
       var p: array<f32, QB>;
       var ds: array<f32, QB>;
       for (var c = 0u; c < QB; c++) {
-        let ok = i >= j0 + c && i <= hi[c];
+        let ok = (i >= j0 + c || j0 + c < pp.prefix) && i <= hi[c];
         p[c] = select(0.0, exp(vsum(sv[c]) - Li), ok);
         ds[c] = p[c] * (vsum(pv[c]) - Di);
       }

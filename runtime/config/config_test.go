@@ -138,6 +138,8 @@ func TestValidateRejectsInconsistentConfigsWithClearErrors(t *testing.T) {
 		{"zero seq len", func(c *ModelConfig) { c.Training.SeqLen = 0 }, "training.seq_len must be positive"},
 		{"seq len beyond positions", func(c *ModelConfig) { c.Training.SeqLen = 4096 },
 			"training.seq_len 4096 is longer than max_position_embeddings 2048"},
+		{"prefix_lm without an image", func(c *ModelConfig) { c.PrefixLM = true },
+			"prefix_lm is set but the model reads no image"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := validConfig(t)

@@ -13,11 +13,26 @@ import "fmt"
 // alignment_loss_weight (training only, default 0) also scores each image token on the
 // character drawn in its strip, with this weight against the text loss's 1 (see
 // ocr.Task.ImageBatch).
+//
+// prefix_lm (default false) lets the image tokens attend to each other in both directions, in
+// every decoder layer (PaliGemma's prefix-LM mask; graph.Attention's Prefix): a strip then sees
+// the strips to its right, not only those to its left. The text after them stays causal, and the
+// MTP modules' attention stays causal. Decoding writes the image tokens in one prefill chunk.
 type ImageConfig struct {
 	ImageHeight         int     `json:"image_height"`          // pixels
 	PatchWidth          int     `json:"patch_width"`           // pixels per image token
 	MaxImageWidth       int     `json:"max_image_width"`       // pixels; a multiple of patch_width
 	AlignmentLossWeight float64 `json:"alignment_loss_weight"` // ≥ 0
+	PrefixLM            bool    `json:"prefix_lm"`             // image tokens attend both ways
+}
+
+// AttentionPrefix is the number of leading positions that attend to each other in both
+// directions in the decoder layers: the image tokens with prefix_lm, else 0 (causal).
+func (m *ImageConfig) AttentionPrefix() int {
+	if !m.PrefixLM {
+		return 0
+	}
+	return m.ImageTokens()
 }
 
 // HasImage reports whether the model reads an image before its text.
@@ -43,6 +58,9 @@ func (m *ImageConfig) validateImage(maxPos int) []error {
 	if m.ImageHeight == 0 && m.PatchWidth == 0 && m.MaxImageWidth == 0 {
 		if m.AlignmentLossWeight != 0 {
 			bad("alignment_loss_weight is set but the model reads no image (image_height is 0)")
+		}
+		if m.PrefixLM {
+			bad("prefix_lm is set but the model reads no image (image_height is 0): it applies to image tokens")
 		}
 		return errs
 	}

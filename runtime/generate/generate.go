@@ -52,6 +52,11 @@ func (s Sampling) Greedy() bool { return s.Temperature == 0 || s.TopP == 0 }
 // PrefillChunk is how many prompt tokens one prefill submission feeds.
 const PrefillChunk = 16
 
+// PrefillChunkFor is a model's prefill chunk: PrefillChunk, or the model's attention prefix
+// when that is longer (positions that attend both ways, a prefix_lm model's image tokens, must
+// be written in one chunk).
+func PrefillChunkFor(cfg *config.ModelConfig) int { return max(PrefillChunk, cfg.AttentionPrefix()) }
+
 // Generator holds a compiled one-token decode step and, on the GPU, a
 // prefill step that feeds PrefillChunk prompt tokens per submission. Both
 // share the weights and the KV caches.
@@ -77,7 +82,7 @@ func New(cfg *config.ModelConfig, executor string, dev *gpu.Device, opt Options)
 	if maxSeq <= 0 || maxSeq > cfg.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("generate: max sequence %d must be in 1..max_position_embeddings (%d)", maxSeq, cfg.MaxPositionEmbeddings)
 	}
-	chunk := min(PrefillChunk, maxSeq)
+	chunk := min(PrefillChunkFor(cfg), maxSeq)
 	dopt := model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: opt.F16}
 	m, err := model.BuildDecode(cfg, 1, 1, dopt)
 	if err != nil {
@@ -217,12 +222,16 @@ func checkLogits(logits []float64, pos int) error {
 // prompt and every generated token but the last, which is never fed back.
 func PositionsNeeded(promptLen, maxNew int) int { return promptLen + maxNew - 1 }
 
-// Prefill feeds a prompt from position 0, in PrefillChunk-token
+// Prefill feeds a prompt from position 0, in PrefillChunkFor-token
 // submissions where the executor has a prefill step and one token at a time
-// otherwise, and returns the logits after its last token.
+// otherwise, and returns the logits after its last token. A model whose
+// first positions attend both ways (prefix_lm) needs the prefill step.
 func (g *Generator) Prefill(prompt []int) ([]float64, error) {
 	if len(prompt) == 0 {
 		return nil, fmt.Errorf("generate: empty prompt")
+	}
+	if p := g.Model.Config.AttentionPrefix(); p > 1 && g.preExec == nil {
+		return nil, fmt.Errorf("generate: the model's first %d positions attend both ways (prefix_lm), so its prompt must be fed in one chunk: use the gpu executor", p)
 	}
 	var logits []float64
 	var err error

@@ -35,7 +35,7 @@ type Speculative struct {
 	verifyEx graph.Executor
 	mtp      *model.MTPDecoder // drafting window of 2D positions
 	mtpEx    graph.Executor
-	mtpPre   *model.MTPDecoder // PrefillChunk positions: the modules' caches over a prompt
+	mtpPre   *model.MTPDecoder // chunk positions: the modules' caches over a prompt
 	mtpPreEx graph.Executor
 	prefill  *model.Model // the generator's prefill graph, with history and argmax
 	preEx    graph.Executor
@@ -43,6 +43,7 @@ type Speculative struct {
 	stepEx   graph.Executor
 	D, Q     int
 	maxSeq   int
+	chunk    int // prefill chunk, PrefillChunkFor the model
 
 	// Sampling: a verify step whose drafts are checked by the rejection
 	// rule (graph.SpecSample), compiled on first use for one setting.
@@ -103,16 +104,17 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 	}
 	D := cfg.NumNextNPredictLayers
 	Q := 2 * D
-	if opt.MaxSeq < PrefillChunk {
-		opt.MaxSeq = min(PrefillChunk, cfg.MaxPositionEmbeddings)
+	chunk := PrefillChunkFor(cfg)
+	if opt.MaxSeq < chunk {
+		opt.MaxSeq = min(chunk, cfg.MaxPositionEmbeddings)
 	}
 	if opt.MaxSeq > cfg.MaxPositionEmbeddings || opt.MaxSeq < Q+1 {
 		return nil, fmt.Errorf("generate: speculative decoding needs %d to %d positions, asked for %d", Q+1, cfg.MaxPositionEmbeddings, opt.MaxSeq)
 	}
-	dopt := model.DecodeOptions{MaxSeq: opt.MaxSeq, MaxChunk: PrefillChunk, F16Weights: opt.F16, HiddenHistory: true, Argmax: true}
+	dopt := model.DecodeOptions{MaxSeq: opt.MaxSeq, MaxChunk: chunk, F16Weights: opt.F16, HiddenHistory: true, Argmax: true}
 	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
 	shared := graph.Buffers{}
-	s := &Speculative{D: D, Q: Q, maxSeq: opt.MaxSeq, cfg: cfg, dev: dev, dopt: dopt, shared: shared}
+	s := &Speculative{D: D, Q: Q, maxSeq: opt.MaxSeq, chunk: chunk, cfg: cfg, dev: dev, dopt: dopt, shared: shared}
 	ok := false
 	defer func() {
 		if !ok {
@@ -135,7 +137,7 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 	if s.step, s.stepEx, err = build(1); err != nil {
 		return nil, err
 	}
-	if s.prefill, s.preEx, err = build(PrefillChunk); err != nil {
+	if s.prefill, s.preEx, err = build(chunk); err != nil {
 		return nil, err
 	}
 	if s.verify, s.verifyEx, err = build(D + 1); err != nil {
@@ -151,7 +153,7 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 	if s.mtpEx, err = graph.NewGPU(dev, plan, shared); err != nil {
 		return nil, err
 	}
-	if s.mtpPre, err = model.BuildMTPDecode(cfg, PrefillChunk, dopt); err != nil {
+	if s.mtpPre, err = model.BuildMTPDecode(cfg, chunk, dopt); err != nil {
 		return nil, err
 	}
 	if plan, err = s.mtpPre.Graph.Plan(s.mtpPre.Drafts, align); err != nil {
@@ -363,15 +365,15 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 	var next []int
 	var err error
 	pos := 0
-	for ; pos+PrefillChunk <= len(prompt); pos += PrefillChunk {
-		if next, err = s.feedMain(s.prefill, s.preEx, prompt[pos:pos+PrefillChunk], pos); err != nil {
+	for ; pos+s.chunk <= len(prompt); pos += s.chunk {
+		if next, err = s.feedMain(s.prefill, s.preEx, prompt[pos:pos+s.chunk], pos); err != nil {
 			return nil, st, err
 		}
 	}
 	lastRow, lastM, lastEx := 0, s.prefill, s.preEx
-	if rest := len(prompt) - pos; rest >= 2 && pos+PrefillChunk <= s.maxSeq {
+	if rest := len(prompt) - pos; rest >= 2 && pos+s.chunk <= s.maxSeq {
 		// The rest as one padded chunk (see Generator.Prefill).
-		chunk := make([]int, PrefillChunk)
+		chunk := make([]int, s.chunk)
 		copy(chunk, prompt[pos:])
 		if next, err = s.feedMain(s.prefill, s.preEx, chunk, pos); err != nil {
 			return nil, st, err
@@ -379,7 +381,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 		next, lastRow = next[:rest], rest-1
 		pos = len(prompt)
 	} else if pos == len(prompt) {
-		lastRow = PrefillChunk - 1
+		lastRow = s.chunk - 1
 	}
 	for ; pos < len(prompt); pos++ {
 		if next, err = s.feedMain(s.step, s.stepEx, prompt[pos:pos+1], pos); err != nil {
@@ -415,7 +417,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 		st.Stats = Stats{PromptTokens: len(prompt), NewTokens: len(out), Elapsed: time.Since(start), Prefill: time.Since(start)}
 		return out, st, nil
 	}
-	// The modules' caches over the prompt, in PrefillChunk windows; the
+	// The modules' caches over the prompt, in chunk-sized windows; the
 	// last one ends at the drafting position, so it writes nothing past it
 	// (a sliding layer's ring would lose keys the next window needs).
 	at := len(ctx) - 2

@@ -175,7 +175,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		win := layerWindow(c, i)
 		h := layers.RMSNorm(g, p+".input_layernorm", x, D, eps)
 		attn := layers.AttentionConfig{Hidden: D, Heads: H, KVHeads: KV, HeadDim: dh, RotaryDim: rotary,
-			RopeTheta: float32(c.RopeTheta), Window: win, Sink: c.AttentionSink, Std: std, OutStd: outStd, Unfused: opt.Unfused}
+			RopeTheta: float32(c.RopeTheta), Window: win, Prefix: c.AttentionPrefix(), Sink: c.AttentionSink, Std: std, OutStd: outStd, Unfused: opt.Unfused}
 		var kv *layers.KVCache
 		if decode {
 			kv = &layers.KVCache{MaxSeq: maxSeq, MaxChunk: maxChunk, CachePos: m.CachePos}

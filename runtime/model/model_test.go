@@ -1,6 +1,7 @@
 package model_test
 
 import (
+	"fmt"
 	"math/rand"
 	"testing"
 
@@ -94,11 +95,19 @@ func TestTinyModelGradientsMatchReferenceAndFiniteDifferences(t *testing.T) {
 
 // An image model: the patch embedding's parameter has its Hugging Face
 // name and count, and the whole graph's gradients (patch embedding
-// included) agree between the GPU, the reference and finite differences.
+// included) agree between the GPU, the reference and finite differences;
+// causal, and with prefix_lm (the image tokens attend both ways).
 func TestImageModelGradientsMatchReferenceAndFiniteDifferences(t *testing.T) {
+	for _, prefixLM := range []bool{false, true} {
+		t.Run(fmt.Sprintf("prefix_lm=%v", prefixLM), func(t *testing.T) { testImageModelGradients(t, prefixLM) })
+	}
+}
+
+func testImageModelGradients(t *testing.T, prefixLM bool) {
 	dev := gputest.Device(t)
 	c := load(t)
 	c.ImageHeight, c.PatchWidth, c.MaxImageWidth = 5, 3, 12 // 4 image tokens
+	c.PrefixLM = prefixLM
 	require.NoError(t, c.Validate())
 	B, T := 2, 8
 	m, err := model.BuildTrain(c, B, T)

@@ -132,6 +132,9 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 	// before any query attends to them (causal attention; a sliding layer's ring holds window
 	// + chunk − 1 slots, so the chunk overwrites nothing a later query needs).
 	n := (len(prompt) + maxPrefillChunk - 1) / maxPrefillChunk
+	if cfg.AttentionPrefix() > 0 {
+		n = 1 // prefix_lm: the image tokens attend both ways, so they go in one chunk
+	}
 	chunk := (len(prompt) + n - 1) / n
 	maxSeq := max(len(prompt)+maxNew, n*chunk)
 	if maxSeq > cfg.MaxPositionEmbeddings {

@@ -130,16 +130,19 @@ func TestTaskLaysOutImageTokensThenText(t *testing.T) {
 
 // A briefly trained tiny image model: the batched decoder reads every line exactly as the
 // one-line generator (greedy, the same weights) does, with a prefill chunk padded past the
-// prompt (7 image tokens and BOS: chunks of 4 when the chunk bound is 5).
+// prompt (7 image tokens and BOS: chunks of 4 when the chunk bound is 5). With prefix_lm the
+// image tokens attend both ways, so the prompt goes in one chunk of 8.
 func TestDecoderMatchesTheOneLineGenerator(t *testing.T) {
-	t.Run("dense", func(t *testing.T) { testDecoder(t, false) })
-	t.Run("moe with a copy expert", func(t *testing.T) { testDecoder(t, true) })
+	t.Run("dense", func(t *testing.T) { testDecoder(t, false, false) })
+	t.Run("moe with a copy expert", func(t *testing.T) { testDecoder(t, true, false) })
+	t.Run("prefix_lm", func(t *testing.T) { testDecoder(t, false, true) })
 }
 
-func testDecoder(t *testing.T, moe bool) {
+func testDecoder(t *testing.T, moe, prefixLM bool) {
 	dev := gputest.Device(t)
 	c := tinyImageConfig(t)
 	c.MaxImageWidth = 14 // 7 image tokens: a prompt of 8 goes in a padded chunk
+	c.PrefixLM = prefixLM
 	if moe {
 		c.NRoutedExperts, c.NumExpertsPerTok, c.MoEIntermediateSize, c.ZeroExpertNum = 4, 2, 16, 1
 		c.ApplyDefaults()
@@ -167,7 +170,11 @@ func testDecoder(t *testing.T, moe bool) {
 	for _, batch := range []int{3, 4} {
 		d, err := NewDecoder(dir, dev, batch, false)
 		require.NoError(t, err)
-		require.Equal(t, 4, d.chunk)
+		if prefixLM {
+			require.Equal(t, 8, d.chunk)
+		} else {
+			require.Equal(t, 4, d.chunk)
+		}
 		if moe {
 			require.NoError(t, d.CountRouting())
 		} else {
