@@ -34,7 +34,7 @@ MODEL_KEYS = [
     "num_nextn_predict_layers", "mtp_loss_weight", "mtp_loss_weight_late", "mtp_loss_weight_switch",
     "mtp_intermediate_size", "mtp_sliding_window",
     # image (OCR model): patch embedding over column strips; the alignment loss (training only)
-    "image_height", "patch_width", "max_image_width", "alignment_loss_weight",
+    "image_height", "patch_width", "max_image_width", "alignment_loss_weight", "prefix_lm",
     "training",
 ]
 
@@ -130,6 +130,9 @@ class Config:
         # Scores image tokens on the character in their strip while training on rendered lines
         # (moegpu's ocr task); the forward pass does not use it.
         self.alignment_loss_weight = get("alignment_loss_weight", 0.0)
+        # The image tokens attend to each other in both directions in the decoder layers
+        # (PaliGemma's prefix-LM mask); the text after them, and the MTP modules, stay causal.
+        self.prefix_lm = get("prefix_lm", False)
 
         self.training = None
         if d.get("training") is not None:
@@ -162,6 +165,12 @@ class Config:
     def has_image(self):
         """Whether the model reads a text-line image before its text (the OCR model)."""
         return self.image_height > 0
+
+    @property
+    def attention_prefix(self):
+        """How many leading positions attend to each other both ways in the
+        decoder layers: the image tokens with prefix_lm, else 0."""
+        return self.image_tokens if self.prefix_lm else 0
 
     @property
     def image_tokens(self):

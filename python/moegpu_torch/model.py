@@ -11,7 +11,8 @@ model.safetensors), and the same arithmetic, op for op:
 * per layer: pre-RMSNorm, causal grouped-query attention with RoPE
   (rotate-half pairs over the first ``rotary_dim`` dims of each head;
   partial rotary), global or sliding-window (query i sees keys
-  i−W+1 … i), optionally with a learnable per-head sink logit that only
+  i−W+1 … i; with prefix_lm the image positions also see every later
+  image position), optionally with a learnable per-head sink logit that only
   enters the softmax denominator; pre-RMSNorm and a dense FFN (SwiGLU or
   ReLU²) or an MoE FFN (see ``MoE``);
 * final RMSNorm and the LM head (tied to the embedding or ``lm_head``);
@@ -86,9 +87,10 @@ class Attention(nn.Module):
     p_ij = exp(a_ij − m) / (exp(s_h − m) + Σ_j exp(a_ij − m)),
     a_ij = float32(1/√dh) · q_i·k_j."""
 
-    def __init__(self, hidden, heads, kv_heads, head_dim, window, sink):
+    def __init__(self, hidden, heads, kv_heads, head_dim, window, sink, prefix=0):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim, self.window = heads, kv_heads, head_dim, window
+        self.prefix = prefix  # leading positions that see each other both ways (prefix-LM)
         self.q_proj = nn.Linear(hidden, heads * head_dim, bias=False)
         self.k_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
         self.v_proj = nn.Linear(hidden, kv_heads * head_dim, bias=False)
@@ -111,7 +113,7 @@ class Attention(nn.Module):
             v = v.repeat_interleave(H // KV, dim=1)
         a = torch.matmul(q, k.transpose(-1, -2)) * self.scale  # (B, H, T, T)
         i = torch.arange(T, device=h.device)
-        keep = i[None, :] <= i[:, None]
+        keep = (i[None, :] <= i[:, None]) | (i[None, :] < self.prefix)
         if self.window > 0:
             keep = keep & (i[:, None] - i[None, :] < self.window)
         a = a.masked_fill(~keep, float("-inf"))
@@ -298,7 +300,7 @@ class DecoderLayer(nn.Module):
         d = c.hidden_size
         self.input_layernorm = RMSNorm(d, c.rms_norm_eps)
         self.self_attn = Attention(d, c.num_attention_heads, c.num_key_value_heads, c.head_dim, c.window(i),
-                                   c.attention_sink)
+                                   c.attention_sink, c.attention_prefix)
         self.post_attention_layernorm = RMSNorm(d, c.rms_norm_eps)
         self.mlp = MoE(c) if c.is_moe_layer(i) else FFN(d, c.intermediate_size, c.hidden_act)
 

@@ -77,6 +77,12 @@ RANDOM = {
         n_routed_experts=4, num_experts_per_tok=2, n_shared_experts=1, moe_intermediate_size=16,
         scoring_func="sigmoid", moe_balance="lbl", num_nextn_predict_layers=3, mtp_intermediate_size=24,
         mtp_sliding_window=3, mtp_loss_weight=0.5),
+    # OCR model with prefix_lm: 10 image tokens that attend both ways under a sliding window of 6
+    "rand-ocr-prefix-lm": dict(
+        vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        intermediate_size=48, max_position_embeddings=80, sliding_window=6,
+        layer_types=["sliding_attention", "full_attention"], attention_sink=True, tie_word_embeddings=True,
+        image_height=8, patch_width=4, max_image_width=40, prefix_lm=True),
 }
 
 
