@@ -7,17 +7,35 @@ import (
 	"github.com/cogentcore/webgpu/wgpu"
 )
 
-// Dispatch is one prepared kernel launch: pipeline, bind group, uniform
-// parameters and grid, created once and replayed any number of times.
+// Dispatch is one prepared command of a recording, created once and
+// replayed any number of times: a kernel launch (pipeline, bind group,
+// uniform parameters and grid), or a buffer-to-buffer copy (Kernel nil; see
+// Recorder.Copy).
 type Dispatch struct {
 	Kernel *Kernel
 	Grid   [3]uint32
 	group  *wgpu.BindGroup
 	params *wgpu.Buffer
+	copy   *bufferCopy
 }
 
-// Name is the kernel's name.
-func (p *Dispatch) Name() string { return p.Kernel.Spec.Name }
+// bufferCopy is a copy step: size bytes from src at srcOff to dst at dstOff.
+type bufferCopy struct {
+	src, dst       *Buffer
+	srcOff, dstOff uint64
+	size           uint64
+}
+
+// CopyName is the name a copy step reports (profiles sum it under copies).
+const CopyName = "copy_buffer"
+
+// Name is the kernel's name, or CopyName for a copy.
+func (p *Dispatch) Name() string {
+	if p.copy != nil {
+		return CopyName
+	}
+	return p.Kernel.Spec.Name
+}
 
 // Release frees the bind group and parameter buffer (not the pipeline, which
 // the device caches).
@@ -185,6 +203,34 @@ func (d *Device) NewRecorder() *Recorder { return &Recorder{dev: d} }
 // Add appends prepared dispatches; the caller keeps ownership.
 func (r *Recorder) Add(ps ...*Dispatch) { r.steps = append(r.steps, ps...) }
 
+// Copy appends a copy of src's bytes into dst (a copyBufferToBuffer
+// between compute passes): the two must be the same size, a multiple of 4
+// bytes, and live in different GPU buffers (WebGPU copies never within one
+// buffer). On a CPU driver this is a memcpy, several times faster than a
+// copy kernel, whose per-invocation loads are scalar loops there.
+func (r *Recorder) Copy(src, dst *Buffer) error {
+	for _, b := range []*Buffer{src, dst} {
+		if err := b.alive(); err != nil {
+			return fmt.Errorf("copy: %w", err)
+		}
+		if b.dev != r.dev {
+			return fmt.Errorf("copy: buffer %s belongs to another device", b.Name)
+		}
+	}
+	switch {
+	case src.size != dst.size:
+		return fmt.Errorf("copy %s → %s: %d bytes into %d", src.Name, dst.Name, src.size, dst.size)
+	case src.size%4 != 0 || src.offset%4 != 0 || dst.offset%4 != 0:
+		return fmt.Errorf("copy %s → %s: sizes and offsets must be multiples of 4 bytes (size %d, offsets %d and %d)", src.Name, dst.Name, src.size, src.offset, dst.offset)
+	case src.buf == dst.buf:
+		return fmt.Errorf("copy %s → %s: both live in one GPU buffer, which a WebGPU copy cannot do", src.Name, dst.Name)
+	}
+	p := &Dispatch{Grid: [3]uint32{1, 1, 1}, copy: &bufferCopy{src: src, dst: dst, srcOff: src.offset, dstOff: dst.offset, size: src.size}}
+	r.steps = append(r.steps, p)
+	r.owned = append(r.owned, p)
+	return nil
+}
+
 // Dispatch prepares and appends a dispatch that the recorder owns.
 func (r *Recorder) Dispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ...*Buffer) error {
 	p, err := r.dev.NewDispatch(k, grid, params, bufs...)
@@ -236,24 +282,48 @@ func (d *Device) submit(steps []*Dispatch) error {
 	if err != nil {
 		return fmt.Errorf("record: %w", err)
 	}
-	pass := enc.BeginComputePass(nil)
+	var pass *wgpu.ComputePassEncoder // open compute pass, nil between copies
+	endPass := func() error {
+		if pass == nil {
+			return nil
+		}
+		err := pass.End()
+		pass.Release()
+		pass = nil
+		return err
+	}
+	fail := func(err error) error {
+		endPass()
+		enc.Release()
+		return err
+	}
 	for _, p := range steps {
+		if c := p.copy; c != nil {
+			if err := endPass(); err != nil {
+				return fail(fmt.Errorf("record %s: %w", names(steps), err))
+			}
+			if c.src.alive() != nil || c.dst.alive() != nil {
+				return fail(fmt.Errorf("copy %s → %s: a buffer was released", c.src.Name, c.dst.Name))
+			}
+			if err := enc.CopyBufferToBuffer(c.src.buf, c.srcOff, c.dst.buf, c.dstOff, c.size); err != nil {
+				return fail(fmt.Errorf("copy %s → %s: %w", c.src.Name, c.dst.Name, err))
+			}
+			continue
+		}
 		if p.group == nil {
-			pass.End()
-			pass.Release()
-			enc.Release()
-			return fmt.Errorf("kernel %s: dispatch was released", p.Name())
+			return fail(fmt.Errorf("kernel %s: dispatch was released", p.Name()))
 		}
 		if p.Grid[0] == 0 || p.Grid[1] == 0 || p.Grid[2] == 0 {
 			continue // nothing to do (empty tensor)
+		}
+		if pass == nil {
+			pass = enc.BeginComputePass(nil)
 		}
 		pass.SetPipeline(p.Kernel.pipeline)
 		pass.SetBindGroup(0, p.group, nil)
 		pass.DispatchWorkgroups(p.Grid[0], p.Grid[1], p.Grid[2])
 	}
-	err = pass.End()
-	pass.Release()
-	if err != nil {
+	if err := endPass(); err != nil {
 		enc.Release()
 		return fmt.Errorf("record %s: %w", names(steps), err)
 	}

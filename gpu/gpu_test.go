@@ -383,3 +383,58 @@ func TestWaitAndReadOutlastLongSubmissions(t *testing.T) {
 	}
 	t.Logf("%d dispatches read back after %.1f s (one: %v)", reps, took.Seconds(), per)
 }
+
+// A copy step runs in recording order between kernels (fill y, copy a view
+// of y into z at an offset, add one to y, then to z), replays, is profiled
+// under its own name, and refuses what WebGPU cannot copy.
+func TestRecorderCopiesBetweenDispatchesInOrder(t *testing.T) {
+	dev := gputest.Device(t)
+	const n = 1000
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	defer y.Release()
+	z, err := dev.NewBuffer("z", gpu.U32, n+64)
+	require.NoError(t, err)
+	defer z.Release()
+	src, err := y.View("y.tail", gpu.U32, 256, 500) // elements 64 … 563
+	require.NoError(t, err)
+	dst, err := z.View("z.mid", gpu.U32, 256, 500) // elements 64 … 563 of z
+	require.NoError(t, err)
+	zero := make([]uint32, n+64)
+	require.NoError(t, z.Write(zero))
+	fill, add := fillKernel(t, dev, "fill", "64u"), fillKernel(t, dev, "addone", "64u")
+	rec := dev.NewRecorder()
+	defer rec.Release()
+	require.NoError(t, rec.Dispatch(fill, dev.Grid1D(gpu.CeilDiv(n, 64)), []uint32{n, 7, 0, 0}, y))
+	require.NoError(t, rec.Copy(src, dst))
+	require.NoError(t, rec.Dispatch(add, [3]uint32{gpu.CeilDiv32(n, 64), 1, 1}, []uint32{n, 0, 0, 0}, y))
+	require.NoError(t, rec.Dispatch(add, [3]uint32{gpu.CeilDiv32(n+64, 64), 1, 1}, []uint32{n + 64, 0, 0, 0}, z))
+	for replay := 0; replay < 2; replay++ {
+		require.NoError(t, z.Write(zero))
+		require.NoError(t, rec.Submit())
+		data, err := dev.Read(y, z)
+		require.NoError(t, err)
+		gy, gz := data[0].Uint32(), data[1].Uint32()
+		for i := range gy {
+			require.Equal(t, uint32(7+i+1), gy[i], "y[%d]", i)
+		}
+		for i := range gz {
+			want := uint32(1) // zero plus one
+			if i >= 64 && i < 564 {
+				want = uint32(7+i) + 1 // y before its add, plus z's
+			}
+			require.Equal(t, want, gz[i], "z[%d] after replay %d", i, replay)
+		}
+	}
+	times, _, err := rec.Profile()
+	require.NoError(t, err)
+	require.Len(t, times, 4)
+	require.Equal(t, gpu.CopyName, times[1].Name)
+
+	small, err := z.View("z.small", gpu.U32, 0, 10)
+	require.NoError(t, err)
+	require.ErrorContains(t, rec.Copy(src, small), "2000 bytes into 40")
+	other, err := y.View("y.head", gpu.U32, 0, 500)
+	require.NoError(t, err)
+	require.ErrorContains(t, rec.Copy(src, other), "one GPU buffer")
+}

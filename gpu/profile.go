@@ -95,16 +95,22 @@ func (r *Recorder) profileTimestamps() ([]KernelTime, error) {
 		if err := enc.WriteTimestamp(qs, uint32(2*i)); err != nil {
 			return nil, fmt.Errorf("profile: %w", err)
 		}
-		pass := enc.BeginComputePass(nil)
-		if p.Grid[0] > 0 && p.Grid[1] > 0 && p.Grid[2] > 0 {
-			pass.SetPipeline(p.Kernel.pipeline)
-			pass.SetBindGroup(0, p.group, nil)
-			pass.DispatchWorkgroups(p.Grid[0], p.Grid[1], p.Grid[2])
-		}
-		err := pass.End()
-		pass.Release()
-		if err != nil {
-			return nil, fmt.Errorf("profile %s: %w", p.Name(), err)
+		if c := p.copy; c != nil {
+			if err := enc.CopyBufferToBuffer(c.src.buf, c.srcOff, c.dst.buf, c.dstOff, c.size); err != nil {
+				return nil, fmt.Errorf("profile %s: %w", p.Name(), err)
+			}
+		} else {
+			pass := enc.BeginComputePass(nil)
+			if p.Grid[0] > 0 && p.Grid[1] > 0 && p.Grid[2] > 0 {
+				pass.SetPipeline(p.Kernel.pipeline)
+				pass.SetBindGroup(0, p.group, nil)
+				pass.DispatchWorkgroups(p.Grid[0], p.Grid[1], p.Grid[2])
+			}
+			err := pass.End()
+			pass.Release()
+			if err != nil {
+				return nil, fmt.Errorf("profile %s: %w", p.Name(), err)
+			}
 		}
 		if err := enc.WriteTimestamp(qs, uint32(2*i+1)); err != nil {
 			return nil, fmt.Errorf("profile: %w", err)
