@@ -20,7 +20,8 @@ import (
 const shippedSampleCER = 0.07
 
 // The shipped model reads the shipped samples through the whole command line: the paragraph's
-// three lines in order, and each sample's text within shippedSampleCER.
+// three lines in order, and each sample's text within shippedSampleCER; with --speculative
+// (the MTP heads drafting) the same text.
 func TestShippedModelReadsTheShippedSamples(t *testing.T) {
 	gputest.Device(t)
 	model := filepath.Join("..", "..", defaultOCRModel)
@@ -51,4 +52,21 @@ func TestShippedModelReadsTheShippedSamples(t *testing.T) {
 	}
 	t.Logf("CER %.3f, %d/%d lines exact", score.CER(), score.Exact, score.Lines)
 	require.LessOrEqual(t, score.CER(), shippedSampleCER)
+
+	// MTP speculative decoding reads the same text, line for line (greedy either way).
+	code, spec, errs := runCLI(append([]string{"ocr", "--model", model, "--speculative", "--json"}, samples...)...)
+	require.Equal(t, 0, code, errs)
+	var sres []struct {
+		Lines []struct {
+			Text string `json:"text"`
+		} `json:"lines"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(spec), &sres))
+	require.Len(t, sres, len(res))
+	for i := range res {
+		require.Len(t, sres[i].Lines, len(res[i].Lines))
+		for j := range res[i].Lines {
+			require.Equal(t, res[i].Lines[j].Text, sres[i].Lines[j].Text, "%s line %d", res[i].File, j+1)
+		}
+	}
 }
