@@ -19,11 +19,18 @@ type Dispatch struct {
 	copy   *bufferCopy
 }
 
-// bufferCopy is a copy step: size bytes from src at srcOff to dst at dstOff.
-type bufferCopy struct {
-	src, dst       *Buffer
-	srcOff, dstOff uint64
-	size           uint64
+// bufferCopy is a copy step: all of src's bytes into dst (views of the same size).
+type bufferCopy struct{ src, dst *Buffer }
+
+// encode records the copy on enc, outside any compute pass.
+func (c *bufferCopy) encode(enc *wgpu.CommandEncoder) error {
+	if c.src.alive() != nil || c.dst.alive() != nil {
+		return fmt.Errorf("copy %s → %s: a buffer was released", c.src.Name, c.dst.Name)
+	}
+	if err := enc.CopyBufferToBuffer(c.src.buf, c.src.offset, c.dst.buf, c.dst.offset, c.src.size); err != nil {
+		return fmt.Errorf("copy %s → %s: %w", c.src.Name, c.dst.Name, err)
+	}
+	return nil
 }
 
 // CopyName is the name a copy step reports (profiles sum it under copies).
@@ -225,7 +232,7 @@ func (r *Recorder) Copy(src, dst *Buffer) error {
 	case src.buf == dst.buf:
 		return fmt.Errorf("copy %s → %s: both live in one GPU buffer, which a WebGPU copy cannot do", src.Name, dst.Name)
 	}
-	p := &Dispatch{Grid: [3]uint32{1, 1, 1}, copy: &bufferCopy{src: src, dst: dst, srcOff: src.offset, dstOff: dst.offset, size: src.size}}
+	p := &Dispatch{Grid: [3]uint32{1, 1, 1}, copy: &bufferCopy{src: src, dst: dst}}
 	r.steps = append(r.steps, p)
 	r.owned = append(r.owned, p)
 	return nil
@@ -302,11 +309,8 @@ func (d *Device) submit(steps []*Dispatch) error {
 			if err := endPass(); err != nil {
 				return fail(fmt.Errorf("record %s: %w", names(steps), err))
 			}
-			if c.src.alive() != nil || c.dst.alive() != nil {
-				return fail(fmt.Errorf("copy %s → %s: a buffer was released", c.src.Name, c.dst.Name))
-			}
-			if err := enc.CopyBufferToBuffer(c.src.buf, c.srcOff, c.dst.buf, c.dstOff, c.size); err != nil {
-				return fail(fmt.Errorf("copy %s → %s: %w", c.src.Name, c.dst.Name, err))
+			if err := c.encode(enc); err != nil {
+				return fail(err)
 			}
 			continue
 		}

@@ -96,8 +96,8 @@ func (r *Recorder) profileTimestamps() ([]KernelTime, error) {
 			return nil, fmt.Errorf("profile: %w", err)
 		}
 		if c := p.copy; c != nil {
-			if err := enc.CopyBufferToBuffer(c.src.buf, c.srcOff, c.dst.buf, c.dstOff, c.size); err != nil {
-				return nil, fmt.Errorf("profile %s: %w", p.Name(), err)
+			if err := c.encode(enc); err != nil {
+				return nil, fmt.Errorf("profile: %w", err)
 			}
 		} else {
 			pass := enc.BeginComputePass(nil)

@@ -43,7 +43,6 @@ type Speculative struct {
 	stepEx   graph.Executor
 	D, Q     int
 	maxSeq   int
-	chunk    int // prefill chunk, PrefillChunkFor the model
 
 	// Sampling: a verify step whose drafts are checked by the rejection
 	// rule (graph.SpecSample), compiled on first use for one setting.
@@ -114,7 +113,7 @@ func NewSpeculative(cfg *config.ModelConfig, dev *gpu.Device, opt Options) (*Spe
 	dopt := model.DecodeOptions{MaxSeq: opt.MaxSeq, MaxChunk: chunk, F16Weights: opt.F16, HiddenHistory: true, Argmax: true}
 	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
 	shared := graph.Buffers{}
-	s := &Speculative{D: D, Q: Q, maxSeq: opt.MaxSeq, chunk: chunk, cfg: cfg, dev: dev, dopt: dopt, shared: shared}
+	s := &Speculative{D: D, Q: Q, maxSeq: opt.MaxSeq, cfg: cfg, dev: dev, dopt: dopt, shared: shared}
 	ok := false
 	defer func() {
 		if !ok {
@@ -365,15 +364,16 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 	var next []int
 	var err error
 	pos := 0
-	for ; pos+s.chunk <= len(prompt); pos += s.chunk {
-		if next, err = s.feedMain(s.prefill, s.preEx, prompt[pos:pos+s.chunk], pos); err != nil {
+	n := s.prefill.Seq // PrefillChunkFor the model
+	for ; pos+n <= len(prompt); pos += n {
+		if next, err = s.feedMain(s.prefill, s.preEx, prompt[pos:pos+n], pos); err != nil {
 			return nil, st, err
 		}
 	}
 	lastRow, lastM, lastEx := 0, s.prefill, s.preEx
-	if rest := len(prompt) - pos; rest >= 2 && pos+s.chunk <= s.maxSeq {
+	if rest := len(prompt) - pos; rest >= 2 && pos+n <= s.maxSeq {
 		// The rest as one padded chunk (see Generator.Prefill).
-		chunk := make([]int, s.chunk)
+		chunk := make([]int, n)
 		copy(chunk, prompt[pos:])
 		if next, err = s.feedMain(s.prefill, s.preEx, chunk, pos); err != nil {
 			return nil, st, err
@@ -381,7 +381,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 		next, lastRow = next[:rest], rest-1
 		pos = len(prompt)
 	} else if pos == len(prompt) {
-		lastRow = s.chunk - 1
+		lastRow = n - 1
 	}
 	for ; pos < len(prompt); pos++ {
 		if next, err = s.feedMain(s.step, s.stepEx, prompt[pos:pos+1], pos); err != nil {
