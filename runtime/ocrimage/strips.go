@@ -76,8 +76,8 @@ func ToGray(s Segment) *image.Gray {
 //     runs of columns whose ink is within 3 % of the line's inkiest column from its floor
 //     (its 10th percentile, which noise raises), other than the line's own margins. Each cut
 //     goes at the emptiest column of a gap, and takes, of the gaps that fit, the one nearest
-//     to the limit among the widest (word spaces, at least 0.15 × height or half the widest
-//     gap, before letter spaces) and cleanest (a gap running past the limit may offer only its
+//     to the limit among the widest (at least half the widest gap that fits: word spaces
+//     before letter spaces, however wide a face's letter gaps are) and cleanest (a gap running past the limit may offer only its
 //     inky edge), avoiding pieces under maxWidth/4, so it never passes through a glyph. Only a
 //     stretch with no gap within maxWidth (a long word with touching letters) is cut at its
 //     column of least ink in the second half of the allowed width.
@@ -306,7 +306,10 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 			for _, c := range pool {
 				widest = max(widest, c.width)
 			}
-			need := min((widest+1)/2, wordGap) // word spaces before letter spaces
+			// Word spaces before letter spaces: only gaps at least half as wide as the widest.
+			// (A fixed floor such as wordGap lets the wide letter gaps of a monospaced or
+			// letter-spaced face win over an earlier word space, cutting inside a word.)
+			need := (widest + 1) / 2
 			cleanest := math.Inf(1)
 			for _, c := range pool {
 				if c.width >= need {

@@ -190,6 +190,55 @@ func spaceColumns(t *testing.T, text string, size float64, left int) [][2]int {
 	return out
 }
 
+// Monospaced and letter-spaced faces have letter gaps as wide as a narrow word space (Courier's
+// digits: about 0.15 × the line height). A cut still goes at a word space when one fits: the
+// line here is "words" of four stems 9 px apart, 30 px between words; every word fits.
+func TestLineStripsPrefersWordSpacesToWideLetterGaps(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 1400, 60))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	var spaces [][2]int // source columns between words
+	x := 10
+	for x+67 < 1390 {
+		for l := 0; l < 4; l++ {
+			draw.Draw(img, image.Rect(x, 15, x+10, 44), image.Black, image.Point{}, draw.Src)
+			x += 19
+		}
+		x -= 9
+		spaces = append(spaces, [2]int{x, x + 30})
+		x += 30
+	}
+	k := Normalize(img)
+	boxes := SplitLines(k)
+	if len(boxes) != 1 {
+		t.Fatalf("%d lines", len(boxes))
+	}
+	box := boxes[0]
+	const maxWidth = 128
+	segs := LineStrips(k, box, 32, maxWidth)
+	if len(segs) < 5 {
+		t.Fatalf("%d segments", len(segs))
+	}
+	_, w, _ := joined(segs)
+	scale := float64(w) / float64(box.Dx())
+	start := 0
+	for i, s := range segs {
+		if s.Width > maxWidth {
+			t.Errorf("segment %d is %d wide", i, s.Width)
+		}
+		if i > 0 {
+			src := float64(box.Min.X) + float64(start)/scale
+			inSpace := false
+			for _, sp := range spaces {
+				inSpace = inSpace || (src >= float64(sp[0]) && src <= float64(sp[1]))
+			}
+			if !inSpace || !s.Space {
+				t.Errorf("cut before segment %d at source column %.1f: in a word space %v, Space %v; want both", i, src, inSpace, s.Space)
+			}
+		}
+		start += s.Width
+	}
+}
+
 // A "word" with no blank column (letters joined by a baseline stroke) wider than maxWidth is
 // cut at the column of least ink in the second half of the allowed width.
 func TestLineStripsCutsALongWordAtItsThinnestColumn(t *testing.T) {
