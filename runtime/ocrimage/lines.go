@@ -22,7 +22,10 @@ import (
 //   - A band holding lines that touch is split at a row where the profile (smoothed only by
 //     σ = S/25) is lowest within S/5 rows and below 60 % of the peaks on both sides, peaks at
 //     least S apart (a line pitch: within one line of a light font, the x-height's top and
-//     the baseline make two peaks closer than that), and through which few strokes run
+//     the baseline make two peaks closer than that), at least S rows from either end of the
+//     band (each of two touching lines is that tall; a row nearer an edge is inside one
+//     line, such as the middle of a line of capitals or digits, whose top and baseline are
+//     themselves S apart), and through which few strokes run
 //     (under half of its solid pixels are solid S/6 rows above and below as well): inside a
 //     line, stems and bowls run through the dips of the profile
 //     (the middle of an "o" or an "E"); between lines, only a descender that meets an
@@ -118,7 +121,7 @@ func SplitLines(k *Ink) []image.Rectangle {
 			// strokes run flat) are closer.
 			pitch := float64(at - leftAt[y-bd.a])
 			ratio := (fine[y] - base) / sides
-			if ratio < bestRatio && pitch >= S && lowest(fine, y, around) && crossing(pix, w, h, y, delta, solid) < 0.5 {
+			if ratio < bestRatio && pitch >= S && float64(y-bd.a) >= S && float64(bd.b-y) >= S && lowest(fine, y, around) && crossing(pix, w, h, y, delta, solid) < 0.5 {
 				bestY, bestRatio = y, ratio
 			}
 		}
