@@ -31,8 +31,11 @@ import (
 //     (the middle of an "o" or an "E"); between lines, only a descender that meets an
 //     ascender does.
 //   - Fragments shorter than S/2 (the dots of i and j, a run of commas, accents) join the
-//     nearest line within 3S/4; a lone fragment farther away is kept as a line if its ink
-//     reaches 15 % of the peak (a rule, a row of dashes) and dropped as dirt if not.
+//     nearest line within 3S/4, unless the line would then be taller than 1.75 S (more than
+//     a line with ascenders, descenders and accents: such a fragment is a sliver of a
+//     neighbouring line that a crop cut through); a fragment that joins no line is kept as a
+//     line if its ink reaches 15 % of the peak (a rule, a row of dashes, a sliver) and
+//     dropped as dirt if not.
 //   - Each line extends up and down, by at most 0.6 S, jumping gaps of up to S/3 rows and
 //     never past the profile's minimum between it and its neighbour, to its outermost rows
 //     with a solid pixel and more ink than noise leaves in rows far from any line; then it is
@@ -139,6 +142,7 @@ func SplitLines(k *Ink) []image.Rectangle {
 	// Merge small fragments into the nearest line; drop faint, isolated ones.
 	fragH := S / 2
 	reach := 0.75 * S
+	joinMax := 1.75 * S
 	strong := base + 0.15*(peak-base)
 	alone := make([]bool, len(parts)) // a strong fragment kept as a line of its own
 	for len(parts) > 1 {
@@ -158,6 +162,14 @@ func SplitLines(k *Ink) []image.Rectangle {
 		}
 		if fi+1 < len(parts) {
 			gapDown = float64(parts[fi+1].a - p.b)
+		}
+		// Joined, a line stays at most joinMax tall: a fragment that would make it taller is
+		// not a dot or accent of that line but a sliver of a neighbouring one.
+		if fi > 0 && float64(p.b-parts[fi-1].a) > joinMax {
+			gapUp = math.Inf(1)
+		}
+		if fi+1 < len(parts) && float64(parts[fi+1].b-p.a) > joinMax {
+			gapDown = math.Inf(1)
 		}
 		switch {
 		case gapUp <= reach && gapUp <= gapDown:
