@@ -70,6 +70,10 @@ func ToGray(s Segment) *image.Gray {
 //   - Rows: the box plus a margin of 10 % of its height (at least 1 px) above and below; past
 //     the image's edge the margin is paper. The margin keeps whatever the image has there,
 //     fragments of neighbouring lines included, as real crops do.
+//   - Skew: a line at least three times as wide as tall whose text slopes by 0.5° to 3°
+//     (measured by projection profiles) is first sheared level, each column moved up or down,
+//     and its rows become the level line's ink rows plus the margin. Columns do not move, so
+//     boxes and x positions keep their meaning.
 //   - Scale: to height rows keeping the aspect ratio (width = round(box width × scale));
 //     area-averaged when shrinking, bilinear when enlarging.
 //   - Width: a line wider than maxWidth is cut into pieces at most maxWidth wide, at whitespace:
@@ -102,13 +106,18 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	}
 	m := max(1, int(math.Round(0.1*float64(box.Dy()))))
 	crop := image.Rect(box.Min.X, box.Min.Y-m, box.Max.X, box.Max.Y+m)
-	cw, ch := crop.Dx(), crop.Dy()
+	src, from := k, crop // what is scaled: the crop, or the line sheared level
+	if sk, ok := lineSkew(k, box); ok {
+		src = deskewed(k, box, sk)
+		from = src.Rect
+	}
+	cw, ch := from.Dx(), from.Dy()
 	scale := float64(height) / float64(ch)
 	outW := max(1, int(math.Round(float64(cw)*scale)))
 	if float64(outW)*float64(height) > maxLineValues {
 		return nil
 	}
-	pix := resample(k, crop, height, outW)
+	pix := resample(src, from, height, outW)
 
 	shown := crop.Intersect(k.Rect)
 	var segs []Segment

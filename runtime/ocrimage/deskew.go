@@ -1,0 +1,150 @@
+package ocrimage
+
+import (
+	"image"
+	"math"
+	"slices"
+)
+
+// Skew search of lineSkew: baseline angles from −maxSkewDeg to +maxSkewDeg in steps of
+// skewStepDeg; a line found within minSkewDeg of level, or whose best angle scores less
+// than minSkewGain times level's, is left as it is.
+const (
+	maxSkewDeg  = 3.0
+	skewStepDeg = 0.25
+	minSkewDeg  = 0.5
+	minSkewGain = 1.05
+)
+
+// skew is a sloping line's measure: its slope in source rows per column (positive: the
+// baseline descends to the right, as y grows) and, once sheared level about the box's centre
+// column, the rows [top, bot) its ink spans, in source rows.
+type skew struct{ slope, top, bot float64 }
+
+// lineSkew measures the slope of the text of one line (box, in source pixels) of k by
+// projection profiles: of the shears of the line's ink by the slopes of angles from −3° to 3°
+// in 0.25° steps, the one whose row profile changes most sharply from row to row (the largest
+// sum of squared differences of neighbouring rows; refined between steps by a parabola through
+// its neighbours), where the text's baseline and x-height line up (Postl's criterion, "Detection of linear oblique structures and skew scan in
+// digitized documents", ICPR 1986, on one line). ok is false for a level line (within 0.5°),
+// for a best angle that scores under 1.05 times level (a few letters, a rule beside text: no
+// clear slope) and for a box narrower than three times its height, across which a slope of a
+// few degrees drifts by a few percent of the height. Horizontal runs of ink longer than twice
+// the box's height (a rule, a run of underscores) do not vote: level in a crop of their own,
+// they would pull the estimate towards whatever angle lines their row up with the text. The
+// level line's rows are those of the sheared profile above 1 % of its peak, those runs
+// included.
+func lineSkew(k *Ink, box image.Rectangle) (sk skew, ok bool) {
+	box = box.Intersect(k.Rect)
+	w, h := box.Dx(), box.Dy()
+	if h < 4 || w < 3*h || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
+		return skew{}, false
+	}
+	type point struct {
+		x, y, v float32 // x from the box's centre column, y from its top
+		rule    bool    // in a long horizontal run
+	}
+	var pts []point
+	kw := k.Rect.Dx()
+	cx := float64(box.Min.X+box.Max.X) / 2
+	for y := box.Min.Y; y < box.Max.Y; y++ {
+		row := k.Pix[(y-k.Rect.Min.Y)*kw:][:kw]
+		for x := box.Min.X; x < box.Max.X; {
+			if row[x-k.Rect.Min.X] <= 0.3 { // paper, and the noise on it
+				x++
+				continue
+			}
+			a := x
+			for x < box.Max.X && row[x-k.Rect.Min.X] > 0.3 {
+				x++
+			}
+			for i := a; i < x; i++ {
+				pts = append(pts, point{float32(float64(i) + 0.5 - cx), float32(y - box.Min.Y), row[i-k.Rect.Min.X], x-a > 2*h})
+			}
+		}
+	}
+	off := int(math.Ceil(math.Tan(maxSkewDeg*math.Pi/180)*float64(w)/2)) + 1
+	prof := make([]float64, h+2*off+2) // row i is source row box.Min.Y + i − off at column cx
+	profile := func(s float64, rules bool) {
+		clear(prof)
+		for _, p := range pts {
+			if p.rule && !rules {
+				continue
+			}
+			r := float64(p.y) - s*float64(p.x) + float64(off) // ≥ 1: |s·x| < off
+			i := int(r)
+			f := r - float64(i)
+			prof[i] += float64(p.v) * (1 - f)
+			prof[i+1] += float64(p.v) * f
+		}
+	}
+	score := func(s float64) float64 {
+		profile(s, false)
+		var sum float64
+		for i := 1; i < len(prof); i++ {
+			d := prof[i] - prof[i-1]
+			sum += d * d
+		}
+		return sum
+	}
+	n := int(math.Round(maxSkewDeg / skewStepDeg))
+	scores := make([]float64, 2*n+1) // angle (i − n)·skewStepDeg
+	best := n
+	for i := range scores {
+		scores[i] = score(math.Tan(float64(i-n) * skewStepDeg * math.Pi / 180))
+		if scores[i] > scores[best] {
+			best = i
+		}
+	}
+	level := scores[n]
+	if math.Abs(float64(best-n)*skewStepDeg) < minSkewDeg || scores[best] < minSkewGain*level || level == 0 {
+		return skew{}, false
+	}
+	// Between grid angles: the vertex of the parabola through the best score and its two
+	// neighbours (a 0.25° step leaves up to 2 rows of drift across a long line).
+	at := float64(best - n)
+	if best > 0 && best < 2*n {
+		a, b, c := scores[best-1], scores[best], scores[best+1]
+		if d := a - 2*b + c; d < 0 {
+			at += min(max(0.5*(a-c)/d, -0.5), 0.5)
+		}
+	}
+	sk.slope = math.Tan(at * skewStepDeg * math.Pi / 180)
+	profile(sk.slope, true)
+	peak := slices.Max(prof)
+	first, last := -1, -1
+	for i, v := range prof {
+		if v > 0.01*peak {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	sk.top = float64(box.Min.Y + first - off)
+	sk.bot = float64(box.Min.Y + last + 1 - off)
+	return sk, true
+}
+
+// deskewed returns box's line of k sheared level (sk from lineSkew): the value at column x,
+// row y is k's at row y + slope·(x + 0.5 − cx), cx the box's centre column, linear between two
+// rows, paper outside k; columns do not move. Its rows are the level line's, [top, bot), plus
+// LineStrips' margin of 10 % of that height (at least 1 px) above and below; its Rect is that
+// crop, in source columns and the level line's rows.
+func deskewed(k *Ink, box image.Rectangle, sk skew) *Ink {
+	w := box.Dx()
+	m := max(1, int(math.Round(0.1*(sk.bot-sk.top))))
+	y0, y1 := int(math.Floor(sk.top))-m, int(math.Ceil(sk.bot))+m
+	out := &Ink{Rect: image.Rect(box.Min.X, y0, box.Max.X, y1), Pix: make([]float32, w*(y1-y0))}
+	cx := float64(box.Min.X+box.Max.X) / 2
+	for x := box.Min.X; x < box.Max.X; x++ {
+		dy := sk.slope * (float64(x) + 0.5 - cx)
+		for y := y0; y < y1; y++ {
+			sy := float64(y) + dy
+			i := int(math.Floor(sy))
+			f := float32(sy - float64(i))
+			out.Pix[(y-y0)*w+x-box.Min.X] = (1-f)*k.At(x, i) + f*k.At(x, i+1)
+		}
+	}
+	return out
+}
