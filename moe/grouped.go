@@ -62,8 +62,15 @@ type GroupedMatMul struct {
 	// columns per invocation, one dispatch per window, rows after the last
 	// full window by 3 (K % 8 = 0, at least 8 rows of x per window, x in a
 	// GPU buffer that w, seg and y are not in, else 3: in a training graph
-	// x and y share the activation arena, so 3 runs there). Variants 2 and
-	// 4–6 are not used (numbers follow graph.MatMul's).
+	// x and y share the activation arena, so 3 runs there); 9 (TransW
+	// only) W transposed into a scratch (E, K, N) stack, one view at a time,
+	// then variant 3's y = x·W_e kernel, whose lanes read consecutive
+	// columns of a W_e row where the x·W_eᵀ kernel's read one row each (a
+	// CPU driver gathers those lane by lane). Automatic on CPU adapters
+	// (those with a loop budget) for TransW with K and N multiples of 4 and
+	// at least 64 rows of x per expert, so the transposes (E·N·K values) stay
+	// small next to the product (R·N·K multiply-adds); else 3. Variants 2
+	// and 4–6 are not used (numbers follow graph.MatMul's).
 	Variant int
 }
 
@@ -388,7 +395,7 @@ func groupedWindow(dev *gpu.Device, x, w, seg, y *gpu.Buffer, R, K, N int) int {
 	return rows
 }
 
-func (m GroupedMatMul) variant(dev *gpu.Device, K, N int, win int) int {
+func (m GroupedMatMul) variant(dev *gpu.Device, rows, K, N int, win int) int {
 	v := m.Variant
 	if v == 0 {
 		// v3 everywhere: on an idle lavapipe at ggml's MUL_MAT_ID shape
@@ -397,8 +404,14 @@ func (m GroupedMatMul) variant(dev *gpu.Device, K, N int, win int) int {
 		// input gradient the two were within noise (v3 12.7–14.8, v7
 		// 7.1–16.2). v7 had measured ahead only on a heavily loaded machine.
 		v = 3
+		if m.TransW && rows >= 64*m.Experts && graph.LoopBudget(dev) > 0 {
+			v = 9
+		}
 	}
 	if v == 7 && win == 0 {
+		v = 3
+	}
+	if v == 9 && (!m.TransW || K%4 != 0 || N%4 != 0) {
 		v = 3
 	}
 	if v == 3 && (K%4 != 0 || N%4 != 0) {
@@ -422,7 +435,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 		return err
 	}
 	win := groupedWindow(dev, x, w, seg, y, R, K, N)
-	v := m.variant(dev, K, N, win)
+	v := m.variant(dev, R, K, N, win)
 	// Each invocation scans seg (E trips) and loops over K (K/4 for the
 	// vec4 kernels): keep that under llvmpipe's loop budget.
 	if b := graph.LoopBudget(dev); b > 0 {
@@ -476,6 +489,9 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 			}
 		}
 		return nil
+	}
+	if v == 9 {
+		return m.encodeTransposedW(dev, rec, x, seg, y, views, base)
 	}
 	if v != 7 {
 		return storage(v, 0, R)
@@ -679,4 +695,43 @@ func coprimeStride(n int) int {
 		s++
 	}
 	return s
+}
+
+// encodeTransposedW records variant 9: for each weight view (E_v, N, K), a
+// transpose into the shared scratch pool "moe.weights_t" as (E_v, K, N),
+// then variant 3's y = x·W_e kernel over all rows with that view. The pool
+// serves the views in turn (each dispatch reads its view's transpose before
+// the next transpose overwrites it: dispatches run in recording order).
+func (m GroupedMatMul) encodeTransposedW(dev *gpu.Device, rec *gpu.Recorder, x, seg, y *gpu.Buffer, views []groupedView, base groupedParams) error {
+	N, K := base.n, base.k
+	wgx, wgy := groupedWG(gpu.CeilDiv(N/4, grpTNV))
+	consts := map[string]string{"WGX": groupedU(wgx), "WGY": groupedU(wgy), "TM": groupedU(grpTM), "TNV": groupedU(grpTNV)}
+	nn := GroupedMatMul{Experts: m.Experts}
+	k, err := groupedKernel(dev, "gmm_nn4", fmt.Sprintf("%s_v3_%dx%d_wg%dx%d", nn.Name(), grpTM, 4*grpTNV, wgx, wgy),
+		[]gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts)
+	if err != nil {
+		return err
+	}
+	grid := [3]uint32{gpu.CeilDiv32(N/4, grpTNV*wgx), gpu.CeilDiv32(base.rows, grpTM*wgy), 1}
+	p := base
+	p.stride = coprimeStride(int(grid[1]))
+	for i, vw := range views {
+		ne := vw.e1 - vw.e0
+		w3, err := vw.buf.View(vw.buf.Name+".3d", gpu.F32, 0, ne, N, K)
+		if err != nil {
+			return err
+		}
+		wt, err := rec.Shared("moe.weights_t", vw.buf.Name+".T", gpu.F32, ne, K, N)
+		if err != nil {
+			return err
+		}
+		if err := (graph.Transpose{}).Encode(dev, rec, []*gpu.Buffer{w3}, []*gpu.Buffer{wt}); err != nil {
+			return err
+		}
+		p.e0, p.e1, p.zeroPad = vw.e0, vw.e1, groupedFlag(i == 0)
+		if err := rec.Dispatch(k, grid, p.words(), x, wt, seg, y); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -78,6 +78,7 @@ var routings = []struct {
 	{"one row", []int{0, 1, 0}, 0},
 	{"one expert", []int{17}, 0},
 	{"nothing routed", []int{0, 0}, 8},
+	{"many rows", []int{300, 0, 270, 9}, 4}, // ≥ 64 rows per expert: variant 0 takes 9 on CPU adapters
 }
 
 func TestGroupedMatMulMatchesReferenceWithPaddingNeverLeaking(t *testing.T) {
@@ -85,7 +86,7 @@ func TestGroupedMatMulMatchesReferenceWithPaddingNeverLeaking(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	sizes := [][2]int{{1, 1}, {3, 17}, {17, 129}, {129, 3}, {16, 20}, {64, 32}, {40, 8}}
 	for _, trans := range []bool{true, false} {
-		for _, v := range []int{0, 1, 3, 7} {
+		for _, v := range []int{0, 1, 3, 7, 9} {
 			for _, kn := range sizes {
 				for _, rt := range routings {
 					K, N := kn[0], kn[1]
@@ -248,8 +249,11 @@ func TestGroupedWeightsSplitAcrossBindings(t *testing.T) {
 				limit := uint64(c.limitExprt * K * N * 4)
 				x := optest.Random(rng, graph.F32(R, K), -1, 1)
 				w := optest.Random(rng, graph.F32(weightShape(trans, E, K, N)...), -1, 1)
-				for _, v := range []int{0, 1, 3} {
+				for _, v := range []int{0, 1, 3, 9} {
 					optest.CheckOp(t, dev, moe.GroupedMatMul{Experts: E, TransW: trans, BindingLimit: limit, Variant: v}, groupedTol(K), x, w, seg)
+					if v == 9 {
+						continue // GroupedWeightGrad has no variant 9
+					}
 					dy := optest.Random(rng, graph.F32(R, N), -1, 1)
 					optest.CheckOp(t, dev, moe.GroupedWeightGrad{Experts: E, TransW: trans, BindingLimit: limit, Variant: v}, groupedTol(17), dy, x, seg)
 				}
@@ -373,10 +377,13 @@ func BenchmarkGroupedAtGGMLShape(b *testing.B) {
 	w := optest.Random(rng, graph.F32(E, D, D), -1, 1)
 	flops := 2.0 * T * k * D * D
 	gf := func(b *testing.B, sec float64) { b.ReportMetric(flops/sec/1e9, "GFLOP/s") }
-	for _, v := range []int{3, 7} {
+	for _, v := range []int{3, 7, 9} {
 		b.Run(fmt.Sprintf("forward_nt/v%d", v), func(b *testing.B) {
 			gf(b, optest.BenchOp(b, dev, moe.GroupedMatMul{Experts: E, TransW: true, Variant: v}, x, w, seg))
 		})
+		if v == 9 {
+			continue // TransW only
+		}
 		b.Run(fmt.Sprintf("dx_nn/v%d", v), func(b *testing.B) {
 			gf(b, optest.BenchOp(b, dev, moe.GroupedMatMul{Experts: E, Variant: v}, x, w, seg))
 		})
