@@ -16,34 +16,26 @@ const (
 	minSkewGain = 1.05
 )
 
-// skew is a sloping line's measure: its slope in source rows per column (positive: the
-// baseline descends to the right, as y grows) and, once sheared level about the box's centre
-// column, the rows [top, bot) its ink spans, in source rows.
-type skew struct{ slope, top, bot float64 }
-
-// lineSkew measures the slope of the text of one line (box, in source pixels) of k by
-// projection profiles: of the shears of the line's ink by the slopes of angles from −3° to 3°
-// in 0.25° steps, the one whose row profile changes most sharply from row to row (the largest
-// sum of squared differences of neighbouring rows; refined between steps by a parabola through
-// its neighbours), where the text's baseline and x-height line up (Postl's criterion, "Detection of linear oblique structures and skew scan in
-// digitized documents", ICPR 1986, on one line). ok is false for a level line (within 0.5°),
-// for a best angle that scores under 1.05 times level (a few letters, a rule beside text: no
-// clear slope) and for a box narrower than three times its height, across which a slope of a
-// few degrees drifts by a few percent of the height. Horizontal runs of ink longer than twice
-// the box's height (a rule, a run of underscores) do not vote: level in a crop of their own,
-// they would pull the estimate towards whatever angle lines their row up with the text. The
-// level line's rows are those of the sheared profile above 1 % of its peak, those runs
-// included.
-func lineSkew(k *Ink, box image.Rectangle) (sk skew, ok bool) {
+// lineSkew measures the slope of the text of one line (box, in source pixels) of k, in source
+// rows per column (positive: the baseline descends to the right, as y grows), by projection
+// profiles: of the shears of the line's ink by the slopes of angles from −3° to 3° in 0.25°
+// steps, the one whose row profile changes most sharply from row to row (the largest sum of
+// squared differences of neighbouring rows; refined between steps by a parabola through its
+// neighbours), where the text's baseline and x-height line up (Postl's criterion, "Detection
+// of linear oblique structures and skew scan in digitized documents", ICPR 1986, on one
+// line). ok is false for a level line (the refined angle within 0.5°), for a best angle that
+// scores under 1.05 times level (a few letters, a rule beside text: no clear slope) and for a
+// box narrower than three times its height, across which a slope of a few degrees drifts by a
+// few percent of the height. Horizontal runs of ink longer than twice the box's height (a
+// rule, a run of underscores) do not vote: level in a crop of their own, they would pull the
+// estimate towards whatever angle lines their row up with the text.
+func lineSkew(k *Ink, box image.Rectangle) (slope float64, ok bool) {
 	box = box.Intersect(k.Rect)
 	w, h := box.Dx(), box.Dy()
 	if h < 4 || w < 3*h || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
-		return skew{}, false
+		return 0, false
 	}
-	type point struct {
-		x, y, v float32 // x from the box's centre column, y from its top
-		rule    bool    // in a long horizontal run
-	}
+	type point struct{ x, y, v float32 } // x from the box's centre column, y from its top
 	var pts []point
 	kw := k.Rect.Dx()
 	cx := float64(box.Min.X+box.Max.X) / 2
@@ -58,28 +50,28 @@ func lineSkew(k *Ink, box image.Rectangle) (sk skew, ok bool) {
 			for x < box.Max.X && row[x-k.Rect.Min.X] > 0.3 {
 				x++
 			}
+			if x-a > 2*h {
+				continue // a rule or a run of underscores
+			}
 			for i := a; i < x; i++ {
-				pts = append(pts, point{float32(float64(i) + 0.5 - cx), float32(y - box.Min.Y), row[i-k.Rect.Min.X], x-a > 2*h})
+				pts = append(pts, point{float32(float64(i) + 0.5 - cx), float32(y - box.Min.Y), row[i-k.Rect.Min.X]})
 			}
 		}
 	}
+	if len(pts) == 0 {
+		return 0, false
+	}
 	off := int(math.Ceil(math.Tan(maxSkewDeg*math.Pi/180)*float64(w)/2)) + 1
-	prof := make([]float64, h+2*off+2) // row i is source row box.Min.Y + i − off at column cx
-	profile := func(s float64, rules bool) {
+	prof := make([]float64, h+2*off+2)
+	score := func(s float64) float64 {
 		clear(prof)
 		for _, p := range pts {
-			if p.rule && !rules {
-				continue
-			}
 			r := float64(p.y) - s*float64(p.x) + float64(off) // ≥ 1: |s·x| < off
 			i := int(r)
 			f := r - float64(i)
 			prof[i] += float64(p.v) * (1 - f)
 			prof[i+1] += float64(p.v) * f
 		}
-	}
-	score := func(s float64) float64 {
-		profile(s, false)
 		var sum float64
 		for i := 1; i < len(prof); i++ {
 			d := prof[i] - prof[i-1]
@@ -89,16 +81,17 @@ func lineSkew(k *Ink, box image.Rectangle) (sk skew, ok bool) {
 	}
 	n := int(math.Round(maxSkewDeg / skewStepDeg))
 	scores := make([]float64, 2*n+1) // angle (i − n)·skewStepDeg
-	best := n
 	for i := range scores {
 		scores[i] = score(math.Tan(float64(i-n) * skewStepDeg * math.Pi / 180))
-		if scores[i] > scores[best] {
+	}
+	best := n // level wins ties
+	for i, sc := range scores {
+		if sc > scores[best] {
 			best = i
 		}
 	}
-	level := scores[n]
-	if math.Abs(float64(best-n)*skewStepDeg) < minSkewDeg || scores[best] < minSkewGain*level || level == 0 {
-		return skew{}, false
+	if scores[best] < minSkewGain*scores[n] || scores[n] == 0 {
+		return 0, false
 	}
 	// Between grid angles: the vertex of the parabola through the best score and its two
 	// neighbours (a 0.25° step leaves up to 2 rows of drift across a long line).
@@ -109,41 +102,55 @@ func lineSkew(k *Ink, box image.Rectangle) (sk skew, ok bool) {
 			at += min(max(0.5*(a-c)/d, -0.5), 0.5)
 		}
 	}
-	sk.slope = math.Tan(at * skewStepDeg * math.Pi / 180)
-	profile(sk.slope, true)
-	peak := slices.Max(prof)
-	first, last := -1, -1
-	for i, v := range prof {
-		if v > 0.01*peak {
-			if first < 0 {
-				first = i
-			}
-			last = i
-		}
+	if math.Abs(at*skewStepDeg) < minSkewDeg {
+		return 0, false
 	}
-	sk.top = float64(box.Min.Y + first - off)
-	sk.bot = float64(box.Min.Y + last + 1 - off)
-	return sk, true
+	return math.Tan(at * skewStepDeg * math.Pi / 180), true
 }
 
-// deskewed returns box's line of k sheared level (sk from lineSkew): the value at column x,
+// deskewed returns box's line of k sheared level by slope (lineSkew's). The value at column x,
 // row y is k's at row y + slope·(x + 0.5 − cx), cx the box's centre column, linear between two
-// rows, paper outside k; columns do not move. Its rows are the level line's, [top, bot), plus
-// LineStrips' margin of 10 % of that height (at least 1 px) above and below; its Rect is that
-// crop, in source columns and the level line's rows.
-func deskewed(k *Ink, box image.Rectangle, sk skew) *Ink {
+// rows, paper outside k; columns do not move. Its rows are the level line's: of the box's rows
+// sheared (a band as tall as the box about the sloping line's middle, which holds the whole
+// line), those whose ink is above 1 % of the band's inkiest row, plus LineStrips' margin of
+// 10 % of that height (at least 1 px) above and below. So a crop is never taller than the
+// unsheared one, and in a sloping paragraph only what of the lines above and below reaches
+// into the band (the box's corners hold more of them) can join it. Its Rect is that crop, in
+// source columns and the level line's rows.
+func deskewed(k *Ink, box image.Rectangle, slope float64) *Ink {
+	band := shear(k, box.Min.X, box.Max.X, box.Min.Y, box.Max.Y, slope)
 	w := box.Dx()
-	m := max(1, int(math.Round(0.1*(sk.bot-sk.top))))
-	y0, y1 := int(math.Floor(sk.top))-m, int(math.Ceil(sk.bot))+m
-	out := &Ink{Rect: image.Rect(box.Min.X, y0, box.Max.X, y1), Pix: make([]float32, w*(y1-y0))}
-	cx := float64(box.Min.X+box.Max.X) / 2
-	for x := box.Min.X; x < box.Max.X; x++ {
-		dy := sk.slope * (float64(x) + 0.5 - cx)
+	prof := make([]float64, box.Dy())
+	for y := range prof {
+		for _, v := range band.Pix[y*w:][:w] {
+			prof[y] += float64(v)
+		}
+	}
+	peak := slices.Max(prof)
+	first, last := 0, len(prof)-1
+	for first < last && prof[first] <= 0.01*peak {
+		first++
+	}
+	for last > first && prof[last] <= 0.01*peak {
+		last--
+	}
+	m := max(1, int(math.Round(0.1*float64(last+1-first))))
+	return shear(k, box.Min.X, box.Max.X, box.Min.Y+first-m, box.Min.Y+last+1+m, slope)
+}
+
+// shear returns columns [x0, x1) and rows [y0, y1) of k sheared by slope about the columns'
+// centre (see deskewed), as an Ink with that Rect.
+func shear(k *Ink, x0, x1, y0, y1 int, slope float64) *Ink {
+	w := x1 - x0
+	out := &Ink{Rect: image.Rect(x0, y0, x1, y1), Pix: make([]float32, w*(y1-y0))}
+	cx := float64(x0+x1) / 2
+	for x := x0; x < x1; x++ {
+		dy := slope * (float64(x) + 0.5 - cx)
 		for y := y0; y < y1; y++ {
 			sy := float64(y) + dy
 			i := int(math.Floor(sy))
 			f := float32(sy - float64(i))
-			out.Pix[(y-y0)*w+x-box.Min.X] = (1-f)*k.At(x, i) + f*k.At(x, i+1)
+			out.Pix[(y-y0)*w+x-x0] = (1-f)*k.At(x, i) + f*k.At(x, i+1)
 		}
 	}
 	return out

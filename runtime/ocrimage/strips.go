@@ -22,7 +22,8 @@ const (
 // Segment is one piece of a text line, scaled to the model's height: Pix holds len(Pix)/Width
 // rows (the height asked for) of Width float32 values, row-major, in [0,1], 1 = ink. Box is
 // the part of the source image it shows, in source pixels: the line's box widened by the
-// vertical margin (clipped to the image) and narrowed to this piece's columns.
+// vertical margin (clipped to the image) and narrowed to this piece's columns (for a sloping
+// line that LineStrips shears level, the sloping box it was sheared from).
 type Segment struct {
 	Box   image.Rectangle
 	Width int
@@ -72,8 +73,9 @@ func ToGray(s Segment) *image.Gray {
 //     fragments of neighbouring lines included, as real crops do.
 //   - Skew: a line at least three times as wide as tall whose text slopes by 0.5° to 3°
 //     (measured by projection profiles) is first sheared level, each column moved up or down,
-//     and its rows become the level line's ink rows plus the margin. Columns do not move, so
-//     boxes and x positions keep their meaning.
+//     and its rows become the level line's ink rows (never more than the box's) plus the
+//     margin. Columns do not move, so x positions keep their meaning; a segment's Box stays
+//     the unsheared crop's.
 //   - Scale: to height rows keeping the aspect ratio (width = round(box width × scale));
 //     area-averaged when shrinking, bilinear when enlarging.
 //   - Width: a line wider than maxWidth is cut into pieces at most maxWidth wide, at whitespace:
@@ -107,8 +109,8 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	m := max(1, int(math.Round(0.1*float64(box.Dy()))))
 	crop := image.Rect(box.Min.X, box.Min.Y-m, box.Max.X, box.Max.Y+m)
 	src, from := k, crop // what is scaled: the crop, or the line sheared level
-	if sk, ok := lineSkew(k, box); ok {
-		src = deskewed(k, box, sk)
+	if slope, ok := lineSkew(k, box); ok {
+		src = deskewed(k, box, slope)
 		from = src.Rect
 	}
 	cw, ch := from.Dx(), from.Dy()
