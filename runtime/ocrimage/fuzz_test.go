@@ -7,6 +7,7 @@ import (
 	"image/color"
 	"image/draw"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -95,4 +96,46 @@ func textLine(t testing.TB) image.Image {
 	out := image.NewRGBA(p.img.Rect)
 	draw.Draw(out, out.Rect, p.img, image.Point{}, draw.Src)
 	return out
+}
+
+// turnedInk caches the ink maps FuzzLineStrips cuts from, by angle in tenths of a degree.
+var turnedInk sync.Map
+
+// FuzzLineStrips cuts lines out of the ink map of a turned line of text (its Rect moved off the
+// origin) with boxes the fuzzer picks, so that deskewing and cutting see every slope and boxes
+// at the edges, past them, one pixel tall or empty: segments stay the asked height, at most the
+// asked width, with finite values in [0,1]; never a panic.
+func FuzzLineStrips(f *testing.F) {
+	for _, deg := range []int8{-25, -12, 0, 7, 20, 30} {
+		f.Add(deg, int16(20), int16(30), int16(880), int16(110), int16(5), int16(-7), uint8(32), uint16(320))
+	}
+	f.Add(int8(15), int16(0), int16(0), int16(900), int16(1), int16(0), int16(0), uint8(0), uint16(0))
+	f.Add(int8(-20), int16(-50), int16(-50), int16(2000), int16(400), int16(-3), int16(9), uint8(7), uint16(13))
+	f.Fuzz(func(t *testing.T, deg int8, x0, y0, x1, y1, ox, oy int16, height uint8, maxWidth uint16) {
+		v, ok := turnedInk.Load(deg)
+		if !ok {
+			v, _ = turnedInk.LoadOrStore(deg, Normalize(rotated(t, "The quick brown fox jumps over the lazy dog", 20, float64(deg)/10)))
+		}
+		src := v.(*Ink)
+		shift := image.Pt(int(ox), int(oy))
+		k := &Ink{Rect: src.Rect.Add(shift), Pix: src.Pix}
+		box := image.Rect(int(x0), int(y0), int(x1), int(y1)).Add(shift)
+		h, mw := int(height), int(maxWidth)
+		if h == 0 {
+			h = DefaultHeight
+		}
+		if mw == 0 {
+			mw = DefaultMaxWidth
+		}
+		for i, s := range LineStrips(k, box, int(height), int(maxWidth)) {
+			if s.Width < 1 || s.Width > mw || len(s.Pix) != h*s.Width {
+				t.Fatalf("segment %d: width %d (max %d), %d values for height %d", i, s.Width, mw, len(s.Pix), h)
+			}
+			for _, p := range s.Pix {
+				if !(p >= 0 && p <= 1) {
+					t.Fatalf("segment %d holds %v", i, p)
+				}
+			}
+		}
+	})
 }
