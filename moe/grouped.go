@@ -66,11 +66,12 @@ type GroupedMatMul struct {
 	// only) W transposed into a scratch (E, K, N) stack, one view at a time,
 	// then variant 3's y = x·W_e kernel, whose lanes read consecutive
 	// columns of a W_e row where the x·W_eᵀ kernel's read one row each (a
-	// CPU driver gathers those lane by lane). Automatic on CPU adapters
-	// (those with a loop budget) for TransW with K and N multiples of 4 and
-	// at least 64 rows of x per expert, so the transposes (E·N·K values) stay
-	// small next to the product (R·N·K multiply-adds); else 3. Variants 2
-	// and 4–6 are not used (numbers follow graph.MatMul's).
+	// CPU driver gathers those lane by lane); else 3. Not chosen
+	// automatically: at ocr-small's training shape (8 experts of 128, top-2,
+	// 1184 tokens) it ran at 16.4 GFLOP/s against variant 3's 15.0 in one
+	// `moegpu bench kernels --filter moe_grouped` run on lavapipe, within
+	// this host's run-to-run noise. Variants 2 and 4–6 are not used
+	// (numbers follow graph.MatMul's).
 	Variant int
 }
 
@@ -395,7 +396,7 @@ func groupedWindow(dev *gpu.Device, x, w, seg, y *gpu.Buffer, R, K, N int) int {
 	return rows
 }
 
-func (m GroupedMatMul) variant(dev *gpu.Device, rows, K, N int, win int) int {
+func (m GroupedMatMul) variant(K, N int, win int) int {
 	v := m.Variant
 	if v == 0 {
 		// v3 everywhere: on an idle lavapipe at ggml's MUL_MAT_ID shape
@@ -404,9 +405,6 @@ func (m GroupedMatMul) variant(dev *gpu.Device, rows, K, N int, win int) int {
 		// input gradient the two were within noise (v3 12.7–14.8, v7
 		// 7.1–16.2). v7 had measured ahead only on a heavily loaded machine.
 		v = 3
-		if m.TransW && rows >= 64*m.Experts && graph.LoopBudget(dev) > 0 {
-			v = 9
-		}
 	}
 	if v == 7 && win == 0 {
 		v = 3
@@ -435,7 +433,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 		return err
 	}
 	win := groupedWindow(dev, x, w, seg, y, R, K, N)
-	v := m.variant(dev, R, K, N, win)
+	v := m.variant(K, N, win)
 	// Each invocation scans seg (E trips) and loops over K (K/4 for the
 	// vec4 kernels): keep that under llvmpipe's loop budget.
 	if b := graph.LoopBudget(dev); b > 0 {
