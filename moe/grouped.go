@@ -452,7 +452,11 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 	consts := map[string]string{"WGX": groupedU(wgx), "WGY": groupedU(wgy), "TM": groupedU(grpTM), "TNV": groupedU(grpTNV)}
 	bind := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
 	base := groupedParams{rows: R, n: N, k: K, experts: m.Experts, rowLo: 0, rowHi: R}
-	// storage records the storage-only kernel (v1 or v3) over rows [lo, hi).
+	// storage records the storage-only kernel (v1, v3, or v9: v3's x·W_e
+	// kernel on each weight view transposed into the shared scratch pool
+	// "moe.weights_t", which serves the views in turn since each dispatch
+	// reads its view's transpose before the next one is written) over rows
+	// [lo, hi).
 	storage := func(v, lo, hi int) error {
 		var k *gpu.Kernel
 		var err error
@@ -469,11 +473,11 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 				map[string]string{"WGX": groupedU(grpScalarWGX), "WGY": groupedU(grpScalarWGY)})
 			grid = [3]uint32{gpu.CeilDiv32(N, grpScalarWGX), gpu.CeilDiv32(hi-lo, grpScalarWGY), 1}
 		default:
-			entry := "gmm_nn4"
-			if m.TransW {
-				entry = "gmm_nt4"
+			entry, name := "gmm_nn4", GroupedMatMul{}.Name()
+			if m.TransW && v != 9 {
+				entry, name = "gmm_nt4", m.Name()
 			}
-			k, err = groupedKernel(dev, entry, fmt.Sprintf("%s_v3_%dx%d_wg%dx%d", m.Name(), grpTM, 4*grpTNV, wgx, wgy), bind, true, consts)
+			k, err = groupedKernel(dev, entry, fmt.Sprintf("%s_v3_%dx%d_wg%dx%d", name, grpTM, 4*grpTNV, wgx, wgy), bind, true, consts)
 			grid = [3]uint32{gpu.CeilDiv32(N/4, grpTNV*wgx), gpu.CeilDiv32(hi-lo, grpTM*wgy), 1}
 			p.stride = coprimeStride(int(grid[1]))
 		}
@@ -481,15 +485,26 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 			return err
 		}
 		for i, vw := range views {
+			wv := vw.buf
+			if v == 9 {
+				ne := vw.e1 - vw.e0
+				w3, err := vw.buf.View(vw.buf.Name+".3d", gpu.F32, 0, ne, N, K)
+				if err != nil {
+					return err
+				}
+				if wv, err = rec.Shared("moe.weights_t", vw.buf.Name+".T", gpu.F32, ne, K, N); err != nil {
+					return err
+				}
+				if err := (graph.Transpose{}).Encode(dev, rec, []*gpu.Buffer{w3}, []*gpu.Buffer{wv}); err != nil {
+					return err
+				}
+			}
 			p.e0, p.e1, p.zeroPad = vw.e0, vw.e1, groupedFlag(i == 0)
-			if err := rec.Dispatch(k, grid, p.words(), x, vw.buf, seg, y); err != nil {
+			if err := rec.Dispatch(k, grid, p.words(), x, wv, seg, y); err != nil {
 				return err
 			}
 		}
 		return nil
-	}
-	if v == 9 {
-		return m.encodeTransposedW(dev, rec, x, seg, y, views, base)
 	}
 	if v != 7 {
 		return storage(v, 0, R)
@@ -693,43 +708,4 @@ func coprimeStride(n int) int {
 		s++
 	}
 	return s
-}
-
-// encodeTransposedW records variant 9: for each weight view (E_v, N, K), a
-// transpose into the shared scratch pool "moe.weights_t" as (E_v, K, N),
-// then variant 3's y = x·W_e kernel over all rows with that view. The pool
-// serves the views in turn (each dispatch reads its view's transpose before
-// the next transpose overwrites it: dispatches run in recording order).
-func (m GroupedMatMul) encodeTransposedW(dev *gpu.Device, rec *gpu.Recorder, x, seg, y *gpu.Buffer, views []groupedView, base groupedParams) error {
-	N, K := base.n, base.k
-	wgx, wgy := groupedWG(gpu.CeilDiv(N/4, grpTNV))
-	consts := map[string]string{"WGX": groupedU(wgx), "WGY": groupedU(wgy), "TM": groupedU(grpTM), "TNV": groupedU(grpTNV)}
-	nn := GroupedMatMul{Experts: m.Experts}
-	k, err := groupedKernel(dev, "gmm_nn4", fmt.Sprintf("%s_v3_%dx%d_wg%dx%d", nn.Name(), grpTM, 4*grpTNV, wgx, wgy),
-		[]gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}, true, consts)
-	if err != nil {
-		return err
-	}
-	grid := [3]uint32{gpu.CeilDiv32(N/4, grpTNV*wgx), gpu.CeilDiv32(base.rows, grpTM*wgy), 1}
-	p := base
-	p.stride = coprimeStride(int(grid[1]))
-	for i, vw := range views {
-		ne := vw.e1 - vw.e0
-		w3, err := vw.buf.View(vw.buf.Name+".3d", gpu.F32, 0, ne, N, K)
-		if err != nil {
-			return err
-		}
-		wt, err := rec.Shared("moe.weights_t", vw.buf.Name+".T", gpu.F32, ne, K, N)
-		if err != nil {
-			return err
-		}
-		if err := (graph.Transpose{}).Encode(dev, rec, []*gpu.Buffer{w3}, []*gpu.Buffer{wt}); err != nil {
-			return err
-		}
-		p.e0, p.e1, p.zeroPad = vw.e0, vw.e1, groupedFlag(i == 0)
-		if err := rec.Dispatch(k, grid, p.words(), x, wt, seg, y); err != nil {
-			return err
-		}
-	}
-	return nil
 }
