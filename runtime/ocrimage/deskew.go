@@ -118,11 +118,14 @@ func lineSkew(k *Ink, box image.Rectangle) (slope float64, ok bool) {
 // into the band (the box's corners hold more of them) can join it. Its Rect is that crop, in
 // source columns and the level line's rows.
 func deskewed(k *Ink, box image.Rectangle, slope float64) *Ink {
-	band := shear(k, box.Min.X, box.Max.X, box.Min.Y, box.Max.Y, slope)
+	// One shear of the box's rows with room for the largest margin; the crop is a run of its
+	// rows (the extent is at most the box's height, so its margin at most mMax).
+	mMax := max(1, int(math.Round(0.1*float64(box.Dy()))))
+	band := shear(k, box.Min.X, box.Max.X, box.Min.Y-mMax, box.Max.Y+mMax, slope)
 	w := box.Dx()
-	prof := make([]float64, box.Dy())
+	prof := make([]float64, box.Dy()) // the box's rows, band rows mMax…
 	for y := range prof {
-		for _, v := range band.Pix[y*w:][:w] {
+		for _, v := range band.Pix[(y+mMax)*w:][:w] {
 			prof[y] += float64(v)
 		}
 	}
@@ -135,7 +138,8 @@ func deskewed(k *Ink, box image.Rectangle, slope float64) *Ink {
 		last--
 	}
 	m := max(1, int(math.Round(0.1*float64(last+1-first))))
-	return shear(k, box.Min.X, box.Max.X, box.Min.Y+first-m, box.Min.Y+last+1+m, slope)
+	r0, r1 := first+mMax-m, last+1+mMax+m // band rows of the crop
+	return &Ink{Rect: image.Rect(box.Min.X, band.Rect.Min.Y+r0, box.Max.X, band.Rect.Min.Y+r1), Pix: band.Pix[r0*w : r1*w]}
 }
 
 // shear returns columns [x0, x1) and rows [y0, y1) of k sheared by slope about the columns'

@@ -83,8 +83,9 @@ func ToGray(s Segment) *image.Gray {
 //     (its 10th percentile, which noise raises), other than the line's own margins. Each cut
 //     goes at the emptiest column of a gap, and takes, of the gaps that fit, the one nearest
 //     to the limit among the widest (at least half the widest gap that fits: word spaces
-//     before letter spaces, however wide a face's letter gaps are) and cleanest (a gap running past the limit may offer only its
-//     inky edge), avoiding pieces under maxWidth/4, so it never passes through a glyph. Only a
+//     before letter spaces, however wide a face's letter gaps are) and cleanest (a gap
+//     running past the limit may offer only its inky edge), avoiding pieces under
+//     maxWidth/4, so it never passes through a glyph. Only a
 //     stretch with no gap within maxWidth (a long word with touching letters) is cut at its
 //     column of least ink in the second half of the allowed width.
 //
