@@ -12,11 +12,17 @@ import (
 	"github.com/moegpu/moegpu/runtime/ocrimage"
 )
 
+// DefaultBatch is Options.Batch when unset. On lavapipe, reading the 900 held-out lines
+// (1206 pieces) at 256 took 13.3–14.2 ms a line against 14.5–14.8 at 64 in three alternating
+// runs (`moegpu ocr --eval DIR --batch N`), the same texts. The prefill of 256 pieces plans a
+// 56 MiB activation arena.
+const DefaultBatch = 256
+
 // Options shape a Recognizer.
 type Options struct {
-	// Batch is the most line segments that go through the model side by side (default 64).
-	// Fewer segments use a smaller batch (1, 4, 16, …: each size is compiled when first
-	// needed), so one short line does not pay for 64.
+	// Batch is the most line segments that go through the model side by side (default
+	// DefaultBatch). Fewer segments use a smaller batch (1, 4, 16, 64, …: each size is
+	// compiled when first needed), so one short line does not pay for a full batch.
 	Batch int
 	// F16 stores the linear layers' weights in half precision.
 	F16 bool
@@ -46,7 +52,7 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 		return nil, fmt.Errorf("ocr: recognition runs on a GPU adapter")
 	}
 	if opt.Batch <= 0 {
-		opt.Batch = 64
+		opt.Batch = DefaultBatch
 	}
 	cfg, err := LoadConfig(dir)
 	if err != nil {
