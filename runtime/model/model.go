@@ -133,6 +133,12 @@ type DecodeOptions struct {
 	// Unfused builds q/k/v and gate/up as separate matmuls (see
 	// layers.AttentionConfig.Unfused).
 	Unfused bool
+	// TextOnly, for an image model, builds a graph that feeds text
+	// positions only (the decoding steps after the image prefix): no
+	// pixel_values or patch_cols input (PixelValues and PatchCols stay nil)
+	// and no patch embedding, whose work would be thrown away at every
+	// text position; the graph has no model.patch_embed parameters.
+	TextOnly bool
 }
 
 func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions) (*Model, error) {
@@ -163,7 +169,7 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		}
 	}
 	x, embed := layers.Embedding(g, "model.embed_tokens", m.Tokens, c.VocabSize, D, std)
-	if c.HasImage() {
+	if c.HasImage() && !(decode && opt.TextOnly) {
 		m.PixelValues = g.Input("pixel_values", graph.F32(batch, c.ImageHeight, c.MaxImageWidth))
 		m.PatchCols = g.Input("patch_cols", graph.U32(n))
 		p := layers.PatchEmbedding(g, linear, "model.patch_embed.proj", m.PixelValues, m.PatchCols,

@@ -146,7 +146,10 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, opt); err != nil {
 		return nil, err
 	}
-	if d.step, err = model.BuildDecode(cfg, batch, 1, opt); err != nil {
+	// The one-token steps feed text positions only: no patch embedding.
+	stepOpt := opt
+	stepOpt.TextOnly = true
+	if d.step, err = model.BuildDecode(cfg, batch, 1, stepOpt); err != nil {
 		return nil, err
 	}
 	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
@@ -177,7 +180,9 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 		}
 		return false
 	}
-	if err := weights.LoadIgnoring(d.stepExec, filepath.Join(dir, WeightsFile), append(d.step.Params(), d.step.State()...), mtp); err != nil {
+	// The prefill holds every parameter (the steps share all but the patch
+	// embedding's with it, by name).
+	if err := weights.LoadIgnoring(d.preExec, filepath.Join(dir, WeightsFile), append(d.prefill.Params(), d.prefill.State()...), mtp); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -231,8 +236,8 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 			pix[i*plane+j] = float64(v)
 		}
 	}
-	// Only the prefill reads strips: the one-token steps feed text positions (graph.NoPatch),
-	// so their pixel_values input is never read and is not uploaded.
+	// Only the prefill reads strips: the one-token steps feed text positions and have no
+	// patch embedding (model.DecodeOptions.TextOnly).
 	if err := d.preExec.Set(d.prefill.PixelValues, pix); err != nil {
 		return nil, 0, err
 	}
@@ -309,6 +314,9 @@ func (d *Decoder) run(m *model.Model, ex graph.Executor, tokens []int, pos int, 
 		t *graph.Tensor
 		v []float64
 	}{{m.Tokens, toks}, {m.Positions, poss}, {m.PatchCols, cols}, {m.CachePos, []float64{float64(pos)}}} {
+		if in.t == nil {
+			continue // a TextOnly step has no patch_cols
+		}
 		if err := ex.Set(in.t, in.v); err != nil {
 			return nil, err
 		}
