@@ -32,7 +32,19 @@ type Dispatch struct {
 	Shared  bool // shared mode: one slot per token that is not skipped, all to expert 0
 	// Capacity is the most rows an expert takes (0: no limit, dropless).
 	Capacity int
+	// Variant picks the kernels: 0 automatic (1 for at most
+	// oneDispatchPairs (chunk, expert) pairs, as in decoding, else 4); 1
+	// all four steps in one workgroup of one dispatch (dispatch_one; on
+	// llvmpipe within its loop budget, else refused); 4 four dispatches.
+	// A decoding step of ocr-small (256 tokens, three MoE layers) records
+	// 18 dispatches fewer with 1.
+	Variant int
 }
+
+// oneDispatchPairs bounds the (chunk, expert) pairs the automatic choice
+// runs in one workgroup: 4 per invocation; beyond it, the four dispatches
+// spread the work over every core.
+const oneDispatchPairs = 4 * wg
 
 // Rows is the static row count of the permuted layout for n tokens with K
 // choices: every slot plus the worst-case alignment padding.
@@ -147,7 +159,8 @@ func (d Dispatch) Reference(in []*graph.Host) ([]*graph.Host, error) {
 func dispatchChunk(n int) int { return max(64, gpu.CeilDiv(n, 128)) }
 
 // Encode implements graph.Op: fill, count, offsets and scatter, four
-// dispatches; the per-chunk counts live in recorder scratch.
+// dispatches or one (see Variant); the per-chunk counts live in recorder
+// scratch.
 func (d Dispatch) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	n, k := in[0].Shape[0], in[0].Shape[1]
 	E, ks := d.experts(), k
@@ -167,6 +180,20 @@ func (d Dispatch) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buff
 	if n == 0 {
 		return nil
 	}
+	rows := d.Rows(n, k)
+	one := d.Variant == 1 || (d.Variant == 0 && nchunks*E <= oneDispatchPairs)
+	if d.Variant != 0 && d.Variant != 1 && d.Variant != 4 {
+		return fmt.Errorf("%s: unknown variant %d", d.Name(), d.Variant)
+	}
+	if b := graph.LoopBudget(dev); b > 0 && one {
+		pairs := gpu.CeilDiv(nchunks*E, wg)
+		if it := gpu.CeilDiv(max(rows, n*ks), wg) + 2*pairs*chunk*(k+ks) + (nchunks+1)*E; it > b {
+			if d.Variant == 1 {
+				return graph.OverBudget(dev, fmt.Sprintf("%s of %d tokens in one dispatch", d.Name(), n), it)
+			}
+			one = false
+		}
+	}
 	cnt, err := rec.Scratch(d.Name()+".chunk_counts", gpu.U32, nchunks*E)
 	if err != nil {
 		return err
@@ -179,13 +206,12 @@ func (d Dispatch) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buff
 	if d.Shared {
 		mode = 1
 	}
-	rows := d.Rows(n, k)
 	params := []uint32{uint32(n), uint32(k), uint32(E), mode, capacity, uint32(chunk), uint32(nchunks), uint32(rows),
 		uint32(d.Experts), 0, 0, 0}
 	acc := []gpu.Access{gpu.Read, gpu.ReadWrite, gpu.ReadWrite, gpu.ReadWrite, gpu.ReadWrite, gpu.ReadWrite}
 	c := map[string]string{"WG": "64u", "ALIGN": fmt.Sprintf("%du", RowAlign)}
 	bufs := []*gpu.Buffer{in[0], cnt, out[0], out[1], out[2], out[3]}
-	for _, step := range []struct {
+	steps := []struct {
 		entry string
 		grid  [3]uint32
 	}{
@@ -193,7 +219,12 @@ func (d Dispatch) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buff
 		{"dispatch_count", grid(dev, nchunks*E)},
 		{"dispatch_offsets", [3]uint32{1, 1, 1}},
 		{"dispatch_scatter", grid(dev, nchunks*E)},
-	} {
+	}
+	if one {
+		steps = steps[:1]
+		steps[0].entry, steps[0].grid = "dispatch_one", [3]uint32{1, 1, 1}
+	}
+	for _, step := range steps {
 		kern, err := graph.Kernel(dev, "moe_dispatch", step.entry, "moe_"+step.entry, acc, true, c)
 		if err != nil {
 			return err

@@ -164,11 +164,13 @@ func TestDispatchMatchesReference(t *testing.T) {
 	for name, c := range dispatchCases(rng) {
 		for _, shared := range []bool{false, true} {
 			for _, capacity := range []int{0, 5} {
-				t.Run(fmt.Sprintf("%s/shared=%v/capacity=%d", name, shared, capacity), func(t *testing.T) {
-					op := moe.Dispatch{Experts: c.experts, Shared: shared, Capacity: capacity}
-					out := optest.CheckOp(t, dev, op, exact, c.idx)
-					checkLayout(t, op, c.idx, out)
-				})
+				for _, v := range []int{0, 1, 4} {
+					t.Run(fmt.Sprintf("%s/shared=%v/capacity=%d/v%d", name, shared, capacity, v), func(t *testing.T) {
+						op := moe.Dispatch{Experts: c.experts, Shared: shared, Capacity: capacity, Variant: v}
+						out := optest.CheckOp(t, dev, op, exact, c.idx)
+						checkLayout(t, op, c.idx, out)
+					})
+				}
 			}
 		}
 	}

@@ -14,7 +14,8 @@
 // token order. With a capacity, slots past the first `cap` of an expert are
 // dropped (slot_row stays INVALID; raw counts still count them).
 //
-// Kernels, in order (graph op moe.Dispatch records all four):
+// Kernels, in order (graph op moe.Dispatch records all four, or for few
+// tokens dispatch_one, which runs them in one workgroup):
 //   dispatch_fill     row_slot[r] = INVALID (r < rows), slot_row[s] = INVALID
 //   dispatch_count    invocation (chunk c, expert e): slots of e among the
 //                     chunk's tokens → cnt[c·E + e]
@@ -72,21 +73,20 @@ fn expert_of(t: u32, j: u32) -> u32 {
   return idx[t * p.k + j];
 }
 
-@compute @workgroup_size(WG)
-fn dispatch_fill(@builtin(workgroup_id) wid: vec3<u32>,
-                 @builtin(num_workgroups) nwg: vec3<u32>,
-                 @builtin(local_invocation_index) lid: u32) {
-  let i = lin(wid, nwg, lid);
+fn fill_item(i: u32) {
   if (i < p.rows) { row_slot[i] = INVALID; }
   if (i < p.n * slots_per_token()) { slot_row[i] = INVALID; }
 }
 
 @compute @workgroup_size(WG)
-fn dispatch_count(@builtin(workgroup_id) wid: vec3<u32>,
-                  @builtin(num_workgroups) nwg: vec3<u32>,
-                  @builtin(local_invocation_index) lid: u32) {
-  let i = lin(wid, nwg, lid);
-  if (i >= p.nchunks * p.e) { return; }
+fn dispatch_fill(@builtin(workgroup_id) wid: vec3<u32>,
+                 @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) lid: u32) {
+  fill_item(lin(wid, nwg, lid));
+}
+
+// count_pair counts pair i = (chunk c, expert e) into cnt[i].
+fn count_pair(i: u32) {
   let c = i / p.e;
   let e = i % p.e;
   let ks = slots_per_token();
@@ -101,8 +101,16 @@ fn dispatch_count(@builtin(workgroup_id) wid: vec3<u32>,
   cnt[i] = n;
 }
 
-@compute @workgroup_size(1)
-fn dispatch_offsets() {
+@compute @workgroup_size(WG)
+fn dispatch_count(@builtin(workgroup_id) wid: vec3<u32>,
+                  @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_index) lid: u32) {
+  let i = lin(wid, nwg, lid);
+  if (i < p.nchunks * p.e) { count_pair(i); }
+}
+
+// offsets turns the counts into exclusive offsets and the segments.
+fn offsets() {
   var start = 0u;
   for (var e = 0u; e < p.e; e++) {
     var run = 0u;
@@ -119,12 +127,13 @@ fn dispatch_offsets() {
   }
 }
 
-@compute @workgroup_size(WG)
-fn dispatch_scatter(@builtin(workgroup_id) wid: vec3<u32>,
-                    @builtin(num_workgroups) nwg: vec3<u32>,
-                    @builtin(local_invocation_index) lid: u32) {
-  let i = lin(wid, nwg, lid);
-  if (i >= p.nchunks * p.e) { return; }
+@compute @workgroup_size(1)
+fn dispatch_offsets() {
+  offsets();
+}
+
+// scatter_pair writes the rows of pair i = (chunk c, expert e).
+fn scatter_pair(i: u32) {
   let c = i / p.e;
   let e = i % p.e;
   let ks = slots_per_token();
@@ -145,4 +154,27 @@ fn dispatch_scatter(@builtin(workgroup_id) wid: vec3<u32>,
       }
     }
   }
+}
+
+@compute @workgroup_size(WG)
+fn dispatch_scatter(@builtin(workgroup_id) wid: vec3<u32>,
+                    @builtin(num_workgroups) nwg: vec3<u32>,
+                    @builtin(local_invocation_index) lid: u32) {
+  let i = lin(wid, nwg, lid);
+  if (i < p.nchunks * p.e) { scatter_pair(i); }
+}
+
+// dispatch_one: the four steps in one workgroup, separated by storage
+// barriers (a single dispatch for few tokens, as in decoding, where each
+// dispatch's fixed cost outweighs its work).
+@compute @workgroup_size(WG)
+fn dispatch_one(@builtin(local_invocation_index) lid: u32) {
+  let items = max(p.rows, p.n * slots_per_token());
+  for (var i = lid; i < items; i += WG) { fill_item(i); }
+  let pairs = p.nchunks * p.e;
+  for (var i = lid; i < pairs; i += WG) { count_pair(i); }
+  storageBarrier();
+  if (lid == 0u) { offsets(); }
+  storageBarrier();
+  for (var i = lid; i < pairs; i += WG) { scatter_pair(i); }
 }
