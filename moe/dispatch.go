@@ -167,32 +167,31 @@ func (d Dispatch) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buff
 	if d.Shared {
 		ks = 1
 	}
+	if d.Variant != 0 && d.Variant != 1 && d.Variant != 4 {
+		return fmt.Errorf("%s: unknown variant %d", d.Name(), d.Variant)
+	}
 	chunk := dispatchChunk(n)
 	nchunks := gpu.CeilDiv(n, chunk)
-	if b := graph.LoopBudget(dev); b > 0 {
-		if it := chunk * (k + ks); it > b {
+	rows := d.Rows(n, k)
+	budget := graph.LoopBudget(dev)
+	if budget > 0 {
+		if it := chunk * (k + ks); it > budget {
 			return graph.OverBudget(dev, fmt.Sprintf("%s of %d tokens", d.Name(), n), it)
 		}
-		if it := (nchunks + 1) * E; it > b {
+		if it := (nchunks + 1) * E; it > budget {
 			return graph.OverBudget(dev, fmt.Sprintf("%s over %d experts", d.Name(), E), it)
 		}
 	}
 	if n == 0 {
 		return nil
 	}
-	rows := d.Rows(n, k)
 	one := d.Variant == 1 || (d.Variant == 0 && nchunks*E <= oneDispatchPairs)
-	if d.Variant != 0 && d.Variant != 1 && d.Variant != 4 {
-		return fmt.Errorf("%s: unknown variant %d", d.Name(), d.Variant)
-	}
-	if b := graph.LoopBudget(dev); b > 0 && one {
-		pairs := gpu.CeilDiv(nchunks*E, wg)
-		if it := gpu.CeilDiv(max(rows, n*ks), wg) + 2*pairs*chunk*(k+ks) + (nchunks+1)*E; it > b {
-			if d.Variant == 1 {
-				return graph.OverBudget(dev, fmt.Sprintf("%s of %d tokens in one dispatch", d.Name(), n), it)
-			}
-			one = false
+	// dispatch_one's invocations loop over every step in turn.
+	if it := gpu.CeilDiv(max(rows, n*ks), wg) + 2*gpu.CeilDiv(nchunks*E, wg)*chunk*(k+ks) + (nchunks+1)*E; one && budget > 0 && it > budget {
+		if d.Variant == 1 {
+			return graph.OverBudget(dev, fmt.Sprintf("%s of %d tokens in one dispatch", d.Name(), n), it)
 		}
+		one = false
 	}
 	cnt, err := rec.Scratch(d.Name()+".chunk_counts", gpu.U32, nchunks*E)
 	if err != nil {
