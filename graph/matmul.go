@@ -656,9 +656,9 @@ func (m MatMul) encodeUBO(dev *gpu.Device, rec *gpu.Recorder, d mmDims, t MatMul
 	// Lanes past the last column idle, and on a CPU driver (a workgroup's
 	// invocations are SIMD lanes) an idle lane costs as much as a busy one:
 	// narrow the workgroup to the columns there are. At N = 128 (16 columns
-	// per invocation: 8 of 16 lanes busy) on lavapipe, 10496 rows, K = 128
-	// and 384: 21.7–27.5 and 23.1–27.5 GFLOP/s with 8 lanes against 9.4–10.7
-	// and 12.7–15.4 with 16 (four alternating rounds).
+	// per invocation: 8 of 16 lanes busy) on lavapipe, x·Wᵀ with 10496 and
+	// 1184 rows, K = 128 and 384, ran 1.4–2.0× faster with 8 lanes
+	// (BenchmarkMatMulNarrowColumns, four rounds).
 	for m.Tile.WGX == 0 && wgx > 1 && wgx/2*t.TNV*4 >= d.N {
 		wgx /= 2
 	}

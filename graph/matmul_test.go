@@ -457,3 +457,29 @@ func TestMatMulAutomaticChoiceRecordsTheStepPath(t *testing.T) {
 		})
 	}
 }
+
+// Variant 7 narrows its workgroup to the columns there are (16 invocations
+// of 16 columns; at N = 128 half would idle). The forward x·Wᵀ at
+// ocr-small's inference and training shapes, as a step runs it (variant 9),
+// with the narrowed workgroup (auto) and with 16 invocations forced, in one
+// process so the ratios hold on a shared machine:
+// go test ./graph/ -run '^$' -bench MatMulNarrowColumns -benchtime 8x -count 4.
+func BenchmarkMatMulNarrowColumns(b *testing.B) {
+	dev := gputest.Device(b)
+	rng := rand.New(rand.NewSource(1))
+	for _, s := range [][3]int{{10496, 128, 128}, {10496, 384, 128}, {1184, 128, 128}, {1184, 384, 128}} {
+		M, K, N := s[0], s[1], s[2]
+		x := optest.Random(rng, graph.F32(M, K), -1, 1)
+		w := optest.Random(rng, graph.F32(N, K), -1, 1)
+		flops := 2.0 * float64(M*K*N)
+		for _, c := range []struct {
+			name string
+			wgx  int
+		}{{"auto", 0}, {"wgx16", 16}} {
+			b.Run(fmt.Sprintf("%dx%dx%d/%s", M, K, N, c.name), func(b *testing.B) {
+				op := graph.MatMul{TransB: true, Variant: 9, Tile: graph.MatMulTile{WGX: c.wgx}}
+				b.ReportMetric(flops/optest.BenchOp(b, dev, op, x, w)/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
