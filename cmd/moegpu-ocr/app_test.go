@@ -31,6 +31,7 @@ import (
 	"golang.org/x/image/font/opentype"
 	"golang.org/x/image/math/fixed"
 
+	"github.com/moegpu/moegpu/assets/models"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/ocr"
 	"github.com/moegpu/moegpu/runtime/ocrimage"
@@ -448,7 +449,7 @@ func testModelDir() string {
 	if d := os.Getenv("MOEGPU_OCR_MODEL"); d != "" {
 		return d
 	}
-	return filepath.Join("..", "..", defaultModel)
+	return filepath.Join("..", "..", models.OCRSmall)
 }
 
 // With a real model (the shipped one, or $MOEGPU_OCR_MODEL: any checkpoint of `moegpu train
@@ -456,7 +457,7 @@ func testModelDir() string {
 func TestRealModelReadsSample(t *testing.T) {
 	model := testModelDir()
 	if _, err := os.Stat(filepath.Join(model, ocr.WeightsFile)); err != nil {
-		t.Fatalf("no OCR model at %s (the shipped %s, or MOEGPU_OCR_MODEL): %v", model, defaultModel, err)
+		t.Fatalf("no OCR model at %s (the shipped %s, or MOEGPU_OCR_MODEL): %v", model, models.OCRSmall, err)
 	}
 	display := startX(t)
 	dir := t.TempDir()

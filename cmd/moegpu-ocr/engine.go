@@ -3,10 +3,12 @@ package main
 import (
 	"fmt"
 	"image"
+	"log"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/moegpu/moegpu/assets/models"
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/runtime/ocr"
 	"github.com/moegpu/moegpu/runtime/ocrimage"
@@ -23,30 +25,19 @@ type Engine interface {
 	Close()
 }
 
-// defaultModel is where the shipped OCR model lives in a checkout.
-const defaultModel = "assets/models/ocr-small"
-
-// modelDir resolves --model: the flag, else $MOEGPU_OCR_MODEL, else the shipped model in the
-// working directory's checkout or next to the executable's. It returns the first candidate
-// even when none exists, so the error the window shows names where the model was looked for.
+// modelDir resolves --model (see models.OCRDir). When the built-in model cannot be unpacked
+// it returns the checkout's path, so the error the window shows names where the model was
+// looked for.
 func modelDir(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
+	dir, note, err := models.OCRDir(flagValue)
+	if err != nil {
+		log.Printf("moegpu-ocr: %v", err)
+		return models.OCRSmall
 	}
-	if env := os.Getenv("MOEGPU_OCR_MODEL"); env != "" {
-		return env
+	if note != "" {
+		log.Printf("moegpu-ocr: %s", note)
 	}
-	cands := []string{defaultModel}
-	if exe, err := os.Executable(); err == nil {
-		d := filepath.Dir(exe)
-		cands = append(cands, filepath.Join(d, "..", defaultModel), filepath.Join(d, "..", "..", defaultModel), filepath.Join(d, defaultModel))
-	}
-	for _, c := range cands {
-		if _, err := os.Stat(filepath.Join(c, ocr.WeightsFile)); err == nil {
-			return c
-		}
-	}
-	return defaultModel
+	return dir
 }
 
 // realEngine is the OCR model on its own device (the window draws with another one, so

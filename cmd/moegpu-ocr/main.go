@@ -18,6 +18,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/moegpu/moegpu/assets/models"
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/internal/preempt"
 )
@@ -40,7 +41,7 @@ func run(args []string, stderr io.Writer) int {
 	}
 	var opt options
 	var backend, adapter string
-	fs.StringVar(&opt.model, "model", "", "OCR model directory (config.json + model.safetensors); default: $MOEGPU_OCR_MODEL, else "+defaultModel+" in the working directory's checkout or the executable's")
+	fs.StringVar(&opt.model, "model", "", "OCR model directory (config.json + model.safetensors); default: $MOEGPU_OCR_MODEL, else "+models.OCRSmall+" in the working directory's checkout or the executable's, else the copy built into the app")
 	fs.StringVar(&backend, "backend", "auto", "the OCR model's WebGPU backend: vulkan, metal, dx12, gl or auto (the window picks an adapter that can present to it)")
 	fs.StringVar(&adapter, "adapter", "", "the OCR model's adapter: index or name substring")
 	fs.IntVar(&opt.ocr.Batch, "batch", 16, "line segments read side by side per GPU submission")

@@ -246,3 +246,57 @@ func TestShippedConfigsMatchTheirTokenizer(t *testing.T) {
 		assert.Empty(t, note, "%s: vocab_size %d, the tokenizer has %d tokens", name, c.VocabSize, tasks.VocabSize)
 	}
 }
+
+// A checkpoint is never replaced by accident: a new run into its directory is refused unless
+// --overwrite says so, and --resume refuses a config of another model (the saved one passes).
+func TestTrainNeverReplacesACheckpointByAccident(t *testing.T) {
+	dir := checkpoint(t, nil) // step 5 of a run on copy
+	before := snapshot(t, dir)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--task", "copy", "--steps", "1"}, dir + " already holds a checkpoint at step 5 of a run on copy: continue it with --resume, replace it with --overwrite"},
+		{[]string{"--config", "small-dense", "--resume", "--steps", "6"}, dir + " holds a run of another model than --config small-dense"},
+		{[]string{"--resume", "--overwrite", "--steps", "6"}, "give one of them"},
+	} {
+		code, _, errs := runCLI(append([]string{"train", "--out", dir, "--eval", "0", "--executor", "reference"}, tc.args...)...)
+		require.Equal(t, 1, code, tc.args)
+		assert.Contains(t, errs, tc.want)
+		assert.Equal(t, before, snapshot(t, dir))
+	}
+	code, stdout, errs := runCLI("train", "--config", "tiny-dense", "--out", dir, "--resume", "--steps", "5", "--executor", "reference")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, stdout, "is already at step 5")
+
+	cfg := filepath.Join(t.TempDir(), "config.json")
+	raw, err := os.ReadFile(filepath.Join(dir, train.ConfigFile))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(cfg, raw, 0o644))
+	code, _, errs = runCLI("train", "--config", cfg, "--task", "copy", "--steps", "1", "--eval", "0", "--out", dir, "--overwrite", "--executor", "reference")
+	require.Equal(t, 0, code, errs)
+	st, _, err := train.LoadState(dir)
+	require.NoError(t, err)
+	assert.Equal(t, 1, st.Step, "--overwrite trained anew")
+}
+
+// eval scores the checkpoint's own task by default, says so when --task names another, and
+// refuses what cannot work before any work: --speculative without MTP modules, a text task on
+// a model whose vocabulary is smaller than the text tokenizer's.
+func TestEvalFollowsTheCheckpointAndRefusesEarly(t *testing.T) {
+	dir := checkpoint(t, nil) // a run on copy
+	code, stdout, errs := runCLI("eval", "--checkpoint", dir, "--n", "2", "--executor", "reference")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, lastLine(stdout), "exact match on copy")
+	code, stdout, errs = runCLI("eval", "--checkpoint", dir, "--task", "reverse", "--n", "2", "--executor", "reference")
+	require.Equal(t, 0, code, errs)
+	assert.Contains(t, errs, "was trained on task copy; scoring it on reverse")
+	assert.Contains(t, lastLine(stdout), "exact match on reverse")
+	code, stdout, errs = runCLI("eval", "--checkpoint", dir, "--speculative", "--n", "2", "--executor", "reference")
+	require.Equal(t, 1, code)
+	assert.Contains(t, errs, "--speculative needs a model with MTP modules")
+	assert.Empty(t, stdout, "refused before evaluating")
+	code, _, errs = runCLI("eval", "--checkpoint", dir, "--task", "lm", "--executor", "reference")
+	require.Equal(t, 1, code)
+	assert.Contains(t, errs, "task lm needs a model with vocab_size ≥ 100")
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -109,7 +110,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", "eval --checkpoint DIR --task NAME [flags]", stderr)
 	dir := fs.String("checkpoint", "out/run", "checkpoint directory written by moegpu train")
-	taskName := fs.String("task", "reverse", "task: a synthetic one ("+strings.Join(tasks.Names(), ", ")+") or a text task ("+strings.Join(textdata.Names(), ", ")+": bits per character, or exact match by context length and depth)")
+	taskName := fs.String("task", "reverse", "task (default: the one the checkpoint was trained on): a synthetic one ("+strings.Join(tasks.Names(), ", ")+") or a text task ("+strings.Join(textdata.Names(), ", ")+": bits per character, or exact match by context length and depth)")
 	n := fs.Int("n", 200, "held-out examples, ≥ 1")
 	seed := fs.Uint64("seed", 0, "held-out set seed (the evaluation stream, disjoint from training batches); train's end-of-run score uses the same default")
 	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
@@ -127,6 +128,22 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("--n %d must be at least 1", *n)
 	}
 	defer rf.prof.start()()
+	// The checkpoint says what it was trained on: that is the default task, and a model without
+	// MTP modules is refused --speculative before any work.
+	if state, cfg, err := train.LoadState(*dir); err == nil {
+		explicit := false
+		fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "task" })
+		switch {
+		case state.Task == "" || state.Task == *taskName:
+		case !explicit:
+			*taskName = state.Task
+		default:
+			fmt.Fprintf(stderr, "note: %s was trained on task %s; scoring it on %s\n", *dir, state.Task, *taskName)
+		}
+		if *speculative && !cfg.HasMTP() {
+			return fmt.Errorf("--speculative needs a model with MTP modules; %s has none (num_nextn_predict_layers 0)", *dir)
+		}
+	}
 	if textdata.IsName(*taskName) {
 		return evalText(*dir, *taskName, *n, *seed, rf, *f16 || *speculative, stdout)
 	}

@@ -120,8 +120,8 @@ func TestResumeKeepsTheSavedTaskAndMetricsHoldEachStepOnce(t *testing.T) {
 	cfg := "../../assets/configs/tiny-dense.json"
 	code, _, errs := runCLI("train", "--config", cfg, "--task", "copy", "--steps", "3", "--out", out, "--eval", "0")
 	require.Equal(t, 0, code, errs)
-	// A second fresh run into the same directory starts the metrics anew.
-	code, _, errs = runCLI("train", "--config", cfg, "--task", "copy", "--steps", "3", "--out", out, "--eval", "0")
+	// A second fresh run into the same directory (--overwrite) starts the metrics anew.
+	code, _, errs = runCLI("train", "--config", cfg, "--task", "copy", "--steps", "3", "--out", out, "--eval", "0", "--overwrite")
 	require.Equal(t, 0, code, errs)
 	// Resuming without --task continues the saved task; with another task it is refused.
 	code, _, errs = runCLI("train", "--steps", "5", "--out", out, "--eval", "0", "--resume")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"io"
@@ -11,40 +12,26 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moegpu/moegpu/assets/models"
 	"github.com/moegpu/moegpu/internal/atomicfile"
 	"github.com/moegpu/moegpu/runtime/ocr"
 	"github.com/moegpu/moegpu/runtime/ocrdata"
 	"github.com/moegpu/moegpu/runtime/ocrimage"
 )
 
-// defaultOCRModel is where the shipped OCR model lives in a checkout.
-const defaultOCRModel = "assets/models/ocr-small"
-
-// ocrModelDir resolves --model: the flag, else $MOEGPU_OCR_MODEL, else the shipped model in
-// the working directory's checkout or next to the executable's.
-func ocrModelDir(flagValue string) (string, error) {
-	if flagValue != "" {
-		return flagValue, nil
+// ocrModelDir resolves --model (see models.OCRDir) and prints where a built-in model was
+// unpacked.
+func ocrModelDir(flagValue string, stderr io.Writer) (string, error) {
+	dir, note, err := models.OCRDir(flagValue)
+	if note != "" {
+		fmt.Fprintf(stderr, "note: %s\n", note)
 	}
-	if env := os.Getenv("MOEGPU_OCR_MODEL"); env != "" {
-		return env, nil
-	}
-	cands := []string{defaultOCRModel}
-	if exe, err := os.Executable(); err == nil {
-		cands = append(cands, filepath.Join(filepath.Dir(exe), "..", defaultOCRModel), filepath.Join(filepath.Dir(exe), defaultOCRModel))
-	}
-	for _, c := range cands {
-		if _, err := os.Stat(filepath.Join(c, ocr.WeightsFile)); err == nil {
-			return c, nil
-		}
-	}
-	return "", fmt.Errorf("no OCR model found (looked for %s in the working directory and next to the executable): pass --model DIR "+
-		"(a checkpoint of moegpu train --task ocr) or set MOEGPU_OCR_MODEL", defaultOCRModel)
+	return dir, err
 }
 
 func runOCR(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ocr", "ocr [flags] IMAGE...   |   ocr --eval DIR [flags]", stderr)
-	model := fs.String("model", "", "OCR model directory (config.json + model.safetensors); default: the shipped "+defaultOCRModel+", or $MOEGPU_OCR_MODEL")
+	model := fs.String("model", "", "OCR model directory (config.json + model.safetensors); default: $MOEGPU_OCR_MODEL, else the shipped "+models.OCRSmall+" (from the checkout, or the copy built into moegpu)")
 	jsonOut := fs.Bool("json", false, "print JSON: per image its lines with box (source pixels), text, segments, ms and, with --speculative, the speculative decoding statistics")
 	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
 	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, …)")
@@ -73,13 +60,15 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	if *evalDir != "" && len(files) > 0 {
 		return fmt.Errorf("--eval DIR scores a folder; it takes no image arguments (got %q)", files[0])
 	}
-	dir, err := ocrModelDir(*model)
+	dir, err := ocrModelDir(*model, stderr)
 	if err != nil {
 		return err
 	}
-	// Check the inputs first: a bad file is reported before the model is built.
+	// Check the inputs first: a bad file is reported before the model is built, and the
+	// others are still read (the run then ends with an error).
 	var imgs []image.Image
 	var names []string
+	var bad []error
 	if *evalDir != "" {
 		if _, err := evalSet(*evalDir); err != nil {
 			return err
@@ -88,10 +77,24 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		for _, p := range files {
 			img, err := ocrimage.Load(p)
 			if err != nil {
-				return err
+				bad = append(bad, err)
+				continue
 			}
 			imgs, names = append(imgs, img), append(names, p)
 		}
+		if len(imgs) == 0 {
+			return errors.Join(bad...)
+		}
+		for _, err := range bad {
+			fmt.Fprintf(stderr, "moegpu ocr: %v (skipped)\n", err)
+		}
+	}
+	// unread is the run's error when some images could not be read.
+	unread := func() error {
+		if len(bad) == 0 {
+			return nil
+		}
+		return fmt.Errorf("%d of %d images could not be read (see above)", len(bad), len(files))
 	}
 	d, err := df.open()
 	if err != nil {
@@ -126,7 +129,10 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		if err := enc.Encode(out); err != nil {
+			return err
+		}
+		return unread()
 	}
 	for i, r := range res {
 		if len(res) > 1 {
@@ -138,9 +144,38 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		if len(r.Lines) == 1 {
 			lines = "line"
 		}
-		fmt.Fprintf(stderr, "%s: %d %s, %.1f ms/line (decode), %.1f ms to prepare, on %s\n", names[i], len(r.Lines), lines, r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter())
+		fmt.Fprintf(stderr, "%s: %d %s, %.1f ms/line (decode), %.1f ms to prepare, on %s%s\n", names[i], len(r.Lines), lines, r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter(), specSummary(r))
 	}
-	return nil
+	return unread()
+}
+
+// specSummary is ", speculative: …" with an image's MTP speculative decoding statistics summed
+// over its lines (drafts accepted per verify round, each head's acceptance rate), or "" when it
+// was read without.
+func specSummary(r ocr.Result) string {
+	var sum ocr.SpecStats
+	for _, l := range r.Lines {
+		if st := l.Spec; st != nil {
+			sum.Rounds += st.Rounds
+			sum.Tokens += st.Tokens
+			for k := range st.Attempts {
+				if k >= len(sum.Attempts) {
+					sum.Attempts, sum.Accepts = append(sum.Attempts, 0), append(sum.Accepts, 0)
+				}
+				sum.Attempts[k] += st.Attempts[k]
+				sum.Accepts[k] += st.Accepts[k]
+			}
+		}
+	}
+	if sum.Rounds == 0 {
+		return ""
+	}
+	rates := make([]string, len(sum.Attempts))
+	for k := range rates {
+		rates[k] = fmt.Sprintf("%.2f", sum.Acceptance(k))
+	}
+	return fmt.Sprintf("; speculative: %d tokens in %d verify rounds, %.2f drafts accepted a round, acceptance by head %s",
+		sum.Tokens, sum.Rounds, sum.MeanAccepted(), strings.Join(rates, "/"))
 }
 
 // evalLine is one scored image of an eval folder.

@@ -7,8 +7,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/moegpu/moegpu/assets/models"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/ocr"
 )
@@ -25,7 +27,7 @@ const shippedSampleCER = 0.07
 // (the MTP heads drafting) the same text.
 func TestShippedModelReadsTheShippedSamples(t *testing.T) {
 	gputest.Device(t)
-	model := filepath.Join("..", "..", defaultOCRModel)
+	model := filepath.Join("..", "..", models.OCRSmall)
 	if _, err := os.Stat(filepath.Join(model, ocr.WeightsFile)); err != nil {
 		t.Fatalf("the shipped OCR model is missing: %v", err)
 	}
@@ -70,4 +72,20 @@ func TestShippedModelReadsTheShippedSamples(t *testing.T) {
 			require.Equal(t, res[i].Lines[j].Text, sres[i].Lines[j].Text, "%s line %d", res[i].File, j+1)
 		}
 	}
+}
+
+// One file that is not an image does not stop the others: they are read, the bad one is named
+// on stderr, and the run ends with an error; the speculative summary goes to stderr.
+func TestOCRReadsTheGoodImagesPastABadOne(t *testing.T) {
+	gputest.Device(t)
+	model := filepath.Join("..", "..", models.OCRSmall)
+	bad := filepath.Join(t.TempDir(), "notes.txt")
+	require.NoError(t, os.WriteFile(bad, []byte("hello\n"), 0o644))
+	code, out, errs := runCLI("ocr", "--model", model, "--speculative", "../../assets/samples/scan-noisy.png", bad)
+	require.Equal(t, 1, code, errs)
+	assert.True(t, strings.HasPrefix(out, "Received on 12 March"), out)
+	assert.Contains(t, errs, bad+": not an image")
+	assert.Contains(t, errs, "(skipped)")
+	assert.Contains(t, errs, "drafts accepted a round, acceptance by head")
+	assert.Contains(t, errs, "1 of 2 images could not be read")
 }

@@ -43,6 +43,9 @@ func scoreText(dir string, task textdata.Task, o textEvalOptions, executor strin
 	if err != nil {
 		return nil, err
 	}
+	if cfg.VocabSize < textdata.VocabSize {
+		return nil, fmt.Errorf("task %s needs a model with vocab_size ≥ %d (the text tokenizer's); %s's model has %d", task.Name(), textdata.VocabSize, dir, cfg.VocabSize)
+	}
 	batch := 8
 	if cfg.Training != nil && cfg.Training.BatchSize > 0 {
 		batch = cfg.Training.BatchSize

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -36,7 +38,8 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	steps := fs.Int("steps", 2000, "optimizer steps to train to, ≥ 1 (a resumed run continues up to this step; one already there is left alone)")
 	out := fs.String("out", "out/run", "output directory: metrics.jsonl, loss.png and the checkpoint")
 	seed := fs.Int64("seed", -1, "random seed for initialisation and batches, ≥ 0 (-1: the config's training.seed)")
-	resume := fs.Bool("resume", false, "continue from the checkpoint in --out")
+	resume := fs.Bool("resume", false, "continue from the checkpoint in --out, with its saved config and task")
+	overwrite := fs.Bool("overwrite", false, "train anew into an --out that already holds a checkpoint, replacing it (without this, such an --out is refused)")
 	every := fs.Int("checkpoint-every", 0, "also save a checkpoint every N ≥ 1 steps (0: only at the end)")
 	logEvery := fs.Int("log-every", 0, "print a progress line every N ≥ 1 steps (0: about 40 lines per run)")
 	profileStep := fs.Bool("profile", false, "after saving, time every kernel of one more step (GPU timestamps where the adapter has them) and print the slowest")
@@ -78,10 +81,29 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *resume && *overwrite {
+		return errors.New("--resume continues the checkpoint in --out and --overwrite replaces it: give one of them")
+	}
+	if !*resume && !*overwrite {
+		if _, err := os.Stat(filepath.Join(*out, train.StateFile)); err == nil {
+			what := "a checkpoint"
+			if st, _, err := train.LoadState(*out); err == nil {
+				what = fmt.Sprintf("a checkpoint at step %d", st.Step)
+				if st.Task != "" {
+					what += " of a run on " + st.Task
+				}
+			}
+			return fmt.Errorf("%s already holds %s: continue it with --resume, replace it with --overwrite, or choose another --out", *out, what)
+		}
+	}
 	if *resume {
 		state, saved, err := train.LoadState(*out)
 		if err != nil {
 			return err
+		}
+		if explicit["config"] && !sameModel(cfg, saved) {
+			return fmt.Errorf("%s holds a run of another model than --config %s: --resume continues the saved run with its own config (%s); drop --config, or train the new config into another --out",
+				*out, *cfgPath, filepath.Join(*out, train.ConfigFile))
 		}
 		if state.Step >= *steps {
 			fmt.Fprintf(stdout, "%s is already at step %d (--steps %d): nothing to train; the checkpoint is left as it is\n", *out, state.Step, *steps)
@@ -139,12 +161,16 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	} else if err := tr.Init(); err != nil {
 		return err
 	}
+	cfgName := filepath.Base(*cfgPath)
+	if *resume {
+		cfgName = *cfgPath // the checkpoint's own config.json
+	}
 	where := "reference executor (pure Go)"
 	if d != nil {
 		where = d.Info.Label()
 	}
 	fmt.Fprintf(stderr, "training %s on %s: %.2fM parameters, batch %d × %d tokens, %d steps, on %s\n",
-		filepath.Base(*cfgPath), task.Name(), float64(cfg.ParamCount())/1e6, tr.Train.BatchSize, tr.Train.SeqLen, *steps, where)
+		cfgName, task.Name(), float64(cfg.ParamCount())/1e6, tr.Train.BatchSize, tr.Train.SeqLen, *steps, where)
 	scratch := ""
 	if ex, ok := tr.Exec.(*graph.GPU); ok && ex.ScratchBytes() > 0 {
 		scratch = fmt.Sprintf("; kernel scratch %.2f MiB", mib64(ex.ScratchBytes()))
@@ -399,4 +425,14 @@ func moeProgress(st train.Stats) string {
 		skip += m.SkipRate / float64(len(st.MoE))
 	}
 	return fmt.Sprintf("  MaxVio %.2f  skip %4.1f%%", vio, 100*skip)
+}
+
+// sameModel reports whether two configs describe the same model: every field but the training
+// hyperparameters, which a resumed run takes from its checkpoint.
+func sameModel(a, b *config.ModelConfig) bool {
+	ca, cb := *a, *b
+	ca.Training, cb.Training = nil, nil
+	ja, ea := json.Marshal(ca)
+	jb, eb := json.Marshal(cb)
+	return ea == nil && eb == nil && bytes.Equal(ja, jb)
 }

@@ -2,7 +2,9 @@ package ocrdata
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"hash/fnv"
 	"image/png"
 	"math/rand/v2"
@@ -35,35 +37,42 @@ func conditionSeed(cond string) uint64 {
 //	dir/manifest.tsv             file, condition, font, cap_px, detail, text
 //
 // NNNN counts from 0000. Each file is written atomically (temporary file
-// and rename); numbered files left from an earlier, larger set are removed.
-// The lines depend only on seed, the installed fonts and text files.
-// It fails when perCondition < 1, the split has no fonts, or a file cannot
-// be written; the error names the file.
+// and rename). dir must be new, empty, or an eval set written here before
+// (it has a manifest.tsv): then the files of the earlier set that the new
+// one does not rewrite (an earlier, larger set's) are removed, and nothing
+// else in dir is touched. The lines depend only on seed, the installed fonts
+// and text files. It fails when perCondition < 1, dir holds other files and
+// no manifest, the split has no fonts, or a file cannot be written; the
+// error names the file.
 func WriteEvalSet(dir string, split Split, perCondition int, seed uint64) error {
 	if perCondition < 1 {
-		return fmt.Errorf("ocrdata.WriteEvalSet: perCondition %d < 1", perCondition)
+		return fmt.Errorf("write eval set %s: %d lines per condition (want ≥ 1)", dir, perCondition)
+	}
+	earlier, err := earlierEvalFiles(dir)
+	if err != nil {
+		return err
 	}
 	g, err := New(Options{Split: split})
 	if err != nil {
-		return fmt.Errorf("ocrdata.WriteEvalSet: %w", err)
+		return fmt.Errorf("write eval set %s: %w", dir, err)
 	}
 	var manifest strings.Builder
 	manifest.WriteString("file\tcondition\tfont\tcap_px\tdetail\ttext\n")
 	for _, cond := range Conditions() {
 		cdir := filepath.Join(dir, cond)
 		if err := os.MkdirAll(cdir, 0o755); err != nil {
-			return fmt.Errorf("ocrdata.WriteEvalSet: %w", err)
+			return fmt.Errorf("write eval set: %w", err)
 		}
 		rng := rand.New(rand.NewPCG(seed, conditionSeed(cond)))
 		keep := map[string]bool{}
 		for i := range perCondition {
 			line, err := g.SampleCondition(rng, cond)
 			if err != nil {
-				return fmt.Errorf("ocrdata.WriteEvalSet: %s line %d: %w", cond, i, err)
+				return fmt.Errorf("write eval set %s: %s line %d: %w", dir, cond, i, err)
 			}
 			var b bytes.Buffer
 			if err := png.Encode(&b, line.Image); err != nil {
-				return fmt.Errorf("ocrdata.WriteEvalSet: encode %s line %d: %w", cond, i, err)
+				return fmt.Errorf("write eval set %s: encode %s line %d: %w", dir, cond, i, err)
 			}
 			name := fmt.Sprintf("%04d", i)
 			keep[name+".png"], keep[name+".gt.txt"] = true, true
@@ -75,27 +84,58 @@ func WriteEvalSet(dir string, split Split, perCondition int, seed uint64) error 
 				{filepath.Join(cdir, name+".gt.txt"), []byte(line.Text)},
 			} {
 				if err := atomicfile.Write(f.path, f.data); err != nil {
-					return fmt.Errorf("ocrdata.WriteEvalSet: write %s: %w", f.path, err)
+					return fmt.Errorf("write eval set: %s: %w", f.path, err)
 				}
 			}
 			fmt.Fprintf(&manifest, "%s/%s.png\t%s\t%s\t%.1f\t%s\t%s\n",
 				cond, name, cond, line.Font, line.CapHeight, line.Detail, line.Text)
 		}
-		ents, err := os.ReadDir(cdir)
-		if err != nil {
-			return fmt.Errorf("ocrdata.WriteEvalSet: %w", err)
-		}
-		for _, e := range ents {
-			if evalFile.MatchString(e.Name()) && !keep[e.Name()] {
-				if err := os.Remove(filepath.Join(cdir, e.Name())); err != nil {
-					return fmt.Errorf("ocrdata.WriteEvalSet: remove stale %w", err)
-				}
+		for _, name := range earlier[cond] {
+			if keep[name] {
+				continue
+			}
+			if err := os.Remove(filepath.Join(cdir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("write eval set %s: remove the earlier set's %w", dir, err)
 			}
 		}
 	}
 	mpath := filepath.Join(dir, "manifest.tsv")
 	if err := atomicfile.Write(mpath, []byte(manifest.String())); err != nil {
-		return fmt.Errorf("ocrdata.WriteEvalSet: write %s: %w", mpath, err)
+		return fmt.Errorf("write eval set: %s: %w", mpath, err)
 	}
 	return nil
+}
+
+// earlierEvalFiles returns, per condition, the numbered files (NNNN.png, NNNN.gt.txt) of the
+// eval set an earlier WriteEvalSet left in dir, read from its manifest.tsv: the only files a
+// new set over it may remove. A missing or empty dir has none; a dir holding other files and
+// no manifest is refused, so a folder of the user's own is never written into.
+func earlierEvalFiles(dir string) (map[string][]string, error) {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write eval set: %w", err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "manifest.tsv"))
+	if errors.Is(err, fs.ErrNotExist) {
+		if len(ents) > 0 {
+			return nil, fmt.Errorf("write eval set: %s already holds files and is not an eval set (no manifest.tsv): choose a new or empty folder", dir)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write eval set: %w", err)
+	}
+	out := map[string][]string{}
+	for _, line := range strings.Split(string(raw), "\n")[1:] {
+		cond, name, ok := strings.Cut(strings.SplitN(line, "\t", 2)[0], "/")
+		if !ok || strings.Contains(name, "/") || !evalFile.MatchString(name) {
+			continue
+		}
+		base := strings.TrimSuffix(name, ".png")
+		out[cond] = append(out[cond], base+".png", base+".gt.txt")
+	}
+	return out, nil
 }

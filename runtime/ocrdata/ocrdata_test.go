@@ -344,6 +344,29 @@ func TestWriteEvalSetRoundTrips(t *testing.T) {
 	}
 	require.Equal(t, []string{"0000.gt.txt", "0000.png", "0001.gt.txt", "0001.png"}, names)
 	require.Error(t, WriteEvalSet(dir, split, 0, 1))
+
+	// Files of the user's own are never removed: a numbered file the earlier set did not
+	// write stays, and so do other files, whatever their names.
+	mine := filepath.Join(dir, Clean, "0005.png")
+	require.NoError(t, os.WriteFile(mine, []byte("mine"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o644))
+	require.NoError(t, WriteEvalSet(dir, split, 1, 42))
+	for _, f := range []string{mine, filepath.Join(dir, "notes.txt")} {
+		got, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.Equal(t, "mine", string(got), f)
+	}
+	_, err = os.Stat(filepath.Join(dir, Mixed, "0001.png"))
+	require.ErrorIs(t, err, os.ErrNotExist, "the earlier set's line 0001 is removed")
+
+	// A folder of other files that is not an eval set is refused, and left as it was.
+	other := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(other, "0000.png"), []byte("mine"), 0o644))
+	err = WriteEvalSet(other, split, 1, 42)
+	require.ErrorContains(t, err, "not an eval set")
+	ents, err = os.ReadDir(other)
+	require.NoError(t, err)
+	require.Len(t, ents, 1)
 }
 
 func TestSampleFollowsTheTrainingMix(t *testing.T) {
