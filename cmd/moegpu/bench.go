@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/moegpu/moegpu/bench"
@@ -63,6 +64,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags] | moegpu bench model [--config NAME|FILE] [flags] | moegpu bench support [flags] | moegpu bench report A.json [B.json …] --out DIR | moegpu bench compare A.json B.json … | moegpu bench speculative --checkpoint DIR --task T [flags] | moegpu bench ocr DIR [flags]   (--help after the suite lists its flags)")
 			return nil
 		}
+		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+			return fmt.Errorf("unknown suite %q: want kernels, model, support, report, compare, speculative or ocr (moegpu bench --help)", args[0])
+		}
 		return fmt.Errorf("want a suite: moegpu bench kernels|model|support|report|compare|speculative|ocr (moegpu bench --help)")
 	}
 	fs := newFlags("bench kernels", "bench kernels [--backend B] [--adapter N|name] [--json FILE] [--quick] [--filter S]", stderr)
@@ -93,6 +97,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	r, err := bench.Run(d, bench.Options{MinTime: *minTime, Quick: *quick, Filter: *filter, Log: stderr})
 	if err != nil {
 		return err
+	}
+	if *filter != "" && len(r.Kernels) == 0 {
+		return fmt.Errorf("no kernel's name or variant contains --filter %q", *filter)
 	}
 	fmt.Fprintln(stdout)
 	r.Markdown(stdout)

@@ -28,7 +28,7 @@ var commands = []command{
 	{"eval", "exact-match accuracy of a checkpoint on held-out task examples", runEval},
 	{"ocr", "read the text of images (screenshots, scans, photos of print) with the OCR model; --eval DIR scores a folder", runOCR},
 	{"info", "list every WebGPU adapter with its backend, driver, limits and features", runInfo},
-	{"bench", "benchmark kernels and whole models against the adapter's measured peak, print the op support table, report and compare results (moegpu bench kernels|model|support|report|compare)", runBench},
+	{"bench", "benchmark kernels and whole models against the adapter's measured peak, print the op support table, report and compare results, time MTP speculative decoding and OCR against Tesseract (moegpu bench kernels|model|support|report|compare|speculative|ocr)", runBench},
 	{"logits", "write every position's logits (and optionally gradients) of a checkpoint, to compare implementations", runLogits},
 	{"ablate", "train and score a spec's runs one after another (resumable), then report tables and plots over seeds", runAblate},
 }
@@ -50,6 +50,7 @@ Run "moegpu <command> --help" for a command's flags.
 
 Environment:
   MOEGPU_WGPU_LOG=warn|info|debug   show the WebGPU driver's log (hidden by default)
+  MOEGPU_OCR_MODEL=DIR              the OCR model ocr and bench ocr read when --model is not given
 `)
 }
 
@@ -73,7 +74,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 				return 0
 			}
 			if err != nil {
-				fmt.Fprintf(stderr, "moegpu %s: %v\n", c.name, err)
+				// A package's own prefix that repeats the command's name is said once.
+				fmt.Fprintf(stderr, "moegpu %s: %s\n", c.name, strings.TrimPrefix(err.Error(), c.name+": "))
 				return 1
 			}
 			return 0

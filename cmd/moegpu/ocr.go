@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"io"
@@ -50,6 +51,15 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	}
 	if *writeEval != "" {
 		return writeOCREvalSet(*writeEval, *split, *perCond, *evalSeed, len(files), stdout)
+	}
+	var writeOnly []string
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "per-condition" || f.Name == "seed" || f.Name == "split" {
+			writeOnly = append(writeOnly, "--"+f.Name)
+		}
+	})
+	if len(writeOnly) > 0 {
+		return fmt.Errorf("%s applies only with --write-eval DIR", strings.Join(writeOnly, " and "))
 	}
 	if *batch < 1 {
 		return fmt.Errorf("--batch %d must be at least 1", *batch)
@@ -329,7 +339,11 @@ func writeOCREvalSet(dir, split string, perCond int, seed uint64, nargs int, std
 	if err := ocrdata.WriteEvalSet(dir, sp, perCond, seed); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "wrote %d lines per condition (%s) from the %s fonts, seed %d, to %s in %s\n",
-		perCond, strings.Join(ocrdata.Conditions(), ", "), split, seed, dir, time.Since(start).Round(time.Millisecond))
+	lines := "lines"
+	if perCond == 1 {
+		lines = "line"
+	}
+	fmt.Fprintf(stdout, "wrote %d %s per condition (%s) from the %s fonts, seed %d, to %s in %s\n",
+		perCond, lines, strings.Join(ocrdata.Conditions(), ", "), split, seed, dir, time.Since(start).Round(time.Millisecond))
 	return nil
 }

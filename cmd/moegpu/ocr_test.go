@@ -64,7 +64,7 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	evalDir := filepath.Join(dir, "eval")
 	code, out, errs = runCLI("ocr", "--write-eval", evalDir, "--per-condition", "1")
 	require.Equal(t, 0, code, errs)
-	require.Contains(t, out, "wrote 1 lines per condition")
+	require.Contains(t, out, "wrote 1 line per condition")
 	code, out, errs = runCLI("ocr", "--model", model, "--eval", evalDir)
 	require.Equal(t, 0, code, errs)
 	for _, want := range []string{"| clean | 1 |", "| noise | 1 |", "| **all** | 9 |"} {
@@ -78,9 +78,9 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	var res []struct {
 		File  string `json:"file"`
 		Lines []struct {
-			Box  struct{ Min, Max struct{ X, Y int } } `json:"box"`
-			Text string                                `json:"text"`
-			Ms   float64                               `json:"ms"`
+			Box  struct{ X0, Y0, X1, Y1 int } `json:"box"`
+			Text string                       `json:"text"`
+			Ms   float64                      `json:"ms"`
 		} `json:"lines"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
@@ -88,7 +88,7 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	for _, r := range res {
 		if strings.HasSuffix(r.File, "paragraph.png") {
 			require.Len(t, r.Lines, 3, "the paragraph's three lines")
-			require.Less(t, r.Lines[0].Box.Max.Y, r.Lines[1].Box.Max.Y, "in reading order")
+			require.Less(t, r.Lines[0].Box.Y1, r.Lines[1].Box.Y1, "in reading order")
 		} else {
 			require.Len(t, r.Lines, 1, r.File)
 		}

@@ -198,7 +198,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	defer signal.Stop(interrupt)
 
 	if *logEvery <= 0 {
-		*logEvery = max(1, (*steps-tr.Step)/40)
+		*logEvery = max(1, (*steps-tr.Step+39)/40)
 	}
 	start := time.Now()
 	first := tr.Step

@@ -1,6 +1,7 @@
 package ocr
 
 import (
+	"encoding/json"
 	"fmt"
 	"image"
 	"sort"
@@ -127,6 +128,22 @@ type LineResult struct {
 	Ms float64 `json:"ms"`
 	// Spec holds the speculative decoding statistics of the line's segments (Speculative only).
 	Spec *SpecStats `json:"speculative,omitempty"`
+}
+
+// MarshalJSON writes Box as {"x0", "y0", "x1", "y1"} (source pixels, x1 and y1 exclusive),
+// in the snake_case of the other keys.
+func (l LineResult) MarshalJSON() ([]byte, error) {
+	type plain LineResult // without this method
+	type box struct {
+		X0 int `json:"x0"`
+		Y0 int `json:"y0"`
+		X1 int `json:"x1"`
+		Y1 int `json:"y1"`
+	}
+	return json.Marshal(struct {
+		Box box `json:"box"`
+		plain
+	}{box{l.Box.Min.X, l.Box.Min.Y, l.Box.Max.X, l.Box.Max.Y}, plain(l)})
 }
 
 // SpecStats summarises MTP speculative decoding over some segments.
