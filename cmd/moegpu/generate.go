@@ -149,7 +149,7 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 	}
 	task, err := tasks.ByName(*taskName)
 	if err != nil {
-		return err
+		return fmt.Errorf("unknown task %q: eval scores a synthetic task (%s) or a text task (%s)", *taskName, strings.Join(tasks.Names(), ", "), strings.Join(textdata.Names(), ", "))
 	}
 	d, err := rf.open()
 	if err != nil {

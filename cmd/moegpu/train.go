@@ -81,6 +81,9 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if st, err := os.Stat(*out); err == nil && !st.IsDir() {
+		return fmt.Errorf("--out %s is a file; it names the directory a run writes its checkpoint, metrics and plots to", *out)
+	}
 	if *resume && *overwrite {
 		return errors.New("--resume continues the checkpoint in --out and --overwrite replaces it: give one of them")
 	}

@@ -165,6 +165,9 @@ func LoadState(dir string) (*State, *config.ModelConfig, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, StateFile))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
+			if _, derr := os.Stat(dir); errors.Is(derr, os.ErrNotExist) {
+				return nil, nil, fmt.Errorf("checkpoint %s does not exist", dir)
+			}
 			return nil, nil, fmt.Errorf("%s is not a complete checkpoint (no %s)", dir, StateFile)
 		}
 		return nil, nil, err
