@@ -65,7 +65,10 @@ func TestBenchQuickWritesJSON(t *testing.T) {
 	require.NoError(t, err)
 	code, _, errs = runCLI("bench", "nonsense")
 	require.Equal(t, 1, code)
-	require.Contains(t, errs, "moegpu bench kernels")
+	require.Contains(t, errs, `unknown suite "nonsense": want kernels, model,`)
+	code, _, errs = runCLI("bench", "kernels", "--quick", "--time", "1ms", "--filter", "no-such-kernel")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, `no kernel's name or variant contains --filter "no-such-kernel"`)
 }
 
 func TestTrainGenerateEvalEndToEnd(t *testing.T) {
