@@ -119,11 +119,38 @@ func runAblatePlot(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	warnMixedSeries(panels, stderr)
 	if err := ablate.PlotLoss(*out, panels); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *out)
 	return nil
+}
+
+// warnMixedSeries says so when one line averages runs that trained different tasks or for
+// different step counts (as their checkpoints record): seeds of one setting are what a line
+// is meant to average.
+func warnMixedSeries(panels []ablate.Panel, stderr io.Writer) {
+	for _, p := range panels {
+		for _, s := range p.Series {
+			seen := map[string]bool{}
+			var kinds []string
+			for _, d := range s.Dirs {
+				st, _, err := train.LoadState(d)
+				if err != nil {
+					continue
+				}
+				k := fmt.Sprintf("%s, %d steps", st.Task, st.Step)
+				if !seen[k] {
+					seen[k] = true
+					kinds = append(kinds, k)
+				}
+			}
+			if len(kinds) > 1 {
+				fmt.Fprintf(stderr, "note: line %s averages runs of different tasks or lengths (%s)\n", s.Name, strings.Join(kinds, "; "))
+			}
+		}
+	}
 }
 
 // parsePlotSeries turns [PANEL/]NAME=DIR[,DIR…] arguments into panels, in the order their
