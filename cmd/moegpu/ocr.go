@@ -154,7 +154,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		if len(r.Lines) == 1 {
 			lines = "line"
 		}
-		fmt.Fprintf(stderr, "%s: %d %s, %.1f ms/line (decode), %.1f ms to prepare, on %s%s\n", names[i], len(r.Lines), lines, r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter(), specSummary(r))
+		fmt.Fprintf(stderr, "%s: %d %s, %.1f ms/line (its lines' share of the batched decoding), %.1f ms to prepare, on %s%s\n", names[i], len(r.Lines), lines, r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter(), specSummary(r))
 	}
 	return unread()
 }
