@@ -200,6 +200,21 @@ func Adapters(b Backend) ([]AdapterInfo, error) {
 // ErrNoAdapter is returned when no adapter matches the request.
 var ErrNoAdapter = fmt.Errorf("no WebGPU adapter found")
 
+// NoAdapterHint says what to do when backend b has no adapter: the platform a native backend
+// exists on, or the Mesa packages that give a machine without a GPU a Vulkan or GL adapter.
+func NoAdapterHint(b Backend) string {
+	switch b {
+	case Metal:
+		return "Metal exists on macOS and iOS only; --backend auto picks what this machine has"
+	case DX12:
+		return "DX12 exists on Windows only; --backend auto picks what this machine has"
+	case GL:
+		return "on a machine without a GPU, install Mesa's llvmpipe: apt-get install libegl1 libegl-mesa0 libgles2 libgl1-mesa-dri"
+	default:
+		return "on a machine without a GPU, install Mesa's lavapipe: apt-get install mesa-vulkan-drivers libvulkan1"
+	}
+}
+
 // pick chooses an adapter by backend and by "N" (index) or name substring.
 func pick(b Backend, which string) (*wgpu.Adapter, AdapterInfo, error) {
 	all, err := enumerate(b)
@@ -207,7 +222,7 @@ func pick(b Backend, which string) (*wgpu.Adapter, AdapterInfo, error) {
 		return nil, AdapterInfo{}, err
 	}
 	if len(all) == 0 {
-		return nil, AdapterInfo{}, fmt.Errorf("%w for backend %s (on a machine without a GPU, install Mesa's lavapipe: apt-get install mesa-vulkan-drivers libvulkan1)", ErrNoAdapter, b)
+		return nil, AdapterInfo{}, fmt.Errorf("%w for backend %s (%s)", ErrNoAdapter, b, NoAdapterHint(b))
 	}
 	which = strings.TrimSpace(which)
 	// keep releases every adapter but the chosen one.

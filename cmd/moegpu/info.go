@@ -35,7 +35,7 @@ func runInfo(args []string, stdout, stderr io.Writer) error {
 		}{ads})
 	}
 	if len(ads) == 0 {
-		return fmt.Errorf("%w (on a machine without a GPU: apt-get install mesa-vulkan-drivers libvulkan1)", gpu.ErrNoAdapter)
+		return fmt.Errorf("%w for backend %s (%s)", gpu.ErrNoAdapter, b, gpu.NoAdapterHint(b))
 	}
 	for _, a := range ads {
 		l := a.Limits
