@@ -163,21 +163,8 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 // over its lines (drafts accepted per verify round, each head's acceptance rate), or "" when it
 // was read without.
 func specSummary(r ocr.Result) string {
-	var sum ocr.SpecStats
-	for _, l := range r.Lines {
-		if st := l.Spec; st != nil {
-			sum.Rounds += st.Rounds
-			sum.Tokens += st.Tokens
-			for k := range st.Attempts {
-				if k >= len(sum.Attempts) {
-					sum.Attempts, sum.Accepts = append(sum.Attempts, 0), append(sum.Accepts, 0)
-				}
-				sum.Attempts[k] += st.Attempts[k]
-				sum.Accepts[k] += st.Accepts[k]
-			}
-		}
-	}
-	if sum.Rounds == 0 {
+	sum := r.Spec()
+	if sum == nil || sum.Rounds == 0 {
 		return ""
 	}
 	rates := make([]string, len(sum.Attempts))

@@ -174,6 +174,19 @@ func (s *SpecStats) Acceptance(k int) float64 {
 	return float64(s.Accepts[k]) / float64(s.Attempts[k])
 }
 
+// Add adds o's counts to s, head by head.
+func (s *SpecStats) Add(o SpecStats) {
+	s.Rounds += o.Rounds
+	s.Tokens += o.Tokens
+	for k := range o.Attempts {
+		if k >= len(s.Attempts) {
+			s.Attempts, s.Accepts = append(s.Attempts, 0), append(s.Accepts, 0)
+		}
+		s.Attempts[k] += o.Attempts[k]
+		s.Accepts[k] += o.Accepts[k]
+	}
+}
+
 // Result is the text of one image.
 type Result struct {
 	Lines []LineResult `json:"lines"`
@@ -181,6 +194,21 @@ type Result struct {
 	// model's time over all lines.
 	PrepareMs float64 `json:"prepare_ms"`
 	DecodeMs  float64 `json:"decode_ms"`
+}
+
+// Spec is the speculative decoding statistics summed over the image's lines; nil when it was
+// read without (Options.Speculative off).
+func (res Result) Spec() *SpecStats {
+	var sum *SpecStats
+	for _, l := range res.Lines {
+		if l.Spec != nil {
+			if sum == nil {
+				sum = &SpecStats{}
+			}
+			sum.Add(*l.Spec)
+		}
+	}
+	return sum
 }
 
 // Text is the lines' texts, one per line, in reading order.
@@ -317,14 +345,9 @@ func (r *Recognizer) readSpeculative(pix []float32) (string, generate.SpecStats,
 
 func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {
 	if s == nil {
-		s = &SpecStats{Attempts: make([]int, len(st.Attempts)), Accepts: make([]int, len(st.Accepts))}
+		s = &SpecStats{}
 	}
-	s.Rounds += st.Rounds
-	s.Tokens += st.NewTokens
-	for k := range st.Attempts {
-		s.Attempts[k] += st.Attempts[k]
-		s.Accepts[k] += st.Accepts[k]
-	}
+	s.Add(SpecStats{Rounds: st.Rounds, Tokens: st.NewTokens, Attempts: st.Attempts, Accepts: st.Accepts})
 	return s
 }
 

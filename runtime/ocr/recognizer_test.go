@@ -19,3 +19,17 @@ func TestDropSliversKeepsLinesAndDropsCutOffNeighbours(t *testing.T) {
 	tight := image.Rect(0, 0, 300, 100)
 	require.Equal(t, []image.Rectangle{tight}, dropSlivers([]image.Rectangle{tight}, bounds))
 }
+
+// Result.Spec sums the lines' speculative statistics head by head, and is nil without them.
+func TestResultSpecSumsTheLines(t *testing.T) {
+	require.Nil(t, Result{Lines: []LineResult{{}}}.Spec())
+	r := Result{Lines: []LineResult{
+		{Spec: &SpecStats{Rounds: 2, Tokens: 5, Attempts: []int{2}, Accepts: []int{1}}},
+		{},
+		{Spec: &SpecStats{Rounds: 3, Tokens: 7, Attempts: []int{3, 2}, Accepts: []int{2, 1}}},
+	}}
+	got := r.Spec()
+	require.Equal(t, &SpecStats{Rounds: 5, Tokens: 12, Attempts: []int{5, 2}, Accepts: []int{3, 1}}, got)
+	require.InDelta(t, 0.8, got.MeanAccepted(), 1e-12)
+	require.Equal(t, []int{2}, r.Lines[0].Spec.Attempts, "the lines' own counts are untouched")
+}
