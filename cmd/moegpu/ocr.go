@@ -70,10 +70,6 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	if *evalDir != "" && len(files) > 0 {
 		return fmt.Errorf("--eval DIR scores a folder; it takes no image arguments (got %q)", files[0])
 	}
-	dir, err := ocrModelDir(*model, stderr)
-	if err != nil {
-		return err
-	}
 	// Check the inputs first: a bad file is reported before the model is built, and the
 	// others are still read (the run then ends with an error).
 	var imgs []image.Image
@@ -98,6 +94,10 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		for _, err := range bad {
 			fmt.Fprintf(stderr, "moegpu ocr: %v (skipped)\n", err)
 		}
+	}
+	dir, err := ocrModelDir(*model, stderr)
+	if err != nil {
+		return err
 	}
 	// unread is the run's error when some images could not be read.
 	unread := func() error {
@@ -159,7 +159,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	return unread()
 }
 
-// specSummary is ", speculative: …" with an image's MTP speculative decoding statistics summed
+// specSummary is "; speculative: …" with an image's MTP speculative decoding statistics summed
 // over its lines (drafts accepted per verify round, each head's acceptance rate), or "" when it
 // was read without.
 func specSummary(r ocr.Result) string {
