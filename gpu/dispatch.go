@@ -19,15 +19,19 @@ type Dispatch struct {
 	copy   *bufferCopy
 }
 
-// bufferCopy is a copy step: all of src's bytes into dst (views of the same size).
-type bufferCopy struct{ src, dst *Buffer }
+// bufferCopy is a copy step: size bytes from src at byte srcOffset into dst at dstOffset (offsets
+// relative to the views).
+type bufferCopy struct {
+	src, dst                   *Buffer
+	srcOffset, dstOffset, size uint64
+}
 
 // encode records the copy on enc, outside any compute pass.
 func (c *bufferCopy) encode(enc *wgpu.CommandEncoder) error {
 	if c.src.alive() != nil || c.dst.alive() != nil {
 		return fmt.Errorf("copy %s → %s: a buffer was released", c.src.Name, c.dst.Name)
 	}
-	if err := enc.CopyBufferToBuffer(c.src.buf, c.src.offset, c.dst.buf, c.dst.offset, c.src.size); err != nil {
+	if err := enc.CopyBufferToBuffer(c.src.buf, c.src.offset+c.srcOffset, c.dst.buf, c.dst.offset+c.dstOffset, c.size); err != nil {
 		return fmt.Errorf("copy %s → %s: %w", c.src.Name, c.dst.Name, err)
 	}
 	return nil
@@ -216,6 +220,17 @@ func (r *Recorder) Add(ps ...*Dispatch) { r.steps = append(r.steps, ps...) }
 // buffer). On a CPU driver this is a memcpy, several times faster than a
 // copy kernel, whose per-invocation loads are scalar loops there.
 func (r *Recorder) Copy(src, dst *Buffer) error {
+	if src.alive() == nil && dst.alive() == nil && src.size != dst.size {
+		return fmt.Errorf("copy %s → %s: %d bytes into %d", src.Name, dst.Name, src.size, dst.size)
+	}
+	return r.CopyRegion(src, 0, dst, 0, src.size)
+}
+
+// CopyRegion appends a copy of size bytes of src, from byte srcOffset of it, into dst at byte
+// dstOffset (offsets relative to the two views; unlike a view's, they need no storage
+// alignment). Offsets and size must be multiples of 4 bytes, both ranges inside their
+// buffers, and src and dst must live in different GPU buffers, as for Copy.
+func (r *Recorder) CopyRegion(src *Buffer, srcOffset uint64, dst *Buffer, dstOffset, size uint64) error {
 	for _, b := range []*Buffer{src, dst} {
 		if err := b.alive(); err != nil {
 			return fmt.Errorf("copy: %w", err)
@@ -225,14 +240,14 @@ func (r *Recorder) Copy(src, dst *Buffer) error {
 		}
 	}
 	switch {
-	case src.size != dst.size:
-		return fmt.Errorf("copy %s → %s: %d bytes into %d", src.Name, dst.Name, src.size, dst.size)
-	case src.size%4 != 0 || src.offset%4 != 0 || dst.offset%4 != 0:
-		return fmt.Errorf("copy %s → %s: sizes and offsets must be multiples of 4 bytes (size %d, offsets %d and %d)", src.Name, dst.Name, src.size, src.offset, dst.offset)
+	case srcOffset+size > src.size || dstOffset+size > dst.size:
+		return fmt.Errorf("copy %s → %s: %d bytes from byte %d into byte %d overrun %d or %d bytes", src.Name, dst.Name, size, srcOffset, dstOffset, src.size, dst.size)
+	case size%4 != 0 || (src.offset+srcOffset)%4 != 0 || (dst.offset+dstOffset)%4 != 0:
+		return fmt.Errorf("copy %s → %s: sizes and offsets must be multiples of 4 bytes (size %d, offsets %d and %d)", src.Name, dst.Name, size, src.offset+srcOffset, dst.offset+dstOffset)
 	case src.buf == dst.buf:
 		return fmt.Errorf("copy %s → %s: both live in one GPU buffer, which a WebGPU copy cannot do", src.Name, dst.Name)
 	}
-	p := &Dispatch{Grid: [3]uint32{1, 1, 1}, copy: &bufferCopy{src: src, dst: dst}}
+	p := &Dispatch{Grid: [3]uint32{1, 1, 1}, copy: &bufferCopy{src: src, dst: dst, srcOffset: srcOffset, dstOffset: dstOffset, size: size}}
 	r.steps = append(r.steps, p)
 	r.owned = append(r.owned, p)
 	return nil

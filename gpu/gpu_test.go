@@ -438,3 +438,51 @@ func TestRecorderCopiesBetweenDispatchesInOrder(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, rec.Copy(src, other), "one GPU buffer")
 }
+
+// CopyRegion copies byte ranges at offsets no storage binding could start at (4-byte aligned
+// only), into and out of views, and refuses ranges that overrun either buffer or are not
+// 4-byte aligned.
+func TestRecorderCopiesRegionsAtUnalignedOffsets(t *testing.T) {
+	dev := gputest.Device(t)
+	const n = 300
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	defer y.Release()
+	z, err := dev.NewBuffer("z", gpu.U32, n)
+	require.NoError(t, err)
+	defer z.Release()
+	src := make([]uint32, n)
+	for i := range src {
+		src[i] = uint32(1000 + i)
+	}
+	require.NoError(t, y.Write(src))
+	require.NoError(t, z.Write(make([]uint32, n)))
+	zv, err := z.View("z.tail", gpu.U32, 256, n-64) // elements 64 …
+	require.NoError(t, err)
+	rec := dev.NewRecorder()
+	defer rec.Release()
+	// y[5:12] → z[64+3 : 64+10], and y[200:203] → z[1:4].
+	require.NoError(t, rec.CopyRegion(y, 5*4, zv, 3*4, 7*4))
+	require.NoError(t, rec.CopyRegion(y, 200*4, z, 1*4, 3*4))
+	require.NoError(t, rec.Submit())
+	data, err := dev.Read(z)
+	require.NoError(t, err)
+	got := data[0].Uint32()
+	for i, v := range got {
+		want := uint32(0)
+		switch {
+		case i >= 67 && i < 74:
+			want = src[i-67+5]
+		case i >= 1 && i < 4:
+			want = src[i-1+200]
+		}
+		require.Equal(t, want, v, "z[%d]", i)
+	}
+	require.ErrorContains(t, rec.CopyRegion(y, 4*(n-2), z, 0, 12), "overrun")
+	require.ErrorContains(t, rec.CopyRegion(y, 0, zv, 4*(n-64-1), 8), "overrun")
+	require.ErrorContains(t, rec.CopyRegion(y, 2, z, 0, 8), "multiples of 4")
+	require.ErrorContains(t, rec.CopyRegion(y, 0, z, 0, 6), "multiples of 4")
+	yv, err := y.View("y.tail", gpu.U32, 256, 10)
+	require.NoError(t, err)
+	require.ErrorContains(t, rec.CopyRegion(y, 0, yv, 0, 8), "one GPU buffer")
+}

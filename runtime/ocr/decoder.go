@@ -23,15 +23,22 @@ const (
 // Decoder reads prepared line images in batches: Batch lines go through the model side by
 // side, so a batch costs about as many GPU submissions as one line (a few for the image
 // prefix, then one per character of the longest text), greedy (argmax on the GPU, only token
-// ids come back).
+// ids come back). As lines end, the ones still decoding move to a step graph of half the
+// rows or less (their KV caches copied over on the GPU), so ended lines stop costing time.
 type Decoder struct {
 	Config *config.ModelConfig
 	Batch  int // lines per batch
 
-	prefill, step     *model.Model
-	preExec, stepExec graph.Executor
-	chunk             int // prefill tokens per submission
-	prompt            []int
+	prefill *model.Model
+	preExec graph.Executor
+	// steps are the one-token decoding graphs, Batch rows first, then half as many each
+	// (down to minStepRows), built on first use; steps[0] shares the prefill's caches.
+	steps  []*stepGraph
+	dev    *gpu.Device
+	opt    model.DecodeOptions
+	params graph.Buffers // the prefill's parameters and MoE state, by name (no caches)
+	chunk  int           // prefill tokens per submission
+	prompt []int
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
 	// over every Read (set it with CountRouting).
@@ -61,14 +68,25 @@ func rate(a, b int) float64 {
 	return float64(a) / float64(b)
 }
 
+// stepGraph is a one-token decoding graph of some number of rows and its executor.
+type stepGraph struct {
+	m  *model.Model
+	ex *graph.GPU
+}
+
+// minStepRows is the fewest rows a smaller step graph is built for (a variable, so tests can
+// go lower): below it a step costs
+// about the same whatever its rows (the dispatches' fixed cost).
+var minStepRows = 16
+
 // CountRouting starts counting copy-expert choices (an MoE model with copy experts only);
 // every Read then also reads the routers' choices back, which costs a little time.
 func (d *Decoder) CountRouting() error {
-	if len(d.step.MoE) == 0 || d.Config.ZeroExpertNum == 0 {
+	if len(d.steps[0].m.MoE) == 0 || d.Config.ZeroExpertNum == 0 {
 		return fmt.Errorf("ocr: the model has no copy experts to count")
 	}
 	r := &Routing{experts: d.Config.NRoutedExperts, copies: d.Config.ZeroExpertNum, topK: d.Config.NumExpertsPerTok}
-	for _, l := range d.step.MoE {
+	for _, l := range d.steps[0].m.MoE {
 		r.Layers = append(r.Layers, l.Prefix)
 	}
 	r.ImageSkips, r.TextSkips = make([]int, len(r.Layers)), make([]int, len(r.Layers))
@@ -77,7 +95,8 @@ func (d *Decoder) CountRouting() error {
 }
 
 // count adds one submission's routing: idx per layer (B·q, K) u32; counted(b, p) says whether
-// row b's position p is a real token.
+// row b's position p is a real token (b is the submission's row, which after compaction is not
+// the batch's line).
 func (r *Routing) count(idx [][]float64, B, q, pos, imageTokens int, counted func(b, p int) bool) {
 	for b := 0; b < B; b++ {
 		for i := 0; i < q; i++ {
@@ -141,36 +160,14 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 		return nil, fmt.Errorf("ocr: %s: %d image tokens and %d characters need %d positions, more than max_position_embeddings %d",
 			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
 	}
-	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt}
-	opt := model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true}
-	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, opt); err != nil {
+	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev}
+	d.opt = model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true}
+	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, d.opt); err != nil {
 		return nil, err
 	}
-	// The one-token steps feed text positions only: no patch embedding.
-	stepOpt := opt
-	stepOpt.TextOnly = true
-	if d.step, err = model.BuildDecode(cfg, batch, 1, stepOpt); err != nil {
-		return nil, err
-	}
-	align := uint64(dev.Limits.MinStorageBufferOffsetAlignment)
 	shared := graph.Buffers{}
-	for _, s := range []struct {
-		m  *model.Model
-		ex *graph.Executor
-	}{{d.step, &d.stepExec}, {d.prefill, &d.preExec}} {
-		outs := []*graph.Tensor{s.m.Next, s.m.NextLogit}
-		for _, l := range s.m.MoE {
-			outs = append(outs, l.Idx) // kept readable for CountRouting
-		}
-		plan, err := s.m.Graph.Plan(outs, align)
-		if err != nil {
-			d.Close()
-			return nil, err
-		}
-		if *s.ex, err = graph.NewGPU(dev, plan, shared); err != nil {
-			d.Close()
-			return nil, err
-		}
+	if d.preExec, err = newExec(d.prefill, dev, shared); err != nil {
+		return nil, err
 	}
 	mtp := func(name string) bool {
 		for k := 0; k < cfg.NumNextNPredictLayers; k++ {
@@ -186,7 +183,92 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 		d.Close()
 		return nil, err
 	}
+	// Smaller step graphs share the parameters and MoE state but have caches of their own.
+	caches := map[string]bool{}
+	for _, t := range d.prefill.Caches {
+		caches[t.Name] = true
+	}
+	d.params = graph.Buffers{}
+	for name, b := range shared {
+		if !caches[name] {
+			d.params[name] = b
+		}
+	}
+	for rows := batch; ; rows /= 2 {
+		d.steps = append(d.steps, &stepGraph{})
+		if rows/2 < minStepRows {
+			break
+		}
+	}
+	// The first step graph is built now, over the prefill's caches.
+	if _, err := d.step(0, shared); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// newExec plans m (what callers read kept: the greedy tokens and the routers' choices, for
+// CountRouting) and compiles it on dev, sharing parameters and state by name through shared.
+func newExec(m *model.Model, dev *gpu.Device, shared graph.Buffers) (*graph.GPU, error) {
+	outs := []*graph.Tensor{m.Next, m.NextLogit}
+	for _, l := range m.MoE {
+		outs = append(outs, l.Idx)
+	}
+	plan, err := m.Graph.Plan(outs, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+	if err != nil {
+		return nil, err
+	}
+	return graph.NewGPU(dev, plan, shared)
+}
+
+// step returns step graph k (Batch >> k rows), building it on first use over shared's
+// buffers (steps after the first: d.params, so their caches are their own).
+func (d *Decoder) step(k int, shared graph.Buffers) (*stepGraph, error) {
+	if s := d.steps[k]; s.m != nil {
+		return s, nil
+	}
+	// The one-token steps feed text positions only: no patch embedding.
+	opt := d.opt
+	opt.TextOnly = true
+	m, err := model.BuildDecode(d.Config, d.Batch>>k, 1, opt)
+	if err != nil {
+		return nil, err
+	}
+	if shared == nil {
+		shared = graph.Buffers{}
+		for name, b := range d.params {
+			shared[name] = b
+		}
+	}
+	ex, err := newExec(m, d.dev, shared)
+	if err != nil {
+		return nil, err
+	}
+	d.steps[k].m, d.steps[k].ex = m, ex
+	return d.steps[k], nil
+}
+
+// compact copies the KV caches of the rows at from's slots keep (in order) into to's first
+// rows, on the GPU: one copy per cache and run of consecutive slots.
+func (d *Decoder) compact(from, to *stepGraph, keep []int) error {
+	rec := d.dev.NewRecorder()
+	defer rec.Release()
+	for j, t := range from.m.Caches {
+		src, dst := from.ex.Buffer(t), to.ex.Buffer(to.m.Caches[j])
+		row := uint64(t.Len()/from.m.Batch) * uint64(t.DType.Size())
+		for i := 0; i < len(keep); {
+			n := 1
+			for i+n < len(keep) && keep[i+n] == keep[i]+n {
+				n++
+			}
+			if err := rec.CopyRegion(src, uint64(keep[i])*row, dst, uint64(i)*row, uint64(n)*row); err != nil {
+				return fmt.Errorf("ocr: moving the decoding lines' caches: %w", err)
+			}
+			i += n
+		}
+	}
+	return rec.Submit()
 }
 
 // LoadConfig reads a model directory's config.json and checks it describes an OCR model.
@@ -208,12 +290,15 @@ func LoadConfig(dir string) (*config.ModelConfig, error) {
 	return cfg, nil
 }
 
-// Close releases the executors.
+// Close releases the executors (the step graphs first: they borrow the prefill's buffers).
 func (d *Decoder) Close() {
-	for _, ex := range []graph.Executor{d.preExec, d.stepExec} {
-		if ex != nil {
-			ex.Close()
+	for _, s := range d.steps {
+		if s.ex != nil {
+			s.ex.Close()
 		}
+	}
+	if d.preExec != nil {
+		d.preExec.Close()
 	}
 }
 
@@ -265,10 +350,21 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	}
 	texts := make([][]int, B)
 	done := make([]bool, B)
+	for b := len(images); b < B; b++ {
+		done[b] = true // rows past the lines hold no image
+	}
 	pos := len(d.prompt)
+	// slots[i] is the line in row i of the current step graph; rows past len(slots), and rows
+	// of lines that ended, compute what nobody reads.
+	slots := make([]int, B)
+	for i := range slots {
+		slots[i] = i
+	}
+	cur := 0
 	for step := 0; ; step++ {
-		all := true
-		for b, id := range next {
+		var live []int // rows of the lines still decoding
+		for i, b := range slots {
+			id := next[i]
 			if done[b] {
 				continue
 			}
@@ -277,16 +373,38 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 				continue
 			}
 			texts[b] = append(texts[b], id)
-			all = false
+			live = append(live, i)
 		}
-		if all || step >= maxNew {
+		if len(live) == 0 || step >= maxNew {
 			break
 		}
-		out, err := d.run(d.step, d.stepExec, next, pos, true)
+		// The smallest step graph that holds the live lines.
+		k := cur
+		for k+1 < len(d.steps) && len(live) <= d.Batch>>(k+1) {
+			k++
+		}
+		if k != cur {
+			to, err := d.step(k, nil)
+			if err != nil {
+				return nil, 0, err
+			}
+			if err := d.compact(d.steps[cur], to, live); err != nil {
+				return nil, 0, err
+			}
+			moved, ids := make([]int, len(live)), make([]int, len(live))
+			for j, i := range live {
+				moved[j], ids[j] = slots[i], next[i]
+			}
+			slots, next, cur = moved, ids, k
+		}
+		s := d.steps[cur]
+		tokens := make([]int, s.m.Batch) // PAD in the rows past the lines
+		copy(tokens, next)
+		out, err := d.run(s.m, s.ex, tokens, pos, true)
 		if err != nil {
 			return nil, 0, err
 		}
-		if err := d.countRouting(d.step, d.stepExec, pos, func(b, _ int) bool { return b < len(images) && !done[b] }); err != nil {
+		if err := d.countRouting(s.m, s.ex, pos, func(i, _ int) bool { return i < len(slots) && !done[slots[i]] }); err != nil {
 			return nil, 0, err
 		}
 		next, pos = out, pos+1
@@ -351,6 +469,6 @@ func (d *Decoder) countRouting(m *model.Model, ex graph.Executor, pos int, count
 	if err != nil {
 		return err
 	}
-	d.Routing.count(out, d.Batch, m.Seq, pos, d.Config.ImageTokens(), counted)
+	d.Routing.count(out, m.Batch, m.Seq, pos, d.Config.ImageTokens(), counted)
 	return nil
 }

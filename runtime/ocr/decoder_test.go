@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,6 +15,7 @@ import (
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/generate"
+	"github.com/moegpu/moegpu/runtime/ocrimage"
 	"github.com/moegpu/moegpu/runtime/train"
 )
 
@@ -210,4 +213,64 @@ func oneLine(t *testing.T, dev *gpu.Device, c *config.ModelConfig, dir string, i
 	out, _, err := g.Generate(prompt, maxNew, EOS, generate.Sampling{}, nil)
 	require.NoError(t, err)
 	return Decode(out)
+}
+
+// The shipped model reads the line pieces of the shipped samples in one batch of 16, the
+// lines still decoding moving to step graphs of 8, 4 and 2 rows as the others end, exactly as
+// it reads each piece alone (a batch of one, which never moves), and its routers choose the
+// copy expert for the same image and text tokens.
+func TestDecoderMovesTheLiveLinesToSmallerStepGraphs(t *testing.T) {
+	dev := gputest.Device(t)
+	dir := filepath.Join("..", "..", "assets", "models", "ocr-small")
+	if _, err := os.Stat(filepath.Join(dir, WeightsFile)); err != nil {
+		t.Fatalf("the shipped OCR model is missing: %v", err)
+	}
+	r, err := Open(dir, dev, Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	samples, _ := filepath.Glob("../../assets/samples/*.png")
+	require.NotEmpty(t, samples)
+	var pieces [][]float32
+	for _, path := range samples {
+		img, err := ocrimage.Load(path)
+		require.NoError(t, err)
+		lines, err := r.prepare(img)
+		require.NoError(t, err)
+		for _, l := range lines {
+			for _, s := range l.Segments {
+				pieces = append(pieces, s.Padded(r.cfg.MaxImageWidth))
+			}
+		}
+	}
+	const batch = 16
+	require.LessOrEqual(t, len(pieces), batch)
+	defer func(v int) { minStepRows = v }(minStepRows)
+	minStepRows = 2
+
+	big, err := NewDecoder(dir, dev, batch, false)
+	require.NoError(t, err)
+	defer big.Close()
+	require.NoError(t, big.CountRouting())
+	got, _, err := big.Read(pieces)
+	require.NoError(t, err)
+
+	one, err := NewDecoder(dir, dev, 1, false)
+	require.NoError(t, err)
+	defer one.Close()
+	require.Len(t, one.steps, 1)
+	require.NoError(t, one.CountRouting())
+	for i, p := range pieces {
+		want, _, err := one.Read([][]float32{p})
+		require.NoError(t, err)
+		require.Equal(t, want[0], got[i], "piece %d", i)
+	}
+	require.Len(t, big.steps, 4, "step graphs of 16, 8, 4 and 2 rows")
+	for k, s := range big.steps {
+		require.NotNil(t, s.m, "the %d-row step graph was used", batch>>k)
+	}
+	require.Equal(t, one.Routing.ImageTokens, big.Routing.ImageTokens)
+	require.Equal(t, one.Routing.TextTokens, big.Routing.TextTokens)
+	require.Equal(t, one.Routing.ImageSkips, big.Routing.ImageSkips)
+	require.Equal(t, one.Routing.TextSkips, big.Routing.TextSkips)
+	t.Logf("%d pieces: %q", len(pieces), got)
 }

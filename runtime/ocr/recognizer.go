@@ -22,7 +22,7 @@ const DefaultBatch = 256
 // Options shape a Recognizer.
 type Options struct {
 	// Batch is the most line segments that go through the model side by side (default
-	// DefaultBatch). Fewer segments use a smaller batch (1, 4, 16, 64, …: each size is
+	// DefaultBatch). Fewer segments use a smaller batch (1, 4, 16, 64, then multiples of 64: each size is
 	// compiled when first needed), so one short line does not pay for a full batch.
 	Batch int
 	// F16 stores the linear layers' weights in half precision.
@@ -85,12 +85,17 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 	return r, nil
 }
 
-// decoder returns the decoder for n segments: the smallest of 1, 4, 16, 64, … (and the
-// configured Batch) that holds n, at most Batch.
+// decoder returns the decoder for n segments: the smallest of 1, 4, 16, 64, then multiples
+// of 64 (and the configured Batch) that holds n, at most Batch. A batch's prefill costs about
+// the same per row, padding rows included, so the last part of a long read (182 pieces after
+// four batches of 256, say) goes in 192 rows, not 256.
 func (r *Recognizer) decoder(n int) (*Decoder, error) {
 	size := 1
-	for size < n && size < r.opt.Batch {
+	for size < n && size < 64 {
 		size *= 4
+	}
+	if size < n {
+		size = (n + 63) / 64 * 64
 	}
 	size = min(size, r.opt.Batch)
 	if d := r.decs[size]; d != nil {
