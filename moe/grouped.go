@@ -70,8 +70,18 @@ type GroupedMatMul struct {
 	// automatically: at ocr-small's training shape (8 experts of 128, top-2,
 	// 1184 tokens) it ran at 16.4 GFLOP/s against variant 3's 15.0 in one
 	// `moegpu bench kernels --filter moe_grouped` run on lavapipe, within
-	// this host's run-to-run noise. Variants 2 and 4–6 are not used
-	// (numbers follow graph.MatMul's).
+	// this host's run-to-run noise. 10 (shaders/moe_grouped_ubo.wgsl.tmpl)
+	// x read through two uniform windows as graph.MatMul's variant 7 reads
+	// A, workgroups of two 8-row blocks per window and 16 columns per
+	// invocation, run as one dense tile where all blocks share an expert;
+	// x copied out of an arena, a TransW weight transposed into scratch;
+	// rows after the last full window by 3 (K % 4 = 0, N % 4 = 0, at least
+	// 16 rows, else 3). Chosen automatically on a CPU driver (graph.LoopBudget
+	// > 0) from 64 rows and 2²⁴ multiply-adds: at ocr-small's prefill shape
+	// (10496 tokens, top-2 of 8 experts of 128, hidden 128) it ran the
+	// forward at 17.2 GFLOP/s against variant 3's 14.0 and the dense x·Wᵀ's
+	// 20.7 in one BenchmarkGroupedAtOCRPrefill run on lavapipe. Variants 2
+	// and 4–6 are not used (numbers follow graph.MatMul's).
 	Variant int
 }
 
@@ -406,6 +416,9 @@ func (m GroupedMatMul) variant(K, N int, win int) int {
 		// 7.1–16.2). v7 had measured ahead only on a heavily loaded machine.
 		v = 3
 	}
+	if v == 10 { // taken in Encode where x's rows can be windowed (windowRows)
+		v = 3
+	}
 	if v == 7 && win == 0 {
 		v = 3
 	}
@@ -434,6 +447,10 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 	}
 	win := groupedWindow(dev, x, w, seg, y, R, K, N)
 	v := m.variant(K, N, win)
+	if (m.Variant == 10 || m.Variant == 0 && graph.LoopBudget(dev) > 0 && R >= 64 && R*N*K >= 1<<24) && K%4 == 0 && N%4 == 0 &&
+		windowRows(dev, R, K) > 0 {
+		v = 10
+	}
 	// Each invocation scans seg (E trips) and loops over K (K/4 for the
 	// vec4 kernels): keep that under llvmpipe's loop budget.
 	if b := graph.LoopBudget(dev); b > 0 {
@@ -506,6 +523,16 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 		}
 		return nil
 	}
+	if v == 10 {
+		full, err := m.encodeWindows(dev, rec, x, views, seg, y, R, K, N)
+		if err != nil {
+			return err
+		}
+		if full < R {
+			return storage(3, full, R)
+		}
+		return nil
+	}
 	if v != 7 {
 		return storage(v, 0, R)
 	}
@@ -545,6 +572,136 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 		return storage(vt, full, R)
 	}
 	return nil
+}
+
+// Variant 10's blocking: each workgroup takes grpWinTM rows (two blocks of
+// RowAlign) from each of two 64 KiB uniform windows of x, each invocation
+// grpWinTNV vec4 columns, grpWinWGX invocations per workgroup: graph.MatMul's
+// variant 7 tile (graph.DefaultUBOTile), 128 FMAs per W element loaded.
+const grpWinTM, grpWinTNV, grpWinWGX, grpWinWindows = 16, 4, 16, 2
+
+// windowRows is how many rows of x one variant-10 uniform window holds (a
+// multiple of grpWinTM, at most R rounded down to one), or 0 when x's rows
+// cannot be windowed: fewer than grpWinTM rows, or window offsets the
+// adapter cannot bind as uniform.
+func windowRows(dev *gpu.Device, R, K int) int {
+	if K == 0 {
+		return 0
+	}
+	rows := int(dev.Limits.MaxUniformBufferBindingSize) / (K * 4) / grpWinTM * grpWinTM
+	if rows > R/grpWinTM*grpWinTM {
+		rows = R / grpWinTM * grpWinTM
+	}
+	ua := uint64(max(1, dev.Limits.MinUniformBufferOffsetAlignment))
+	if rows < grpWinTM || uint64(rows*K*4)%ua != 0 {
+		return 0
+	}
+	return rows
+}
+
+// encodeWindows records variant 10 over the full windows of x's rows and
+// returns the rows it covers (a multiple of the window); the caller runs
+// the rest with variant 3. x is copied into the scratch pool "moe.x" when
+// it cannot be bound as uniform beside w, seg and y (an activation arena),
+// and a TransW weight view is transposed into "moe.weights_t" (W_e as
+// (K, N), so lanes read consecutive columns), one view at a time: each
+// view's dispatches read its transpose before the next view's is written.
+func (m GroupedMatMul) encodeWindows(dev *gpu.Device, rec *gpu.Recorder, x *gpu.Buffer, views []groupedView, seg, y *gpu.Buffer, R, K, N int) (int, error) {
+	rows := windowRows(dev, R, K)
+	full := R / rows * rows
+	ua := uint64(max(1, dev.Limits.MinUniformBufferOffsetAlignment))
+	shared := x.SameMemory(seg) || x.SameMemory(y)
+	for _, vw := range views {
+		shared = shared || x.SameMemory(vw.buf)
+	}
+	if shared || x.Offset()%ua != 0 {
+		flat, err := x.View(x.Name+".2d", gpu.F32, 0, R, K)
+		if err != nil {
+			return 0, err
+		}
+		copied, err := rec.Shared("moe.x", x.Name+".copy", gpu.F32, R, K)
+		if err != nil {
+			return 0, err
+		}
+		if err := rec.Copy(flat, copied); err != nil {
+			return 0, err
+		}
+		x = copied
+	}
+	tnv, wgx := grpWinTNV, grpWinWGX
+	// Lanes past the last column idle, and a CPU driver runs a workgroup's
+	// invocations as SIMD lanes, so an idle lane costs as much as a busy
+	// one: narrow the workgroup to the columns there are (as graph.MatMul's
+	// variant 7 does).
+	for wgx > 1 && wgx/2*tnv*4 >= N {
+		wgx /= 2
+	}
+	nw := min(grpWinWindows, full/rows)
+	src, err := shaders.Template("moe_grouped_ubo", struct {
+		TM, TNV, WGX, AVec4, RowsPerLane, Blocks int
+		WBinding, SegBinding, YBinding, PBinding int
+		Rows0, Cols, Wins, BlockRows             []int
+	}{grpWinTM, tnv, wgx, rows * K / 4, nw * grpWinTM, nw * grpWinTM / RowAlign,
+		nw, nw + 1, nw + 2, nw + 3, seqN(grpWinTM, 1), seqN(tnv, 1), seqN(nw, 1), seqN(grpWinTM/RowAlign, RowAlign)})
+	if err != nil {
+		return 0, err
+	}
+	bind := make([]gpu.Access, nw, nw+3)
+	for i := range bind {
+		bind[i] = gpu.Uniform
+	}
+	bind = append(bind, gpu.Read, gpu.Read, gpu.ReadWrite)
+	k, err := dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("%s_v10_%dx%dx%d_w%d_g%d", m.Name(), nw, grpWinTM, 4*tnv, rows, wgx),
+		Source: src, Entry: "gmm_nn_ubo2", Bindings: bind, Params: true})
+	if err != nil {
+		return 0, err
+	}
+	grid := [3]uint32{gpu.CeilDiv32(N/4, tnv*wgx), uint32(rows / grpWinTM), 1}
+	for i, vw := range views {
+		wv := vw.buf
+		if m.TransW {
+			ne := vw.e1 - vw.e0
+			w3, err := vw.buf.View(vw.buf.Name+".3d", gpu.F32, 0, ne, N, K)
+			if err != nil {
+				return 0, err
+			}
+			if wv, err = rec.Shared("moe.weights_t", vw.buf.Name+".T", gpu.F32, ne, K, N); err != nil {
+				return 0, err
+			}
+			if err := (graph.Transpose{}).Encode(dev, rec, []*gpu.Buffer{w3}, []*gpu.Buffer{wv}); err != nil {
+				return 0, err
+			}
+		}
+		for start := 0; start < full; start += nw * rows {
+			words := []uint32{uint32(R), uint32(N), uint32(K), uint32(m.Experts), uint32(vw.e0), uint32(vw.e1), uint32(groupedFlag(i == 0)), 0}
+			bufs := make([]*gpu.Buffer, 0, nw+3)
+			for w := 0; w < nw; w++ {
+				base, from, to := start+w*rows, start+w*rows, start+(w+1)*rows
+				if from >= full { // an odd last window: bind the first, store nothing
+					base, from, to = 0, R, R
+				}
+				win, err := x.View(x.Name+".rows", gpu.F32, uint64(base*K*4), rows, K)
+				if err != nil {
+					return 0, err
+				}
+				bufs = append(bufs, win)
+				words = append(words, uint32(base), uint32(from), uint32(to), 0)
+			}
+			if err := rec.Dispatch(k, grid, words, append(bufs, wv, seg, y)...); err != nil {
+				return 0, err
+			}
+		}
+	}
+	return full, nil
+}
+
+// seqN is n values from 0 in steps of step.
+func seqN(n, step int) []int {
+	s := make([]int, n)
+	for i := range s {
+		s[i] = i * step
+	}
+	return s
 }
 
 // wgDims returns R, P, Q (dW_e is P×Q) and the output shape.

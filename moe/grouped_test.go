@@ -86,7 +86,7 @@ func TestGroupedMatMulMatchesReferenceWithPaddingNeverLeaking(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	sizes := [][2]int{{1, 1}, {3, 17}, {17, 129}, {129, 3}, {16, 20}, {64, 32}, {40, 8}}
 	for _, trans := range []bool{true, false} {
-		for _, v := range []int{0, 1, 3, 7, 9} {
+		for _, v := range []int{0, 1, 3, 7, 9, 10} {
 			for _, kn := range sizes {
 				for _, rt := range routings {
 					K, N := kn[0], kn[1]
@@ -249,10 +249,10 @@ func TestGroupedWeightsSplitAcrossBindings(t *testing.T) {
 				limit := uint64(c.limitExprt * K * N * 4)
 				x := optest.Random(rng, graph.F32(R, K), -1, 1)
 				w := optest.Random(rng, graph.F32(weightShape(trans, E, K, N)...), -1, 1)
-				for _, v := range []int{0, 1, 3, 9} {
+				for _, v := range []int{0, 1, 3, 9, 10} {
 					optest.CheckOp(t, dev, moe.GroupedMatMul{Experts: E, TransW: trans, BindingLimit: limit, Variant: v}, groupedTol(K), x, w, seg)
-					if v == 9 {
-						continue // GroupedWeightGrad has no variant 9
+					if v >= 9 {
+						continue // GroupedWeightGrad has no variants 9 and 10
 					}
 					dy := optest.Random(rng, graph.F32(R, N), -1, 1)
 					optest.CheckOp(t, dev, moe.GroupedWeightGrad{Experts: E, TransW: trans, BindingLimit: limit, Variant: v}, groupedTol(17), dy, x, seg)
@@ -471,4 +471,59 @@ func TestGroupedOpsReadADenseWeightAsAStackOfOne(t *testing.T) {
 	require.Error(t, err)
 	_, err = moe.GroupedWeightGrad{Experts: 2, TransW: true, Single: true}.Outputs([]graph.Spec{graph.F32(R, 4), graph.F32(R, 8), seg.Spec})
 	require.ErrorContains(t, err, "one expert")
+}
+
+// Variant 10 (uniform windows of x, workgroups of two 8-row blocks in each of two windows):
+// an odd number of full windows, a tail of rows after the last one (variant 3), workgroups
+// whose blocks belong to different experts, segments ending inside a block, empty experts,
+// and several weight views.
+func TestGroupedMatMulWindowTilesCoverEveryRow(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(3))
+	counts := []int{300, 0, 9, 270, 1, 0, 40}
+	for _, trans := range []bool{true, false} {
+		for _, kn := range [][2]int{{256, 12}, {512, 64}, {128, 128}, {16, 4}} {
+			K, N := kn[0], kn[1]
+			for _, limit := range []uint64{0, uint64(3 * K * N * 4)} {
+				op := moe.GroupedMatMul{Experts: len(counts), TransW: trans, Variant: 10, BindingLimit: limit}
+				t.Run(fmt.Sprintf("%s/K%dN%d/limit%d", op.Name(), K, N, limit), func(t *testing.T) {
+					seg, R := segFor(counts, 13)
+					x := optest.Random(rng, graph.F32(R, K), -1, 1)
+					poisonPadding(x, seg)
+					w := optest.Random(rng, graph.F32(weightShape(trans, len(counts), K, N)...), -1, 1)
+					y := optest.CheckOp(t, dev, op, groupedTol(K), x, w, seg)[0]
+					live := inSegment(seg, R)
+					for r := 0; r < R; r++ {
+						for n := 0; n < N && !live[r]; n++ {
+							require.Equal(t, 0.0, y.Data[r*N+n], "padding row %d", r)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// The grouped matmuls of ocr-small's batched prefill (256 line pieces of 41 tokens, top-2 of
+// 8 experts of 128, hidden 128), variant by variant, next to the dense matmul of the same
+// rows: go test ./moe/ -run '^$' -bench GroupedAtOCRPrefill -benchtime 5x.
+func BenchmarkGroupedAtOCRPrefill(b *testing.B) {
+	dev := gputest.Device(b)
+	rng := rand.New(rand.NewSource(1))
+	const T, E, k, D, I = 256 * 41, 8, 2, 128, 128
+	seg, R := benchRouting(T, E, k)
+	x := optest.Random(rng, graph.F32(R, D), -1, 1)
+	w := optest.Random(rng, graph.F32(E, I, D), -1, 1)
+	flops := 2.0 * T * k * D * I
+	gf := func(b *testing.B, sec float64) { b.ReportMetric(flops/sec/1e9, "GFLOP/s") }
+	for _, v := range []int{3, 9, 10} {
+		b.Run(fmt.Sprintf("forward_nt/v%d", v), func(b *testing.B) {
+			gf(b, optest.BenchOp(b, dev, moe.GroupedMatMul{Experts: E, TransW: true, Variant: v}, x, w, seg))
+		})
+	}
+	a := optest.Random(rng, graph.F32(T*k, D), -1, 1)
+	wd := optest.Random(rng, graph.F32(I, D), -1, 1)
+	b.Run("dense_matmul_nt/auto", func(b *testing.B) {
+		gf(b, optest.BenchOp(b, dev, graph.MatMul{TransB: true}, a, wd))
+	})
 }
