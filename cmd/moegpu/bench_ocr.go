@@ -18,7 +18,7 @@ import (
 func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH]", stderr)
 	model := fs.String("model", "", "OCR model directory; default: as moegpu ocr (see its --help)")
-	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, …)")
+	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
 	tessBin := fs.String("tesseract", "tesseract", "the Tesseract executable (skipped, with a note, when it is not installed)")
 	psm := fs.Int("psm", 7, "Tesseract page segmentation mode: 7 treats each image as one text line, as the folder's ground truth is")
 	jsonPath := fs.String("json", "", "also write both reports as JSON to this file")

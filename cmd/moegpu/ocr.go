@@ -35,7 +35,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	model := fs.String("model", "", "OCR model directory (config.json + model.safetensors); default: $MOEGPU_OCR_MODEL, else the shipped "+models.OCRSmall+" (from the checkout, or the copy built into moegpu)")
 	jsonOut := fs.Bool("json", false, "print JSON: per image its lines with box (source pixels), text, segments, ms and, with --speculative, the speculative decoding statistics")
 	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
-	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, …)")
+	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
 	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
 	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line")

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"runtime"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
@@ -254,13 +257,12 @@ type segRef struct {
 func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Result, error) {
 	c := r.cfg
 	out := make([]Result, len(imgs))
+	prepared, err := r.prepareAll(imgs, out)
+	if err != nil {
+		return nil, err
+	}
 	var segs []segRef
-	for i, img := range imgs {
-		start := time.Now()
-		lines, err := r.prepare(img)
-		if err != nil {
-			return nil, err
-		}
+	for i, lines := range prepared {
 		out[i].Lines = make([]LineResult, len(lines))
 		for j, l := range lines {
 			out[i].Lines[j] = LineResult{Box: l.Box, Segments: len(l.Segments)}
@@ -268,7 +270,6 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 				segs = append(segs, segRef{img: i, line: j, width: s.Width, space: s.Space, pix: s.Padded(c.MaxImageWidth)})
 			}
 		}
-		out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
 	}
 	texts := make([]string, len(segs))
 	if r.spec != nil {
@@ -354,6 +355,34 @@ func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {
 	}
 	s.Add(SpecStats{Rounds: st.Rounds, Tokens: st.NewTokens, Attempts: st.Attempts, Accepts: st.Accepts})
 	return s
+}
+
+// prepareAll prepares every image (prepare), on as many goroutines as GOMAXPROCS, so the
+// host's cores share the work while the GPU waits for it; each image's time goes to its
+// PrepareMs in out. The first failing image's error (in image order) is returned.
+func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([][]ocrimage.Line, error) {
+	lines := make([][]ocrimage.Line, len(imgs))
+	errs := make([]error, len(imgs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(imgs)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(imgs); i = int(next.Add(1) - 1) {
+				start := time.Now()
+				lines[i], errs[i] = r.prepare(imgs[i])
+				out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return lines, nil
 }
 
 // prepare finds img's lines and cuts them for the model: every line (slivers of lines cut by

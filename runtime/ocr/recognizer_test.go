@@ -2,9 +2,12 @@ package ocr
 
 import (
 	"image"
+	"path/filepath"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/moegpu/moegpu/runtime/ocrimage"
 )
 
 func TestDropSliversKeepsLinesAndDropsCutOffNeighbours(t *testing.T) {
@@ -32,4 +35,34 @@ func TestResultSpecSumsTheLines(t *testing.T) {
 	require.Equal(t, &SpecStats{Rounds: 5, Tokens: 12, Attempts: []int{5, 2}, Accepts: []int{3, 1}}, got)
 	require.InDelta(t, 0.8, got.MeanAccepted(), 1e-12)
 	require.Equal(t, []int{2}, r.Lines[0].Spec.Attempts, "the lines' own counts are untouched")
+}
+
+// prepareAll prepares images on several goroutines: each image's lines are what prepare gives
+// it alone, in image order, and the first bad image in order is the error.
+func TestPrepareAllKeepsImageOrderAndTheFirstError(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("..", "..", "assets", "models", "ocr-small"))
+	require.NoError(t, err)
+	r := &Recognizer{cfg: cfg}
+	samples, _ := filepath.Glob("../../assets/samples/*.png")
+	require.Len(t, samples, 3)
+	var imgs []image.Image
+	for i := 0; i < 4; i++ {
+		for _, p := range samples {
+			img, err := ocrimage.Load(p)
+			require.NoError(t, err)
+			imgs = append(imgs, img)
+		}
+	}
+	out := make([]Result, len(imgs))
+	got, err := r.prepareAll(imgs, out)
+	require.NoError(t, err)
+	for i, img := range imgs {
+		want, err := r.prepare(img)
+		require.NoError(t, err)
+		require.Equal(t, want, got[i], "image %d", i)
+		require.Greater(t, out[i].PrepareMs, 0.0, "image %d", i)
+	}
+	bad := append([]image.Image{imgs[0], image.NewGray(image.Rect(0, 0, 0, 5)), imgs[1]}, nil)
+	_, err = r.prepareAll(bad, make([]Result, len(bad)))
+	require.ErrorContains(t, err, "zero size")
 }
