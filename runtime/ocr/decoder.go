@@ -75,8 +75,8 @@ type stepGraph struct {
 }
 
 // minStepRows is the fewest rows a smaller step graph is built for (a variable, so tests can
-// go lower): below it a step costs
-// about the same whatever its rows (the dispatches' fixed cost).
+// go lower): below it a step costs about the same whatever its rows (the dispatches' fixed
+// cost).
 var minStepRows = 16
 
 // CountRouting starts counting copy-expert choices (an MoE model with copy experts only);
