@@ -386,7 +386,8 @@ func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([][]ocrimage.
 }
 
 // prepare finds img's lines and cuts them for the model: every line (slivers of lines cut by
-// the image's top or bottom edge dropped), or with SingleLine the tallest one.
+// the image's top or bottom edge dropped), or with SingleLine the tallest one (the whole image
+// when the line finder finds none in an image that is not blank).
 func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 	c := r.cfg
 	if img == nil || img.Bounds().Empty() {
@@ -397,6 +398,11 @@ func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 		return nil, nil
 	}
 	boxes := dropSlivers(ocrimage.SplitLines(ink), ink.Rect)
+	if r.opt.SingleLine && len(boxes) == 0 {
+		// The caller says the image is one line, and it is not blank: faint strokes under
+		// heavy noise can stay below the line finder's noise ceiling, so read it whole.
+		boxes = []image.Rectangle{ink.Rect}
+	}
 	if r.opt.SingleLine && len(boxes) > 1 {
 		best := boxes[0]
 		for _, b := range boxes[1:] {

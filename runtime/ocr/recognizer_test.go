@@ -66,3 +66,33 @@ func TestPrepareAllKeepsImageOrderAndTheFirstError(t *testing.T) {
 	_, err = r.prepareAll(bad, make([]Result, len(bad)))
 	require.ErrorContains(t, err, "zero size")
 }
+
+// A faint line under heavy noise (a held-out eval line: σ 60/255 noise on light grey text) is
+// not blank, but its strokes stay under the line finder's noise ceiling, so no line is found.
+// Read as one line (SingleLine, as --line and --eval do), the whole image is that line.
+func TestSingleLineReadsTheWholeImageWhenNoLineIsFound(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("..", "..", "assets", "models", "ocr-small"))
+	require.NoError(t, err)
+	img, err := ocrimage.Load("testdata/faint-noisy-line.png")
+	require.NoError(t, err)
+	ink := ocrimage.Normalize(ocrimage.Gray(img))
+	require.False(t, ink.Blank)
+	require.Empty(t, ocrimage.SplitLines(ink))
+
+	lines, err := (&Recognizer{cfg: cfg}).prepare(img)
+	require.NoError(t, err)
+	require.Empty(t, lines, "as a page, nothing to read")
+	lines, err = (&Recognizer{cfg: cfg, opt: Options{SingleLine: true}}).prepare(img)
+	require.NoError(t, err)
+	require.Len(t, lines, 1)
+	require.Equal(t, img.Bounds(), lines[0].Box)
+	require.NotEmpty(t, lines[0].Segments)
+
+	blank := image.NewGray(image.Rect(0, 0, 80, 20))
+	for i := range blank.Pix {
+		blank.Pix[i] = 230
+	}
+	lines, err = (&Recognizer{cfg: cfg, opt: Options{SingleLine: true}}).prepare(blank)
+	require.NoError(t, err)
+	require.Empty(t, lines, "a blank image has no line, even read as one")
+}
