@@ -697,7 +697,8 @@ func moeCases() []Case {
 	for _, v := range []struct {
 		v    int
 		name string
-	}{{0, "auto"}, {1, "v1 element per invocation"}, {3, "v3 register-blocked vec4"}, {7, "v7 x in uniform windows"}} {
+	}{{0, "auto"}, {1, "v1 element per invocation"}, {3, "v3 register-blocked vec4"}, {7, "v7 x in uniform windows"},
+		{10, "v10 x in uniform windows, 16-row tiles"}} {
 		for _, transW := range []bool{true, false} {
 			what := map[bool]string{true: "x·W_eᵀ (forward)", false: "dy·W_e (input gradient)"}[transW]
 			tw := transW
