@@ -19,6 +19,12 @@ type RowsWrite struct{}
 // u32. Output: y (Q, d).
 type RowsRead struct{ Q int }
 
+// StridedRows takes one row of every Stride: y[b] = x[b·Stride + Offset].
+// Input x (n·Stride, d) f32; output y (n, d). A decoding graph that needs
+// one position of each sequence (batch·seq rows, sequence-major) reads it
+// this way, with Stride the sequence length. No gradient (inference only).
+type StridedRows struct{ Stride, Offset int }
+
 // DraftPick is greedy drafting on the GPU: best = argmax(logits[at]) (ties
 // to the lower id, NaN below every number); outputs tokens with
 // tokens[at] = best, and draft (1) = best. Inputs: tokens (q) u32, logits
@@ -33,6 +39,47 @@ func (RowsRead) Name() string { return "rows_read" }
 
 // Name implements Op.
 func (DraftPick) Name() string { return "draft_pick" }
+
+// Name implements Op.
+func (StridedRows) Name() string { return "strided_rows" }
+
+// Outputs implements Op.
+func (s StridedRows) Outputs(in []Spec) ([]Spec, error) {
+	if err := wantInputs(in, 1); err != nil {
+		return nil, err
+	}
+	if err := wantRank("x", in[0], 2, gpu.F32); err != nil {
+		return nil, err
+	}
+	if s.Stride < 1 || s.Offset < 0 || s.Offset >= s.Stride || in[0].Shape[0]%s.Stride != 0 {
+		return nil, fmt.Errorf("row %d of every %d: want 0 ≤ offset < stride and rows (%d) a multiple of the stride", s.Offset, s.Stride, in[0].Shape[0])
+	}
+	return []Spec{F32(in[0].Shape[0]/s.Stride, in[0].Shape[1])}, nil
+}
+
+// Reference implements Op.
+func (s StridedRows) Reference(in []*Host) ([]*Host, error) {
+	n, d := in[0].Shape[0]/s.Stride, in[0].Shape[1]
+	y := NewHost(F32(n, d))
+	for b := 0; b < n; b++ {
+		r := b*s.Stride + s.Offset
+		copy(y.Data[b*d:(b+1)*d], in[0].Data[r*d:(r+1)*d])
+	}
+	return []*Host{y}, nil
+}
+
+// Encode implements Op.
+func (s StridedRows) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
+	n, d := out[0].Shape[0], out[0].Shape[1]
+	if n*d == 0 {
+		return nil
+	}
+	k, err := rowsKernel(dev, "strided_rows", []gpu.Access{gpu.Read, gpu.ReadWrite})
+	if err != nil {
+		return err
+	}
+	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(n*d, 64)), []uint32{uint32(n), uint32(d), uint32(s.Stride), uint32(s.Offset)}, in[0], out[0])
+}
 
 // Updates implements InPlace: hist.
 func (RowsWrite) Updates() []int { return []int{0} }

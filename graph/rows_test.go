@@ -51,3 +51,23 @@ func TestRowsReadWriteAndDraftPickMatchReference(t *testing.T) {
 		}
 	}
 }
+
+// StridedRows takes row Offset of every Stride rows (awkward row lengths, the first and the
+// last row of a stride, a stride of 1), and refuses an offset outside the stride or rows that
+// are not a whole number of strides.
+func TestStridedRowsMatchesReference(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(4))
+	for _, c := range []struct{ rows, d, stride, offset int }{
+		{41 * 5, 128, 41, 40}, {41 * 5, 3, 41, 0}, {7 * 3, 17, 7, 3}, {9, 1, 1, 0}, {66, 65, 33, 32},
+	} {
+		x := optest.Random(rng, graph.F32(c.rows, c.d), -1, 1)
+		y := optest.CheckOp(t, dev, graph.StridedRows{Stride: c.stride, Offset: c.offset}, optest.Tol{}, x)[0]
+		require.Equal(t, []int{c.rows / c.stride, c.d}, y.Shape)
+		require.Equal(t, x.Data[c.offset*c.d], y.Data[0])
+	}
+	for _, bad := range []graph.StridedRows{{Stride: 4, Offset: 4}, {Stride: 4, Offset: -1}, {Stride: 0}, {Stride: 5}} {
+		_, err := bad.Outputs([]graph.Spec{graph.F32(8, 3)})
+		require.Error(t, err, "%+v", bad)
+	}
+}

@@ -3,6 +3,7 @@
 //
 //   rows_write: hist[start + r, :] = x[r, :] for r < q      (in place)
 //   rows_read:  y[r, :] = hist[start + r, :] for r < q
+//   strided_rows: y[b, :] = x[b·stride + offset, :] for b < n (every stride-th row)
 //   draft_pick: one invocation: best = argmax(logits[at, :]) (ties to the
 //               lower id, NaN below every number); tokens_out = tokens_in
 //               with tokens_out[at] = best; draft[0] = best
@@ -29,6 +30,17 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> tokens_out: array<u32>; // (q)
 @group(0) @binding(4) var<storage, read_write> draft: array<u32>;   // (1)
 @group(0) @binding(5) var<uniform> pd: Params;
+
+// strided_rows
+struct StridedParams {
+  n: u32,       // rows of y
+  d: u32,       // row length
+  stride: u32,  // rows of x per row of y
+  offset: u32,  // the row taken of each stride
+}
+@group(0) @binding(0) var<storage, read> sx: array<f32>;        // x (n·stride, d)
+@group(0) @binding(1) var<storage, read_write> sy: array<f32>;  // y (n, d)
+@group(0) @binding(2) var<uniform> ps: StridedParams;
 
 fn lin(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wid.x + wid.y * nwg.x) * WG + lid;
@@ -76,4 +88,14 @@ fn draft_pick() {
   for (var r = 0u; r < pd.q; r++) { tokens_out[r] = tokens_in[r]; }
   tokens_out[row] = best;
   draft[0] = best;
+}
+
+@compute @workgroup_size(WG)
+fn strided_rows(@builtin(workgroup_id) wid: vec3<u32>,
+                @builtin(num_workgroups) nwg: vec3<u32>,
+                @builtin(local_invocation_index) lid: u32) {
+  let i = lin(wid, nwg, lid);
+  if (i >= ps.n * ps.d) { return; }
+  let b = i / ps.d;
+  sy[i] = sx[(b * ps.stride + ps.offset) * ps.d + i % ps.d];
 }

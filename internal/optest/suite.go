@@ -514,6 +514,8 @@ func miscCases() []Case {
 			In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 17, 134)} }},
 		Case{Op: "rows_read", Variant: "auto", Shape: "4 of 33×17", Tol: exactTol, Node: graph.RowsRead{Q: 4},
 			In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 33, 17), u32s(31)} }},
+		Case{Op: "strided_rows", Variant: "auto", Shape: "row 40 of every 41 of 205×33", Tol: exactTol, Node: graph.StridedRows{Stride: 41, Offset: 40},
+			In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 205, 33)} }},
 		Case{Op: "rows_write", Variant: "in place", Shape: "4 into 33×17", Tol: exactTol, Node: graph.RowsWrite{},
 			In: func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 33, 17), uni(rng, 4, 17), u32s(30)} }},
 		Case{Op: "draft_pick", Variant: "auto", Shape: "5×43", Tol: exactTol, Node: graph.DraftPick{},

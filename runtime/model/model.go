@@ -24,7 +24,7 @@ type Model struct {
 
 	Tokens    *graph.Tensor // (Batch·Seq) u32 input
 	Positions *graph.Tensor // (Batch·Seq) u32 input: absolute position of each token
-	Logits    *graph.Tensor // (Batch·Seq, vocab)
+	Logits    *graph.Tensor // (Batch·Seq, vocab); (Batch, vocab) with DecodeOptions.OneOutput
 
 	// Image models only (config image_height > 0): PixelValues (Batch,
 	// image_height, max_image_width) f32 input, 1 = ink, one line image per
@@ -59,7 +59,8 @@ type Model struct {
 	// Decoding graphs only.
 	CachePos *graph.Tensor // (1) u32 input: tokens already in the cache
 	// Next (Argmax only): (Batch·Seq, 1) u32 argmax of each position's
-	// logits, and NextLogit its value (non-finite when the logits are).
+	// logits ((Batch, 1) with OneOutput), and NextLogit its value
+	// (non-finite when the logits are).
 	Next, NextLogit *graph.Tensor
 	Caches          []*graph.Tensor // per layer: k cache, v cache (State)
 	Capacity        []int           // per layer: ring-buffer slots
@@ -133,6 +134,15 @@ type DecodeOptions struct {
 	// Unfused builds q/k/v and gate/up as separate matmuls (see
 	// layers.AttentionConfig.Unfused).
 	Unfused bool
+	// OneOutput builds a step whose outputs (Logits, Next, NextLogit) are
+	// those of one position of each sequence, OutputPos (0 ≤ OutputPos <
+	// the step's tokens per sequence): (Batch, vocab) and (Batch, 1). The
+	// last layer's FFN, the final norm and the head then run on Batch rows,
+	// not Batch·qlen: a prefill reads only its last prompt token's output,
+	// and the KV caches of every layer come from that layer's input, so the
+	// other positions' last FFN is never needed. Not with HiddenHistory.
+	OneOutput bool
+	OutputPos int
 	// TextOnly, for an image model, builds a graph that feeds text
 	// positions only (the decoding steps after the image prefix): no
 	// pixel_values or patch_cols input (PixelValues and PatchCols stay nil)
@@ -154,6 +164,9 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 	eps := float32(c.RMSNormEps)
 	rotary := rotaryDim(c)
 
+	if decode && opt.OneOutput && (opt.OutputPos < 0 || opt.OutputPos >= seq || opt.HiddenHistory) {
+		return nil, fmt.Errorf("model: one output at position %d of %d tokens per sequence (and not with the hidden-state history)", opt.OutputPos, seq)
+	}
 	m.Tokens = g.Input("tokens", graph.U32(n))
 	m.Positions = g.Input("positions", graph.U32(n))
 	if decode {
@@ -192,6 +205,9 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 			m.Capacity = append(m.Capacity, st.Capacity)
 		}
 		x = g.Apply1(graph.Add{}, x, o)
+		if decode && opt.OneOutput && i == c.NumHiddenLayers-1 && seq > 1 {
+			x = g.Apply1(graph.StridedRows{Stride: seq, Offset: opt.OutputPos}, x)
+		}
 		h = layers.RMSNorm(g, p+".post_attention_layernorm", x, D, eps)
 		var f *graph.Tensor
 		if c.IsMoELayer(i) {

@@ -147,3 +147,64 @@ func testImageModelGradients(t *testing.T, prefixLM bool) {
 	optest.CheckGraph(t, dev, optest.GraphCheck{Graph: m.Graph, Loss: m.Loss, Fixed: fixed, Scale: 0.5,
 		Tol: optest.Tol{Atol: 3e-5, Rtol: 3e-4}, Seed: 10, FDSamples: 3})
 }
+
+// A step built with OneOutput gives, for each sequence, the logits and greedy token that the
+// full step gives at OutputPos (an MoE model with a copy expert; the last layer's FFN, final
+// norm and head run on one row per sequence), over the same weights and KV caches; a position
+// outside the step, or with the hidden-state history, is refused.
+func TestOneOutputStepMatchesTheFullStepAtItsPosition(t *testing.T) {
+	dev := gputest.Device(t)
+	c, err := config.Load("../../assets/configs/tiny-moe-fine.json")
+	require.NoError(t, err)
+	const batch, q, at = 3, 5, 2
+	opt := model.DecodeOptions{MaxSeq: 16, MaxChunk: q, Argmax: true}
+	full, err := model.BuildDecode(c, batch, q, opt)
+	require.NoError(t, err)
+	one := opt
+	one.OneOutput, one.OutputPos = true, at
+	part, err := model.BuildDecode(c, batch, q, one)
+	require.NoError(t, err)
+	require.Equal(t, []int{batch, c.VocabSize}, part.Logits.Shape)
+
+	rng := rand.New(rand.NewSource(7))
+	shared := graph.Buffers{}
+	run := func(m *model.Model) [][]float64 {
+		plan, err := m.Graph.Plan([]*graph.Tensor{m.Logits, m.Next}, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+		require.NoError(t, err)
+		ex, err := graph.NewGPU(dev, plan, shared)
+		require.NoError(t, err)
+		t.Cleanup(ex.Close)
+		if m == full {
+			for _, p := range append(m.Params(), m.State()...) {
+				require.NoError(t, ex.Set(p, optest.Random(rng, p.Spec, -0.3, 0.3).Data))
+			}
+		}
+		toks, pos := make([]float64, batch*q), make([]float64, batch*q)
+		for i := range toks {
+			toks[i], pos[i] = float64(i*7%c.VocabSize), float64(i%q)
+		}
+		require.NoError(t, ex.Set(m.Tokens, toks))
+		require.NoError(t, ex.Set(m.Positions, pos))
+		require.NoError(t, ex.Set(m.CachePos, []float64{0}))
+		require.NoError(t, ex.Run())
+		out, err := ex.Get(m.Logits, m.Next)
+		require.NoError(t, err)
+		return out
+	}
+	want, got := run(full), run(part)
+	V := c.VocabSize
+	for b := 0; b < batch; b++ {
+		row := b*q + at
+		optest.Close(t, fmt.Sprintf("logits of sequence %d", b), got[0][b*V:(b+1)*V], want[0][row*V:(row+1)*V], optest.Tol{Atol: 1e-5, Rtol: 1e-4}) // f32 sums: the last layer may take other kernels at 3 rows than at 15
+		require.Equal(t, want[1][row], got[1][b], "greedy token of sequence %d", b)
+	}
+
+	for _, bad := range []model.DecodeOptions{
+		{MaxSeq: 16, MaxChunk: q, OneOutput: true, OutputPos: q},
+		{MaxSeq: 16, MaxChunk: q, OneOutput: true, OutputPos: -1},
+		{MaxSeq: 16, MaxChunk: q, OneOutput: true, HiddenHistory: true},
+	} {
+		_, err := model.BuildDecode(c, batch, q, bad)
+		require.Error(t, err, "%+v", bad)
+	}
+}

@@ -39,6 +39,9 @@ type Decoder struct {
 	params graph.Buffers // the prefill's parameters and MoE state, by name (no caches)
 	chunk  int           // prefill tokens per submission
 	prompt []int
+	dir    string
+	f16    bool
+	every  bool // the prefill has every position's output (newDecoder)
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
 	// over every Read (set it with CountRouting).
@@ -80,10 +83,19 @@ type stepGraph struct {
 var minStepRows = 16
 
 // CountRouting starts counting copy-expert choices (an MoE model with copy experts only);
-// every Read then also reads the routers' choices back, which costs a little time.
+// every Read then also reads the routers' choices back, which costs a little time, and the
+// prefill runs the last layer's FFN at every image token too (the decoder is rebuilt so).
 func (d *Decoder) CountRouting() error {
 	if len(d.steps[0].m.MoE) == 0 || d.Config.ZeroExpertNum == 0 {
 		return fmt.Errorf("ocr: the model has no copy experts to count")
+	}
+	if !d.every {
+		nd, err := newDecoder(d.dir, d.dev, d.Batch, d.f16, true)
+		if err != nil {
+			return err
+		}
+		d.Close()
+		*d = *nd
 	}
 	r := &Routing{experts: d.Config.NRoutedExperts, copies: d.Config.ZeroExpertNum, topK: d.Config.NumExpertsPerTok}
 	for _, l := range d.steps[0].m.MoE {
@@ -138,6 +150,13 @@ var maxPrefillChunk = 32
 // NewDecoder compiles the batched decode steps of an image model on dev and loads the weights
 // from a model directory's model.safetensors (MTP modules, if any, are not used).
 func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, error) {
+	return newDecoder(dir, dev, batch, f16, false)
+}
+
+// newDecoder is NewDecoder; with every set, the prefill runs every position through every
+// layer (CountRouting needs the last MoE layer's choices on image tokens), else only the BOS
+// token goes through the last layer's FFN and the head (model.DecodeOptions.OneOutput).
+func newDecoder(dir string, dev *gpu.Device, batch int, f16, every bool) (*Decoder, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -160,9 +179,13 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 		return nil, fmt.Errorf("ocr: %s: %d image tokens and %d characters need %d positions, more than max_position_embeddings %d",
 			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
 	}
-	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev}
+	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every}
 	d.opt = model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true}
-	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, d.opt); err != nil {
+	preOpt := d.opt
+	// Only the BOS's output is read, in the last chunk; earlier chunks' outputs are not read
+	// at all, so every chunk may skip the other positions' last FFN.
+	preOpt.OneOutput, preOpt.OutputPos = !every, len(prompt)-1-(n-1)*chunk
+	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, preOpt); err != nil {
 		return nil, err
 	}
 	shared := graph.Buffers{}
@@ -340,7 +363,10 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 		if err := d.countRouting(d.prefill, d.preExec, pos, func(b, p int) bool { return b < len(images) && p < len(d.prompt) }); err != nil {
 			return nil, 0, err
 		}
-		if last {
+		switch {
+		case last && !d.every: // one output per line: the BOS's
+			next = out
+		case last:
 			row := len(d.prompt) - 1 - pos // the BOS
 			next = make([]int, B)
 			for b := range next {

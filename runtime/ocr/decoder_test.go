@@ -178,14 +178,18 @@ func testDecoder(t *testing.T, moe, prefixLM bool) {
 		} else {
 			require.Equal(t, 4, d.chunk)
 		}
+		// The prefill's last layer runs its FFN at the BOS only (model.DecodeOptions.OneOutput).
+		first, _, err := d.Read(images)
+		require.NoError(t, err)
 		if moe {
-			require.NoError(t, d.CountRouting())
+			require.NoError(t, d.CountRouting()) // rebuilt: every position through every layer
 		} else {
 			require.Error(t, d.CountRouting())
 		}
 		got, _, err := d.Read(images)
 		d.Close()
 		require.NoError(t, err)
+		require.Equal(t, got, first)
 		if r := d.Routing; r != nil {
 			require.Equal(t, 3*7, r.ImageTokens, "every image token of the 3 lines, no padding")
 			// BOS and each token fed back (the EOS, if any, is not fed), per line.
@@ -250,9 +254,15 @@ func TestDecoderMovesTheLiveLinesToSmallerStepGraphs(t *testing.T) {
 	big, err := NewDecoder(dir, dev, batch, false)
 	require.NoError(t, err)
 	defer big.Close()
-	require.NoError(t, big.CountRouting())
-	got, _, err := big.Read(pieces)
+	got, _, err := big.Read(pieces) // the prefill's last FFN at the BOS only
 	require.NoError(t, err)
+	for k, s := range big.steps {
+		require.NotNil(t, s.m, "the %d-row step graph was used", batch>>k)
+	}
+	require.NoError(t, big.CountRouting())
+	every, _, err := big.Read(pieces) // every position through every layer
+	require.NoError(t, err)
+	require.Equal(t, got, every)
 
 	one, err := NewDecoder(dir, dev, 1, false)
 	require.NoError(t, err)
