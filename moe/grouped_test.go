@@ -507,14 +507,24 @@ func TestGroupedMatMulWindowTilesCoverEveryRow(t *testing.T) {
 // The grouped matmuls of ocr-small's batched prefill (256 line pieces of 41 tokens, top-2 of
 // 8 experts of 128, hidden 128), variant by variant, next to the dense matmul of the same
 // rows: go test ./moe/ -run '^$' -bench GroupedAtOCRPrefill -benchtime 5x.
-func BenchmarkGroupedAtOCRPrefill(b *testing.B) {
+func BenchmarkGroupedAtOCRPrefill(b *testing.B) { benchGroupedOCR(b, 256*41) }
+
+// The same at a decoding step's shape (one token for each of 256, 64 or 16 line pieces):
+// go test ./moe/ -run '^$' -bench GroupedAtOCRDecode -benchtime 20x.
+func BenchmarkGroupedAtOCRDecode(b *testing.B) {
+	for _, rows := range []int{256, 64, 16} {
+		b.Run(fmt.Sprintf("rows%d", rows), func(b *testing.B) { benchGroupedOCR(b, rows) })
+	}
+}
+
+func benchGroupedOCR(b *testing.B, T int) {
 	dev := gputest.Device(b)
 	rng := rand.New(rand.NewSource(1))
-	const T, E, k, D, I = 256 * 41, 8, 2, 128, 128
+	const E, k, D, I = 8, 2, 128, 128
 	seg, R := benchRouting(T, E, k)
 	x := optest.Random(rng, graph.F32(R, D), -1, 1)
 	w := optest.Random(rng, graph.F32(E, I, D), -1, 1)
-	flops := 2.0 * T * k * D * I
+	flops := 2.0 * float64(T*k*D*I)
 	gf := func(b *testing.B, sec float64) { b.ReportMetric(flops/sec/1e9, "GFLOP/s") }
 	for _, v := range []int{3, 9, 10} {
 		b.Run(fmt.Sprintf("forward_nt/v%d", v), func(b *testing.B) {
