@@ -18,8 +18,9 @@ import (
 
 // DefaultBatch is Options.Batch when unset. On lavapipe, reading the 900 held-out lines
 // (1206 pieces) at 256 took 13.3–14.2 ms a line against 14.5–14.8 at 64 in three alternating
-// runs (`moegpu ocr --eval DIR --batch N`), the same texts. The prefill of 256 pieces plans a
-// 56 MiB activation arena.
+// runs (`moegpu ocr --eval DIR --batch N`), the same texts; after the decoder moved ended
+// pieces out of its steps, 512 was slower than 256 (11.6 and 12.1 against 10.3 and 11.4 ms a
+// line, two alternating runs). The prefill of 256 pieces plans a 56 MiB activation arena.
 const DefaultBatch = 256
 
 // Options shape a Recognizer.
