@@ -504,15 +504,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 		for i, vw := range views {
 			wv := vw.buf
 			if v == 9 {
-				ne := vw.e1 - vw.e0
-				w3, err := vw.buf.View(vw.buf.Name+".3d", gpu.F32, 0, ne, N, K)
-				if err != nil {
-					return err
-				}
-				if wv, err = rec.Shared("moe.weights_t", vw.buf.Name+".T", gpu.F32, ne, K, N); err != nil {
-					return err
-				}
-				if err := (graph.Transpose{}).Encode(dev, rec, []*gpu.Buffer{w3}, []*gpu.Buffer{wv}); err != nil {
+				if wv, err = transposedView(dev, rec, vw, N, K); err != nil {
 					return err
 				}
 			}
@@ -660,15 +652,7 @@ func (m GroupedMatMul) encodeWindows(dev *gpu.Device, rec *gpu.Recorder, x *gpu.
 	for i, vw := range views {
 		wv := vw.buf
 		if m.TransW {
-			ne := vw.e1 - vw.e0
-			w3, err := vw.buf.View(vw.buf.Name+".3d", gpu.F32, 0, ne, N, K)
-			if err != nil {
-				return 0, err
-			}
-			if wv, err = rec.Shared("moe.weights_t", vw.buf.Name+".T", gpu.F32, ne, K, N); err != nil {
-				return 0, err
-			}
-			if err := (graph.Transpose{}).Encode(dev, rec, []*gpu.Buffer{w3}, []*gpu.Buffer{wv}); err != nil {
+			if wv, err = transposedView(dev, rec, vw, N, K); err != nil {
 				return 0, err
 			}
 		}
@@ -693,6 +677,23 @@ func (m GroupedMatMul) encodeWindows(dev *gpu.Device, rec *gpu.Recorder, x *gpu.
 		}
 	}
 	return full, nil
+}
+
+// transposedView records the transpose of a (E', N, K) weight view into the recording's
+// shared scratch pool "moe.weights_t" as (E', K, N) and returns it: variants 9 and 10 read
+// W_e along N. The pool serves the views in turn (each view's dispatches read its transpose
+// before the next view's is written).
+func transposedView(dev *gpu.Device, rec *gpu.Recorder, vw groupedView, N, K int) (*gpu.Buffer, error) {
+	ne := vw.e1 - vw.e0
+	w3, err := vw.buf.View(vw.buf.Name+".3d", gpu.F32, 0, ne, N, K)
+	if err != nil {
+		return nil, err
+	}
+	wt, err := rec.Shared("moe.weights_t", vw.buf.Name+".T", gpu.F32, ne, K, N)
+	if err != nil {
+		return nil, err
+	}
+	return wt, (graph.Transpose{}).Encode(dev, rec, []*gpu.Buffer{w3}, []*gpu.Buffer{wt})
 }
 
 // seqN is n values from 0 in steps of step.
