@@ -20,14 +20,14 @@ import (
 
 	"github.com/moegpu/moegpu/assets/models"
 	"github.com/moegpu/moegpu/gpu"
-	"github.com/moegpu/moegpu/internal/preempt"
+	"github.com/moegpu/moegpu/internal/procenv"
 )
 
 // GLFW wants its calls on the process's main thread: keep the main goroutine there.
 func init() { runtime.LockOSThread() }
 
 func main() {
-	preempt.Disable()
+	procenv.Restart()
 	os.Exit(run(os.Args[1:], os.Stderr))
 }
 

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/moegpu/moegpu/internal/procenv"
 	"github.com/moegpu/moegpu/runtime/ocr"
 )
 
@@ -140,7 +141,9 @@ func evalTesseract(bin string, psm int, set []evalLine) (*evalReport, error) {
 	}
 	start := time.Now()
 	cmd := exec.Command(bin, list.Name(), "stdout", "--psm", fmt.Sprint(psm), "-l", "eng")
-	cmd.Env = append(os.Environ(), "OMP_THREAD_LIMIT=1")
+	// Tesseract runs in the environment the user started moegpu with, not in the one moegpu
+	// restarted itself with (procenv: huge pages would change Tesseract's time too).
+	cmd.Env = append(procenv.Undo(os.Environ()), "OMP_THREAD_LIMIT=1")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/moegpu/moegpu/internal/preempt"
+	"github.com/moegpu/moegpu/internal/procenv"
 	"math"
 	"os"
 	"os/exec"
@@ -27,7 +27,7 @@ const cliArgsEnv = "MOEGPU_TEST_CLI_ARGS"
 
 // TestMain runs the CLI instead of the tests when cliArgsEnv is set.
 func TestMain(m *testing.M) {
-	preempt.Disable()
+	procenv.Restart()
 	if a, ok := os.LookupEnv(cliArgsEnv); ok {
 		os.Exit(run(strings.Split(a, "\x1f"), os.Stdout, os.Stderr))
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"github.com/pkg/profile"
+
+	"github.com/moegpu/moegpu/internal/procenv"
 )
 
 // command is one subcommand: its flags are parsed by run itself so that
@@ -51,11 +53,18 @@ Run "moegpu <command> --help" for a command's flags.
 Environment:
   MOEGPU_WGPU_LOG=warn|info|debug   show the WebGPU driver's log (hidden by default)
   MOEGPU_OCR_MODEL=DIR              the OCR model ocr and bench ocr read when --model is not given
+  MOEGPU_KEEP_PREEMPTION=1          keep Go's asynchronous preemption (turned off at start-up:
+                                    its signals can crash Mesa's lavapipe mid-submission)
+  MOEGPU_HUGEPAGES=0                leave glibc's malloc on 4 KiB pages (by default moegpu restarts
+                                    with GLIBC_TUNABLES=glibc.malloc.hugetlb=1: CPU drivers keep GPU
+                                    buffers in malloc'd memory, and huge pages cut their page faults)
 `)
 }
 
 func main() {
-	avoidAsyncPreemption()
+	// Restart once with Go's asynchronous preemption off and glibc's malloc on transparent huge
+	// pages (package procenv; MOEGPU_KEEP_PREEMPTION=1 and MOEGPU_HUGEPAGES=0 opt out).
+	procenv.Restart()
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -6,7 +6,7 @@ package gputest
 import (
 	"os"
 
-	"github.com/moegpu/moegpu/internal/preempt"
+	"github.com/moegpu/moegpu/internal/procenv"
 	"sync"
 	"testing"
 
@@ -43,11 +43,12 @@ func Device(t testing.TB) *gpu.Device {
 	return dev
 }
 
-// Main runs a GPU test binary's tests with Go's asynchronous preemption
-// off (see package preempt: a preemption signal during a long lavapipe
-// submission can kill the process). Use it as the package's TestMain, or
-// call preempt.Disable first in a TestMain of its own.
+// Main runs a GPU test binary's tests in the CLI's process environment
+// (package procenv: Go's asynchronous preemption off, since a preemption
+// signal during a long lavapipe submission can kill the process, and
+// glibc's malloc on transparent huge pages). Use it as the package's
+// TestMain, or call procenv.Restart first in a TestMain of its own.
 func Main(m *testing.M) {
-	preempt.Disable()
+	procenv.Restart()
 	os.Exit(m.Run())
 }
