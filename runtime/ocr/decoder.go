@@ -30,7 +30,8 @@ type Decoder struct {
 	Batch  int // lines per batch
 
 	prefill *model.Model
-	preExec graph.Executor
+	preExec *graph.GPU
+	pix     []float32 // the prefill's pixel values, reused by every Read
 	// steps are the one-token decoding graphs, Batch rows first, then half as many each
 	// (down to minStepRows), built on first use; steps[0] shares the prefill's caches.
 	steps  []*stepGraph
@@ -335,18 +336,20 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 		return nil, 0, fmt.Errorf("ocr: a batch holds 1 to %d lines, got %d", B, len(images))
 	}
 	plane := c.ImageHeight * c.MaxImageWidth
-	pix := make([]float64, B*plane)
+	if d.pix == nil {
+		d.pix = make([]float32, B*plane)
+	}
 	for i, img := range images {
 		if len(img) != plane {
 			return nil, 0, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
 		}
-		for j, v := range img {
-			pix[i*plane+j] = float64(v)
-		}
+		copy(d.pix[i*plane:], img)
 	}
+	clear(d.pix[len(images)*plane:]) // rows past the lines: blank
 	// Only the prefill reads strips: the one-token steps feed text positions and have no
-	// patch embedding (model.DecodeOptions.TextOnly).
-	if err := d.preExec.Set(d.prefill.PixelValues, pix); err != nil {
+	// patch embedding (model.DecodeOptions.TextOnly). The pixels go to the GPU as they are
+	// (f32), not through Executor.Set's f64.
+	if err := d.preExec.Buffer(d.prefill.PixelValues).Write(d.pix); err != nil {
 		return nil, 0, err
 	}
 	var next []int

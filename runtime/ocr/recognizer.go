@@ -248,9 +248,7 @@ func (r *Recognizer) Recognize(img image.Image, progress Progress) (Result, erro
 // segRef is one segment of one line of one image.
 type segRef struct {
 	img, line int
-	width     int  // columns of ink before the padding
-	space     bool // cut from the piece before at a word space (ocrimage.Segment.Space)
-	pix       []float32
+	seg       ocrimage.Segment // padded to max_image_width when its batch is read
 }
 
 // RecognizeAll reads several images, batching the segments of all of them together, so a
@@ -268,14 +266,14 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		for j, l := range lines {
 			out[i].Lines[j] = LineResult{Box: l.Box, Segments: len(l.Segments)}
 			for _, s := range l.Segments {
-				segs = append(segs, segRef{img: i, line: j, width: s.Width, space: s.Space, pix: s.Padded(c.MaxImageWidth)})
+				segs = append(segs, segRef{img: i, line: j, seg: s})
 			}
 		}
 	}
 	texts := make([]string, len(segs))
 	if r.spec != nil {
 		for k, s := range segs {
-			t, st, el, err := r.readSpeculative(s.pix)
+			t, st, el, err := r.readSpeculative(s.seg.Padded(c.MaxImageWidth))
 			if err != nil {
 				return nil, err
 			}
@@ -296,7 +294,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		for i := range order {
 			order[i] = i
 		}
-		sort.SliceStable(order, func(a, b int) bool { return segs[order[a]].width < segs[order[b]].width })
+		sort.SliceStable(order, func(a, b int) bool { return segs[order[a]].seg.Width < segs[order[b]].seg.Width })
 		for k := 0; k < len(segs); {
 			dec, err := r.decoder(len(segs) - k)
 			if err != nil {
@@ -306,7 +304,8 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			part := order[k:min(k+B, len(segs))]
 			imgs := make([][]float32, len(part))
 			for j, i := range part {
-				imgs[j] = segs[i].pix
+				// Padded batch by batch, so the memory of one batch's images serves the next.
+				imgs[j] = segs[i].seg.Padded(c.MaxImageWidth)
 			}
 			got, el, err := dec.Read(imgs)
 			if err != nil {
@@ -328,7 +327,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 	for k, s := range segs {
 		l := &out[s.img].Lines[s.line]
 		// Pieces cut at a word space join with one; pieces of one long word, without.
-		if l.Text != "" && texts[k] != "" && s.space {
+		if l.Text != "" && texts[k] != "" && s.seg.Space {
 			l.Text += " "
 		}
 		l.Text += texts[k]
