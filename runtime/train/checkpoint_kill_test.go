@@ -3,7 +3,7 @@ package train_test
 import (
 	"bufio"
 	"fmt"
-	"github.com/moegpu/moegpu/internal/preempt"
+	"github.com/moegpu/moegpu/internal/procenv"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -31,7 +31,7 @@ const (
 // tiny trainer on the reference executor, says "ready", then saves a checkpoint into the
 // directory over and over, one step further each time, until it is killed.
 func TestMain(m *testing.M) {
-	preempt.Disable()
+	procenv.Restart()
 	if dir := os.Getenv(saveLoopDir); dir != "" {
 		os.Exit(saveLoop(dir))
 	}
