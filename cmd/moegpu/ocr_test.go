@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/internal/procenv"
 )
 
 // tinyOCRConfig is a small image model that trains in seconds (it reads nothing useful).
@@ -100,4 +101,25 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	code, out, errs = runCLI("bench", "ocr", evalDir, "--model", model)
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "| **all** | 9 |")
+
+	// With a stand-in Tesseract that reads every line as "text" and records its environment:
+	// its column is scored, and it runs in the user's environment, not in the one this process
+	// restarted itself with (procenv), whose huge pages would change its time too.
+	fake := filepath.Join(dir, "tesseract")
+	require.NoError(t, os.WriteFile(fake, []byte(`#!/bin/sh
+if [ "$1" = "--version" ]; then echo "tesseract 0.0 (stand-in)"; exit 0; fi
+env > "$(dirname "$0")/env.txt"
+while read -r f; do printf 'text\n\f'; done < "$1"
+`), 0o755))
+	code, out, errs = runCLI("bench", "ocr", evalDir, "--model", model, "--tesseract", fake)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "tesseract 0.0 (stand-in)")
+	require.Regexp(t, `\| \*\*all\*\* \| 9 \| [0-9.]+% \| [0-9.]+% \|`, out, "both CER columns")
+	env, err := os.ReadFile(filepath.Join(dir, "env.txt"))
+	require.NoError(t, err)
+	require.Contains(t, string(env), "OMP_THREAD_LIMIT=1")
+	require.NotContains(t, string(env), procenv.AddedEnv)
+	if strings.Contains(os.Getenv(procenv.AddedEnv), "GLIBC_TUNABLES") {
+		require.NotContains(t, string(env), "glibc.malloc.hugetlb=1", "the setting the restart added")
+	}
 }
