@@ -41,10 +41,16 @@ const (
 	AddedEnv = "MOEGPU_RESTART_ADDED"
 )
 
-const (
-	preemptOff = "asyncpreemptoff=1"
-	hugeTLB    = "glibc.malloc.hugetlb=1"
-)
+// settings are the restart's additions: each a name=value entry of a
+// variable's sep-separated list, with the opt-out variable and value that
+// leave it out.
+var settings = []struct {
+	key, setting, sep   string
+	optOut, optOutValue string
+}{
+	{"GODEBUG", "asyncpreemptoff=1", ",", KeepPreemptionEnv, "1"},
+	{"GLIBC_TUNABLES", "glibc.malloc.hugetlb=1", ":", HugePagesEnv, "0"},
+}
 
 // Restart execs the same binary with the same arguments (same process id)
 // and the settings above added to GODEBUG and GLIBC_TUNABLES, unless
@@ -97,11 +103,10 @@ func Environ(env []string) ([]string, bool) {
 		return true
 	}
 	var added []string
-	if v, _ := get(KeepPreemptionEnv); v != "1" && add("GODEBUG", preemptOff, ",") {
-		added = append(added, "GODEBUG")
-	}
-	if v, _ := get(HugePagesEnv); v != "0" && add("GLIBC_TUNABLES", hugeTLB, ":") {
-		added = append(added, "GLIBC_TUNABLES")
+	for _, st := range settings {
+		if v, _ := get(st.optOut); v != st.optOutValue && add(st.key, st.setting, st.sep) {
+			added = append(added, st.key)
+		}
 	}
 	if len(added) == 0 {
 		return out, false
@@ -126,20 +131,21 @@ func Undo(env []string) []string {
 	var out []string
 	for _, kv := range env {
 		key, v, _ := strings.Cut(kv, "=")
-		switch {
-		case key == AddedEnv:
-			continue
-		case key == "GODEBUG" && slices.Contains(added, key):
-			v = drop(v, preemptOff, ",")
-		case key == "GLIBC_TUNABLES" && slices.Contains(added, key):
-			v = drop(v, hugeTLB, ":")
-		default:
-			out = append(out, kv)
+		if key == AddedEnv {
 			continue
 		}
-		if v != "" {
-			out = append(out, key+"="+v)
+		if slices.Contains(added, key) {
+			for _, st := range settings {
+				if st.key == key {
+					v = drop(v, st.setting, st.sep)
+				}
+			}
+			if v == "" {
+				continue
+			}
+			kv = key + "=" + v
 		}
+		out = append(out, kv)
 	}
 	return out
 }
