@@ -217,7 +217,7 @@ func scoreJob(j ablate.Job, r *ablate.Result, rf runFlags) error {
 	var maxNew []int
 	switch {
 	case j.Task == ocr.TaskName:
-		score, routing, _, err := scoreOCR(j.Dir, o.N, o.Seed, d)
+		score, routing, _, err := scoreOCR(j.Dir, o.N, o.Seed, d, false)
 		if err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/runtime/generate"
+	"github.com/moegpu/moegpu/runtime/ocr"
 	"github.com/moegpu/moegpu/runtime/tasks"
 	"github.com/moegpu/moegpu/runtime/textdata"
 	"github.com/moegpu/moegpu/runtime/train"
@@ -110,7 +111,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", "eval --checkpoint DIR --task NAME [flags]", stderr)
 	dir := fs.String("checkpoint", "out/run", "checkpoint directory written by moegpu train")
-	taskName := fs.String("task", "reverse", "task (default: the one the checkpoint was trained on): a synthetic one ("+strings.Join(tasks.Names(), ", ")+") or a text task ("+strings.Join(textdata.Names(), ", ")+": bits per character, or exact match by context length and depth)")
+	taskName := fs.String("task", "reverse", "task (default: the one the checkpoint was trained on): a synthetic one ("+strings.Join(tasks.Names(), ", ")+"), a text task ("+strings.Join(textdata.Names(), ", ")+": bits per character, or exact match by context length and depth), or "+ocr.TaskName+" (CER and exact lines on n lines rendered from the held-out validation fonts, every condition, as train's end-of-run check)")
 	n := fs.Int("n", 200, "held-out examples, ≥ 1")
 	seed := fs.Uint64("seed", 0, "held-out set seed (the evaluation stream, disjoint from training batches); train's end-of-run score uses the same default")
 	f16 := fs.Bool("f16", false, "evaluate with the linear layers' weights in half precision")
@@ -144,12 +145,28 @@ func runEval(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--speculative needs a model with MTP modules; %s has none (num_nextn_predict_layers 0)", *dir)
 		}
 	}
+	if *taskName == ocr.TaskName {
+		// The lines train's end-of-run check reads (n lines of the validation fonts, every
+		// condition, from seed), so any OCR checkpoint or model directory can be scored on them.
+		if *speculative {
+			return fmt.Errorf("--speculative does not apply to --task ocr; compare decoders with moegpu ocr --speculative")
+		}
+		if rf.executor != "gpu" {
+			return fmt.Errorf("--task ocr runs on the gpu executor")
+		}
+		d, err := rf.open()
+		if err != nil {
+			return err
+		}
+		defer d.Close()
+		return evaluateOCR(*dir, *n, *seed, d, *f16, stdout)
+	}
 	if textdata.IsName(*taskName) {
 		return evalText(*dir, *taskName, *n, *seed, rf, *f16 || *speculative, stdout)
 	}
 	task, err := tasks.ByName(*taskName)
 	if err != nil {
-		return fmt.Errorf("unknown task %q: eval scores a synthetic task (%s) or a text task (%s)", *taskName, strings.Join(tasks.Names(), ", "), strings.Join(textdata.Names(), ", "))
+		return fmt.Errorf("unknown task %q: eval scores a synthetic task (%s), a text task (%s) or %s", *taskName, strings.Join(tasks.Names(), ", "), strings.Join(textdata.Names(), ", "), ocr.TaskName)
 	}
 	d, err := rf.open()
 	if err != nil {

@@ -45,10 +45,13 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	split := fs.String("split", "validation", "with --write-eval: validation (held-out font families) or train")
 	var df deviceFlags
 	addDeviceFlags(fs, &df)
+	var prof profiling
+	prof.register(fs)
 	files, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
+	defer prof.start()()
 	if *writeEval != "" {
 		return writeOCREvalSet(*writeEval, *split, *perCond, *evalSeed, len(files), stdout)
 	}

@@ -11,9 +11,10 @@ import (
 )
 
 // evaluateOCR scores an OCR checkpoint on n lines rendered from the held-out validation font
-// families (all conditions mixed, seed fixing the lines): CER and exact lines.
-func evaluateOCR(dir string, n int, seed uint64, d *gpu.Device, stdout io.Writer) error {
-	score, routing, ms, err := scoreOCR(dir, n, seed, d)
+// families (all conditions mixed, seed fixing the lines): CER and exact lines; f16 stores the
+// linear layers' weights in half precision.
+func evaluateOCR(dir string, n int, seed uint64, d *gpu.Device, f16 bool, stdout io.Writer) error {
+	score, routing, ms, err := scoreOCR(dir, n, seed, d, f16)
 	if err != nil {
 		return err
 	}
@@ -25,7 +26,7 @@ func evaluateOCR(dir string, n int, seed uint64, d *gpu.Device, stdout io.Writer
 
 // scoreOCR reads n held-out lines with an OCR checkpoint: their score, the copy-expert skips
 // on image and text tokens (nil without copy experts) and the decoding time in ms.
-func scoreOCR(dir string, n int, seed uint64, d *gpu.Device) (ocr.Score, *ocr.Routing, float64, error) {
+func scoreOCR(dir string, n int, seed uint64, d *gpu.Device, f16 bool) (ocr.Score, *ocr.Routing, float64, error) {
 	var score ocr.Score
 	if d == nil {
 		return score, nil, 0, fmt.Errorf("ocr evaluation runs on the gpu executor")
@@ -43,7 +44,7 @@ func scoreOCR(dir string, n int, seed uint64, d *gpu.Device) (ocr.Score, *ocr.Ro
 		return score, nil, 0, err
 	}
 	const batch = 16
-	dec, err := ocr.NewDecoder(dir, d, batch, false)
+	dec, err := ocr.NewDecoder(dir, d, batch, f16)
 	if err != nil {
 		return score, nil, 0, err
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -61,6 +62,17 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, "ocr: CER")
 	require.Contains(t, out, "of image tokens")
+	trained := out[strings.Index(out, "ocr: CER"):]
+
+	// eval scores the checkpoint on the same held-out lines as train's end-of-run check, with
+	// the task taken from the checkpoint.
+	code, out, errs = runCLI("eval", "--checkpoint", model, "--n", "4")
+	require.Equal(t, 0, code, errs)
+	ms := regexp.MustCompile(`[0-9.]+ ms/line`)
+	require.Equal(t, ms.ReplaceAllString(trained, "ms/line"), ms.ReplaceAllString(out, "ms/line"))
+	code, _, errs = runCLI("eval", "--checkpoint", model, "--task", "ocr", "--speculative")
+	require.NotEqual(t, 0, code)
+	require.Contains(t, errs, "--speculative does not apply to --task ocr")
 
 	evalDir := filepath.Join(dir, "eval")
 	code, out, errs = runCLI("ocr", "--write-eval", evalDir, "--per-condition", "1")

@@ -262,7 +262,7 @@ func runTrain(args []string, stdout, stderr io.Writer) error {
 	}
 	if *evalN > 0 {
 		if _, ok := task.(*ocr.Task); ok {
-			return evaluateOCR(*out, *evalN, *evalSeed, d, stdout)
+			return evaluateOCR(*out, *evalN, *evalSeed, d, false, stdout)
 		}
 		if t, ok := task.(*tasks.Task); ok {
 			return evaluate(*out, t, *evalN, *evalSeed, rf.executor, d, false, stdout)
