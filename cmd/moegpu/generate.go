@@ -110,7 +110,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 
 func runEval(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("eval", "eval --checkpoint DIR --task NAME [flags]", stderr)
-	dir := fs.String("checkpoint", "out/run", "checkpoint directory written by moegpu train")
+	dir := fs.String("checkpoint", "out/run", "checkpoint directory written by moegpu train, or a model directory such as the shipped assets/models/ocr-small")
 	taskName := fs.String("task", "reverse", "task (default: the one the checkpoint was trained on): a synthetic one ("+strings.Join(tasks.Names(), ", ")+"), a text task ("+strings.Join(textdata.Names(), ", ")+": bits per character, or exact match by context length and depth), or "+ocr.TaskName+" (CER and exact lines on n lines rendered from the held-out validation fonts, every condition, as train's end-of-run check)")
 	n := fs.Int("n", 200, "held-out examples, ≥ 1")
 	seed := fs.Uint64("seed", 0, "held-out set seed (the evaluation stream, disjoint from training batches); train's end-of-run score uses the same default")
