@@ -96,7 +96,7 @@ func moeCases(quick bool) []benchCase {
 		for _, v := range []struct {
 			v     int
 			label string
-		}{{0, "auto"}, {1, "v1 scalar"}} {
+		}{{0, "auto"}, {3, "v3 8x8 storage"}, {4, "v4 16x16 unrolled"}, {1, "v1 scalar"}} {
 			if v.v == 1 && s.slow {
 				continue
 			}

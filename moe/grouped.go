@@ -106,10 +106,12 @@ type GroupedWeightGrad struct {
 	TransW bool
 	// BindingLimit lowers the largest dW binding in bytes when > 0.
 	BindingLimit uint64
-	// Variant picks the kernel: 0 automatic (3 where the output's two
-	// dimensions are multiples of 4, else 1); 1 one element of dW per
-	// invocation; 3 register-blocked, 8 rows × 8 columns of dW_e per
-	// invocation with vec4 loads.
+	// Variant picks the kernel: 0 automatic (4 where dW_e has at least
+	// 64 rows and 64 columns, else 3, each only where both dimensions are
+	// multiples of 4, else 1); 1 one element of dW per invocation; 3
+	// register-blocked, 8 rows × 8 columns of dW_e per invocation with vec4
+	// loads; 4 as 3 with 16 rows × 16 columns and the per-invocation loops
+	// unrolled by a template (shaders/moe_grouped_wgrad.wgsl.tmpl).
 	Variant int
 	// Single (with Experts 1) gives dW the rank-2 shape of a dense weight,
 	// (N, K) or (K, N): the gradient of a shared expert's weight, which
@@ -828,8 +830,11 @@ func (m GroupedWeightGrad) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 	v := m.Variant
 	if v == 0 {
 		v = 3
+		if P >= 4*grpWgTM && Q >= 16*grpWgTNV {
+			v = 4
+		}
 	}
-	if v == 3 && (P%4 != 0 || Q%4 != 0) {
+	if (v == 3 || v == 4) && (P%4 != 0 || Q%4 != 0) {
 		v = 1
 	}
 	bind := []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}
@@ -840,6 +845,10 @@ func (m GroupedWeightGrad) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 		k, err = groupedKernel(dev, "gwg_1", "moe_grouped_wgrad_v1", bind, true,
 			map[string]string{"WGX": groupedU(grpScalarWGX), "WGY": groupedU(grpScalarWGY)})
 		gx, gy = gpu.CeilDiv(Q, grpScalarWGX), gpu.CeilDiv(P, grpScalarWGY)
+	case 4:
+		wgx, wgy := groupedWG(gpu.CeilDiv(Q/4, grpWgTNV))
+		k, err = wgradUnrolledKernel(dev, grpWgTM, grpWgTNV, wgx, wgy)
+		gx, gy = gpu.CeilDiv(Q/4, grpWgTNV*wgx), gpu.CeilDiv(P, grpWgTM*wgy)
 	case 3:
 		wgx, wgy := groupedWG(gpu.CeilDiv(Q/4, grpTNV))
 		k, err = groupedKernel(dev, "gwg_tn4", fmt.Sprintf("moe_grouped_wgrad_v3_%dx%d_wg%dx%d", grpTM, 4*grpTNV, wgx, wgy), bind, true,
@@ -886,4 +895,39 @@ func coprimeStride(n int) int {
 		s++
 	}
 	return s
+}
+
+// Variant 4's block of dW_e per invocation: grpWgTM rows × grpWgTNV vec4
+// columns (16 × 16), so each row of the segment loads 8 vec4s for 256
+// multiply-adds (variant 3: 4 for 64). On lavapipe on a 2-core AMD EPYC
+// host (moegpu bench kernels --filter moe_grouped_dw, four runs) it took
+// 0.60–0.70× variant 3's time at ocr-small's expert shape (8 experts of
+// 128×128, top-2 of 1184 tokens) and 0.60–0.67× at 16 experts of
+// 1024×1024, but 0.86–1.52× at 32×64, where 16×16 blocks leave few
+// invocations: the automatic choice keeps variant 3 below 64×64. Blocks of
+// 8 × 16 and 16 × 8 columns gained less at ocr-small's shape, 16 × 32 lost.
+const grpWgTM, grpWgTNV = 16, 4
+
+// wgradUnrolledKernel compiles variant 4 of GroupedWeightGrad
+// (shaders/moe_grouped_wgrad.wgsl.tmpl) for a tm × 4·tnv block per
+// invocation (tm a multiple of 4) and wgx × wgy invocations per workgroup.
+func wgradUnrolledKernel(dev *gpu.Device, tm, tnv, wgx, wgy int) (*gpu.Kernel, error) {
+	type row struct {
+		I, Q int    // row of the block; the vec4 of A that holds it
+		C    string // its component there
+	}
+	rows := make([]row, tm)
+	for i := range rows {
+		rows[i] = row{I: i, Q: i / 4, C: string("xyzw"[i%4])}
+	}
+	src, err := shaders.Template("moe_grouped_wgrad", struct {
+		TM, TNV, WGX, WGY, Loads, FMAs int
+		Rows                           []row
+		Cols, Quads                    []int
+	}{tm, tnv, wgx, wgy, tnv + tm/4, 4 * tm * tnv, rows, seqN(tnv, 1), seqN(tm/4, 1)})
+	if err != nil {
+		return nil, err
+	}
+	return dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("moe_grouped_wgrad_v4_%dx%d_wg%dx%d", tm, 4*tnv, wgx, wgy), Source: src,
+		Entry: "gwg_unrolled", Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true})
 }

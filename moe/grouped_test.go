@@ -135,9 +135,12 @@ func TestGroupedMatMulUniformWindowsCoverEveryRow(t *testing.T) {
 func TestGroupedWeightGradMatchesReferenceWithPaddingNeverLeaking(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(3))
-	sizes := [][2]int{{1, 1}, {3, 17}, {17, 129}, {129, 3}, {16, 20}, {64, 32}}
+	// {16, 20}: one 16-row block, 5 vec4 columns (a partial column block);
+	// {68, 76}: dW_e 68×76 or 76×68, partial row and column blocks of
+	// variant 4 (and automatically variant 4 with TransW).
+	sizes := [][2]int{{1, 1}, {3, 17}, {17, 129}, {129, 3}, {16, 20}, {64, 32}, {68, 76}}
 	for _, trans := range []bool{true, false} {
-		for _, v := range []int{0, 1, 3} {
+		for _, v := range []int{0, 1, 3, 4} {
 			for _, kn := range sizes {
 				for _, rt := range routings {
 					K, N := kn[0], kn[1]
@@ -312,6 +315,9 @@ func TestGroupedLongSegmentsAreSummedInPasses(t *testing.T) {
 		x := optest.Random(rng, graph.F32(R, K), -1, 1)
 		for _, trans := range []bool{true, false} {
 			optest.CheckOp(t, dev, moe.GroupedWeightGrad{Experts: 2, TransW: trans}, groupedTol(R), dy, x, seg)
+			if K%4 == 0 && N%4 == 0 {
+				optest.CheckOp(t, dev, moe.GroupedWeightGrad{Experts: 2, TransW: trans, Variant: 4}, groupedTol(R), dy, x, seg)
+			}
 			w := optest.Random(rng, graph.F32(weightShape(trans, 2, K, N)...), -1, 1)
 			optest.CheckOp(t, dev, moe.GroupedMatMul{Experts: 2, TransW: trans}, groupedTol(K), x, w, seg)
 		}

@@ -719,7 +719,7 @@ func moeCases() []Case {
 	for _, v := range []struct {
 		v    int
 		name string
-	}{{0, "auto"}, {1, "v1 element per invocation"}, {3, "v3 register-blocked vec4"}} {
+	}{{0, "auto"}, {1, "v1 element per invocation"}, {3, "v3 register-blocked vec4"}, {4, "v4 16×16 block, unrolled"}} {
 		for _, transW := range []bool{true, false} {
 			what := map[bool]string{true: "dW (E, N, K)", false: "dW (E, K, N)"}[transW]
 			cs = append(cs, Case{Op: "moe_grouped_weight_grad", Variant: v.name + ", " + what, Shape: fmt.Sprintf("E=%d top-2, 40 tokens, %d→%d", E, Kd, Nd), Tol: mmTol(40),
