@@ -30,7 +30,9 @@ type MatMul struct {
 	// read through uniform-buffer windows (A·Bᵀ only, see encodeNTUBO), 9
 	// the operands copied or transposed into scratch in variant 7's form,
 	// then 7 (see encodeTransposed; falls back to automatic where it
-	// cannot apply).
+	// cannot apply), 11 Aᵀ·B as a sum over rows of A and B in passes of
+	// 256 rows, 16×16 blocks of C per invocation (Aᵀ·B only, one batch, M
+	// and N multiples of 4, K > 0; see encodeRows, autoRows).
 	Variant int
 	// Tile overrides the register-blocking of variants 2 and 3; zero fields
 	// take the adapter's default.
@@ -355,6 +357,12 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	acc := uint32(0)
 	if m.Accumulate {
 		acc = 1
+	}
+	if m.Variant == 11 || (m.Variant == 0 && m.autoRows(dev, d)) {
+		if m.Residual {
+			return m.encodeResidualApart(dev, rec, in, out)
+		}
+		return m.encodeRows(dev, rec, d, in, out)
 	}
 	auto := m.Variant == 0 && m.autoTransposed(dev, d, in[0], in[1], out[0])
 	if m.Residual {

@@ -308,6 +308,51 @@ func TestMatMulTransposedPathsMatchReference(t *testing.T) {
 	}
 }
 
+// Variant 11 (Aᵀ·B as a sum over rows in passes of 256): partial row and
+// column blocks (M, N not multiples of 16), one row, reductions
+// that end inside a pass and span several, plain, accumulating and with a
+// residual; the automatic choice at ocr-small's weight-gradient shape
+// (N = 128) takes it; sizes it cannot run are an error, not a wrong result.
+func TestMatMulRowPassesMatchReference(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(21))
+	for _, s := range [][3]int{{4, 4, 1}, {20, 36, 7}, {68, 12, 256}, {36, 132, 257}, {128, 20, 600}, {384, 128, 1184}, {16, 16, 255}} {
+		M, N, K := s[0], s[1], s[2]
+		for _, op := range []graph.MatMul{{TransA: true, Variant: 11}, {TransA: true, Variant: 11, Accumulate: true}, {TransA: true, Variant: 11, Residual: true}} {
+			t.Run(fmt.Sprintf("acc%v/res%v/M%dN%dK%d", op.Accumulate, op.Residual, M, N, K), func(t *testing.T) {
+				in := []*graph.Host{optest.Random(rng, graph.F32(K, M), -1, 1), optest.Random(rng, graph.F32(K, N), -1, 1)}
+				if op.Accumulate || op.Residual {
+					in = append(in, optest.Random(rng, graph.F32(M, N), -1, 1))
+				}
+				optest.CheckOp(t, dev, op, mmTol(K+1), in...)
+			})
+		}
+	}
+	t.Run("automatic at ocr-small's shape", func(t *testing.T) {
+		a, _ := dev.NewBuffer("a", gpu.F32, 1184, 384)
+		b, _ := dev.NewBuffer("b", gpu.F32, 1184, 128)
+		c, _ := dev.NewBuffer("c", gpu.F32, 384, 128)
+		defer a.Release()
+		defer b.Release()
+		defer c.Release()
+		rec := dev.NewRecorder()
+		defer rec.Release()
+		require.NoError(t, graph.MatMul{TransA: true}.Encode(dev, rec, []*gpu.Buffer{a, b}, []*gpu.Buffer{c}))
+		if !loopBudgetApplies(dev) { // not a CPU adapter: the register-blocked kernels
+			for _, st := range rec.Steps() {
+				require.NotContains(t, st.Name(), "matmul_tn_v11_")
+			}
+			return
+		}
+		require.Equal(t, 5, rec.Len(), "1184 rows in passes of 256")
+		for _, st := range rec.Steps() {
+			require.Contains(t, st.Name(), "matmul_tn_v11_")
+		}
+	})
+	_, err := optest.Check(dev, graph.MatMul{TransA: true, Variant: 11}, mmTol(8), graph.NewHost(graph.F32(8, 6)), graph.NewHost(graph.F32(8, 4)))
+	require.ErrorContains(t, err, "multiples of 4")
+}
+
 // An operand that shares a GPU buffer with the other operand or the output
 // cannot be bound as uniform; the uniform-window variants must step aside.
 func TestMatMulWithSharedOperandBuffersStillRuns(t *testing.T) {
@@ -479,6 +524,26 @@ func BenchmarkMatMulNarrowColumns(b *testing.B) {
 			b.Run(fmt.Sprintf("%dx%dx%d/%s", M, K, N, c.name), func(b *testing.B) {
 				op := graph.MatMul{TransB: true, Variant: 9, Tile: graph.MatMulTile{WGX: c.wgx}}
 				b.ReportMetric(flops/optest.BenchOp(b, dev, op, x, w)/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// Weight gradients dW = dyᵀ·x (P×Q over R rows) by variant 11 (row passes)
+// against variant 9 (dy transposed into scratch, then v7), the automatic
+// choice of CPU adapters before variant 11: ocr-small's (hidden 128,
+// 1184 tokens) and small-dense's (1024 tokens) shapes.
+func BenchmarkMatMulRowPasses(b *testing.B) {
+	dev := gputest.Device(b)
+	rng := rand.New(rand.NewSource(1))
+	for _, s := range [][3]int{{384, 128, 1184}, {256, 128, 1184}, {128, 128, 1184}, {1536, 256, 1024}, {256, 768, 1024}, {512, 256, 1024}} {
+		P, Q, R := s[0], s[1], s[2]
+		dy := optest.Random(rng, graph.F32(R, P), -1, 1)
+		x := optest.Random(rng, graph.F32(R, Q), -1, 1)
+		flops := 2.0 * float64(P*Q*R)
+		for _, v := range []int{9, 11} {
+			b.Run(fmt.Sprintf("%dx%dx%d/v%d", P, Q, R, v), func(b *testing.B) {
+				b.ReportMetric(flops/optest.BenchOp(b, dev, graph.MatMul{TransA: true, Variant: v}, dy, x)/1e9, "GFLOP/s")
 			})
 		}
 	}

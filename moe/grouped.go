@@ -111,7 +111,7 @@ type GroupedWeightGrad struct {
 	// multiples of 4, else 1); 1 one element of dW per invocation; 3
 	// register-blocked, 8 rows × 8 columns of dW_e per invocation with vec4
 	// loads; 4 as 3 with 16 rows × 16 columns and the per-invocation loops
-	// unrolled by a template (shaders/moe_grouped_wgrad.wgsl.tmpl).
+	// unrolled by a template (shaders/matmul_tn_rows.wgsl.tmpl).
 	Variant int
 	// Single (with Experts 1) gives dW the rank-2 shape of a dense weight,
 	// (N, K) or (K, N): the gradient of a shared expert's weight, which
@@ -847,7 +847,7 @@ func (m GroupedWeightGrad) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 		gx, gy = gpu.CeilDiv(Q, grpScalarWGX), gpu.CeilDiv(P, grpScalarWGY)
 	case 4:
 		wgx, wgy := groupedWG(gpu.CeilDiv(Q/4, grpWgTNV))
-		k, err = wgradUnrolledKernel(dev, grpWgTM, grpWgTNV, wgx, wgy)
+		k, err = graph.TNRowsKernel(dev, "moe_grouped_wgrad_v4", grpWgTM, grpWgTNV, wgx, wgy, true)
 		gx, gy = gpu.CeilDiv(Q/4, grpWgTNV*wgx), gpu.CeilDiv(P, grpWgTM*wgy)
 	case 3:
 		wgx, wgy := groupedWG(gpu.CeilDiv(Q/4, grpTNV))
@@ -906,28 +906,4 @@ func coprimeStride(n int) int {
 // 1024×1024, but 0.86–1.52× at 32×64, where 16×16 blocks leave few
 // invocations: the automatic choice keeps variant 3 below 64×64. Blocks of
 // 8 × 16 and 16 × 8 columns gained less at ocr-small's shape, 16 × 32 lost.
-const grpWgTM, grpWgTNV = 16, 4
-
-// wgradUnrolledKernel compiles variant 4 of GroupedWeightGrad
-// (shaders/moe_grouped_wgrad.wgsl.tmpl) for a tm × 4·tnv block per
-// invocation (tm a multiple of 4) and wgx × wgy invocations per workgroup.
-func wgradUnrolledKernel(dev *gpu.Device, tm, tnv, wgx, wgy int) (*gpu.Kernel, error) {
-	type row struct {
-		I, Q int    // row of the block; the vec4 of A that holds it
-		C    string // its component there
-	}
-	rows := make([]row, tm)
-	for i := range rows {
-		rows[i] = row{I: i, Q: i / 4, C: string("xyzw"[i%4])}
-	}
-	src, err := shaders.Template("moe_grouped_wgrad", struct {
-		TM, TNV, WGX, WGY, Loads, FMAs int
-		Rows                           []row
-		Cols, Quads                    []int
-	}{tm, tnv, wgx, wgy, tnv + tm/4, 4 * tm * tnv, rows, seqN(tnv, 1), seqN(tm/4, 1)})
-	if err != nil {
-		return nil, err
-	}
-	return dev.Kernel(gpu.KernelSpec{Name: fmt.Sprintf("moe_grouped_wgrad_v4_%dx%d_wg%dx%d", tm, 4*tnv, wgx, wgy), Source: src,
-		Entry: "gwg_unrolled", Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.Read, gpu.ReadWrite}, Params: true})
-}
+const grpWgTM, grpWgTNV = graph.RowsTM, graph.RowsTNV
