@@ -15,9 +15,10 @@ const RowsTM, RowsTNV = 16, 4
 // rowsPassLen is how many rows of the reduction one dispatch of variant 11
 // sums (later passes add to C). Short passes keep a pass's rows of A and B
 // in a CPU's cache while every invocation walks them: on lavapipe on a
-// 2-core AMD EPYC host, a small-dense or ocr-small weight gradient (1024 or
-// 1184 rows) in passes of 256 rows ran 1.3–1.9× faster than in one pass
-// (go test ./graph -bench MatMulRowPasses).
+// 2-core AMD EPYC host, passes of 256 rows ran 1.5–1.7× faster than one
+// pass over all rows at 384×128 and 256×128 with 1184 rows and at 256×768
+// with 1024, and about even at 1536×256 (two runs, the pass length changed
+// by a temporary switch).
 const rowsPassLen = 256
 
 // TNRowsKernel compiles shaders/matmul_tn_rows.wgsl.tmpl, C = Aᵀ·B as a sum
@@ -65,10 +66,10 @@ func (m MatMul) rowsOK(d mmDims) bool {
 // adapters, for a weight gradient of a training step (bigEnoughForUBO) with
 // at most 128 output columns, such as ocr-small's (hidden size 128), where
 // variant 9 runs v7 with narrow column blocks. On lavapipe on a 2-core AMD
-// EPYC host, at 384×128 and 256×128 with 1184 rows, variant 11 took
-// 0.40–0.80× variant 9's time; at small-dense's wider shapes (N = 256, 768)
-// it was 0.8–1.4×, so those keep variant 9 (go test ./graph -bench
-// MatMulRowPasses).
+// EPYC host (go test ./graph -bench MatMulRowPasses, three runs) variant
+// 11 ran 1.3–2.2× variant 9's GFLOP/s at 384×128, 1.4–1.5× at 256×128 and
+// 1.25–1.5× at 128×128 (1184 rows), but 0.93–1.10× at small-dense's wider
+// shapes (1536×256, 256×768, 512×256 over 1024 rows), which keep variant 9.
 func (m MatMul) autoRows(dev *gpu.Device, d mmDims) bool {
 	return loopBudget(dev) > 0 && m.rowsOK(d) && bigEnoughForUBO(d) && d.N <= 128
 }
