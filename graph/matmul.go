@@ -396,6 +396,11 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 			}
 		}
 		if trips > b {
+			// A weight gradient over more rows than the budget: variant 11
+			// sums them in passes.
+			if m.rowsOK(d) && !m.Residual {
+				return m.encodeRows(dev, rec, d, in, out)
+			}
 			if v != 3 && m.vec4OK(d) && !m.TransA && d.K/4 <= b {
 				m.Variant = 3
 				return m.Encode(dev, rec, in, out)

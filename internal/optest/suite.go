@@ -175,11 +175,19 @@ func matmulCases() []Case {
 	cs = append(cs, Case{Op: "matmul A·B", Variant: "auto, K = 70000", Shape: "2×4×70000", Tol: mmTol(70000),
 		Node: graph.MatMul{},
 		In:   func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 2, 70000), uni(rng, 70000, 4)} }})
+	// Variant 11 needs M and N multiples of 4.
+	cs = append(cs, Case{Op: "matmul Aᵀ·B", Variant: "v11 row passes", Shape: fmt.Sprintf("%d×%d×%d", 36, N, K), Tol: mmTol(K),
+		Node: graph.MatMul{TransA: true, Variant: 11},
+		In:   func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, K, 36), uni(rng, K, N)} }})
 	// A weight gradient over 70000 tokens: each invocation of the Aᵀ·B
-	// kernels loops over every token.
+	// kernels loops over every token, except variant 11's, which sums them
+	// in passes (the automatic choice where the sizes allow it).
 	cs = append(cs, Case{Op: "matmul Aᵀ·B", Variant: "auto, K = 70000", Shape: "4×4×70000", Tol: mmTol(70000),
 		Node: graph.MatMul{TransA: true},
 		In:   func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 70000, 4), uni(rng, 70000, 4)} }})
+	cs = append(cs, Case{Op: "matmul Aᵀ·B", Variant: "auto, K = 70000, N = 3", Shape: "4×3×70000", Tol: mmTol(70000),
+		Node: graph.MatMul{TransA: true},
+		In:   func(rng *rand.Rand) []*graph.Host { return []*graph.Host{uni(rng, 70000, 4), uni(rng, 70000, 3)} }})
 	for _, tb := range []bool{false, true} {
 		name, b := "matmul A·B (f16 B)", []int{36, 24}
 		if tb {
