@@ -469,7 +469,7 @@ func (m GroupedMatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu
 	}
 	win := groupedWindow(dev, x, w, seg, y, R, K, N)
 	v := m.variant(K, N, win)
-	if (m.Variant == 10 || m.Variant == 0 && graph.LoopBudget(dev) > 0 && R >= 64 && R*N*K >= 1<<24) && K%4 == 0 && N%4 == 0 &&
+	if (m.Variant == 10 || m.Variant == 0 && graph.LoopBudget(dev) > 0 && R >= grpWindowMinRows && R*N*K >= 1<<24) && K%4 == 0 && N%4 == 0 &&
 		windowRows(dev, R, K) > 0 {
 		v = 10
 	}
@@ -896,6 +896,19 @@ func coprimeStride(n int) int {
 	}
 	return s
 }
+
+// grpWindowMinRows is the fewest rows (routed slots with their padding) for
+// which a CPU adapter's automatic choice reads x through uniform windows
+// (variant 10) rather than storage (variant 3). On lavapipe on a 2-core AMD
+// EPYC host, at ocr-small's expert shapes (8 experts, top-2, K = 128, N =
+// 128 and 256; two runs of each), variant 10 took 0.74–0.81× variant 3's
+// time at 10 496 tokens (about 21 000 rows: recognition's prefill of 256
+// lines), 0.90–1.06× at 4 736, 1.05–1.59× at 2 368 and 1.36–1.66× at 1 184
+// (a training step's 16 lines); at ggml's MUL_MAT_ID shape (512 tokens,
+// top-4, 1024²) 1.15–1.6× (moegpu bench kernels --filter moe_grouped). A
+// whole ocr-small training step ran 0.99–1.59× as fast with variant 3
+// (median 1.08×, eight alternating rounds).
+const grpWindowMinRows = 8192
 
 // Variant 4's block of dW_e per invocation: grpWgTM rows × grpWgTNV vec4
 // columns (16 × 16), so each row of the segment loads 8 vec4s for 256
