@@ -830,7 +830,7 @@ func (m GroupedWeightGrad) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 	v := m.Variant
 	if v == 0 {
 		v = 3
-		if P >= 4*grpWgTM && Q >= 16*grpWgTNV {
+		if P >= grpWgAutoMin && Q >= grpWgAutoMin {
 			v = 4
 		}
 	}
@@ -900,14 +900,16 @@ func coprimeStride(n int) int {
 // grpWindowMinRows is the fewest rows (routed slots with their padding) for
 // which a CPU adapter's automatic choice reads x through uniform windows
 // (variant 10) rather than storage (variant 3). On lavapipe on a 2-core AMD
-// EPYC host, at ocr-small's expert shapes (8 experts, top-2, K = 128, N =
-// 128 and 256; two runs of each), variant 10 took 0.74–0.81× variant 3's
-// time at 10 496 tokens (about 21 000 rows: recognition's prefill of 256
-// lines), 0.90–1.06× at 4 736, 1.05–1.59× at 2 368 and 1.36–1.66× at 1 184
-// (a training step's 16 lines); at ggml's MUL_MAT_ID shape (512 tokens,
-// top-4, 1024²) 1.15–1.6× (moegpu bench kernels --filter moe_grouped). A
-// whole ocr-small training step ran 0.99–1.59× as fast with variant 3
-// (median 1.08×, eight alternating rounds).
+// EPYC host, at ocr-small's expert shapes (8 experts, top-2, K = 128; go
+// test ./moe -run '^$' -bench 'GroupedAtOCR(Tokens|Prefill)' -benchtime 10x
+// and an equivalent probe at N = 128 and 256, three runs), variant 10 took
+// 0.74–0.81× variant 3's time at 10 496 tokens (about 21 000 rows:
+// recognition's prefill of 256 lines), 0.76–1.06× at 4 736, 1.05–1.59× at
+// 2 368 and 1.34–1.66× at 1 184 (a training step's 16 lines); at ggml's
+// MUL_MAT_ID shape (512 tokens, top-4, 1024²) 1.15–1.6× (moegpu bench
+// kernels --filter moe_grouped). A whole ocr-small training step ran
+// 0.99–1.59× as fast with variant 3 (median 1.08×, eight alternating rounds
+// of moegpu train --config ocr-small --task ocr --steps 12).
 const grpWindowMinRows = 8192
 
 // Variant 4's block of dW_e per invocation: grpWgTM rows × grpWgTNV vec4
@@ -920,3 +922,7 @@ const grpWindowMinRows = 8192
 // invocations: the automatic choice keeps variant 3 below 64×64. Blocks of
 // 8 × 16 and 16 × 8 columns gained less at ocr-small's shape, 16 × 32 lost.
 const grpWgTM, grpWgTNV = graph.RowsTM, graph.RowsTNV
+
+// grpWgAutoMin is the smallest dW_e side at which the automatic choice takes
+// variant 4 (see grpWgTM).
+const grpWgAutoMin = 64

@@ -515,9 +515,14 @@ func TestGroupedMatMulWindowTilesCoverEveryRow(t *testing.T) {
 // rows: go test ./moe/ -run '^$' -bench GroupedAtOCRPrefill -benchtime 5x.
 func BenchmarkGroupedAtOCRPrefill(b *testing.B) { benchGroupedOCR(b, 256*41) }
 
-// The same at an ocr-small training step's shape (16 lines of 74 tokens), where variant 3 is
-// the automatic choice: go test ./moe/ -run '^$' -bench GroupedAtOCRTrainStep -benchtime 10x.
-func BenchmarkGroupedAtOCRTrainStep(b *testing.B) { benchGroupedOCR(b, 16*74) }
+// The same at an ocr-small training step's shape (16 lines of 74 tokens) and between it and
+// the prefill's, where the automatic choice moves from variant 3 to 10 (grpWindowMinRows):
+// go test ./moe/ -run '^$' -bench GroupedAtOCRTokens -benchtime 10x.
+func BenchmarkGroupedAtOCRTokens(b *testing.B) {
+	for _, T := range []int{16 * 74, 2 * 16 * 74, 4 * 16 * 74} {
+		b.Run(fmt.Sprintf("tokens%d", T), func(b *testing.B) { benchGroupedOCR(b, T) })
+	}
+}
 
 // The same at a decoding step's shape (one token for each of 256, 64 or 16 line pieces):
 // go test ./moe/ -run '^$' -bench GroupedAtOCRDecode -benchtime 20x.
