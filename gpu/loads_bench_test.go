@@ -62,17 +62,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
 			if err := rec.Dispatch(kern, [3]uint32{groups, 1, 1}, nil, u, s, o); err != nil {
 				b.Fatal(err)
 			}
-			b.ResetTimer()
-			start := time.Now()
-			for i := 0; i < b.N; i++ {
-				if err := rec.Submit(); err != nil {
-					b.Fatal(err)
-				}
-				if err := dev.Wait(); err != nil {
-					b.Fatal(err)
-				}
-			}
-			per := time.Since(start).Seconds() / float64(b.N) / (groups * 64 * iters * 16)
+			per := submitEach(b, dev, rec) / (groups * 64 * iters * 16)
 			b.ReportMetric(per*1e9, "ns/lane-op")
 		})
 	}
@@ -98,6 +88,12 @@ func BenchmarkDispatchCost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(submitEach(b, dev, rec)/n*1e6, "µs/dispatch")
+}
+
+// submitEach submits rec and waits for it b.N times and returns the seconds
+// one submission took.
+func submitEach(b *testing.B, dev *gpu.Device, rec *gpu.Recorder) float64 {
 	b.ResetTimer()
 	start := time.Now()
 	for i := 0; i < b.N; i++ {
@@ -108,5 +104,5 @@ func BenchmarkDispatchCost(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.ReportMetric(time.Since(start).Seconds()/float64(b.N)/n*1e6, "µs/dispatch")
+	return time.Since(start).Seconds() / float64(b.N)
 }
