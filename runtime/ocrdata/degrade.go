@@ -74,6 +74,7 @@ type params struct {
 	noise       float64 // sigma, grey levels
 	jpeg        int     // quality
 	weight      float64 // coverage exponent: >1 thinner strokes, <1 heavier
+	stretch     float64 // horizontal glyph scale (Options.Stretch); 0 or 1: none
 }
 
 // drawParams draws the settings of cond for a line of capital height

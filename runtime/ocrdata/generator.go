@@ -23,6 +23,11 @@ type Options struct {
 	Conditions []string
 	// CleanShare is Clean's share of Sample; zero means 0.25.
 	CleanShare float64
+	// Stretch widens or narrows each line's glyphs and advances by a factor drawn log-uniformly
+	// in [1/(1+Stretch), 1+Stretch]: faces wider or narrower than any in the split, an
+	// augmentation for training (0: the fonts as drawn; the evaluation sets use 0). It must lie
+	// in [0, 1].
+	Stretch float64
 	// FontRoot is prefixed to the Debian font paths (for tests and
 	// chroots); "" means the real root, and faces are then parsed once per
 	// process.
@@ -62,6 +67,9 @@ func New(o Options) (*Generator, error) {
 	}
 	if !(o.CleanShare > 0 && o.CleanShare < 1) {
 		return nil, fmt.Errorf("ocrdata.New: CleanShare %g not in (0, 1)", o.CleanShare)
+	}
+	if !(o.Stretch >= 0 && o.Stretch <= 1) {
+		return nil, fmt.Errorf("ocrdata.New: Stretch %g not in [0, 1]", o.Stretch)
 	}
 	faces, err := fontsUnder(o.FontRoot).split(o.Split)
 	if err != nil {
@@ -138,7 +146,8 @@ func (g *Generator) Sample(rng *rand.Rand) (Line, error) {
 // SampleCondition draws a line under the named condition: a random text
 // from the generator's TextSource, a family (uniformly, so families with
 // many styles are not favoured) and one of its faces, and a log-uniform
-// cap height. It fails only for an unknown condition.
+// cap height (and, with Options.Stretch, a horizontal scale). It fails only for an unknown
+// condition.
 func (g *Generator) SampleCondition(rng *rand.Rand, cond string) (Line, error) {
 	if !slices.Contains(conditions, cond) {
 		return Line{}, fmt.Errorf("ocrdata: unknown condition %q (want one of %s)", cond, strings.Join(conditions, ", "))
@@ -147,5 +156,9 @@ func (g *Generator) SampleCondition(rng *rand.Rand, cond string) (Line, error) {
 	fam := g.families[rng.IntN(len(g.families))]
 	face := fam[rng.IntN(len(fam))]
 	size := g.opts.MinCap * math.Exp(rng.Float64()*math.Log(g.opts.MaxCap/g.opts.MinCap))
-	return Render(rng, text, face, size, cond)
+	stretch := 1.0
+	if g.opts.Stretch > 0 { // drawn only then, so sets without it keep their lines
+		stretch = math.Exp((2*rng.Float64() - 1) * math.Log1p(g.opts.Stretch))
+	}
+	return render(rng, text, face, size, cond, stretch)
 }

@@ -57,6 +57,7 @@ type geometry struct {
 	spaceScale float64 // multiplier of the space advance (justified text)
 	rotate     float64 // degrees, positive clockwise on screen
 	shear      float64 // horizontal shear: x += shear * height above baseline
+	stretch    float64 // horizontal scale of the glyphs and advances (1: the font as drawn)
 }
 
 // raster is one line's coverage mask.
@@ -87,8 +88,12 @@ func rasterLine(face *Face, text string, g geometry, fx, fy float64) (raster, er
 	}
 	scale := float32(g.capPx) / face.capHeight // pixels per font unit
 	sin, cos := math.Sincos(g.rotate * math.Pi / 180)
-	m00, m01 := float32(cos), float32(-cos*g.shear-sin)
-	m10, m11 := float32(sin), float32(-sin*g.shear+cos)
+	stretch := 1.0
+	if g.stretch > 0 {
+		stretch = g.stretch
+	}
+	m00, m01 := float32(cos*stretch), float32(-cos*g.shear-sin)
+	m10, m11 := float32(sin*stretch), float32(-sin*g.shear+cos)
 	xf := func(x, y float32) (float32, float32) { return m00*x + m01*y, m10*x + m11*y }
 
 	buf := sfntBuffers.Get().(*sfnt.Buffer)
@@ -270,6 +275,11 @@ func fragmentText(rng *rand.Rand, n int) string {
 // text must be printable ASCII with at least one visible character; size
 // must lie in [MinCapHeight, MaxCapHeight]. Errors name the problem.
 func Render(rng *rand.Rand, text string, face *Face, size float64, cond string) (Line, error) {
+	return render(rng, text, face, size, cond, 1)
+}
+
+// render is Render with the glyphs scaled horizontally by stretch (1: as the font draws them).
+func render(rng *rand.Rand, text string, face *Face, size float64, cond string, stretch float64) (Line, error) {
 	if face == nil {
 		return Line{}, errors.New("ocrdata.Render: nil face")
 	}
@@ -280,6 +290,7 @@ func Render(rng *rand.Rand, text string, face *Face, size float64, cond string) 
 	if err != nil {
 		return Line{}, fmt.Errorf("ocrdata.Render: %w", err)
 	}
+	p.stretch = stretch
 	c, err := compose(rng, text, face, size, &p)
 	if err != nil {
 		return Line{}, fmt.Errorf("ocrdata.Render %s: %w", face.Name(), err)
@@ -333,7 +344,7 @@ type composed struct {
 // compose lays out and rasterises text, fits the crop with random margins
 // and adds the occasional slivers of neighbouring lines.
 func compose(rng *rand.Rand, text string, face *Face, size float64, p *params) (composed, error) {
-	g := geometry{capPx: size, spaceScale: 1, rotate: p.rotate, shear: p.shear}
+	g := geometry{capPx: size, spaceScale: 1, rotate: p.rotate, shear: p.shear, stretch: p.stretch}
 	if rng.IntN(5) < 3 {
 		g.tracking = -0.5 + 2.5*rng.Float64()
 	}
