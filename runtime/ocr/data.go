@@ -9,11 +9,21 @@ import (
 	"github.com/moegpu/moegpu/runtime/ocrimage"
 )
 
+// TrainStretch is the horizontal glyph scale of training lines (ocrdata.Options.Stretch):
+// factors in [1/1.25, 1.25], so the model meets faces narrower and wider than the training
+// families. Lines of the validation split are drawn as the fonts are.
+const TrainStretch = 0.25
+
 // NewTask is the OCR task on lines rendered by ocrdata from the given font split (training
-// fonts for training; the held-out validation families for evaluation), all conditions mixed
-// as ocrdata's training mix, prepared exactly as the recognizer prepares a user's image.
+// fonts for training, stretched by TrainStretch; the held-out validation families for
+// evaluation), all conditions mixed as ocrdata's training mix, prepared exactly as the
+// recognizer prepares a user's image.
 func NewTask(c *config.ModelConfig, split ocrdata.Split) (*Task, error) {
-	gen, err := ocrdata.New(ocrdata.Options{Split: split})
+	o := ocrdata.Options{Split: split}
+	if split == ocrdata.Train {
+		o.Stretch = TrainStretch
+	}
+	gen, err := ocrdata.New(o)
 	if err != nil {
 		return nil, err
 	}
