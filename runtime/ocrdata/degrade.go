@@ -74,13 +74,13 @@ type params struct {
 	noise       float64 // sigma, grey levels
 	jpeg        int     // quality
 	weight      float64 // coverage exponent: >1 thinner strokes, <1 heavier
-	stretch     float64 // horizontal glyph scale (Options.Stretch); 0 or 1: none
+	stretch     float64 // horizontal glyph scale (Options.Stretch); 1: none
 }
 
 // drawParams draws the settings of cond for a line of capital height
 // capPx pixels: paper and ink levels, then each effect's intensity.
 func drawParams(rng *rand.Rand, cond string, capPx float64) (params, error) {
-	p := params{weight: 1}
+	p := params{weight: 1, stretch: 1}
 	var parts []string
 	strength := 1.0
 	switch cond {

@@ -88,12 +88,8 @@ func rasterLine(face *Face, text string, g geometry, fx, fy float64) (raster, er
 	}
 	scale := float32(g.capPx) / face.capHeight // pixels per font unit
 	sin, cos := math.Sincos(g.rotate * math.Pi / 180)
-	stretch := 1.0
-	if g.stretch > 0 {
-		stretch = g.stretch
-	}
-	m00, m01 := float32(cos*stretch), float32(-cos*g.shear-sin)
-	m10, m11 := float32(sin*stretch), float32(-sin*g.shear+cos)
+	m00, m01 := float32(cos*g.stretch), float32(-cos*g.shear-sin)
+	m10, m11 := float32(sin*g.stretch), float32(-sin*g.shear+cos)
 	xf := func(x, y float32) (float32, float32) { return m00*x + m01*y, m10*x + m11*y }
 
 	buf := sfntBuffers.Get().(*sfnt.Buffer)
