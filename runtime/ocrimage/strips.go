@@ -76,6 +76,10 @@ func ToGray(s Segment) *image.Gray {
 //     and its rows become the level line's ink rows (never more than the box's) plus the
 //     margin. Columns do not move, so x positions keep their meaning; a segment's Box stays
 //     the unsheared crop's.
+//   - Flat lines: a row of dashes or equals signs (flatLine), whose box is only a stroke tall,
+//     first gets the height of a line of text in a face of that stroke (textLineStrokes),
+//     centred on its ink, and is not deskewed; scaled by its own box it would become bars
+//     many times the size of any glyph in a line of text.
 //   - Scale: to height rows keeping the aspect ratio (width = round(box width × scale));
 //     area-averaged when shrinking, bilinear when enlarging.
 //   - Width: a line wider than maxWidth is cut into pieces at most maxWidth wide, at whitespace:
@@ -107,10 +111,20 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	if box.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
 		return nil
 	}
+	low := false
+	if t, ok := flatLine(k, box); ok {
+		// A row of dashes or equals signs: its box is a stroke tall, and scaled to height rows
+		// it would be magnified many times over into bars no line of text has. It gets the
+		// height of a line of text in a face of that stroke, centred on its ink.
+		low = true
+		grow := int(math.Round(textLineStrokes*t)) - box.Dy()
+		box.Min.Y -= grow / 2
+		box.Max.Y += grow - grow/2
+	}
 	m := max(1, int(math.Round(0.1*float64(box.Dy()))))
 	crop := image.Rect(box.Min.X, box.Min.Y-m, box.Max.X, box.Max.Y+m)
 	src, from := k, crop // what is scaled: the crop, or the line sheared level
-	if slope, ok := lineSkew(k, box); ok {
+	if slope, ok := lineSkew(k, box); ok && !low {
 		src = deskewed(k, box, slope)
 		from = src.Rect
 	}
@@ -142,6 +156,122 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 		segs = append(segs, seg)
 	}
 	return segs
+}
+
+// textLineStrokes is the height, in strokes, LineStrips gives a flat line: about the
+// ascender-to-descender height of a regular face (whose em is 10–12 strokes).
+const textLineStrokes = 9
+
+// flatLine says whether the line in box is a row of flat glyphs only (dashes, equals signs,
+// a rule), and gives its stroke width: the box is at most 1.25 strokes tall (strokeWidth; a
+// line with any letter or digit is at least an x-height, 3.5 strokes or more, tall), and its
+// ink, split at columns without solid ink, makes at least two pieces, three in four of them at
+// least 1.5 times as wide as the box is tall, and its edges are sharp (nine in ten pixels with
+// ink above 0.15 are above 0.5). Blurred words (blobs as tall as their strokes are wide, with
+// soft edges) and a row of dots (square pieces) are not flat.
+func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
+	box = box.Intersect(k.Rect)
+	t := strokeWidth(k, box)
+	h := box.Dy()
+	if t == 0 || float64(h) > 1.25*t {
+		return 0, false
+	}
+	kw := k.Rect.Dx()
+	// Sharp edges: of the pixels with ink (> 0.15), nine in ten are solid. Blur leaves wide
+	// soft edges, and blurred words are blobs that look like dashes otherwise.
+	inked, solid := 0, 0
+	for y := box.Min.Y; y < box.Max.Y; y++ {
+		for _, v := range k.Pix[(y-k.Rect.Min.Y)*kw+box.Min.X-k.Rect.Min.X:][:box.Dx()] {
+			if v > 0.15 {
+				inked++
+			}
+			if v > 0.5 {
+				solid++
+			}
+		}
+	}
+	if 10*solid < 9*inked {
+		return 0, false
+	}
+	pieces, wide, run := 0, 0, 0
+	end := func() {
+		if run > 0 {
+			pieces++
+			if float64(run) >= 1.5*float64(h) {
+				wide++
+			}
+		}
+		run = 0
+	}
+	for x := box.Min.X; x < box.Max.X; x++ {
+		inked := false
+		for y := box.Min.Y; y < box.Max.Y && !inked; y++ {
+			inked = k.Pix[(y-k.Rect.Min.Y)*kw+x-k.Rect.Min.X] > 0.5
+		}
+		if inked {
+			run++
+		} else {
+			end()
+		}
+	}
+	end()
+	return t, pieces >= 2 && 4*wide >= 3*pieces
+}
+
+// strokeWidth is the median length of the runs of solid ink (> 0.5) in box, along rows and
+// along columns, each run counted once: in text, most runs cross a stroke (a stem along a
+// row, a bar or a bowl's side along a column); in a row of dashes, the many short columns
+// through a dash outnumber its few long rows. It is 0 when box holds no solid ink.
+func strokeWidth(k *Ink, box image.Rectangle) float64 {
+	box = box.Intersect(k.Rect)
+	w, h := box.Dx(), box.Dy()
+	if w <= 0 || h <= 0 {
+		return 0
+	}
+	counts := make([]int, max(w, h)+1) // counts[n]: runs of length n
+	kw := k.Rect.Dx()
+	at := func(x, y int) bool { return k.Pix[(y-k.Rect.Min.Y)*kw+x-k.Rect.Min.X] > 0.5 }
+	col := make([]int, w) // the current vertical run of each column
+	for y := box.Min.Y; y < box.Max.Y; y++ {
+		run := 0
+		for x := box.Min.X; x < box.Max.X; x++ {
+			i := x - box.Min.X
+			if at(x, y) {
+				run++
+				col[i]++
+				continue
+			}
+			if run > 0 {
+				counts[run]++
+				run = 0
+			}
+			if col[i] > 0 {
+				counts[col[i]]++
+				col[i] = 0
+			}
+		}
+		if run > 0 {
+			counts[run]++
+		}
+	}
+	for _, n := range col {
+		if n > 0 {
+			counts[n]++
+		}
+	}
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	if total == 0 {
+		return 0
+	}
+	for n, c := 0, 0; n < len(counts); n++ {
+		if c += counts[n]; 2*c >= total {
+			return float64(n)
+		}
+	}
+	return float64(len(counts) - 1)
 }
 
 // taps says, for each of m output samples, which source samples of a row of n make it and

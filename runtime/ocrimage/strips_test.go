@@ -439,3 +439,101 @@ func TestPrepareIsTheSameOnOneCoreAndMany(t *testing.T) {
 		t.Fatal("Prepare on 8 goroutines differs from Prepare on 1")
 	}
 }
+
+// A row of dashes or equals signs has a box a stroke tall; LineStrips scales it as a line of
+// text in the same face, not magnified into bars (about 9× here). Text, a row of dots and a
+// blurred word are not flat lines and keep their boxes.
+func TestLineStripsScalesFlatLinesAsText(t *testing.T) {
+	scale := func(t *testing.T, text string) (float64, bool) {
+		p := textPage(t, []string{text}, 24, 30, 10, 10, 420, 60)
+		ink := Normalize(p.img)
+		boxes := SplitLines(ink)
+		if len(boxes) == 0 {
+			t.Fatalf("%q: no line found", text)
+		}
+		best := boxes[0]
+		for _, b := range boxes[1:] {
+			if b.Dy() > best.Dy() {
+				best = b
+			}
+		}
+		_, flat := flatLine(ink, best)
+		segs := LineStrips(ink, best, 32, 1<<16)
+		if len(segs) != 1 {
+			t.Fatalf("%q: %d segments", text, len(segs))
+		}
+		return float64(segs[0].Width) / float64(best.Dx()), flat
+	}
+	text, flat := scale(t, "Text -- with dashes")
+	if flat {
+		t.Fatalf("a line of text taken for a flat line")
+	}
+	for _, s := range []string{"-----------", "- - - - - -", "______ ______"} {
+		got, flat := scale(t, s)
+		if !flat {
+			t.Errorf("%q: not taken for a flat line", s)
+		}
+		if r := got / text; r < 0.6 || r > 1.6 {
+			t.Errorf("%q scaled %.3f× a source pixel, %.2f times the text line's %.3f×", s, got, r, text)
+		}
+	}
+	for _, s := range []string{". . . . . .", "ocean wave", "mummer", "a", "—"} {
+		if _, flat := scale(t, s); flat {
+			t.Errorf("%q taken for a flat line", s)
+		}
+	}
+	// Wide sharp pieces a stroke is far thinner than: glyphs drawn as outlines (joined "oo").
+	outlines := image.NewGray(image.Rect(0, 0, 300, 40))
+	draw.Draw(outlines, outlines.Rect, image.White, image.Point{}, draw.Src)
+	for x := 10; x+40 < 300; x += 50 {
+		r := image.Rect(x, 12, x+40, 26)
+		draw.Draw(outlines, r, image.Black, image.Point{}, draw.Src)
+		draw.Draw(outlines, r.Inset(2), image.White, image.Point{}, draw.Src)
+	}
+	ink := Normalize(outlines)
+	if _, flat := flatLine(ink, image.Rect(10, 12, 290, 26)); flat {
+		t.Errorf("a row of outlined boxes taken for a flat line")
+	}
+	// Blurred words: blobs as wide as words, strokes as wide as the blobs are tall.
+	for _, s := range []string{"see", "cocoa sauce on a canoe"} {
+		p := textPage(t, []string{s}, 12, 30, 10, 10, 200, 40)
+		ink = Normalize(blurred(p.img, 2))
+		for _, b := range SplitLines(ink) {
+			if _, flat := flatLine(ink, b); flat {
+				t.Errorf("blurred %q (box %v) taken for a flat line", s, b)
+			}
+		}
+	}
+}
+
+// blurred is g box-blurred r pixels each way, r times over (about a Gaussian).
+func blurred(g *image.Gray, r int) *image.Gray {
+	w, h := g.Rect.Dx(), g.Rect.Dy()
+	cur := make([]float64, w*h)
+	for i, v := range g.Pix {
+		cur[i] = float64(v)
+	}
+	for pass := 0; pass < r; pass++ {
+		next := make([]float64, w*h)
+		for y := 0; y < h; y++ {
+			for x := 0; x < w; x++ {
+				s, n := 0.0, 0
+				for dy := -r; dy <= r; dy++ {
+					for dx := -r; dx <= r; dx++ {
+						if xx, yy := x+dx, y+dy; xx >= 0 && xx < w && yy >= 0 && yy < h {
+							s += cur[yy*w+xx]
+							n++
+						}
+					}
+				}
+				next[y*w+x] = s / float64(n)
+			}
+		}
+		cur = next
+	}
+	out := image.NewGray(g.Rect)
+	for i, v := range cur {
+		out.Pix[i] = clamp8(v)
+	}
+	return out
+}
