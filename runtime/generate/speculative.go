@@ -56,7 +56,15 @@ type Speculative struct {
 	sampleM   *model.Model
 	sampleIn  [2]*graph.Tensor // drafts (D) u32, uniforms (1, 2(D+1)) f32
 	sampleOut *graph.Tensor    // (1, 2) u32: accepted drafts, final token
+
+	promptNext []int // the greedy token after each prompt position of the last Generate
 }
+
+// PromptNext is the main model's greedy (argmax) next token after each position of the last
+// Generate's prompt, len(prompt) of them: the prefill's outputs, which an image model trained
+// with an alignment loss spends on its image tokens (ocr's strip predictions). Nil before the
+// first Generate.
+func (s *Speculative) PromptNext() []int { return s.promptNext }
 
 // SpecStats reports a speculative generation.
 type SpecStats struct {
@@ -365,10 +373,12 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 	var err error
 	pos := 0
 	n := s.prefill.Seq // PrefillChunkFor the model
+	s.promptNext = s.promptNext[:0]
 	for ; pos+n <= len(prompt); pos += n {
 		if next, err = s.feedMain(s.prefill, s.preEx, prompt[pos:pos+n], pos); err != nil {
 			return nil, st, err
 		}
+		s.promptNext = append(s.promptNext, next...)
 	}
 	lastRow, lastM, lastEx := 0, s.prefill, s.preEx
 	if rest := len(prompt) - pos; rest >= 2 && pos+n <= s.maxSeq {
@@ -379,6 +389,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 			return nil, st, err
 		}
 		next, lastRow = next[:rest], rest-1
+		s.promptNext = append(s.promptNext, next...)
 		pos = len(prompt)
 	} else if pos == len(prompt) {
 		lastRow = n - 1
@@ -387,6 +398,7 @@ func (s *Speculative) Generate(prompt []int, maxNew, stop int, sp Sampling, rng 
 		if next, err = s.feedMain(s.step, s.stepEx, prompt[pos:pos+1], pos); err != nil {
 			return nil, st, err
 		}
+		s.promptNext = append(s.promptNext, next...)
 		lastRow, lastM, lastEx = 0, s.step, s.stepEx
 	}
 	first := next[len(next)-1]

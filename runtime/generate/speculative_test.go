@@ -138,6 +138,17 @@ func TestSpeculativeGreedyEqualsPlainGreedy(t *testing.T) {
 				got, st, err := spec.Generate(prompt, 30, -1, generate.Sampling{}, nil)
 				require.NoError(t, err)
 				require.Equal(t, want, got, fmt.Sprintf("prompt %v", prompt))
+				// PromptNext: the greedy token after each prompt position (prefill chunks,
+				// the padded rest and single steps alike), as generating from that prefix.
+				next := spec.PromptNext()
+				require.Len(t, next, len(prompt))
+				if p < 4 {
+					for i := range prompt {
+						one, _, err := plain.Generate(prompt[:i+1], 1, -1, generate.Sampling{}, nil)
+						require.NoError(t, err)
+						require.Equal(t, one[0], next[i], "prompt %v, position %d", prompt, i)
+					}
+				}
 				for k := range total.Attempts {
 					total.Attempts[k] += st.Attempts[k]
 					total.Accepts[k] += st.Accepts[k]

@@ -43,6 +43,9 @@ type Decoder struct {
 	dir    string
 	f16    bool
 	every  bool // the prefill has every position's output (newDecoder)
+	// repeats says Read runs the repeat check (checkRepeats) on each line's text against the
+	// prefill's outputs at the image positions (the model's strip predictions).
+	repeats bool
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
 	// over every Read (set it with CountRouting).
@@ -91,7 +94,7 @@ func (d *Decoder) CountRouting() error {
 		return fmt.Errorf("ocr: the model has no copy experts to count")
 	}
 	if !d.every {
-		nd, err := newDecoder(d.dir, d.dev, d.Batch, d.f16, true)
+		nd, err := newDecoder(d.dir, d.dev, d.Batch, d.f16, true, d.repeats)
 		if err != nil {
 			return err
 		}
@@ -149,19 +152,25 @@ const maxNew = MaxChars + 1
 var maxPrefillChunk = 32
 
 // NewDecoder compiles the batched decode steps of an image model on dev and loads the weights
-// from a model directory's model.safetensors (MTP modules, if any, are not used).
+// from a model directory's model.safetensors (MTP modules, if any, are not used). A model
+// trained with the alignment loss (alignment_loss_weight > 0) gets the repeat check
+// (checkRepeats) on every line it reads.
 func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, error) {
-	return newDecoder(dir, dev, batch, f16, false)
+	return newDecoder(dir, dev, batch, f16, false, true)
 }
 
 // newDecoder is NewDecoder; with every set, the prefill runs every position through every
 // layer (CountRouting needs the last MoE layer's choices on image tokens), else only the BOS
 // token goes through the last layer's FFN and the head (model.DecodeOptions.OneOutput).
-func newDecoder(dir string, dev *gpu.Device, batch int, f16, every bool) (*Decoder, error) {
+// repeats asks for the repeat check, which a model without the alignment loss does not get;
+// it needs every position's output, so it sets every.
+func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool) (*Decoder, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
 	}
+	repeats = repeats && cfg.AlignmentLossWeight > 0
+	every = every || repeats
 	if batch < 1 {
 		return nil, fmt.Errorf("ocr: batch %d must be at least 1", batch)
 	}
@@ -180,7 +189,7 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every bool) (*Decod
 		return nil, fmt.Errorf("ocr: %s: %d image tokens and %d characters need %d positions, more than max_position_embeddings %d",
 			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
 	}
-	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every}
+	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every, repeats: repeats}
 	d.opt = model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true}
 	preOpt := d.opt
 	// Only the BOS's output is read, in the last chunk; earlier chunks' outputs are not read
@@ -327,13 +336,29 @@ func (d *Decoder) Close() {
 }
 
 // Read decodes up to Batch prepared lines (each (image_height, max_image_width) row-major,
-// 1 = ink, as Line.Pixels) and returns their texts and the time the batch took.
+// 1 = ink, as Line.Pixels) and returns their texts, after the repeat check when the decoder
+// runs it (NewDecoder), and the time the batch took.
 func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	start := time.Now()
+	texts, strips, err := d.read(images)
+	if err != nil {
+		return nil, 0, err
+	}
+	for i := range texts {
+		if d.repeats {
+			texts[i] = checkRepeats(texts[i], stripText(strips[i]))
+		}
+	}
+	return texts, time.Since(start), nil
+}
+
+// read is Read without the repeat check: the greedy texts and, when d.repeats, each line's
+// prefill outputs at the image positions (the strip predictions, token ids).
+func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
 	c := d.Config
 	B := d.Batch
 	if len(images) == 0 || len(images) > B {
-		return nil, 0, fmt.Errorf("ocr: a batch holds 1 to %d lines, got %d", B, len(images))
+		return nil, nil, fmt.Errorf("ocr: a batch holds 1 to %d lines, got %d", B, len(images))
 	}
 	plane := c.ImageHeight * c.MaxImageWidth
 	if d.pix == nil {
@@ -341,7 +366,7 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	}
 	for i, img := range images {
 		if len(img) != plane {
-			return nil, 0, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
+			return nil, nil, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
 		}
 		copy(d.pix[i*plane:], img)
 	}
@@ -350,21 +375,34 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	// patch embedding (model.DecodeOptions.TextOnly). The pixels go to the GPU as they are
 	// (f32), not through Executor.Set's f64.
 	if err := d.preExec.Buffer(d.prefill.PixelValues).Write(d.pix); err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	var next []int
+	img := c.ImageTokens()
+	var strips [][]int // each row's outputs at the image positions, for the repeat check
+	if d.repeats {
+		strips = make([][]int, len(images))
+		for b := range strips {
+			strips[b] = make([]int, img)
+		}
+	}
 	for pos := 0; pos < len(d.prompt); pos += d.chunk {
 		tokens := make([]int, B*d.chunk) // PAD past the prompt
 		for b := 0; b < B; b++ {
 			copy(tokens[b*d.chunk:(b+1)*d.chunk], d.prompt[pos:])
 		}
 		last := pos+d.chunk >= len(d.prompt)
-		out, err := d.run(d.prefill, d.preExec, tokens, pos, last)
+		out, err := d.run(d.prefill, d.preExec, tokens, pos, last || d.repeats)
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, err
+		}
+		for b := range strips {
+			for p := pos; p < min(pos+d.chunk, img); p++ {
+				strips[b][p] = out[b*d.chunk+p-pos]
+			}
 		}
 		if err := d.countRouting(d.prefill, d.preExec, pos, func(b, p int) bool { return b < len(images) && p < len(d.prompt) }); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 		switch {
 		case last && !d.every: // one output per line: the BOS's
@@ -415,10 +453,10 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 		if k != cur {
 			to, err := d.step(k, nil)
 			if err != nil {
-				return nil, 0, err
+				return nil, nil, err
 			}
 			if err := d.compact(d.steps[cur], to, live); err != nil {
-				return nil, 0, err
+				return nil, nil, err
 			}
 			moved, ids := make([]int, len(live)), make([]int, len(live))
 			for j, i := range live {
@@ -431,10 +469,10 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 		copy(tokens, next)
 		out, err := d.run(s.m, s.ex, tokens, pos, true)
 		if err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 		if err := d.countRouting(s.m, s.ex, pos, func(i, _ int) bool { return i < len(slots) && !done[slots[i]] }); err != nil {
-			return nil, 0, err
+			return nil, nil, err
 		}
 		next, pos = out, pos+1
 	}
@@ -442,7 +480,7 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	for i := range res {
 		res[i] = Decode(texts[i])
 	}
-	return res, time.Since(start), nil
+	return res, strips, nil
 }
 
 // run feeds tokens (B rows of m.Seq) at positions pos… and, when read is set, returns the

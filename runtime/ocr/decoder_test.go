@@ -134,18 +134,28 @@ func TestTaskLaysOutImageTokensThenText(t *testing.T) {
 // A briefly trained tiny image model: the batched decoder reads every line exactly as the
 // one-line generator (greedy, the same weights) does, with a prefill chunk padded past the
 // prompt (7 image tokens and BOS: chunks of 4 when the chunk bound is 5). With prefix_lm the
-// image tokens attend both ways, so the prompt goes in one chunk of 8.
+// image tokens attend both ways, so the prompt goes in one chunk of 8. With the alignment
+// loss, the decoder also reads the strip predictions (every image position's output, across
+// the prefill's chunks: the same as in one chunk) and its texts are the generator's after the
+// repeat check against them.
 func TestDecoderMatchesTheOneLineGenerator(t *testing.T) {
-	t.Run("dense", func(t *testing.T) { testDecoder(t, false, false) })
-	t.Run("moe with a copy expert", func(t *testing.T) { testDecoder(t, true, false) })
-	t.Run("prefix_lm", func(t *testing.T) { testDecoder(t, false, true) })
+	t.Run("dense", func(t *testing.T) { testDecoder(t, false, false, false) })
+	t.Run("moe with a copy expert", func(t *testing.T) { testDecoder(t, true, false, false) })
+	t.Run("prefix_lm", func(t *testing.T) { testDecoder(t, false, true, false) })
+	t.Run("alignment loss and the repeat check", func(t *testing.T) { testDecoder(t, false, false, true) })
 }
 
-func testDecoder(t *testing.T, moe, prefixLM bool) {
+func testDecoder(t *testing.T, moe, prefixLM, align bool) {
 	dev := gputest.Device(t)
 	c := tinyImageConfig(t)
 	c.MaxImageWidth = 14 // 7 image tokens: a prompt of 8 goes in a padded chunk
 	c.PrefixLM = prefixLM
+	if align {
+		c.AlignmentLossWeight = 0.5
+		// Large weights: the image positions' outputs differ from position to position
+		// (after three steps from the usual 0.02 they are all the same token).
+		c.InitializerRange = 0.5
+	}
 	if moe {
 		c.NRoutedExperts, c.NumExpertsPerTok, c.MoEIntermediateSize, c.ZeroExpertNum = 4, 2, 16, 1
 		c.ApplyDefaults()
@@ -181,15 +191,39 @@ func testDecoder(t *testing.T, moe, prefixLM bool) {
 		// The prefill's last layer runs its FFN at the BOS only (model.DecodeOptions.OneOutput).
 		first, _, err := d.Read(images)
 		require.NoError(t, err)
+		raw, strips, err := d.read(images)
+		require.NoError(t, err)
 		if moe {
 			require.NoError(t, d.CountRouting()) // rebuilt: every position through every layer
 		} else {
 			require.Error(t, d.CountRouting())
 		}
 		got, _, err := d.Read(images)
-		d.Close()
 		require.NoError(t, err)
 		require.Equal(t, got, first)
+		require.Equal(t, align, d.repeats)
+		require.Equal(t, len(images), len(raw))
+		d.Close()
+		if align {
+			// The strips of a prompt read in one chunk.
+			maxPrefillChunk = 64
+			one, err := NewDecoder(dir, dev, batch, false)
+			require.NoError(t, err)
+			require.Equal(t, 8, one.chunk)
+			_, want, err := one.read(images)
+			one.Close()
+			maxPrefillChunk = 5
+			require.NoError(t, err)
+			require.Len(t, strips, len(images))
+			require.Equal(t, want, strips)
+			for i := range raw {
+				require.Len(t, strips[i], 7)
+				require.Equal(t, checkRepeats(raw[i], stripText(strips[i])), got[i])
+			}
+		} else {
+			require.Nil(t, strips)
+			require.Equal(t, raw, got)
+		}
 		if r := d.Routing; r != nil {
 			require.Equal(t, 3*7, r.ImageTokens, "every image token of the 3 lines, no padding")
 			// BOS and each token fed back (the EOS, if any, is not fed), per line.
@@ -201,7 +235,7 @@ func testDecoder(t *testing.T, moe, prefixLM bool) {
 			}
 		}
 		for i, img := range images {
-			require.Equal(t, oneLine(t, dev, c, dir, img), got[i], "batch %d, line %d", batch, i)
+			require.Equal(t, oneLine(t, dev, c, dir, img), raw[i], "batch %d, line %d", batch, i)
 		}
 	}
 }

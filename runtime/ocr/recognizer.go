@@ -38,6 +38,10 @@ type Options struct {
 	// does): its tallest line box, so slivers of the lines above and below are not read as
 	// lines of their own.
 	SingleLine bool
+	// NoRepeatCheck turns off the repeat check (checkRepeats) that a model trained with the
+	// alignment loss gets: stretches the text decoder read twice, which the model's strip
+	// predictions hold once, are then kept.
+	NoRepeatCheck bool
 }
 
 // Recognizer reads the text of images with an OCR model directory (the shipped model or a
@@ -105,7 +109,7 @@ func (r *Recognizer) decoder(n int) (*Decoder, error) {
 	if d := r.decs[size]; d != nil {
 		return d, nil
 	}
-	d, err := NewDecoder(r.dir, r.dev, size, r.opt.F16)
+	d, err := newDecoder(r.dir, r.dev, size, r.opt.F16, false, !r.opt.NoRepeatCheck)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +350,11 @@ func (r *Recognizer) readSpeculative(pix []float32) (string, generate.SpecStats,
 	if err != nil {
 		return "", generate.SpecStats{}, 0, err
 	}
-	return Decode(out), st, float64(time.Since(start).Microseconds()) / 1000, nil
+	text := Decode(out)
+	if !r.opt.NoRepeatCheck && r.cfg.AlignmentLossWeight > 0 {
+		text = checkRepeats(text, stripText(r.spec.PromptNext()[:r.cfg.ImageTokens()]))
+	}
+	return text, st, float64(time.Since(start).Microseconds()) / 1000, nil
 }
 
 func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {

@@ -1,0 +1,74 @@
+package ocr
+
+// The repeat check: a text decoder that attends to image columns sometimes reads a stretch of
+// the line twice ("IT, IT", "16.6.7", "givivi"), its attention stepping back instead of on. A
+// model trained with alignment_loss_weight > 0 also predicts, at each image token, the
+// character centred in its strip (the alignment loss), so the prefill's outputs at the image
+// positions spell the line a second way, one that cannot loop. Where the decoded text repeats
+// a stretch that these strip predictions hold once, and they otherwise agree with the text,
+// the repeat goes.
+//
+// Measured with the shipped model on held-out sets written by `moegpu ocr --write-eval`: on
+// seeds 1–3 (2700 lines) it changed 12 lines, all for the better (CER 2.75 → 2.67 % in that
+// measurement); on seeds 4–5 (1800 lines), 6, all for the better (3.03 → 2.98 %).
+
+// Bounds of the repeat check.
+const (
+	// maxRepeat is the longest repeated stretch, in characters, the check removes.
+	maxRepeat = 4
+	// repeatAgreement is the most edits, per character of the text without the repeat, that
+	// the strip predictions may be from that text: far from it, they are no evidence.
+	repeatAgreement = 0.25
+)
+
+// stripText spells the strip predictions: the characters among ids (token ids, one per image
+// token) in order, skipping PAD and the other special tokens.
+func stripText(ids []int) string {
+	b := make([]byte, 0, len(ids))
+	for _, id := range ids {
+		if id >= firstChar && id < VocabSize {
+			b = append(b, byte(' '+id-firstChar))
+		}
+	}
+	return string(b)
+}
+
+// checkRepeats removes from text, one at a time, the immediate repeats of 2 to maxRepeat
+// characters (text[i:i+k] == text[i-k:i]) that strips (stripText of the strip predictions)
+// holds once: removing the repeat brings text k edits closer to strips, and leaves it within
+// repeatAgreement edits a character of them. Each round removes the repeat that brings text
+// closest to strips (the first such in text on a tie). Single doubled characters ("ll", "ss",
+// "00") are left alone: the strip predictions often hold two narrow glyphs in one 8-pixel
+// strip, so they miss true doubles. So are repeats of punctuation only ("-- --", ". . "):
+// the strip predictions miscount runs of them too.
+func checkRepeats(text, strips string) string {
+	for {
+		base := Levenshtein(text, strips)
+		best, bestD := "", base
+		for k := 2; k <= maxRepeat; k++ {
+			for i := k; i+k <= len(text); i++ {
+				if text[i:i+k] != text[i-k:i] || !hasAlnum(text[i:i+k]) {
+					continue
+				}
+				c := text[:i] + text[i+k:]
+				d := Levenshtein(c, strips)
+				if base-d >= k && float64(d) <= repeatAgreement*float64(len(c)) && d < bestD {
+					best, bestD = c, d
+				}
+			}
+		}
+		if best == "" {
+			return text
+		}
+		text = best
+	}
+}
+
+func hasAlnum(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}

