@@ -96,3 +96,31 @@ func TestSingleLineReadsTheWholeImageWhenNoLineIsFound(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, lines, "a blank image has no line, even read as one")
 }
+
+// Read as one line, an image is its tallest line box grown by the boxes touching its rows, not
+// by a neighbour's sliver with paper between.
+func TestSingleLineJoinsTheBandsOfASplitLine(t *testing.T) {
+	upper := image.Rect(12, 0, 740, 17)
+	lower := image.Rect(8, 16, 736, 39) // the tallest: touches upper at row 16
+	sliver := image.Rect(5, 45, 300, 50)
+	below := image.Rect(5, 39, 200, 44) // touches lower's last row: grown in, then nothing more
+	require.Equal(t, lower, singleLine([]image.Rectangle{lower}))
+	require.Equal(t, upper.Union(lower), singleLine([]image.Rectangle{upper, lower, sliver}))
+	require.Equal(t, upper.Union(lower).Union(below), singleLine([]image.Rectangle{upper, lower, below, sliver}))
+	require.Equal(t, lower, singleLine([]image.Rectangle{sliver, lower}))
+
+	// A line of Courier Prime Italic that touches the image's top: the line finder makes two
+	// touching bands of it; read as one line it is whole, ascenders and descenders.
+	cfg, err := LoadConfig(filepath.Join("..", "..", "assets", "models", "ocr-small"))
+	require.NoError(t, err)
+	img, err := ocrimage.Load("testdata/split-italic-line.png")
+	require.NoError(t, err)
+	boxes := ocrimage.SplitLines(ocrimage.Normalize(ocrimage.Gray(img)))
+	require.Len(t, boxes, 2)
+	require.GreaterOrEqual(t, boxes[0].Max.Y, boxes[1].Min.Y, "the bands touch")
+	lines, err := (&Recognizer{cfg: cfg, opt: Options{SingleLine: true}}).prepare(img)
+	require.NoError(t, err)
+	require.Len(t, lines, 1)
+	require.Equal(t, boxes[0].Min.Y, lines[0].Box.Min.Y)
+	require.Equal(t, boxes[1].Max.Y, lines[0].Box.Max.Y)
+}
