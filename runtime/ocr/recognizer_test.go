@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/runtime/ocrimage"
 )
 
@@ -123,4 +124,27 @@ func TestSingleLineJoinsTheBandsOfASplitLine(t *testing.T) {
 	require.Len(t, lines, 1)
 	require.Equal(t, boxes[0].Min.Y, lines[0].Box.Min.Y)
 	require.Equal(t, boxes[1].Max.Y, lines[0].Box.Max.Y)
+}
+
+// The shipped model reads "IT" twice at a piece's end in this held-out line (Courier Prime,
+// cut into two pieces); its strip predictions hold "IT" once, so the repeat check removes the
+// second, in the batched and the speculative decoder alike. (A retrained model may read the
+// line right without the check: then this test needs another line.)
+func TestRepeatCheckOnAHeldOutLine(t *testing.T) {
+	dev := gputest.Device(t)
+	dir := filepath.Join("..", "..", "assets", "models", "ocr-small")
+	img, err := ocrimage.Load("testdata/repeat-line.png")
+	require.NoError(t, err)
+	read := func(opt Options) string {
+		opt.SingleLine = true
+		r, err := Open(dir, dev, opt)
+		require.NoError(t, err)
+		defer r.Close()
+		res, err := r.RecognizeAll([]image.Image{img}, nil)
+		require.NoError(t, err)
+		return res[0].Text()
+	}
+	require.Contains(t, read(Options{NoRepeatCheck: true}), "ANYWAY, IT, IT KEEPS")
+	require.Contains(t, read(Options{}), "ANYWAY, IT KEEPS")
+	require.Contains(t, read(Options{Speculative: true}), "ANYWAY, IT KEEPS")
 }
