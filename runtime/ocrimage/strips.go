@@ -29,8 +29,8 @@ type Segment struct {
 	Width int
 	Pix   []float32
 	// Space says the piece was cut from the one before it at a word space (a gap at least
-	// wordGapHeights × height wide); false for a line's first piece and for a cut between the
-	// letters of a word too long for one piece, whose texts join without a space.
+	// 0.15 × height wide); false for a line's first piece and for a cut between the letters
+	// of a word too long for one piece, whose texts join without a space.
 	Space bool
 }
 
@@ -274,16 +274,6 @@ func strokeWidth(k *Ink, box image.Rectangle) float64 {
 	return float64(len(counts) - 1)
 }
 
-// wordGapHeights is the narrowest gap, in line heights, that a cut makes a word space
-// (Segment.Space): 0.2 of the 32-pixel line (with its margins) is about 0.28 em, between the
-// gaps beside punctuation (".", "-", "/" and "@" have wide side bearings) and a word space
-// with its neighbours' side bearings. At 0.15 the pieces of URLs and e-mail addresses joined
-// with a space at a full stop or a hyphen ("follicles .org"); on five held-out sets of 900
-// lines (`moegpu ocr --write-eval DIR --seed S`, S = 1…5; `moegpu ocr --eval`, shipped model)
-// 0.15, 0.2, 0.25 and 0.3 read 2.00/2.18/2.39/3.03/2.04 %, 1.95/2.16/2.33/3.02/1.98 %,
-// 2.06/2.20/2.43/3.05/1.99 % and 2.31/2.43/2.55/3.22/2.27 % CER.
-const wordGapHeights = 0.2
-
 // taps says, for each of m output samples, which source samples of a row of n make it and
 // with what weights: output o is Σ w[j]·src[i[j]] for j in [start[o], start[o+1]). Shrinking
 // (m < n), each output averages the exact area it covers; enlarging or keeping the size, it
@@ -420,7 +410,7 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 		}
 		gaps = append(gaps, gap{a, x})
 	}
-	wordGap := max(2, int(math.Round(wordGapHeights*float64(h))))
+	wordGap := max(2, int(math.Round(0.15*float64(h))))
 
 	var out []piece
 	space := false // the cut before the current piece is at a word space

@@ -537,26 +537,3 @@ func blurred(g *image.Gray, r int) *image.Gray {
 	}
 	return out
 }
-
-// A line without a word space (a URL, an e-mail address) cut into pieces beside its full
-// stops, slashes, hyphens and @ signs, whose side bearings leave wide gaps: no piece is taken
-// to follow a word space, so the pieces' texts join without one.
-func TestLineStripsPunctuationGapsAreNotWordSpaces(t *testing.T) {
-	for _, text := range []string{"follicles.org/bikinis-sedition.io@catwalk.fr", "ftp://reach.org/~individualists/", "ISBN-0-515-90880-0-326-48552-6"} {
-		p := textPage(t, []string{text}, 24, 30, 10, 10, 700, 60)
-		ink := Normalize(p.img)
-		boxes := SplitLines(ink)
-		if len(boxes) != 1 {
-			t.Fatalf("%q: %d lines", text, len(boxes))
-		}
-		segs := LineStrips(ink, boxes[0], 32, 96)
-		if len(segs) < 3 {
-			t.Fatalf("%q: %d pieces, want several", text, len(segs))
-		}
-		for i, s := range segs {
-			if s.Space {
-				t.Errorf("%q: piece %d of %d taken to follow a word space", text, i, len(segs))
-			}
-		}
-	}
-}
