@@ -58,12 +58,7 @@ func PrepareLine(img *image.Gray, height, maxWidth int) ([]Prepared, bool) {
 	if len(boxes) == 0 {
 		return nil, false
 	}
-	best := boxes[0]
-	for _, b := range boxes[1:] {
-		if b.Dy() > best.Dy() {
-			best = b
-		}
-	}
+	best := tallest(boxes)
 	segs := ocrimage.LineStrips(ink, best, height, maxWidth)
 	if len(segs) == 0 {
 		return nil, false

@@ -344,8 +344,8 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	for i := range texts {
-		if d.repeats {
+	if d.repeats {
+		for i := range texts {
 			texts[i] = checkRepeats(texts[i], stripText(strips[i]))
 		}
 	}

@@ -1,5 +1,10 @@
 package ocr
 
+import (
+	"strings"
+	"unicode"
+)
+
 // The repeat check: a text decoder that attends to image columns sometimes reads a stretch of
 // the line twice ("IT, IT", "16.6.7", "givivi"), its attention stepping back instead of on. A
 // model trained with alignment_loss_weight > 0 also predicts, at each image token, the
@@ -65,10 +70,5 @@ func checkRepeats(text, strips string) string {
 }
 
 func hasAlnum(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
-			return true
-		}
-	}
-	return false
+	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) })
 }

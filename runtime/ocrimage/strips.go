@@ -111,12 +111,11 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	if box.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
 		return nil
 	}
-	low := false
-	if t, ok := flatLine(k, box); ok {
+	t, flat := flatLine(k, box)
+	if flat {
 		// A row of dashes or equals signs: its box is a stroke tall, and scaled to height rows
 		// it would be magnified many times over into bars no line of text has. It gets the
 		// height of a line of text in a face of that stroke, centred on its ink.
-		low = true
 		grow := int(math.Round(textLineStrokes*t)) - box.Dy()
 		box.Min.Y -= grow / 2
 		box.Max.Y += grow - grow/2
@@ -124,7 +123,7 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	m := max(1, int(math.Round(0.1*float64(box.Dy()))))
 	crop := image.Rect(box.Min.X, box.Min.Y-m, box.Max.X, box.Max.Y+m)
 	src, from := k, crop // what is scaled: the crop, or the line sheared level
-	if slope, ok := lineSkew(k, box); ok && !low {
+	if slope, ok := lineSkew(k, box); ok && !flat {
 		src = deskewed(k, box, slope)
 		from = src.Rect
 	}
@@ -204,11 +203,11 @@ func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
 		run = 0
 	}
 	for x := box.Min.X; x < box.Max.X; x++ {
-		inked := false
-		for y := box.Min.Y; y < box.Max.Y && !inked; y++ {
-			inked = k.Pix[(y-k.Rect.Min.Y)*kw+x-k.Rect.Min.X] > 0.5
+		solidCol := false
+		for y := box.Min.Y; y < box.Max.Y && !solidCol; y++ {
+			solidCol = k.Pix[(y-k.Rect.Min.Y)*kw+x-k.Rect.Min.X] > 0.5
 		}
-		if inked {
+		if solidCol {
 			run++
 		} else {
 			end()
@@ -266,12 +265,11 @@ func strokeWidth(k *Ink, box image.Rectangle) float64 {
 	if total == 0 {
 		return 0
 	}
-	for n, c := 0, 0; n < len(counts); n++ {
+	for n, c := 0, 0; ; n++ { // the median run: reached, as the counts sum to total
 		if c += counts[n]; 2*c >= total {
 			return float64(n)
 		}
 	}
-	return float64(len(counts) - 1)
 }
 
 // taps says, for each of m output samples, which source samples of a row of n make it and
