@@ -330,8 +330,9 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 	}
 	for k, s := range segs {
 		l := &out[s.img].Lines[s.line]
-		// Pieces cut at a word space join with one; pieces of one long word, without.
-		if l.Text != "" && texts[k] != "" && s.seg.Space {
+		// Pieces cut at a word space join with one, unless their texts show a URL, address or
+		// hyphenated word there (joinSpace); pieces of one long word, without.
+		if l.Text != "" && texts[k] != "" && s.seg.Space && joinSpace(l.Text, texts[k]) {
 			l.Text += " "
 		}
 		l.Text += texts[k]
