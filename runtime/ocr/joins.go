@@ -7,25 +7,27 @@ import (
 
 // joinSpace says whether the texts of two pieces of one line, cut at a gap LineStrips took for
 // a word space (ocrimage.Segment.Space), join with a space. The gap alone decides, except
-// where the texts show a URL, an e-mail address, a path or a hyphenated word: the gaps beside
-// their full stops, hyphens, slashes, underscores and at signs reach 0.2–0.4 line heights,
-// as wide as word spaces (from 0.15). Such pieces join without a space when
+// where the texts show a URL, an e-mail address, a path, a hyphenated word or a rule: the gaps
+// beside their full stops, hyphens, slashes, underscores, plus and at signs reach 0.2–0.4 line
+// heights, as wide as word spaces (from 0.15). Such pieces join without a space when
 //
-//   - prev ends in one of . - _ @ / right after a letter or digit, and next starts with a
+//   - prev ends in one of . - _ @ / + right after a letter or digit, and next starts with a
 //     letter or digit ("lozenges." + "io", "hostage-" + "chits", "smiling_" + "bobwhite");
 //     after a full stop only a lowercase letter counts, since a sentence ("nation." +
 //     "Understand") or an abbreviation before a number ("No." + "6") goes on after a space;
-//   - next starts with one of . - _ @ : followed by a letter, a digit or a slash, and prev
+//   - next starts with one of . - _ @ : + followed by a letter, a digit or a slash, and prev
 //     ends in a letter or digit ("mentions" + ".de/", "https" + "://", "2005" + "-12-11");
 //     not a slash: a path after a word keeps its space ("at" + "/var/log");
-//   - next starts with a comma or semicolon and prev ends in a letter or digit.
+//   - next starts with a comma or semicolon and prev ends in a letter or digit;
+//   - the cut splits a URL's "://" ("ftp://" + "intermingle", "http:" + "//where");
+//   - both sides are a run of one of ~ = _ - + * # ("~~~~~~~" + "~~~~~~~").
 //
 // Measured with the shipped model on held-out sets written by `moegpu ocr --write-eval`:
-// designed on the 1577 cuts of seeds 1–5, where it drops 72 spaces: 61 wrong, 3 right ("rm" +
+// designed on the 1577 cuts of seeds 1–5, where it drops 82 spaces: 71 wrong, 3 right ("rm" +
 // "-i", "that's" + ".debbed", "Lucreti_" + "rakishness") and 8 where the reference cannot
-// tell; checked on the 303 cuts of seed 6, where it drops 19: 16 wrong and 3 unclear. CER on
-// seeds 1–6: 2.00, 2.18, 2.39, 3.03, 2.04, 2.73 % without it; 1.93, 2.04, 2.32, 2.94, 1.97,
-// 2.59 % with it.
+// tell; checked on the 303 cuts of seed 6, where it drops 21: 16 wrong and 5 unclear. CER on
+// seeds 1–6: 2.00, 2.18, 2.39, 3.03, 2.04, 2.73 % without it; 1.93, 2.04, 2.32, 2.91, 1.94,
+// 2.57 % with it.
 func joinSpace(prev, next string) bool {
 	if prev == "" || next == "" {
 		return true
@@ -40,11 +42,15 @@ func joinSpace(prev, next string) bool {
 	a, a2 := at(prev, len(prev)-1), at(prev, len(prev)-2)
 	b, b2 := at(next, 0), at(next, 1)
 	switch {
-	case strings.IndexByte(".-_@/", a) >= 0 && alnum(a2) && alnum(b):
+	case strings.IndexByte(".-_@/+", a) >= 0 && alnum(a2) && alnum(b):
 		return a == '.' && !(b >= 'a' && b <= 'z')
-	case strings.IndexByte(".-_@:", b) >= 0 && alnum(a) && (alnum(b2) || b2 == '/'):
+	case strings.IndexByte(".-_@:+", b) >= 0 && alnum(a) && (alnum(b2) || b2 == '/'):
 		return false
 	case (b == ',' || b == ';') && alnum(a):
+		return false
+	case a == '/' && (a2 == '/' || a2 == ':'), a == ':' && b == '/' && b2 == '/':
+		return false
+	case a == b && strings.IndexByte("~=_-+*#", a) >= 0:
 		return false
 	}
 	return true

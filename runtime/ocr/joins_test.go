@@ -22,6 +22,12 @@ func TestJoinSpaceKeepsWordSpacesAndDropsThoseInsideAddresses(t *testing.T) {
 		{"2005", "-12-11 0", false},
 		{"k-Ramsey", "-Romania", false},
 		{"Jack Handey", ", The New", false},
+		{"maelstrom+", "tenderizes@", false},
+		{"correspondents", "+virtuous@", false},
+		{"ftp://", "intermingle.info", false},
+		{"http:", "//wherefores.org", false},
+		{"~~~~~~~", "~~~~~~~", false},
+		{"=====", "=======", false},
 		// Word spaces: the gap decides.
 		{"in the", "world", true},
 		{"a nation.", "Understand", true},
@@ -38,6 +44,8 @@ func TestJoinSpaceKeepsWordSpacesAndDropsThoseInsideAddresses(t *testing.T) {
 		{"rgh: 923", "465 4672", true},
 		{". . . .", "261", true},
 		{"IT?", "-- ANN", true},
+		{"Tel. +", "49 98 8057", true},
+		{"1 +", "1", true},
 		{"x", "", true},
 		{"", "x", true},
 	} {
