@@ -46,8 +46,9 @@ func Render(gen *ocrdata.Generator, cond string) Renderer {
 }
 
 // PrepareLine is the Preparer of real training: the recognizer's own chain (ocrimage's
-// Normalize, SplitLines, LineStrips) on a one-line image, keeping its tallest line (a crop
-// may also show slivers of the lines above and below), in one piece or, wider than maxWidth
+// Normalize, SplitLines, LineStrips) on a one-line image, keeping its line as --line reads it
+// (singleLine: the tallest line box and the boxes touching it; a crop may also show slivers of
+// the lines above and below, which stay out), in one piece or, wider than maxWidth
 // at this height, in the pieces the recognizer cuts it into. ok is false for a blank image.
 func PrepareLine(img *image.Gray, height, maxWidth int) ([]Prepared, bool) {
 	ink := ocrimage.Normalize(img)
@@ -58,7 +59,7 @@ func PrepareLine(img *image.Gray, height, maxWidth int) ([]Prepared, bool) {
 	if len(boxes) == 0 {
 		return nil, false
 	}
-	best := tallest(boxes)
+	best := singleLine(boxes) // as the recognizer reads an image as one line
 	segs := ocrimage.LineStrips(ink, best, height, maxWidth)
 	if len(segs) == 0 {
 		return nil, false
