@@ -126,10 +126,12 @@ func TestSingleLineJoinsTheBandsOfASplitLine(t *testing.T) {
 	require.Equal(t, boxes[1].Max.Y, lines[0].Box.Max.Y)
 }
 
-// The shipped model reads "IT" twice at a piece's end in this held-out line (Courier Prime,
-// cut into two pieces); its strip predictions hold "IT" once, so the repeat check removes the
-// second, in the batched and the speculative decoder alike. (A retrained model may read the
-// line right without the check: then this test needs another line.)
+// The shipped model reads "I" twice in this held-out line (Courier Prime Italic, clean, from
+// `moegpu ocr --write-eval DIR --seed 5`: "cliff -- I mean if they're run"); its strip
+// predictions hold "I " once, so the repeat check removes the second, in the batched and the
+// speculative decoder alike. (A retrained model may read the line right without the check:
+// then this test needs another line; `--no-repeat-check` against the default on a held-out set
+// finds them.)
 func TestRepeatCheckOnAHeldOutLine(t *testing.T) {
 	dev := gputest.Device(t)
 	dir := filepath.Join("..", "..", "assets", "models", "ocr-small")
@@ -144,7 +146,7 @@ func TestRepeatCheckOnAHeldOutLine(t *testing.T) {
 		require.NoError(t, err)
 		return res[0].Text()
 	}
-	require.Contains(t, read(Options{NoRepeatCheck: true}), "ANYWAY, IT, IT KEEPS")
-	require.Contains(t, read(Options{}), "ANYWAY, IT KEEPS")
-	require.Contains(t, read(Options{Speculative: true}), "ANYWAY, IT KEEPS")
+	require.Contains(t, read(Options{NoRepeatCheck: true}), "-- I I mean")
+	require.Contains(t, read(Options{}), "-- I mean")
+	require.Contains(t, read(Options{Speculative: true}), "-- I mean")
 }
