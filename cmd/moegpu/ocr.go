@@ -37,7 +37,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
 	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
-	noRepeat := fs.Bool("no-repeat-check", false, "keep stretches the text decoder read twice (\"IT, IT\") even where the model's own per-strip predictions hold them once; by default a model trained with the alignment loss removes them")
+	noRepeat := fs.Bool("no-repeat-check", false, "keep stretches the text decoder read twice (\"IT, IT\") even where the model's own per-strip predictions hold them once, and leader runs (\"-----\") it ran on past the number after them; by default a model trained with the alignment loss mends both from those predictions")
 	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
 	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line")
 	writeEval := fs.String("write-eval", "", "write an eval folder instead of reading: rendered lines of every condition (DIR/<condition>/NNNN.png + NNNN.gt.txt), from the held-out validation fonts by default; no model needed")

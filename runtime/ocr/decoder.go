@@ -43,8 +43,9 @@ type Decoder struct {
 	dir    string
 	f16    bool
 	every  bool // the prefill has every position's output (newDecoder)
-	// repeats says Read runs the repeat check (checkRepeats) on each line's text against the
-	// prefill's outputs at the image positions (the model's strip predictions).
+	// repeats says Read runs the repeat and leader checks (checkRepeats, checkLeader) on each
+	// line's text against the prefill's outputs at the image positions (the model's strip
+	// predictions).
 	repeats bool
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
@@ -153,8 +154,8 @@ var maxPrefillChunk = 32
 
 // NewDecoder compiles the batched decode steps of an image model on dev and loads the weights
 // from a model directory's model.safetensors (MTP modules, if any, are not used). A model
-// trained with the alignment loss (alignment_loss_weight > 0) gets the repeat check
-// (checkRepeats) on every line it reads.
+// trained with the alignment loss (alignment_loss_weight > 0) gets the repeat and leader checks
+// (checkRepeats, checkLeader) on every line it reads.
 func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, error) {
 	return newDecoder(dir, dev, batch, f16, false, true)
 }
@@ -336,8 +337,8 @@ func (d *Decoder) Close() {
 }
 
 // Read decodes up to Batch prepared lines (each (image_height, max_image_width) row-major,
-// 1 = ink, as Line.Pixels) and returns their texts, after the repeat check when the decoder
-// runs it (NewDecoder), and the time the batch took.
+// 1 = ink, as Line.Pixels) and returns their texts, after the repeat and leader checks when
+// the decoder runs them (NewDecoder), and the time the batch took.
 func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	start := time.Now()
 	texts, strips, err := d.read(images)
@@ -346,7 +347,8 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	}
 	if d.repeats {
 		for i := range texts {
-			texts[i] = checkRepeats(texts[i], stripText(strips[i]))
+			st := stripText(strips[i])
+			texts[i] = checkLeader(checkRepeats(texts[i], st), st)
 		}
 	}
 	return texts, time.Since(start), nil

@@ -38,9 +38,11 @@ type Options struct {
 	// does): its tallest line box, so slivers of the lines above and below are not read as
 	// lines of their own.
 	SingleLine bool
-	// NoRepeatCheck turns off the repeat check (checkRepeats) that a model trained with the
-	// alignment loss gets: stretches the text decoder read twice, which the model's strip
-	// predictions hold once, are then kept.
+	// NoRepeatCheck turns off the two checks against the model's strip predictions that a
+	// model trained with the alignment loss gets: the repeat check (checkRepeats: stretches
+	// the text decoder read twice, which the strip predictions hold once, are then kept) and
+	// the leader check (checkLeader: a text that runs on in a leader run such as "-----" and
+	// loses the number after it is then kept).
 	NoRepeatCheck bool
 }
 
@@ -353,7 +355,8 @@ func (r *Recognizer) readSpeculative(pix []float32) (string, generate.SpecStats,
 	}
 	text := Decode(out)
 	if !r.opt.NoRepeatCheck && r.cfg.AlignmentLossWeight > 0 {
-		text = checkRepeats(text, stripText(r.spec.PromptNext()[:r.cfg.ImageTokens()]))
+		st := stripText(r.spec.PromptNext()[:r.cfg.ImageTokens()])
+		text = checkLeader(checkRepeats(text, st), st)
 	}
 	return text, st, float64(time.Since(start).Microseconds()) / 1000, nil
 }

@@ -45,3 +45,28 @@ func TestCheckRepeatsRemovesOnlyRepeatsTheStripsHoldOnce(t *testing.T) {
 		require.Equal(t, c.want, checkRepeats(c.text, c.strips), "%q with strips %q", c.text, c.strips)
 	}
 }
+
+// The mended cases are pieces of held-out lines as the shipped model read them, with their
+// strip predictions; the rest must come back as they are.
+func TestCheckLeaderMendsARunThatLostItsNumber(t *testing.T) {
+	for _, c := range []struct{ text, strips, want string }{
+		{"Honduras ---------", "Honduras ----- 38", "Honduras ----- 38"},
+		{"Kieth ------------", "Kieh --------- 9", "Kieth --------- 9"},
+		{"_________________________________", "_______________________ 193", "_______________________ 193"},
+		{"Tale . . . . . . . . . . .", "Tale . . . . . . . . 62", "Tale . . . . . . . . 62"},
+		{"Fujl ...... . . . . . .", "Fujl ..... . . 59GG", "Fujl ..... . . 59"},
+		{"TOTAL ........ ", "TOTAL ....... 12.50.", "TOTAL ....... 12.50"},
+		// Left alone: no run at the end, a run of two, no number after the strips' run, a
+		// glyph that is not a leader, or a number already read.
+		{"Gouge ... 154", "Gouge .... 154GG", "Gouge ... 154"},
+		{"Name: __", "Name: __ 12", "Name: __"},
+		{"Name: ______", "Name: _____::", "Name: ______"},
+		{"Sign here ______", "Sign here ------ 4", "Sign here ______"},
+		{"wait!!!!", "wait!!! 3", "wait!!!!"},
+		{"", "--- 1", ""},
+	} {
+		if got := checkLeader(c.text, c.strips); got != c.want {
+			t.Errorf("checkLeader(%q, %q) = %q, want %q", c.text, c.strips, got, c.want)
+		}
+	}
+}
