@@ -59,7 +59,7 @@ func TestCheckLeaderMendsARunThatLostItsNumber(t *testing.T) {
 		// Left alone: no run at the end, a run of two, no number after the strips' run, a
 		// glyph that is not a leader, or a number already read.
 		{"Gouge ... 154", "Gouge .... 154GG", "Gouge ... 154"},
-		{"Name: __", "Name: __ 12", "Name: __"},
+		{"Name: __", "Name: ___ 12", "Name: __"},
 		{"Name: ______", "Name: _____::", "Name: ______"},
 		{"Sign here ______", "Sign here ------ 4", "Sign here ______"},
 		{"wait!!!!", "wait!!! 3", "wait!!!!"},
