@@ -334,7 +334,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		l := &out[s.img].Lines[s.line]
 		// Pieces cut at a word space join with one, unless their texts show a URL, address or
 		// hyphenated word there (joinSpace); pieces of one long word, without.
-		if l.Text != "" && texts[k] != "" && s.seg.Space && joinSpace(l.Text, texts[k]) {
+		if l.Text != "" && texts[k] != "" && s.seg.Space && joinSpace(l.Text, texts[k], s.seg.Gap, c.ImageHeight) {
 			l.Text += " "
 		}
 		l.Text += texts[k]

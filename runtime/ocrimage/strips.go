@@ -32,6 +32,9 @@ type Segment struct {
 	// 0.15 × height wide); false for a line's first piece and for a cut between the letters
 	// of a word too long for one piece, whose texts join without a space.
 	Space bool
+	// Gap is the width, in columns of Pix (the scaled line), of the blank run the cut before
+	// this piece lies in: 0 for a line's first piece and for a cut through ink.
+	Gap int
 }
 
 // Height is the number of rows of s.Pix.
@@ -145,6 +148,7 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 			Width: c.end - c.start,
 			Pix:   pix, // the whole line in one piece
 			Space: c.space,
+			Gap:   c.gap,
 		}
 		if seg.Width != outW {
 			seg.Pix = make([]float32, height*seg.Width)
@@ -379,13 +383,14 @@ func resample(k *Ink, crop image.Rectangle, outH, outW int) []float32 {
 type piece struct {
 	start, end int
 	space      bool
+	gap        int // width of the blank run the cut before the piece lies in; 0: none
 }
 
 // cuts splits columns [0, w) of pix (h rows × w) into pieces at most maxWidth wide, at
 // whitespace where there is any (see LineStrips).
 func cuts(pix []float32, w, h, maxWidth int) []piece {
 	if w <= maxWidth {
-		return []piece{{0, w, false}}
+		return []piece{{0, w, false, 0}}
 	}
 	col := make([]float64, w)
 	for y := 0; y < h; y++ {
@@ -415,7 +420,7 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 	wordGap := max(2, int(math.Round(0.15*float64(h))))
 
 	var out []piece
-	space := false // the cut before the current piece is at a word space
+	space, gapW := false, 0 // the cut before the current piece: at a word space; its gap's width
 	for s := 0; w-s > maxWidth; {
 		limit := s + maxWidth // the piece is [s, cut) with s < cut ≤ limit
 		type cand struct {
@@ -444,7 +449,7 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 		if len(pool) == 0 {
 			pool = cands
 		}
-		cut, cutSpace := -1, false
+		cut, cutSpace, cutGap := -1, false, 0
 		if len(pool) > 0 {
 			widest := 0
 			for _, c := range pool {
@@ -464,7 +469,7 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 				// the latest of the wide gaps whose cut column is as clean as the cleanest
 				// (a gap running past the limit may offer only its edge)
 				if c.width >= need && c.ink <= cleanest+0.05 && c.cut > cut {
-					cut, cutSpace = c.cut, c.width >= wordGap
+					cut, cutSpace, cutGap = c.cut, c.width >= wordGap, c.width
 				}
 			}
 		} else {
@@ -477,10 +482,10 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 				}
 			}
 		}
-		out = append(out, piece{s, cut, space})
-		s, space = cut, cutSpace
+		out = append(out, piece{s, cut, space, gapW})
+		s, space, gapW = cut, cutSpace, cutGap
 		if w-s <= maxWidth {
-			out = append(out, piece{s, w, space})
+			out = append(out, piece{s, w, space, gapW})
 			break
 		}
 	}
