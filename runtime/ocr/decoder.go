@@ -347,8 +347,7 @@ func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
 	}
 	if d.repeats {
 		for i := range texts {
-			st := stripText(strips[i])
-			texts[i] = checkLeader(checkRepeats(texts[i], st), st)
+			texts[i] = checkStrips(texts[i], stripText(strips[i]))
 		}
 	}
 	return texts, time.Since(start), nil

@@ -35,7 +35,6 @@ func joinSpace(prev, next string, gap, height int) bool {
 	if prev == "" || next == "" {
 		return true
 	}
-	alnum := func(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' }
 	at := func(s string, i int) byte { // s[i], or a space past either end
 		if i < 0 || i >= len(s) {
 			return ' '
@@ -45,17 +44,17 @@ func joinSpace(prev, next string, gap, height int) bool {
 	a, a2 := at(prev, len(prev)-1), at(prev, len(prev)-2)
 	b, b2 := at(next, 0), at(next, 1)
 	switch {
-	case strings.IndexByte(".-_@/+", a) >= 0 && alnum(a2) && alnum(b):
+	case strings.IndexByte(".-_@/+", a) >= 0 && isAlnum(a2) && isAlnum(b):
 		return a == '.' && !(b >= 'a' && b <= 'z')
-	case strings.IndexByte(".-_@:+", b) >= 0 && alnum(a) && (alnum(b2) || b2 == '/'):
+	case strings.IndexByte(".-_@:+", b) >= 0 && isAlnum(a) && (isAlnum(b2) || b2 == '/'):
 		return false
-	case (b == ',' || b == ';') && alnum(a):
+	case (b == ',' || b == ';') && isAlnum(a):
 		return false
 	case a == '/' && (a2 == '/' || a2 == ':'), a == ':' && b == '/' && b2 == '/':
 		return false
 	case a == b && strings.IndexByte("~=_-+*#", a) >= 0:
 		return false
-	case alnum(a) && alnum(b) && 100*gap <= 22*height && inAddress(prev[strings.LastIndexByte(prev, ' ')+1:], alnum):
+	case isAlnum(a) && isAlnum(b) && 100*gap <= 22*height && inAddress(prev[strings.LastIndexByte(prev, ' ')+1:]):
 		return false
 	}
 	return true
@@ -63,11 +62,16 @@ func joinSpace(prev, next string, gap, height int) bool {
 
 // inAddress says whether word holds a letter or digit, one of . @ / - _ ? = + ~ and a letter or
 // digit, in a row: a URL, address or compound.
-func inAddress(word string, alnum func(byte) bool) bool {
+func inAddress(word string) bool {
 	for i := 1; i+1 < len(word); i++ {
-		if strings.IndexByte(".@/-_?=+~", word[i]) >= 0 && alnum(word[i-1]) && alnum(word[i+1]) {
+		if strings.IndexByte(".@/-_?=+~", word[i]) >= 0 && isAlnum(word[i-1]) && isAlnum(word[i+1]) {
 			return true
 		}
 	}
 	return false
+}
+
+// isAlnum says whether c is an ASCII letter or digit.
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
 }

@@ -355,8 +355,7 @@ func (r *Recognizer) readSpeculative(pix []float32) (string, generate.SpecStats,
 	}
 	text := Decode(out)
 	if !r.opt.NoRepeatCheck && r.cfg.AlignmentLossWeight > 0 {
-		st := stripText(r.spec.PromptNext()[:r.cfg.ImageTokens()])
-		text = checkLeader(checkRepeats(text, st), st)
+		text = checkStrips(text, stripText(r.spec.PromptNext()[:r.cfg.ImageTokens()]))
 	}
 	return text, st, float64(time.Since(start).Microseconds()) / 1000, nil
 }

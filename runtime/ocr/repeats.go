@@ -74,6 +74,10 @@ func hasAlnum(s string) bool {
 	return strings.ContainsFunc(s, func(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) })
 }
 
+// checkStrips runs the repeat check, then the leader check, on text against strips (stripText
+// of the model's strip predictions).
+func checkStrips(text, strips string) string { return checkLeader(checkRepeats(text, strips), strips) }
+
 // leaderGlyphs are the glyphs of leader runs ("Contents ........ 12", "TOTAL ----- 3.45",
 // "Name: ______"), in which the text decoder can lose its place.
 const leaderGlyphs = "-._=~*#"

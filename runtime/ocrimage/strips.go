@@ -147,7 +147,7 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 			Box:   image.Rect(x0, shown.Min.Y, min(x1, box.Max.X), shown.Max.Y),
 			Width: c.end - c.start,
 			Pix:   pix, // the whole line in one piece
-			Space: c.space,
+			Space: c.gap >= wordGap(height),
 			Gap:   c.gap,
 		}
 		if seg.Width != outW {
@@ -378,19 +378,25 @@ func resample(k *Ink, crop image.Rectangle, outH, outW int) []float32 {
 	return out
 }
 
-// piece is columns [start, end) of a line; space says the cut before it is in a gap of at
-// least a word space.
+// piece is columns [start, end) of a line; gap is the width of the blank run the cut before
+// it lies in (0: none, or a cut through ink).
 type piece struct {
 	start, end int
-	space      bool
-	gap        int // width of the blank run the cut before the piece lies in; 0: none
+	gap        int
 }
+
+// wordGap is the narrowest gap, in columns of a line scaled to h rows, that counts as a word
+// space: 0.15 line heights. The gaps beside the full stops, slashes and hyphens of a URL reach
+// 0.2 (the recognizer's joinSpace then reads the texts either side), but a word space before a
+// slash can be under 0.18 ("at /var/log" in assets/samples): raised to 0.2, five held-out sets
+// read 0.01–0.06 % CER better and that sample worse.
+func wordGap(h int) int { return max(2, int(math.Round(0.15*float64(h)))) }
 
 // cuts splits columns [0, w) of pix (h rows × w) into pieces at most maxWidth wide, at
 // whitespace where there is any (see LineStrips).
 func cuts(pix []float32, w, h, maxWidth int) []piece {
 	if w <= maxWidth {
-		return []piece{{0, w, false, 0}}
+		return []piece{{0, w, 0}}
 	}
 	col := make([]float64, w)
 	for y := 0; y < h; y++ {
@@ -413,14 +419,8 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 		}
 		gaps = append(gaps, gap{a, x})
 	}
-	// A word space: a gap of 0.15 line heights. The gaps beside the full stops, slashes and
-	// hyphens of a URL reach 0.2 (its pieces then join with a space, "follicles .org"), but a
-	// word space before a slash can be under 0.18 ("at /var/log" in assets/samples): raised to
-	// 0.2, five held-out sets read 0.01–0.06 % CER better and that sample worse.
-	wordGap := max(2, int(math.Round(0.15*float64(h))))
-
 	var out []piece
-	space, gapW := false, 0 // the cut before the current piece: at a word space; its gap's width
+	gapW := 0 // the width of the gap the cut before the current piece lies in
 	for s := 0; w-s > maxWidth; {
 		limit := s + maxWidth // the piece is [s, cut) with s < cut ≤ limit
 		type cand struct {
@@ -449,14 +449,14 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 		if len(pool) == 0 {
 			pool = cands
 		}
-		cut, cutSpace, cutGap := -1, false, 0
+		cut, cutGap := -1, 0
 		if len(pool) > 0 {
 			widest := 0
 			for _, c := range pool {
 				widest = max(widest, c.width)
 			}
 			// Word spaces before letter spaces: only gaps at least half as wide as the widest.
-			// (A fixed floor such as wordGap lets the wide letter gaps of a monospaced or
+			// (A fixed floor such as wordGap(h) lets the wide letter gaps of a monospaced or
 			// letter-spaced face win over an earlier word space, cutting inside a word.)
 			need := (widest + 1) / 2
 			cleanest := math.Inf(1)
@@ -469,7 +469,7 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 				// the latest of the wide gaps whose cut column is as clean as the cleanest
 				// (a gap running past the limit may offer only its edge)
 				if c.width >= need && c.ink <= cleanest+0.05 && c.cut > cut {
-					cut, cutSpace, cutGap = c.cut, c.width >= wordGap, c.width
+					cut, cutGap = c.cut, c.width
 				}
 			}
 		} else {
@@ -482,10 +482,10 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 				}
 			}
 		}
-		out = append(out, piece{s, cut, space, gapW})
-		s, space, gapW = cut, cutSpace, cutGap
+		out = append(out, piece{s, cut, gapW})
+		s, gapW = cut, cutGap
 		if w-s <= maxWidth {
-			out = append(out, piece{s, w, space, gapW})
+			out = append(out, piece{s, w, gapW})
 			break
 		}
 	}
