@@ -64,20 +64,15 @@ func PrepareLine(img *image.Gray, height, maxWidth int) ([]Prepared, bool) {
 	if len(segs) == 0 {
 		return nil, false
 	}
-	// Every piece shares the line's scale: the first starts at the box's left edge and each
-	// next one where the one before ends.
-	total := 0
-	for _, s := range segs {
-		total += s.Width
-	}
-	scale := float64(total) / float64(best.Dx())
+	// Every piece shares the line's scale: the first starts at the box's left edge, each next
+	// one at its Start in the scaled line.
+	last := segs[len(segs)-1]
+	scale := float64(last.Start+last.Width) / float64(best.Dx())
 	x0 := float64(best.Min.X)
 	out := make([]Prepared, len(segs))
-	from := 0.0
 	for i, s := range segs {
-		off := from
+		off := float64(s.Start)
 		out[i] = Prepared{Pix: s.Pix, Width: s.Width, X: func(x float64) float64 { return (x-x0)*scale - off }}
-		from += float64(s.Width)
 	}
 	return out, true
 }

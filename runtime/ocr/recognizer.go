@@ -404,11 +404,17 @@ func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 	if img == nil || img.Bounds().Empty() {
 		return ocrimage.Prepare(img, c.ImageHeight, c.MaxImageWidth) // its error names the problem
 	}
-	ink := ocrimage.Normalize(ocrimage.Gray(img))
-	if ink.Blank {
+	src := ocrimage.Normalize(ocrimage.Gray(img))
+	if src.Blank {
 		return nil, nil
 	}
-	boxes := dropSlivers(ocrimage.SplitLines(ink), ink.Rect)
+	// A page of several lines is levelled first, so that sloping lines do not merge; an image
+	// read as one line is levelled line by line in LineStrips, as the model was trained.
+	ink, slope := src, 0.0
+	if !r.opt.SingleLine {
+		ink, slope = ocrimage.LevelPage(src)
+	}
+	boxes := dropSlivers(ocrimage.SplitLines(ink), func(b image.Rectangle) image.Rectangle { return ocrimage.SourceBox(src, b, slope) }, src.Rect)
 	if r.opt.SingleLine && len(boxes) == 0 {
 		// The caller says the image is one line, and it is not blank: faint strokes under
 		// heavy noise can stay below the line finder's noise ceiling, so read it whole.
@@ -420,7 +426,7 @@ func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 	var lines []ocrimage.Line
 	for _, b := range boxes {
 		if segs := ocrimage.LineStrips(ink, b, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
-			lines = append(lines, ocrimage.Line{Box: b, Segments: segs})
+			lines = append(lines, ocrimage.Line{Box: ocrimage.SourceBox(src, b, slope), Segments: segs})
 		}
 	}
 	return lines, nil
@@ -462,15 +468,17 @@ func tallest(boxes []image.Rectangle) image.Rectangle {
 
 // dropSlivers removes line boxes that touch the image's top or bottom edge and are less than
 // half as tall as the tallest line: the cut-off descenders or ascenders of a neighbouring line
-// in a tight crop, not text to read.
-func dropSlivers(boxes []image.Rectangle, bounds image.Rectangle) []image.Rectangle {
+// in a tight crop, not text to read. source maps a box to the image's pixels (bounds), where
+// the edge test is made (a levelled page's rows are not the image's; see ocrimage.SourceBox).
+func dropSlivers(boxes []image.Rectangle, source func(image.Rectangle) image.Rectangle, bounds image.Rectangle) []image.Rectangle {
 	tallest := 0
 	for _, b := range boxes {
 		tallest = max(tallest, b.Dy())
 	}
 	var out []image.Rectangle
 	for _, b := range boxes {
-		edge := b.Min.Y <= bounds.Min.Y+1 || b.Max.Y >= bounds.Max.Y-1
+		sb := source(b)
+		edge := sb.Min.Y <= bounds.Min.Y+1 || sb.Max.Y >= bounds.Max.Y-1
 		if edge && 2*b.Dy() < tallest {
 			continue
 		}

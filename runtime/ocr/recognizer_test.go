@@ -12,16 +12,17 @@ import (
 )
 
 func TestDropSliversKeepsLinesAndDropsCutOffNeighbours(t *testing.T) {
+	same := func(b image.Rectangle) image.Rectangle { return b }
 	bounds := image.Rect(0, 0, 300, 100)
 	top := image.Rect(5, 0, 200, 6)       // descenders of the line above, cut by the top edge
 	main := image.Rect(5, 20, 280, 60)    // the line
 	small := image.Rect(5, 70, 80, 80)    // a short line inside the image: kept
 	bottom := image.Rect(9, 94, 150, 100) // ascenders of the line below, cut by the bottom edge
-	got := dropSlivers([]image.Rectangle{top, main, small, bottom}, bounds)
+	got := dropSlivers([]image.Rectangle{top, main, small, bottom}, same, bounds)
 	require.Equal(t, []image.Rectangle{main, small}, got)
 	// A tall line touching an edge (a tight crop) is kept.
 	tight := image.Rect(0, 0, 300, 100)
-	require.Equal(t, []image.Rectangle{tight}, dropSlivers([]image.Rectangle{tight}, bounds))
+	require.Equal(t, []image.Rectangle{tight}, dropSlivers([]image.Rectangle{tight}, same, bounds))
 }
 
 // Result.Spec sums the lines' speculative statistics head by head, and is nil without them.

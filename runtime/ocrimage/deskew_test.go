@@ -151,3 +151,48 @@ func TestLineStripsLevelsALineOfATurnedParagraph(t *testing.T) {
 		})
 	}
 }
+
+// A paragraph turned by 2–3° at ordinary line spacing drifts by more than the paper between
+// its lines, and SplitLines merges them; levelled first, every line is found, and its box,
+// mapped back to source pixels, holds the turned line's centre. A level page is left as it is.
+func TestLevelPageSeparatesTheLinesOfATurnedParagraph(t *testing.T) {
+	text := []string{
+		"The quarterly report is attached below; the figures are final.",
+		"Revenue grew by 12.5% to $4,380,000 in Q3, ahead of the plan.",
+		"Please review sections 2-4 before Friday and send your notes.",
+		"Contact: jane.doe@example.com (ext. 4471) or the front desk.",
+		"Meeting moved to Room 7B at 10:30 AM. Thanks, and see you all!",
+	}
+	const size, pitch = 16.0, 23.0 // 1.45 lines
+	for _, deg := range []float64{-3, -2.5, 2.5, 3} {
+		t.Run(fmt.Sprint("angle ", deg), func(t *testing.T) {
+			p := textPage(t, text, size, pitch, 40, 60, 620, 240)
+			k := Normalize(turn(p, deg))
+			require.Less(t, len(SplitLines(k)), len(text), "the test's paragraph must merge when not levelled")
+			level, slope := LevelPage(k)
+			assert.InDelta(t, deg, math.Atan(slope)*180/math.Pi, 0.375)
+			boxes := SplitLines(level)
+			require.Len(t, boxes, len(text))
+			a := deg * math.Pi / 180
+			cx, cy := float64(p.img.Rect.Dx())/2, float64(p.img.Rect.Dy())/2
+			for i, b := range boxes {
+				src := SourceBox(k, b, slope)
+				require.True(t, src.In(k.Rect))
+				// the truth line's centre, turned as turn turns the page
+				tx := float64(p.lines[i].Min.X+p.lines[i].Max.X)/2 - cx
+				ty := float64(p.lines[i].Min.Y+p.lines[i].Max.Y)/2 - cy
+				x, y := cx+math.Cos(a)*tx-math.Sin(a)*ty, cy+math.Sin(a)*tx+math.Cos(a)*ty
+				assert.True(t, image.Pt(int(x), int(y)).In(src), "line %d: centre (%.0f, %.0f) outside %v", i, x, y, src)
+				assert.Less(t, src.Dy(), b.Dy()+int(math.Ceil(math.Abs(slope)*float64(b.Dx())))+2)
+			}
+		})
+	}
+	flat := Normalize(textPage(t, text, size, pitch, 40, 60, 620, 240).img)
+	level, slope := LevelPage(flat)
+	assert.Same(t, flat, level)
+	assert.Zero(t, slope)
+	blank := Normalize(image.NewGray(image.Rect(0, 0, 50, 20)))
+	level, slope = LevelPage(blank)
+	assert.Same(t, blank, level)
+	assert.Zero(t, slope)
+}

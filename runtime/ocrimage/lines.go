@@ -43,7 +43,7 @@ import (
 //     ink more than 2S from the rest, with a margin of S/4 (at least 2 px).
 //
 // Skewed text (more than about one line height of drift across the width) is not deskewed
-// and may merge lines.
+// here and may merge lines: LevelPage first (Prepare does).
 func SplitLines(k *Ink) []image.Rectangle {
 	if k == nil || k.Blank || k.Rect.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
 		return nil

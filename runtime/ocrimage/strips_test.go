@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/image/font"
 )
 
@@ -123,6 +125,9 @@ func TestLineStripsCutsLongLinesBetweenWords(t *testing.T) {
 			}
 			start, inWords := 0, 0
 			for i, s := range segs {
+				if s.Start != start {
+					t.Errorf("segment %d starts at scaled column %d, not where the one before ends (%d)", i, s.Start, start)
+				}
 				if s.Width > maxWidth || s.Width < 1 {
 					t.Errorf("segment %d is %d wide (max %d)", i, s.Width, maxWidth)
 				}
@@ -171,6 +176,56 @@ func TestLineStripsCutsLongLinesBetweenWords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A blank of two line heights or more inside a line (a receipt's columns) always cuts it, even
+// when the line fits in one piece, and the blank is left out but for a margin beside the ink on
+// either side: the piece after it starts at the price's ink, not in the blank. Ordinary word
+// spaces do not cut a line that fits.
+func TestLineStripsCutsAtAWideBlankAndLeavesItOut(t *testing.T) {
+	const size = 16.0
+	for _, spaces := range []int{12, 40} {
+		t.Run(fmt.Sprint(spaces, " spaces"), func(t *testing.T) {
+			text := "Coffee" + strings.Repeat(" ", spaces) + "2.50"
+			p := textPage(t, []string{text}, size, 0, 10, 6, 600, 30)
+			k := Normalize(p.img)
+			boxes := SplitLines(k)
+			require.Len(t, boxes, 1)
+			segs := LineStrips(k, boxes[0], 32, 4096)
+			require.Len(t, segs, 2)
+			first, second := segs[0], segs[1]
+			assert.Zero(t, first.Start)
+			assert.True(t, second.Space)
+			gap := second.Start - (first.Start + first.Width) // blank columns left out
+			assert.Greater(t, gap, 0)
+			assert.GreaterOrEqual(t, second.Gap, wideGap(32))
+			// What is left of the blank is the two margins of 0.1 line heights (3 columns).
+			assert.LessOrEqual(t, second.Gap-gap, 2*3+2)
+			for i, s := range segs {
+				pix, w := s.Pix, s.Width
+				x0, x1 := -1, -1 // the piece's first and last inked columns
+				for x := 0; x < w; x++ {
+					if colInk(pix, w, 32, x) > 0.05 {
+						if x0 < 0 {
+							x0 = x
+						}
+						x1 = x
+					}
+				}
+				require.GreaterOrEqual(t, x0, 0, "piece %d is blank", i)
+				if i == 1 {
+					assert.LessOrEqual(t, x0, 4, "the price's piece starts in the blank")
+				} else {
+					assert.GreaterOrEqual(t, x1, w-5, "the first piece ends in the blank")
+				}
+			}
+		})
+	}
+	// The same words with one space each: one piece.
+	p := textPage(t, []string{"Coffee 2.50 and a bun"}, size, 0, 10, 6, 600, 30)
+	k := Normalize(p.img)
+	segs := LineStrips(k, SplitLines(k)[0], 32, 4096)
+	assert.Len(t, segs, 1)
 }
 
 // spaceColumns gives the source columns [from, to] between the ink of consecutive words of
@@ -459,10 +514,13 @@ func TestLineStripsScalesFlatLinesAsText(t *testing.T) {
 		}
 		_, flat := flatLine(ink, best)
 		segs := LineStrips(ink, best, 32, 1<<16)
-		if len(segs) != 1 {
-			t.Fatalf("%q: %d segments", text, len(segs))
+		if len(segs) == 0 {
+			t.Fatalf("%q: no segments", text)
 		}
-		return float64(segs[0].Width) / float64(best.Dx()), flat
+		// A row of dots, scaled by its own box, has blanks of several of its heights between
+		// them, so it is cut at each (see wideGap); the scale is the whole line's.
+		last := segs[len(segs)-1]
+		return float64(last.Start+last.Width) / float64(best.Dx()), flat
 	}
 	text, flat := scale(t, "Text -- with dashes")
 	if flat {
