@@ -32,12 +32,16 @@ func ocrModelDir(flagValue string, stderr io.Writer) (string, error) {
 
 func runOCR(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ocr", "ocr [flags] IMAGE...   |   ocr --eval DIR [flags]", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), ocrUsage)
+		fs.PrintDefaults()
+	}
 	model := fs.String("model", "", "OCR model directory (config.json + model.safetensors); default: $MOEGPU_OCR_MODEL, else the shipped "+models.OCRSmall+" (from the checkout, or the copy built into moegpu)")
-	jsonOut := fs.Bool("json", false, "print JSON: per image its lines with box (source pixels), text, segments, ms and, with --speculative, the speculative decoding statistics")
+	jsonOut := fs.Bool("json", false, "print JSON instead of text (the fields are listed above)")
 	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
-	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
+	batch := fs.Int("batch", ocr.DefaultBatch, "how many line pieces the GPU reads at once, ≥ 1: lower it if the GPU runs out of memory (the text does not depend on it; fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
-	noRepeat := fs.Bool("no-repeat-check", false, "keep stretches the text decoder read twice (\"IT, IT\") even where the model's own per-strip predictions hold them once, and leader runs (\"-----\") it ran on past the number after them; by default a model trained with the alignment loss mends both from those predictions")
+	noRepeat := fs.Bool("no-repeat-check", false, "turn off two corrections, for comparing: by default a stretch read twice (\"IT, IT\" for \"IT,\") and a leader run that swallowed the number after it (\"Honduras ---------\" for \"Honduras ----- 38\") are mended from the model's second, column-by-column reading of the line")
 	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
 	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line")
 	writeEval := fs.String("write-eval", "", "write an eval folder instead of reading: rendered lines of every condition (DIR/<condition>/NNNN.png + NNNN.gt.txt), from the held-out validation fonts by default; no model needed")
@@ -79,15 +83,17 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	var imgs []image.Image
 	var names []string
 	var bad []error
+	var failed []error // per file: its load error, or nil
 	if *evalDir != "" {
 		if _, err := evalSet(*evalDir); err != nil {
 			return err
 		}
 	} else {
-		for _, p := range files {
+		failed = make([]error, len(files))
+		for i, p := range files {
 			img, err := ocrimage.Load(p)
 			if err != nil {
-				bad = append(bad, err)
+				bad, failed[i] = append(bad, err), err
 				continue
 			}
 			imgs, names = append(imgs, img), append(names, p)
@@ -133,13 +139,21 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *jsonOut {
+		// Every file in the order given; one that could not be read holds only its error.
 		type item struct {
-			File string `json:"file"`
-			ocr.Result
+			File  string `json:"file"`
+			Error string `json:"error,omitempty"`
+			*ocr.Result
 		}
-		out := make([]item, len(res))
-		for i := range res {
-			out[i] = item{File: names[i], Result: res[i]}
+		out := make([]item, 0, len(files))
+		next := 0 // the next of res, in the order of names
+		for i, p := range files {
+			if next < len(names) && names[next] == p && failed[i] == nil {
+				out = append(out, item{File: p, Result: &res[next]})
+				next++
+				continue
+			}
+			out = append(out, item{File: p, Error: failed[i].Error()})
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -162,6 +176,41 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	}
 	return unread()
 }
+
+// ocrUsage is what moegpu ocr --help prints before its flags.
+const ocrUsage = `Usage: moegpu ocr [flags] IMAGE...   |   moegpu ocr --eval DIR [flags]
+
+Prints the text of each image (PNG, JPEG, GIF, BMP, TIFF or WebP): a screenshot, a scan, a
+photo of print. Its lines come out one per output line, top to bottom; with several images,
+each is headed "==> FILE <==". Timings go to stderr. Printable ASCII only: other characters
+are read as their nearest ASCII look-alike, or not at all.
+
+How an image is read: turned grey, light-on-dark text inverted, a page whose lines all slope
+levelled, split into lines, each line scaled to the model's height and cut into pieces at
+word spaces (and at every blank of two line heights or more). There is no layout analysis:
+text in columns or table cells is read across the page, row by row, and indentation is lost.
+
+--json prints an array, one object per IMAGE in the order given:
+  file         the path as given
+  error        why the file could not be read (then the only other key)
+  lines        its text lines, top to bottom, each:
+    box        {x0, y0, x1, y1}: the line in source pixels (x1, y1 exclusive; for a sloping
+               line, the box that holds it)
+    text       the line's text
+    segments   how many pieces the line was cut into and read separately
+    ms         the line's share of the model's time (pieces are read side by side in batches)
+    speculative  with --speculative: verify rounds, tokens, drafts tried and accepted per MTP head
+  prepare_ms   time to find and scale the image's lines
+  decode_ms    the model's time for the whole image (the sum of its lines' ms)
+The exit status is 1 when any file could not be read (the others are still read).
+
+--eval DIR scores a folder of NAME.png + NAME.gt.txt pairs (one line each) and prints the
+character error rate (CER), exact lines and ms a line, per subfolder and overall;
+--write-eval DIR [--per-condition N] [--seed S] [--split validation|train] renders such a
+folder from the training data's generator (no model needed).
+
+Flags:
+`
 
 // specSummary is "; speculative: …" with an image's MTP speculative decoding statistics summed
 // over its lines (drafts accepted per verify round, each head's acceptance rate), or "" when it

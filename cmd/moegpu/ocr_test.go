@@ -86,10 +86,16 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 
 	samples, _ := filepath.Glob("../../assets/samples/*.png")
 	require.Len(t, samples, 3)
-	code, out, errs = runCLI(append([]string{"ocr", "--model", model, "--json"}, samples...)...)
-	require.Equal(t, 0, code, errs)
+	// A file that is not an image, between the samples: listed in its place with its error,
+	// the others read, exit status 1.
+	notImage := filepath.Join(dir, "notes.png")
+	require.NoError(t, os.WriteFile(notImage, []byte("just some text"), 0o644))
+	args := []string{"ocr", "--model", model, "--json", samples[0], notImage, samples[1], samples[2]}
+	code, out, errs = runCLI(args...)
+	require.Equal(t, 1, code, errs)
 	var res []struct {
 		File  string `json:"file"`
+		Error string `json:"error"`
 		Lines []struct {
 			Box  struct{ X0, Y0, X1, Y1 int } `json:"box"`
 			Text string                       `json:"text"`
@@ -97,8 +103,14 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 		} `json:"lines"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
-	require.Len(t, res, 3)
-	for _, r := range res {
+	require.Len(t, res, 4)
+	require.Equal(t, notImage, res[1].File)
+	require.Contains(t, res[1].Error, "not an image")
+	require.Nil(t, res[1].Lines)
+	res = append(res[:1], res[2:]...)
+	for i, r := range res {
+		require.Empty(t, r.Error)
+		require.Equal(t, samples[i], r.File, "in the order given")
 		if strings.HasSuffix(r.File, "paragraph.png") {
 			require.Len(t, r.Lines, 3, "the paragraph's three lines")
 			require.Less(t, r.Lines[0].Box.Y1, r.Lines[1].Box.Y1, "in reading order")
