@@ -90,8 +90,17 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		}
 	} else {
 		failed = make([]error, len(files))
+		if n := countOf(files, "-"); n > 1 {
+			return fmt.Errorf("standard input (-) can be given once, not %d times", n)
+		}
 		for i, p := range files {
-			img, err := ocrimage.Load(p)
+			var img image.Image
+			var err error
+			if p == "-" {
+				img, err = ocrimage.Decode(ocrStdin, "standard input")
+			} else {
+				img, err = ocrimage.Load(p)
+			}
 			if err != nil {
 				bad, failed[i] = append(bad, err), err
 				continue
@@ -177,11 +186,25 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	return unread()
 }
 
+// countOf is how many of list are s.
+func countOf(list []string, s string) int {
+	n := 0
+	for _, v := range list {
+		if v == s {
+			n++
+		}
+	}
+	return n
+}
+
+// ocrStdin is what the IMAGE "-" reads (a variable for the tests).
+var ocrStdin io.Reader = os.Stdin
+
 // ocrUsage is what moegpu ocr --help prints before its flags.
 const ocrUsage = `Usage: moegpu ocr [flags] IMAGE...   |   moegpu ocr --eval DIR [flags]
 
 Prints the text of each image (PNG, JPEG, GIF, BMP, TIFF or WebP): a screenshot, a scan, a
-photo of print. Its lines come out one per output line, top to bottom; with several images,
+photo of print; "-" reads one image from standard input. Its lines come out one per output line, top to bottom; with several images,
 each is headed "==> FILE <==". Timings go to stderr. Printable ASCII only: other characters
 are read as their nearest ASCII look-alike, or not at all.
 

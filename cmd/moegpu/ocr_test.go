@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,6 +119,21 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 			require.Len(t, r.Lines, 1, r.File)
 		}
 	}
+	// "-" reads standard input: the same text as the file.
+	code, want, errs := runCLI("ocr", "--model", model, samples[1])
+	require.Equal(t, 0, code, errs)
+	f, err := os.Open(samples[1])
+	require.NoError(t, err)
+	defer func(r io.Reader) { ocrStdin = r }(ocrStdin)
+	ocrStdin = f
+	code, out, errs = runCLI("ocr", "--model", model, "-")
+	f.Close()
+	require.Equal(t, 0, code, errs)
+	require.Equal(t, want, out)
+	code, _, errs = runCLI("ocr", "--model", model, "-", "-")
+	require.Equal(t, 1, code)
+	require.Contains(t, errs, "standard input (-) can be given once")
+
 	code, out, errs = runCLI("ocr", "--model", model, "--speculative", "--json", samples[0])
 	require.Equal(t, 0, code, errs)
 	require.Contains(t, out, `"speculative"`)
