@@ -98,9 +98,10 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 		File  string `json:"file"`
 		Error string `json:"error"`
 		Lines []struct {
-			Box  struct{ X0, Y0, X1, Y1 int } `json:"box"`
-			Text string                       `json:"text"`
-			Ms   float64                      `json:"ms"`
+			Box        struct{ X0, Y0, X1, Y1 int } `json:"box"`
+			Text       string                       `json:"text"`
+			Ms         float64                      `json:"ms"`
+			Confidence float64                      `json:"confidence"`
 		} `json:"lines"`
 	}
 	require.NoError(t, json.Unmarshal([]byte(out), &res))
@@ -111,6 +112,10 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	res = append(res[:1], res[2:]...)
 	for i, r := range res {
 		require.Empty(t, r.Error)
+		for _, l := range r.Lines {
+			require.Greater(t, l.Confidence, 0.0, r.File)
+			require.LessOrEqual(t, l.Confidence, 1.0, r.File)
+		}
 		require.Equal(t, samples[i], r.File, "in the order given")
 		if strings.HasSuffix(r.File, "paragraph.png") {
 			require.Len(t, r.Lines, 3, "the paragraph's three lines")

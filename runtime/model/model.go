@@ -62,8 +62,11 @@ type Model struct {
 	// logits ((Batch, 1) with OneOutput), and NextLogit its value
 	// (non-finite when the logits are).
 	Next, NextLogit *graph.Tensor
-	Caches          []*graph.Tensor // per layer: k cache, v cache (State)
-	Capacity        []int           // per layer: ring-buffer slots
+	// NextProb (NextProb only): (Batch·Seq, 1) f32, the probability
+	// softmax(logits) gives Next, in the layout of NextLogit.
+	NextProb *graph.Tensor
+	Caches   []*graph.Tensor // per layer: k cache, v cache (State)
+	Capacity []int           // per layer: ring-buffer slots
 
 	unfused bool // built with DecodeOptions.Unfused
 }
@@ -107,6 +110,9 @@ func BuildDecode(c *config.ModelConfig, batch, qlen int, opt DecodeOptions) (*Mo
 	// stream is not read again in a forward-only step): two dispatches a
 	// layer fewer. What callers read is kept.
 	keep := []*graph.Tensor{m.Logits, m.Next, m.NextLogit}
+	if m.NextProb != nil {
+		keep = append(keep, m.NextProb)
+	}
 	for _, l := range m.MoE {
 		keep = append(keep, l.Idx)
 	}
@@ -131,6 +137,10 @@ type DecodeOptions struct {
 	// Argmax adds Next: the greedy next token of every position, computed
 	// on the GPU, so a step reads back token ids instead of logits rows.
 	Argmax bool
+	// NextProb (with Argmax) adds NextProb: the probability of each
+	// greedy token, the largest of softmax(logits) (a softmax and a top-1
+	// over the logits, two dispatches a step), for a reader's confidence.
+	NextProb bool
 	// Unfused builds q/k/v and gate/up as separate matmuls (see
 	// layers.AttentionConfig.Unfused).
 	Unfused bool
@@ -244,6 +254,11 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 	if decode && opt.Argmax {
 		top := g.Apply(graph.TopK{K: 1}, m.Logits)
 		m.NextLogit, m.Next = top[0], top[1]
+		if opt.NextProb {
+			// The largest probability is the greedy token's (softmax keeps the order; on a
+			// tie of logits both have it).
+			m.NextProb = g.Apply(graph.TopK{K: 1}, g.Apply1(graph.Softmax{}, m.Logits))[0]
+		}
 	}
 	if !decode {
 		m.Targets = g.Input("targets", graph.U32(n))

@@ -2,6 +2,7 @@ package ocr
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -191,7 +192,7 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
 	}
 	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every, repeats: repeats}
-	d.opt = model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true}
+	d.opt = model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true, NextProb: true}
 	preOpt := d.opt
 	// Only the BOS's output is read, in the last chunk; earlier chunks' outputs are not read
 	// at all, so every chunk may skip the other positions' last FFN.
@@ -246,6 +247,9 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 // CountRouting) and compiles it on dev, sharing parameters and state by name through shared.
 func newExec(m *model.Model, dev *gpu.Device, shared graph.Buffers) (*graph.GPU, error) {
 	outs := []*graph.Tensor{m.Next, m.NextLogit}
+	if m.NextProb != nil {
+		outs = append(outs, m.NextProb)
+	}
 	for _, l := range m.MoE {
 		outs = append(outs, l.Idx)
 	}
@@ -340,26 +344,36 @@ func (d *Decoder) Close() {
 // 1 = ink, as Line.Pixels) and returns their texts, after the repeat and leader checks when
 // the decoder runs them (NewDecoder), and the time the batch took.
 func (d *Decoder) Read(images [][]float32) ([]string, time.Duration, error) {
+	texts, _, el, err := d.ReadConfidence(images)
+	return texts, el, err
+}
+
+// ReadConfidence is Read that also gives each line's confidence: the geometric mean of the
+// probabilities the model gave the tokens it chose (its characters and the EOS that ended it;
+// softmax of the logits), in (0, 1]. Text that is not there (noise, a picture) reads with a low
+// one; it is computed before the repeat and leader checks, which only remove or replace text.
+func (d *Decoder) ReadConfidence(images [][]float32) ([]string, []float64, time.Duration, error) {
 	start := time.Now()
-	texts, strips, err := d.read(images)
+	texts, strips, conf, err := d.read(images)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, 0, err
 	}
 	if d.repeats {
 		for i := range texts {
 			texts[i] = checkStrips(texts[i], stripText(strips[i]))
 		}
 	}
-	return texts, time.Since(start), nil
+	return texts, conf, time.Since(start), nil
 }
 
-// read is Read without the repeat check: the greedy texts and, when d.repeats, each line's
-// prefill outputs at the image positions (the strip predictions, token ids).
-func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
+// read is ReadConfidence without the repeat check: the greedy texts, when d.repeats each
+// line's prefill outputs at the image positions (the strip predictions, token ids), and each
+// line's confidence.
+func (d *Decoder) read(images [][]float32) ([]string, [][]int, []float64, error) {
 	c := d.Config
 	B := d.Batch
 	if len(images) == 0 || len(images) > B {
-		return nil, nil, fmt.Errorf("ocr: a batch holds 1 to %d lines, got %d", B, len(images))
+		return nil, nil, nil, fmt.Errorf("ocr: a batch holds 1 to %d lines, got %d", B, len(images))
 	}
 	plane := c.ImageHeight * c.MaxImageWidth
 	if d.pix == nil {
@@ -367,7 +381,7 @@ func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
 	}
 	for i, img := range images {
 		if len(img) != plane {
-			return nil, nil, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
+			return nil, nil, nil, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
 		}
 		copy(d.pix[i*plane:], img)
 	}
@@ -376,9 +390,10 @@ func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
 	// patch embedding (model.DecodeOptions.TextOnly). The pixels go to the GPU as they are
 	// (f32), not through Executor.Set's f64.
 	if err := d.preExec.Buffer(d.prefill.PixelValues).Write(d.pix); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var next []int
+	var prob []float64 // the probability of each row's next token
 	img := c.ImageTokens()
 	var strips [][]int // each row's outputs at the image positions, for the repeat check
 	if d.repeats {
@@ -393,9 +408,9 @@ func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
 			copy(tokens[b*d.chunk:(b+1)*d.chunk], d.prompt[pos:])
 		}
 		last := pos+d.chunk >= len(d.prompt)
-		out, err := d.run(d.prefill, d.preExec, tokens, pos, last || d.repeats)
+		out, p, err := d.run(d.prefill, d.preExec, tokens, pos, last || d.repeats)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for b := range strips {
 			for p := pos; p < min(pos+d.chunk, img); p++ {
@@ -403,20 +418,21 @@ func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
 			}
 		}
 		if err := d.countRouting(d.prefill, d.preExec, pos, func(b, p int) bool { return b < len(images) && p < len(d.prompt) }); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		switch {
 		case last && !d.every: // one output per line: the BOS's
-			next = out
+			next, prob = out, p
 		case last:
 			row := len(d.prompt) - 1 - pos // the BOS
-			next = make([]int, B)
+			next, prob = make([]int, B), make([]float64, B)
 			for b := range next {
-				next[b] = out[b*d.chunk+row]
+				next[b], prob[b] = out[b*d.chunk+row], p[b*d.chunk+row]
 			}
 		}
 	}
 	texts := make([][]int, B)
+	logp := make([]float64, B) // Σ log p of each line's chosen tokens
 	done := make([]bool, B)
 	for b := len(images); b < B; b++ {
 		done[b] = true // rows past the lines hold no image
@@ -436,7 +452,12 @@ func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
 			if done[b] {
 				continue
 			}
-			if id == EOS || len(texts[b]) == maxNew {
+			if len(texts[b]) == maxNew {
+				done[b] = true
+				continue
+			}
+			logp[b] += math.Log(max(prob[i], math.SmallestNonzeroFloat64))
+			if id == EOS {
 				done[b] = true
 				continue
 			}
@@ -454,39 +475,46 @@ func (d *Decoder) read(images [][]float32) ([]string, [][]int, error) {
 		if k != cur {
 			to, err := d.step(k, nil)
 			if err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 			if err := d.compact(d.steps[cur], to, live); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
-			moved, ids := make([]int, len(live)), make([]int, len(live))
+			moved, ids, ps := make([]int, len(live)), make([]int, len(live)), make([]float64, len(live))
 			for j, i := range live {
-				moved[j], ids[j] = slots[i], next[i]
+				moved[j], ids[j], ps[j] = slots[i], next[i], prob[i]
 			}
-			slots, next, cur = moved, ids, k
+			slots, next, prob, cur = moved, ids, ps, k
 		}
 		s := d.steps[cur]
 		tokens := make([]int, s.m.Batch) // PAD in the rows past the lines
 		copy(tokens, next)
-		out, err := d.run(s.m, s.ex, tokens, pos, true)
+		out, p, err := d.run(s.m, s.ex, tokens, pos, true)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		if err := d.countRouting(s.m, s.ex, pos, func(i, _ int) bool { return i < len(slots) && !done[slots[i]] }); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		next, pos = out, pos+1
+		next, prob, pos = out, p, pos+1
 	}
 	res := make([]string, len(images))
+	conf := make([]float64, len(images))
 	for i := range res {
 		res[i] = Decode(texts[i])
+		// the EOS's probability too, when the line ended with one
+		n := len(texts[i]) + 1
+		if len(texts[i]) == maxNew {
+			n--
+		}
+		conf[i] = math.Exp(logp[i] / float64(max(n, 1)))
 	}
-	return res, strips, nil
+	return res, strips, conf, nil
 }
 
 // run feeds tokens (B rows of m.Seq) at positions pos… and, when read is set, returns the
-// greedy next token after every fed position.
-func (d *Decoder) run(m *model.Model, ex graph.Executor, tokens []int, pos int, read bool) ([]int, error) {
+// greedy next token after every fed position and its probability (m.NextProb).
+func (d *Decoder) run(m *model.Model, ex graph.Executor, tokens []int, pos int, read bool) ([]int, []float64, error) {
 	q, img := m.Seq, d.Config.ImageTokens()
 	toks, poss, cols := make([]float64, len(tokens)), make([]float64, len(tokens)), make([]float64, len(tokens))
 	for i, t := range tokens {
@@ -504,24 +532,24 @@ func (d *Decoder) run(m *model.Model, ex graph.Executor, tokens []int, pos int, 
 			continue // a TextOnly step has no patch_cols
 		}
 		if err := ex.Set(in.t, in.v); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := ex.Run(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !read {
-		return nil, nil
+		return nil, nil, nil
 	}
-	out, err := ex.Get(m.Next)
+	out, err := ex.Get(m.Next, m.NextProb)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ids := make([]int, len(out[0]))
 	for i, v := range out[0] {
 		ids[i] = int(v)
 	}
-	return ids, nil
+	return ids, out[1], nil
 }
 
 // countRouting reads the routers' choices of the last submission when counting.

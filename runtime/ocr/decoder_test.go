@@ -3,6 +3,7 @@ package ocr
 import (
 	"fmt"
 	"image"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -191,8 +192,11 @@ func testDecoder(t *testing.T, moe, prefixLM, align bool) {
 		// The prefill's last layer runs its FFN at the BOS only (model.DecodeOptions.OneOutput).
 		first, _, err := d.Read(images)
 		require.NoError(t, err)
-		raw, strips, err := d.read(images)
+		raw, strips, conf, err := d.read(images)
 		require.NoError(t, err)
+		_, conf2, _, err := d.ReadConfidence(images)
+		require.NoError(t, err)
+		require.Equal(t, conf, conf2)
 		if moe {
 			require.NoError(t, d.CountRouting()) // rebuilt: every position through every layer
 		} else {
@@ -210,7 +214,7 @@ func testDecoder(t *testing.T, moe, prefixLM, align bool) {
 			one, err := NewDecoder(dir, dev, batch, false)
 			require.NoError(t, err)
 			require.Equal(t, 8, one.chunk)
-			_, want, err := one.read(images)
+			_, want, _, err := one.read(images)
 			one.Close()
 			maxPrefillChunk = 5
 			require.NoError(t, err)
@@ -236,6 +240,14 @@ func testDecoder(t *testing.T, moe, prefixLM, align bool) {
 		}
 		for i, img := range images {
 			require.Equal(t, oneLine(t, dev, c, dir, img), raw[i], "batch %d, line %d", batch, i)
+			// The confidence from the step graphs' softmax agrees with one from the one-line
+			// generator's logits, softmax in float64. Both run the same f32 model, their sums
+			// in other orders: logits agree to about 1e-6 of their size, so the probabilities
+			// to a few 1e-6 (measured below 1e-7 here).
+			want := lineConfidence(t, dev, c, dir, img)
+			require.InEpsilon(t, want, conf[i], 1e-5, "batch %d, line %d", batch, i)
+			require.Greater(t, conf[i], 0.0)
+			require.LessOrEqual(t, conf[i], 1.0)
 		}
 	}
 }
@@ -251,6 +263,47 @@ func oneLine(t *testing.T, dev *gpu.Device, c *config.ModelConfig, dir string, i
 	out, _, err := g.Generate(prompt, maxNew, EOS, generate.Sampling{}, nil)
 	require.NoError(t, err)
 	return Decode(out)
+}
+
+// lineConfidence is the geometric mean of the probabilities (softmax of the one-line
+// generator's logits, in float64) of the tokens greedy decoding chooses for img (special
+// tokens, which the text leaves out, included, and the EOS that ends them, if any): what
+// Decoder.ReadConfidence should give.
+func lineConfidence(t *testing.T, dev *gpu.Device, c *config.ModelConfig, dir string, img []float32) float64 {
+	t.Helper()
+	prompt := Prompt(c.ImageTokens())
+	newGen := func() *generate.Generator {
+		g, err := generate.New(c, "gpu", dev, generate.Options{MaxSeq: generate.PositionsNeeded(len(prompt), maxNew)})
+		require.NoError(t, err)
+		require.NoError(t, g.LoadWeights(dir+"/"+WeightsFile))
+		require.NoError(t, g.SetImage(img))
+		return g
+	}
+	first := newGen()
+	ids, _, err := first.Generate(prompt, maxNew, EOS, generate.Sampling{}, nil) // the EOS included, if any
+	first.Close()
+	require.NoError(t, err)
+	g := newGen()
+	defer g.Close()
+	logits, err := g.Prefill(prompt)
+	require.NoError(t, err)
+	sum := 0.0
+	for k, id := range ids {
+		m := math.Inf(-1)
+		for _, v := range logits {
+			m = max(m, v)
+		}
+		z := 0.0
+		for _, v := range logits {
+			z += math.Exp(v - m)
+		}
+		sum += logits[id] - m - math.Log(z)
+		if k+1 < len(ids) {
+			logits, err = g.Step(id, len(prompt)+k)
+			require.NoError(t, err)
+		}
+	}
+	return math.Exp(sum / float64(len(ids)))
 }
 
 // The shipped model reads the line pieces of the shipped samples in one batch of 16, the

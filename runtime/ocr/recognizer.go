@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image"
+	"math"
 	"runtime"
 	"sort"
 	"sync"
@@ -141,6 +142,11 @@ type LineResult struct {
 	Segments int `json:"segments"`
 	// Ms is the line's share of the decoding time of the batches it was in (ms).
 	Ms float64 `json:"ms"`
+	// Confidence is the geometric mean of the probabilities the model gave the tokens it read
+	// for the line (Decoder.ReadConfidence; over several segments, weighted by their lengths),
+	// in (0, 1]: near 1 for print it reads with ease, low for noise or pictures read as text.
+	// 0 (left out of the JSON) with Speculative, which does not compute it.
+	Confidence float64 `json:"confidence,omitempty"`
 	// Spec holds the speculative decoding statistics of the line's segments (Speculative only).
 	Spec *SpecStats `json:"speculative,omitempty"`
 }
@@ -277,6 +283,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		}
 	}
 	texts := make([]string, len(segs))
+	conf := make([]float64, len(segs))
 	if r.spec != nil {
 		for k, s := range segs {
 			t, st, el, err := r.readSpeculative(s.seg.Padded(c.MaxImageWidth))
@@ -313,14 +320,14 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 				// Padded batch by batch, so the memory of one batch's images serves the next.
 				imgs[j] = segs[i].seg.Padded(c.MaxImageWidth)
 			}
-			got, el, err := dec.Read(imgs)
+			got, cf, el, err := dec.ReadConfidence(imgs)
 			if err != nil {
 				return nil, err
 			}
 			ms := float64(el.Microseconds()) / 1000
 			for j, i := range part {
 				s := segs[i]
-				texts[i] = got[j]
+				texts[i], conf[i] = got[j], cf[j]
 				out[s.img].Lines[s.line].Ms += ms / float64(len(part))
 				out[s.img].DecodeMs += ms / float64(len(part))
 			}
@@ -329,6 +336,20 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 				progress(k, len(segs))
 			}
 		}
+	}
+	// A line's confidence: its segments' geometric means combined, each weighted by its
+	// characters and EOS.
+	logSum, weight := make(map[[2]int]float64), make(map[[2]int]float64)
+	for k, s := range segs {
+		if conf[k] > 0 {
+			w := float64(len(texts[k]) + 1)
+			key := [2]int{s.img, s.line}
+			logSum[key] += w * math.Log(conf[k])
+			weight[key] += w
+		}
+	}
+	for key, w := range weight {
+		out[key[0]].Lines[key[1]].Confidence = math.Exp(logSum[key] / w)
 	}
 	for k, s := range segs {
 		l := &out[s.img].Lines[s.line]
