@@ -161,15 +161,23 @@ func shear(k *Ink, x0, x1, y0, y1 int, slope float64) *Ink {
 	w := x1 - x0
 	out := &Ink{Rect: image.Rect(x0, y0, x1, y1), Pix: make([]float32, w*(y1-y0))}
 	cx := float64(x0+x1) / 2
-	for x := x0; x < x1; x++ {
-		dy := slope * (float64(x) + 0.5 - cx)
-		for y := y0; y < y1; y++ {
-			sy := float64(y) + dy
-			i := int(math.Floor(sy))
-			f := float32(sy - float64(i))
-			out.Pix[(y-y0)*w+x-x0] = (1-f)*k.At(x, i) + f*k.At(x, i+1)
-		}
+	dy := make([]float64, w) // each column's shift
+	for x := range dy {
+		dy[x] = slope * (float64(x0+x) + 0.5 - cx)
 	}
+	// Rows on up to GOMAXPROCS goroutines (a levelled page is millions of pixels); each value
+	// is computed alone, so the result does not depend on how many.
+	parallel(y1-y0, rowChunk(w), func(lo, hi int) {
+		for y := y0 + lo; y < y0+hi; y++ {
+			row := out.Pix[(y-y0)*w:][:w]
+			for x := range row {
+				sy := float64(y) + dy[x]
+				i := int(math.Floor(sy))
+				f := float32(sy - float64(i))
+				row[x] = (1-f)*k.At(x0+x, i) + f*k.At(x0+x, i+1)
+			}
+		}
+	})
 	return out
 }
 
@@ -180,7 +188,7 @@ func shear(k *Ink, x0, x1, y0, y1 int, slope float64) *Ink {
 //
 // The slope is lineSkew's search (−3° to 3°, Postl's criterion) over the whole page: horizontal
 // runs of ink longer than 4 stem heights (a rule, a long run of underscores) do not vote, and on
-// pages over 4 megapixels only every n-th column does. Where it finds a slope (at least 0.5°,
+// pages over a megapixel only every n-th column does (about a megapixel's worth). Where it finds a slope (at least 0.5°,
 // scoring at least 1.05 times level), the result is the page sheared level as deskewed shears a
 // line: columns keep their place and column x's rows move by slope·(x + 0.5 − cx), cx the
 // page's centre column; rows are added above and below for the drift (Rect then reaches past
@@ -195,7 +203,7 @@ func LevelPage(k *Ink) (level *Ink, slope float64) {
 	if stem == 0 || w < 3*stem {
 		return k, 0
 	}
-	slope, ok := skew(k, k.Rect, 4*stem, 1+w*h/(4<<20))
+	slope, ok := skew(k, k.Rect, 4*stem, 1+w*h/(1<<20))
 	if !ok {
 		return k, 0
 	}
