@@ -289,6 +289,10 @@ func TestWindowShowsImageBoxesAndText(t *testing.T) {
 			assert.Equal(t, "line 1\nline 2\nline 3\nline 4", st.Text)
 			assert.Equal(t, 1, st.Selected)
 			assert.Greater(t, st.Lines[0].Ms, 0.0)
+			assert.Equal(t, 0.6, st.Lines[3].Confidence, "the fake engine doubts its last line")
+			shot := readPNG(t, filepath.Join(dir, "shot.png"))
+			assert.Greater(t, count(shot, rect(st.ImageView), near(colDoubt)), 50, "the doubted line's box is purple")
+			assert.Greater(t, count(shot, rect(st.TextPanel), near(colDoubt)), 20, "the doubted line's text is purple")
 			for i := 1; i < len(st.Lines); i++ {
 				assert.Greater(t, st.Lines[i].Box.Min.Y, st.Lines[i-1].Box.Max.Y-2, "lines in reading order")
 			}
