@@ -81,7 +81,7 @@ func (e *realEngine) Close() {
 
 // fakeEngine finds an image's lines as the real one does (ocrimage.Prepare) and names them
 // "line N" instead of reading them, taking Delay per line, with a confidence of 0.99 (0.6 for
-// the last of several lines). Tests use it where no model exists;
+// the last of three or more lines). Tests use it where no model exists;
 // `--engine fake` selects it.
 type fakeEngine struct{ Delay time.Duration }
 
@@ -96,9 +96,10 @@ func (e fakeEngine) Recognize(img image.Image, p ocr.Progress) (ocr.Result, erro
 		t := time.Now()
 		time.Sleep(e.Delay)
 		ms := float64(time.Since(t).Microseconds()) / 1000
-		// The last line is one the model would doubt, so the window shows both kinds.
+		// The last of three or more lines is one the model would doubt, so the window shows
+		// both kinds next to the selected one.
 		conf := 0.99
-		if i == len(lines)-1 && i > 0 {
+		if i == len(lines)-1 && i >= 2 {
 			conf = 0.6
 		}
 		res.Lines = append(res.Lines, ocr.LineResult{Box: l.Box, Text: fmt.Sprintf("line %d", i+1), Segments: len(l.Segments), Ms: ms, Confidence: conf})
