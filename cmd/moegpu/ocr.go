@@ -108,6 +108,16 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 			imgs, names = append(imgs, img), append(names, p)
 		}
 		if len(imgs) == 0 {
+			if *jsonOut {
+				// Still an array, one entry per file, for a script that parses the output.
+				out := make([]ocrJSONItem, len(files))
+				for i, p := range files {
+					out[i] = ocrJSONItem{File: p, Error: failed[i].Error()}
+				}
+				if err := writeJSON(stdout, out); err != nil {
+					return err
+				}
+			}
 			return errors.Join(bad...)
 		}
 		for _, err := range bad {
@@ -149,11 +159,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	}
 	if *jsonOut {
 		// Every file in the order given; one that could not be read holds only its error.
-		type item struct {
-			File  string `json:"file"`
-			Error string `json:"error,omitempty"`
-			*ocr.Result
-		}
+		type item = ocrJSONItem
 		out := make([]item, 0, len(files))
 		next := 0 // the next of res, in the order of names
 		for i, p := range files {
@@ -164,9 +170,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 			}
 			out = append(out, item{File: p, Error: failed[i].Error()})
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(out); err != nil {
+		if err := writeJSON(stdout, out); err != nil {
 			return err
 		}
 		return unread()
@@ -184,6 +188,21 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s: %d %s, %.1f ms/line (its lines' share of the batched decoding), %.1f ms to prepare, on %s%s\n", names[i], len(r.Lines), lines, r.DecodeMs/float64(n), r.PrepareMs, rec.Adapter(), specSummary(r))
 	}
 	return unread()
+}
+
+// ocrJSONItem is one file of moegpu ocr --json: its result, or only the error that kept it
+// from being read.
+type ocrJSONItem struct {
+	File  string `json:"file"`
+	Error string `json:"error,omitempty"`
+	*ocr.Result
+}
+
+// writeJSON writes v to w as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 // countOf is how many of list are s.

@@ -135,6 +135,14 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	f.Close()
 	require.Equal(t, 0, code, errs)
 	require.Equal(t, want, out)
+	// Every file unreadable: still a JSON array, exit status 1.
+	code, out, _ = runCLI("ocr", "--model", model, "--json", notImage)
+	require.Equal(t, 1, code)
+	var bad []struct{ File, Error string }
+	require.NoError(t, json.Unmarshal([]byte(out), &bad), out)
+	require.Len(t, bad, 1)
+	require.Equal(t, notImage, bad[0].File)
+	require.Contains(t, bad[0].Error, "not an image")
 	code, _, errs = runCLI("ocr", "--model", model, "-", "-")
 	require.Equal(t, 1, code)
 	require.Contains(t, errs, "standard input (-) can be given once")

@@ -31,6 +31,10 @@ func TestJoinSpaceKeepsWordSpacesAndDropsThoseInsideAddresses(t *testing.T) {
 		{"=====", "=======", false, 0},
 		{"reconvene.smok", "ing@cursed.fr", false, 5},
 		{"rocker@adultere", "ies-woodcock", false, 7},
+		// A blank of two line heights (64 columns) or more: the cells of a row, never joined.
+		{"schools sent home.", "thirty days of purchase.", true, 64},
+		{"Total ------", "------", true, 90},
+		{"schools sent home.", "thirty days", false, 63},
 		// Word spaces: the gap decides.
 		{"in the", "world", true, 0},
 		{"a nation.", "Understand", true, 0},
