@@ -408,7 +408,7 @@ type blankRun struct{ a, b int }
 // runs of the training data's lines are that wide: on six held-out sets of 900 lines
 // (`moegpu ocr --write-eval DIR --seed 1…6`) the cut changes 3 lines, all for the better
 // (counts of dots and underscores); at 1.5 line heights it also split letter-spaced digits
-// ("988" read "9 8").
+// ("988" read "9 8"). The blanks are found by wideBlanks, which looks past light noise.
 func wideGap(h int) int { return max(3, 2*h) }
 
 // cuts splits columns [0, w) of pix (h rows × w) into pieces at most maxWidth wide, at
@@ -442,13 +442,61 @@ func cuts(pix []float32, w, h, maxWidth int) []piece {
 	var out []piece
 	s, gapW := 0, 0
 	m := max(1, int(math.Round(0.1*float64(h))))
-	for _, g := range gaps {
-		if g.a > 0 && g.b < w && g.b-g.a >= wideGap(h) {
+	for _, g := range wideBlanks(pix, w, h, gaps) {
+		if g.a > s {
 			out = widthCuts(out, col, gaps, s, g.a+m, maxWidth, gapW)
 			s, gapW = g.b-m, g.b-g.a
 		}
 	}
 	return widthCuts(out, col, gaps, s, w, maxWidth, gapW)
+}
+
+// wideBlanks finds the blanks of at least wideGap(h) columns inside a line (pix its h rows × w
+// columns; gaps its blank runs by column sums, see cuts), the line's margins left out. A
+// column is ink here when one of its pixels is solid (above 0.5) or it lies in a run of at
+// least h/3 columns outside gaps: the specks that noise leaves on the paper of a scan or a
+// photo, fainter than ink and narrow, then do not break a wide blank into narrow ones (which
+// the model read as leaders: "Coffee ------------ . 2.50"), while the strokes of a faint
+// leader of dashes or underscores still count.
+func wideBlanks(pix []float32, w, h int, gaps []blankRun) []blankRun {
+	ink := make([]bool, w)
+	for y := 0; y < h; y++ {
+		for x, v := range pix[y*w:][:w] {
+			if v > 0.5 {
+				ink[x] = true
+			}
+		}
+	}
+	prev := 0 // the end of the gap before the current run of columns outside gaps
+	for i := 0; i <= len(gaps); i++ {
+		end := w
+		if i < len(gaps) {
+			end = gaps[i].a
+		}
+		if end-prev >= max(1, h/3) {
+			for x := prev; x < end; x++ {
+				ink[x] = true
+			}
+		}
+		if i < len(gaps) {
+			prev = gaps[i].b
+		}
+	}
+	var out []blankRun
+	for x := 0; x < w; {
+		if ink[x] {
+			x++
+			continue
+		}
+		a := x
+		for x < w && !ink[x] {
+			x++
+		}
+		if a > 0 && x < w && x-a >= wideGap(h) {
+			out = append(out, blankRun{a, x})
+		}
+	}
+	return out
 }
 
 // widthCuts appends to out the pieces, at most maxWidth wide, of columns [s, e) of a line
