@@ -242,8 +242,9 @@ text in columns or table cells is read across the page, row by row, and indentat
     segments   how many pieces the line was cut into and read separately
     ms         the line's share of the model's time (pieces are read side by side in batches)
     confidence the geometric mean of the probabilities the model gave the characters it read
-               (and the line's end), 0 to 1: about 0.99 for clear print, 0.9 where it misreads,
-               lower for noise or pictures read as text (not with --speculative)
+               (and the line's end), 0 to 1: about 0.99 for clear print, under 0.8 for noise,
+               rules or pictures read as text; a line with one or two wrong characters can
+               still score above 0.95 (not with --speculative)
     speculative  with --speculative: verify rounds, tokens, drafts tried and accepted per MTP head
   prepare_ms   time to find and scale the image's lines
   decode_ms    the model's time for the whole image (the sum of its lines' ms)
