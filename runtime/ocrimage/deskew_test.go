@@ -164,7 +164,7 @@ func TestLevelPageSeparatesTheLinesOfATurnedParagraph(t *testing.T) {
 		"Meeting moved to Room 7B at 10:30 AM. Thanks, and see you all!",
 	}
 	const size, pitch = 16.0, 23.0 // 1.45 lines
-	for _, deg := range []float64{-3, -2.5, 2.5, 3} {
+	for _, deg := range []float64{-5, -3, -2.5, 2.5, 3, 5} {
 		t.Run(fmt.Sprint("angle ", deg), func(t *testing.T) {
 			p := textPage(t, text, size, pitch, 40, 60, 620, 240)
 			k := Normalize(turn(p, deg))
