@@ -6,6 +6,7 @@ import (
 	"image"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -418,7 +419,7 @@ func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([][]ocrimage.
 }
 
 // prepare finds img's lines and cuts them for the model: every line (slivers of lines cut by
-// the image's top or bottom edge dropped), or with SingleLine one (singleLine; the whole image
+// the image's top or bottom edge and horizontal rules dropped), or with SingleLine one (singleLine; the whole image
 // when the line finder finds none in an image that is not blank).
 func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 	c := r.cfg
@@ -436,6 +437,9 @@ func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 		ink, slope = ocrimage.LevelPage(src)
 	}
 	boxes := dropSlivers(ocrimage.SplitLines(ink), func(b image.Rectangle) image.Rectangle { return ocrimage.SourceBox(src, b, slope) }, src.Rect)
+	if !r.opt.SingleLine { // a page's horizontal rules are layout, not text
+		boxes = slices.DeleteFunc(boxes, func(b image.Rectangle) bool { return ocrimage.Rule(ink, b) })
+	}
 	if r.opt.SingleLine && len(boxes) == 0 {
 		// The caller says the image is one line, and it is not blank: faint strokes under
 		// heavy noise can stay below the line finder's noise ceiling, so read it whole.

@@ -2,6 +2,7 @@ package ocr
 
 import (
 	"image"
+	"image/draw"
 	"path/filepath"
 	"testing"
 
@@ -150,4 +151,40 @@ func TestRepeatCheckOnAHeldOutLine(t *testing.T) {
 	require.Contains(t, read(Options{NoRepeatCheck: true}), "-- I I mean")
 	require.Contains(t, read(Options{}), "-- I mean")
 	require.Contains(t, read(Options{Speculative: true}), "-- I mean")
+}
+
+// A horizontal rule on a page is layout: the page path leaves it out (ocrimage.Rule); read as
+// one line, the image is what the caller says it is.
+func TestPageLeavesARuleOutAndSingleLineKeepsIt(t *testing.T) {
+	cfg, err := LoadConfig(filepath.Join("..", "..", "assets", "models", "ocr-small"))
+	require.NoError(t, err)
+	img, err := ocrimage.Load("../../assets/samples/paragraph.png")
+	require.NoError(t, err)
+	want, err := (&Recognizer{cfg: cfg}).prepare(img)
+	require.NoError(t, err)
+	require.NotEmpty(t, want)
+
+	b := img.Bounds()
+	ruled := image.NewGray(image.Rect(0, 0, b.Dx(), b.Dy()+40))
+	draw.Draw(ruled, ruled.Rect, image.White, image.Point{}, draw.Src)
+	draw.Draw(ruled, b.Sub(b.Min), img, b.Min, draw.Src)
+	bar := image.Rect(10, b.Dy()+18, b.Dx()-10, b.Dy()+21)
+	draw.Draw(ruled, bar, image.Black, image.Point{}, draw.Src)
+	got, err := (&Recognizer{cfg: cfg}).prepare(ruled)
+	require.NoError(t, err)
+	require.Len(t, got, len(want))
+	for i := range want { // the bar's ink shifts the page's ink levels a little
+		in := want[i].Box.Intersect(got[i].Box)
+		require.Greater(t, float64(in.Dx()*in.Dy()), 0.9*float64(want[i].Box.Dx()*want[i].Box.Dy()), "line %d: %v, want %v", i, got[i].Box, want[i].Box)
+	}
+
+	only := image.NewGray(image.Rect(0, 0, 400, 40))
+	draw.Draw(only, only.Rect, image.White, image.Point{}, draw.Src)
+	draw.Draw(only, image.Rect(10, 18, 390, 21), image.Black, image.Point{}, draw.Src)
+	lines, err := (&Recognizer{cfg: cfg}).prepare(only)
+	require.NoError(t, err)
+	require.Empty(t, lines)
+	lines, err = (&Recognizer{cfg: cfg, opt: Options{SingleLine: true}}).prepare(only)
+	require.NoError(t, err)
+	require.Len(t, lines, 1)
 }

@@ -184,9 +184,24 @@ func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
 	if t == 0 || float64(h) > 1.25*t {
 		return 0, false
 	}
+	if !sharpEdges(k, box) {
+		return 0, false
+	}
+	pieces, wide := 0, 0
+	for _, run := range solidRuns(k, box) {
+		pieces++
+		if float64(run) >= 1.5*float64(h) {
+			wide++
+		}
+	}
+	return t, pieces >= 2 && 4*wide >= 3*pieces
+}
+
+// sharpEdges says whether, of the pixels in box with ink (> 0.15), nine in ten are solid
+// (> 0.5). Blur leaves wide soft edges, and blurred words are blobs that look like dashes
+// otherwise.
+func sharpEdges(k *Ink, box image.Rectangle) bool {
 	kw := k.Rect.Dx()
-	// Sharp edges: of the pixels with ink (> 0.15), nine in ten are solid. Blur leaves wide
-	// soft edges, and blurred words are blobs that look like dashes otherwise.
 	inked, solid := 0, 0
 	for y := box.Min.Y; y < box.Max.Y; y++ {
 		for _, v := range k.Pix[(y-k.Rect.Min.Y)*kw+box.Min.X-k.Rect.Min.X:][:box.Dx()] {
@@ -198,19 +213,15 @@ func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
 			}
 		}
 	}
-	if 10*solid < 9*inked {
-		return 0, false
-	}
-	pieces, wide, run := 0, 0, 0
-	end := func() {
-		if run > 0 {
-			pieces++
-			if float64(run) >= 1.5*float64(h) {
-				wide++
-			}
-		}
-		run = 0
-	}
+	return 10*solid >= 9*inked
+}
+
+// solidRuns returns the lengths of the runs of columns of box that hold solid ink (> 0.5),
+// left to right.
+func solidRuns(k *Ink, box image.Rectangle) []int {
+	kw := k.Rect.Dx()
+	var runs []int
+	run := 0
 	for x := box.Min.X; x < box.Max.X; x++ {
 		solidCol := false
 		for y := box.Min.Y; y < box.Max.Y && !solidCol; y++ {
@@ -218,12 +229,44 @@ func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
 		}
 		if solidCol {
 			run++
-		} else {
-			end()
+		} else if run > 0 {
+			runs = append(runs, run)
+			run = 0
 		}
 	}
-	end()
-	return t, pieces >= 2 && 4*wide >= 3*pieces
+	if run > 0 {
+		runs = append(runs, run)
+	}
+	return runs
+}
+
+// ruleStrokes is the shortest horizontal rule, in strokes: about four line heights of a face of
+// that stroke (textLineStrokes), longer than a dash, a lone word's underline or a short row of
+// touching underscores.
+const ruleStrokes = 4 * textLineStrokes
+
+// Rule says whether the line in box (as SplitLines returns it) is a horizontal rule, not
+// text: one bar of solid ink at most 1.25 strokes tall (strokeWidth), with sharp edges, unbroken
+// over 95 % of the box's width or more, and at least 36 strokes long (a rule of 2 pixels: 72
+// pixels or longer). A line of text is 3.5 strokes tall or more; a row of dashes, dots or
+// spaced underscores is broken into pieces. Such a bar scaled to a line's height is a black
+// slab the model reads as a long run of invented text, so Prepare and `moegpu ocr` leave rules
+// out of a page's lines. It is false for a box that misses k.
+func Rule(k *Ink, box image.Rectangle) bool {
+	if k == nil || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
+		return false
+	}
+	box = box.Intersect(k.Rect)
+	t := strokeWidth(k, box)
+	w, h := box.Dx(), box.Dy()
+	if t == 0 || float64(h) > 1.25*t || float64(w) < ruleStrokes*t || !sharpEdges(k, box) {
+		return false
+	}
+	longest := 0
+	for _, r := range solidRuns(k, box) {
+		longest = max(longest, r)
+	}
+	return 20*longest >= 19*w
 }
 
 // strokeWidth is the median length of the runs of solid ink (> 0.5) in box, along rows and
@@ -593,7 +636,8 @@ type Line struct {
 }
 
 // Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Normalize,
-// LevelPage, SplitLines, then LineStrips on each line, and returns the lines top to bottom,
+// LevelPage, SplitLines, then LineStrips on each line but horizontal rules (Rule), and returns
+// the lines top to bottom,
 // their boxes in source pixels (SourceBox). height and
 // maxWidth of 0 mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines
 // and no error. Errors: a nil or empty image, or a height or maxWidth out of range. Big
@@ -620,7 +664,7 @@ func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	}
 	src := Normalize(Gray(img))
 	k, slope := LevelPage(src)
-	boxes := SplitLines(k)
+	boxes := slices.DeleteFunc(SplitLines(k), func(b image.Rectangle) bool { return Rule(k, b) })
 	found := make([]Line, len(boxes))
 	pixels := 0
 	for _, b := range boxes {

@@ -603,3 +603,57 @@ func blurred(g *image.Gray, r int) *image.Gray {
 	}
 	return out
 }
+
+func TestPrepareLeavesHorizontalRulesOut(t *testing.T) {
+	text := []string{"Quarterly Update", "", paragraph[0], paragraph[1], paragraph[3]}
+	for _, th := range []int{2, 4} {
+		p := textPage(t, text, 20, 30, 10, 10, 560, 175)
+		bar := image.Rect(10, 10+30+18, 550, 10+30+18+th) // in the empty line's place
+		draw.Draw(p.img, bar, image.Black, image.Point{}, draw.Src)
+		ink := Normalize(p.img)
+		boxes := SplitLines(ink)
+		// The rule is a line to the line finder: without Rule it would be read.
+		require.Len(t, boxes, 5, "thickness %d: boxes %v", th, boxes)
+		var rules []image.Rectangle
+		for _, b := range boxes {
+			if Rule(ink, b) {
+				rules = append(rules, b)
+			}
+		}
+		require.Len(t, rules, 1, "thickness %d", th)
+		require.Greater(t, iou(rules[0], bar), 0.5, "thickness %d: rule box %v, bar %v", th, rules[0], bar)
+
+		lines, err := Prepare(p.img, 0, 0)
+		require.NoError(t, err)
+		require.Len(t, lines, 4, "thickness %d", th)
+		for i, want := range []image.Rectangle{p.lines[0], p.lines[2], p.lines[3], p.lines[4]} {
+			require.Greater(t, iou(lines[i].Box, want), 0.8, "thickness %d, line %d: box %v, ink %v", th, i, lines[i].Box, want)
+		}
+	}
+
+	// Not rules: lines of text, rows of dashes and of spaced underscores, an underline as long as
+	// a word, and a bar with a break in it. (A row of equals signs whose glyphs touch, as Go
+	// Regular's do, is two bars the line finder splits, and each is a rule.)
+	for _, s := range []string{"Short line.", "-----------", "______ ______", "—"} {
+		p := textPage(t, []string{s}, 24, 30, 10, 10, 420, 60)
+		ink := Normalize(p.img)
+		for _, b := range SplitLines(ink) {
+			require.False(t, Rule(ink, b), "%q (box %v) taken for a rule", s, b)
+		}
+	}
+	for _, bar := range [][]image.Rectangle{
+		{image.Rect(10, 20, 10+60, 22)},                             // 30 strokes long
+		{image.Rect(10, 20, 200, 22), image.Rect(215, 20, 400, 22)}, // broken in the middle
+	} {
+		g := image.NewGray(image.Rect(0, 0, 420, 40))
+		draw.Draw(g, g.Rect, image.White, image.Point{}, draw.Src)
+		for _, r := range bar {
+			draw.Draw(g, r, image.Black, image.Point{}, draw.Src)
+		}
+		ink := Normalize(g)
+		for _, b := range SplitLines(ink) {
+			require.False(t, Rule(ink, b), "bars %v (box %v) taken for a rule", bar, b)
+		}
+	}
+	require.False(t, Rule(nil, image.Rect(0, 0, 10, 10)))
+}
