@@ -228,7 +228,7 @@ each is headed "==> FILE <==". Timings go to stderr. Printable ASCII only: other
 are read as their nearest ASCII look-alike, or not at all.
 
 How an image is read: turned grey, light-on-dark text inverted, a page whose lines all slope
-levelled, split into lines, each line scaled to the model's height and cut into pieces at
+levelled, split into lines (horizontal rules left out), each line scaled to the model's height and cut into pieces at
 word spaces (and at every blank of two line heights or more). There is no layout analysis:
 text in columns or table cells is read across the page, row by row, and indentation is lost.
 
