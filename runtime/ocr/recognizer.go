@@ -46,6 +46,10 @@ type Options struct {
 	// the leader check (checkLeader: a text that runs on in a leader run such as "-----" and
 	// loses the number after it is then kept).
 	NoRepeatCheck bool
+	// NoSecondLook turns off the second look: a piece the model doubts (confidence under
+	// SecondLookBelow) is otherwise read again narrowed and widened (SecondLookScales), and
+	// the most confident reading kept. Speculative reading has no second look.
+	NoSecondLook bool
 }
 
 // Recognizer reads the text of images with an OCR model directory (the shipped model or a
@@ -274,9 +278,9 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		return nil, err
 	}
 	var segs []segRef
-	for i, lines := range prepared {
-		out[i].Lines = make([]LineResult, len(lines))
-		for j, l := range lines {
+	for i, p := range prepared {
+		out[i].Lines = make([]LineResult, len(p.lines))
+		for j, l := range p.lines {
 			out[i].Lines[j] = LineResult{Box: l.Box, Segments: len(l.Segments)}
 			for _, s := range l.Segments {
 				segs = append(segs, segRef{img: i, line: j, seg: s})
@@ -301,67 +305,175 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			}
 		}
 	} else {
-		// A batch decodes until its longest text ends, so segments of similar width (and so
-		// similar text length) go together: narrow ones stop early. Rows are independent, so
-		// the texts do not depend on the grouping.
-		order := make([]int, len(segs))
-		for i := range order {
-			order[i] = i
+		pieces := make([]ocrimage.Segment, len(segs))
+		for k, s := range segs {
+			pieces[k] = s.seg
 		}
-		sort.SliceStable(order, func(a, b int) bool { return segs[order[a]].seg.Width < segs[order[b]].seg.Width })
-		for k := 0; k < len(segs); {
-			dec, err := r.decoder(len(segs) - k)
-			if err != nil {
-				return nil, err
-			}
-			B := dec.Batch
-			part := order[k:min(k+B, len(segs))]
-			imgs := make([][]float32, len(part))
-			for j, i := range part {
-				// Padded batch by batch, so the memory of one batch's images serves the next.
-				imgs[j] = segs[i].seg.Padded(c.MaxImageWidth)
-			}
-			got, cf, el, err := dec.ReadConfidence(imgs)
-			if err != nil {
-				return nil, err
-			}
-			ms := float64(el.Microseconds()) / 1000
-			for j, i := range part {
-				s := segs[i]
-				texts[i], conf[i] = got[j], cf[j]
-				out[s.img].Lines[s.line].Ms += ms / float64(len(part))
-				out[s.img].DecodeMs += ms / float64(len(part))
-			}
-			k += len(part)
+		var ms []float64
+		texts, conf, ms, err = r.readGreedy(pieces, func(done int) {
 			if progress != nil {
-				progress(k, len(segs))
+				progress(done, len(segs))
 			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		for k, s := range segs {
+			out[s.img].Lines[s.line].Ms += ms[k]
+			out[s.img].DecodeMs += ms[k]
 		}
 	}
-	// A line's confidence: its segments' geometric means combined, each weighted by its
-	// characters and EOS.
-	logSum, weight := make(map[[2]int]float64), make(map[[2]int]float64)
-	for k, s := range segs {
-		if conf[k] > 0 {
-			w := float64(len(texts[k]) + 1)
-			key := [2]int{s.img, s.line}
-			logSum[key] += w * math.Log(conf[k])
-			weight[key] += w
+	// Each line's pieces are consecutive in segs.
+	for k := 0; k < len(segs); {
+		e := k + 1
+		for e < len(segs) && segs[e].img == segs[k].img && segs[e].line == segs[k].line {
+			e++
 		}
-	}
-	for key, w := range weight {
-		out[key[0]].Lines[key[1]].Confidence = math.Exp(logSum[key] / w)
-	}
-	for k, s := range segs {
-		l := &out[s.img].Lines[s.line]
-		// Pieces cut at a word space join with one, unless their texts show a URL, address or
-		// hyphenated word there (joinSpace); pieces of one long word, without.
-		if l.Text != "" && texts[k] != "" && s.seg.Space && joinSpace(l.Text, texts[k], s.seg.Gap, c.ImageHeight) {
-			l.Text += " "
+		pieces := make([]ocrimage.Segment, e-k)
+		for j := range pieces {
+			pieces[j] = segs[k+j].seg
 		}
-		l.Text += texts[k]
+		l := &out[segs[k].img].Lines[segs[k].line]
+		l.Text, l.Confidence = joinLine(pieces, texts[k:e], conf[k:e], c.ImageHeight)
+		k = e
+	}
+	if r.spec == nil && !r.opt.NoSecondLook {
+		if err := r.secondLook(imgs, prepared, out); err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
+}
+
+// readGreedy reads pieces with the batched greedy decoder and returns each one's text, its
+// confidence (Decoder.ReadConfidence) and its share of the decoding time in ms. progress, if
+// not nil, is told how many pieces are read after each batch.
+func (r *Recognizer) readGreedy(pieces []ocrimage.Segment, progress func(done int)) (texts []string, conf, ms []float64, err error) {
+	texts = make([]string, len(pieces))
+	conf = make([]float64, len(pieces))
+	ms = make([]float64, len(pieces))
+	// A batch decodes until its longest text ends, so pieces of similar width (and so similar
+	// text length) go together: narrow ones stop early. Rows are independent, so the texts do
+	// not depend on the grouping.
+	order := make([]int, len(pieces))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return pieces[order[a]].Width < pieces[order[b]].Width })
+	for k := 0; k < len(pieces); {
+		dec, err := r.decoder(len(pieces) - k)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		part := order[k:min(k+dec.Batch, len(pieces))]
+		imgs := make([][]float32, len(part))
+		for j, i := range part {
+			// Padded batch by batch, so the memory of one batch's images serves the next.
+			imgs[j] = pieces[i].Padded(r.cfg.MaxImageWidth)
+		}
+		got, cf, el, err := dec.ReadConfidence(imgs)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		share := float64(el.Microseconds()) / 1000 / float64(len(part))
+		for j, i := range part {
+			texts[i], conf[i], ms[i] = got[j], cf[j], share
+		}
+		k += len(part)
+		if progress != nil {
+			progress(k)
+		}
+	}
+	return texts, conf, ms, nil
+}
+
+// joinLine makes a line's text and confidence from its pieces' readings. Pieces cut at a word
+// space join with one, unless their texts show a URL, address or hyphenated word there
+// (joinSpace); pieces of one long word, without. The confidence is the pieces' geometric means
+// combined, each weighted by its characters and EOS (0 when none has one: speculative reading).
+func joinLine(pieces []ocrimage.Segment, texts []string, conf []float64, height int) (string, float64) {
+	var text string
+	var logSum, weight float64
+	for k, p := range pieces {
+		if conf[k] > 0 {
+			w := float64(len(texts[k]) + 1)
+			logSum += w * math.Log(conf[k])
+			weight += w
+		}
+		if text != "" && texts[k] != "" && p.Space && joinSpace(text, texts[k], p.Gap, height) {
+			text += " "
+		}
+		text += texts[k]
+	}
+	if weight == 0 {
+		return text, 0
+	}
+	return text, math.Exp(logSum / weight)
+}
+
+// SecondLookBelow and SecondLookScales shape the second look (Options.NoSecondLook): a line
+// read with a confidence under SecondLookBelow is cut again from its image at each horizontal
+// scale of SecondLookScales (ocrimage.StretchLine, then LineStrips) and read again, and the
+// reading with the highest confidence is kept. A model often reads a face narrower or wider
+// than its training faces, or a blurred, noisy or low-resolution line, better at another
+// width, and its confidence says which reading to keep.
+const SecondLookBelow = 0.95
+
+// SecondLookScales: see SecondLookBelow.
+var SecondLookScales = []float64{0.85, 1.2}
+
+// secondLook reads the lines of out whose confidence is under SecondLookBelow again at each
+// of SecondLookScales, all in one batched read, and keeps for each line the reading with the
+// highest confidence. An image with such lines is levelled again (keeping every image's ink
+// through the first reading would double the memory a folder of pages takes); that time goes
+// to its PrepareMs, the extra decoding time to the lines read again.
+func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Result) error {
+	c := r.cfg
+	type variant struct{ img, line, from, to int } // pieces[from:to] are one line's reading
+	var variants []variant
+	var pieces []ocrimage.Segment
+	for i := range out {
+		var doubted []int
+		for j, l := range out[i].Lines {
+			if l.Confidence < SecondLookBelow {
+				doubted = append(doubted, j)
+			}
+		}
+		if len(doubted) == 0 {
+			continue
+		}
+		start := time.Now()
+		ink, _, _ := r.level(imgs[i])
+		for _, j := range doubted {
+			for _, f := range SecondLookScales {
+				wide, box := ocrimage.StretchLine(ink, prepared[i].boxes[j], f)
+				segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth)
+				if len(segs) > 0 {
+					variants = append(variants, variant{i, j, len(pieces), len(pieces) + len(segs)})
+					pieces = append(pieces, segs...)
+				}
+			}
+		}
+		out[i].PrepareMs += float64(time.Since(start).Microseconds()) / 1000
+	}
+	if len(pieces) == 0 {
+		return nil
+	}
+	texts, conf, ms, err := r.readGreedy(pieces, nil)
+	if err != nil {
+		return err
+	}
+	for _, v := range variants {
+		l := &out[v.img].Lines[v.line]
+		for k := v.from; k < v.to; k++ {
+			l.Ms += ms[k]
+			out[v.img].DecodeMs += ms[k]
+		}
+		if text, cf := joinLine(pieces[v.from:v.to], texts[v.from:v.to], conf[v.from:v.to], c.ImageHeight); cf > l.Confidence {
+			l.Text, l.Confidence, l.Segments = text, cf, v.to-v.from
+		}
+	}
+	return nil
 }
 
 // readSpeculative reads one segment with MTP speculative decoding.
@@ -393,8 +505,8 @@ func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {
 // prepareAll prepares every image (prepare), on as many goroutines as GOMAXPROCS, so the
 // host's cores share the work while the GPU waits for it; each image's time goes to its
 // PrepareMs in out. The first failing image's error (in image order) is returned.
-func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([][]ocrimage.Line, error) {
-	lines := make([][]ocrimage.Line, len(imgs))
+func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([]page, error) {
+	lines := make([]page, len(imgs))
 	errs := make([]error, len(imgs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -404,7 +516,7 @@ func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([][]ocrimage.
 			defer wg.Done()
 			for i := int(next.Add(1) - 1); i < len(imgs); i = int(next.Add(1) - 1) {
 				start := time.Now()
-				lines[i], errs[i] = r.prepare(imgs[i])
+				lines[i], errs[i] = r.preparePage(imgs[i])
 				out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
 			}
 		}()
@@ -419,22 +531,45 @@ func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([][]ocrimage.
 }
 
 // prepare finds img's lines and cuts them for the model: every line (slivers of lines cut by
-// the image's top or bottom edge and horizontal rules dropped), or with SingleLine one (singleLine; the whole image
-// when the line finder finds none in an image that is not blank).
+// the image's top or bottom edge and horizontal rules dropped), or with SingleLine one
+// (singleLine; the whole image when the line finder finds none in an image that is not blank).
 func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
-	c := r.cfg
-	if img == nil || img.Bounds().Empty() {
-		return ocrimage.Prepare(img, c.ImageHeight, c.MaxImageWidth) // its error names the problem
-	}
-	src := ocrimage.Normalize(ocrimage.Gray(img))
+	p, err := r.preparePage(img)
+	return p.lines, err
+}
+
+// page is a prepared image: its lines, and each line's box in the ink it was cut from
+// (level's), for the second look.
+type page struct {
+	lines []ocrimage.Line
+	boxes []image.Rectangle
+}
+
+// level returns img's ink as its lines are cut from (levelled as a page unless SingleLine)
+// and the source ink with the slope it was levelled by; nil for a blank image.
+func (r *Recognizer) level(img image.Image) (ink, src *ocrimage.Ink, slope float64) {
+	src = ocrimage.Normalize(ocrimage.Gray(img))
 	if src.Blank {
-		return nil, nil
+		return nil, nil, 0
 	}
 	// A page of several lines is levelled first, so that sloping lines do not merge; an image
 	// read as one line is levelled line by line in LineStrips, as the model was trained.
-	ink, slope := src, 0.0
+	ink = src
 	if !r.opt.SingleLine {
 		ink, slope = ocrimage.LevelPage(src)
+	}
+	return ink, src, slope
+}
+
+func (r *Recognizer) preparePage(img image.Image) (page, error) {
+	c := r.cfg
+	if img == nil || img.Bounds().Empty() {
+		_, err := ocrimage.Prepare(img, c.ImageHeight, c.MaxImageWidth) // its error names the problem
+		return page{}, err
+	}
+	ink, src, slope := r.level(img)
+	if ink == nil {
+		return page{}, nil
 	}
 	boxes := dropSlivers(ocrimage.SplitLines(ink), func(b image.Rectangle) image.Rectangle { return ocrimage.SourceBox(src, b, slope) }, src.Rect)
 	if !r.opt.SingleLine { // a page's horizontal rules are layout, not text
@@ -448,13 +583,14 @@ func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 	if r.opt.SingleLine && len(boxes) > 1 {
 		boxes = []image.Rectangle{singleLine(boxes)}
 	}
-	var lines []ocrimage.Line
+	var p page
 	for _, b := range boxes {
 		if segs := ocrimage.LineStrips(ink, b, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
-			lines = append(lines, ocrimage.Line{Box: ocrimage.SourceBox(src, b, slope), Segments: segs})
+			p.lines = append(p.lines, ocrimage.Line{Box: ocrimage.SourceBox(src, b, slope), Segments: segs})
+			p.boxes = append(p.boxes, b)
 		}
 	}
-	return lines, nil
+	return p, nil
 }
 
 // singleLine is the box of an image read as one line: the tallest line box, grown by every

@@ -3,6 +3,7 @@ package ocr
 import (
 	"image"
 	"image/draw"
+	"math/rand/v2"
 	"path/filepath"
 	"testing"
 
@@ -62,7 +63,7 @@ func TestPrepareAllKeepsImageOrderAndTheFirstError(t *testing.T) {
 	for i, img := range imgs {
 		want, err := r.prepare(img)
 		require.NoError(t, err)
-		require.Equal(t, want, got[i], "image %d", i)
+		require.Equal(t, want, got[i].lines, "image %d", i)
 		require.Greater(t, out[i].PrepareMs, 0.0, "image %d", i)
 	}
 	bad := append([]image.Image{imgs[0], image.NewGray(image.Rect(0, 0, 0, 5)), imgs[1]}, nil)
@@ -187,4 +188,72 @@ func TestPageLeavesARuleOutAndSingleLineKeepsIt(t *testing.T) {
 	lines, err = (&Recognizer{cfg: cfg, opt: Options{SingleLine: true}}).prepare(only)
 	require.NoError(t, err)
 	require.Len(t, lines, 1)
+}
+
+// The second look keeps, for each line read with a confidence under SecondLookBelow, the most
+// confident of its first reading and its readings cut SecondLookScales times as wide, each
+// read here on its own; a line read confidently is left as it was.
+func TestSecondLookKeepsTheMostConfidentReading(t *testing.T) {
+	dev := gputest.Device(t)
+	dir := filepath.Join("..", "..", "assets", "models", "ocr-small")
+	var imgs []image.Image
+	for _, f := range []string{"faint-noisy-line.png", "repeat-line.png", "split-italic-line.png"} {
+		img, err := ocrimage.Load(filepath.Join("testdata", f))
+		require.NoError(t, err)
+		imgs = append(imgs, img)
+	}
+	// Blobs no model reads with confidence.
+	rng := rand.New(rand.NewPCG(3, 3))
+	blobs := image.NewGray(image.Rect(0, 0, 240, 40))
+	draw.Draw(blobs, blobs.Rect, image.White, image.Point{}, draw.Src)
+	for range 14 {
+		x, y := rng.IntN(220), 8+rng.IntN(16)
+		draw.Draw(blobs, image.Rect(x, y, x+3+rng.IntN(14), y+3+rng.IntN(14)), image.Black, image.Point{}, draw.Src)
+	}
+	imgs = append(imgs, blobs)
+
+	open := func(opt Options) *Recognizer {
+		opt.SingleLine = true
+		r, err := Open(dir, dev, opt)
+		require.NoError(t, err)
+		t.Cleanup(r.Close)
+		return r
+	}
+	plain, look := open(Options{NoSecondLook: true}), open(Options{})
+	first, err := plain.RecognizeAll(imgs, nil)
+	require.NoError(t, err)
+	got, err := look.RecognizeAll(imgs, nil)
+	require.NoError(t, err)
+	h := plain.cfg.ImageHeight
+	doubted := 0
+	for i := range imgs {
+		require.Len(t, got[i].Lines, len(first[i].Lines))
+		p, err := look.preparePage(imgs[i])
+		require.NoError(t, err)
+		ink, _, _ := look.level(imgs[i])
+		for j, f := range first[i].Lines {
+			g := got[i].Lines[j]
+			if f.Confidence >= SecondLookBelow {
+				require.Equal(t, f.Text, g.Text, "image %d line %d", i, j)
+				require.Equal(t, f.Confidence, g.Confidence, "image %d line %d", i, j)
+				continue
+			}
+			doubted++
+			best, bestConf := f.Text, f.Confidence
+			for _, s := range SecondLookScales {
+				wide, box := ocrimage.StretchLine(ink, p.boxes[j], s)
+				segs := ocrimage.LineStrips(wide, box, h, plain.cfg.MaxImageWidth)
+				texts, conf, _, err := plain.readGreedy(segs, nil)
+				require.NoError(t, err)
+				text, c := joinLine(segs, texts, conf, h)
+				t.Logf("image %d line %d: first %q (%.4f); at %g×: %q (%.4f)", i, j, f.Text, f.Confidence, s, text, c)
+				if c > bestConf {
+					best, bestConf = text, c
+				}
+			}
+			require.Equal(t, best, g.Text, "image %d line %d", i, j)
+			require.InDelta(t, bestConf, g.Confidence, 1e-5, "image %d line %d", i, j)
+		}
+	}
+	require.Positive(t, doubted, "no line was doubted: the test checks nothing")
 }
