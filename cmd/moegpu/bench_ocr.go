@@ -17,12 +17,13 @@ import (
 // runBenchOCR scores an eval folder with moegpu's OCR model and, when it is installed, with
 // Tesseract on the same images, and prints both side by side.
 func runBenchOCR(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH]", stderr)
+	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH] [--no-second-look]", stderr)
 	model := fs.String("model", "", "OCR model directory; default: as moegpu ocr (see its --help)")
 	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
 	tessBin := fs.String("tesseract", "tesseract", "the Tesseract executable (skipped, with a note, when it is not installed)")
 	psm := fs.Int("psm", 7, "Tesseract page segmentation mode: 7 treats each image as one text line, as the folder's ground truth is")
 	jsonPath := fs.String("json", "", "also write both reports as JSON to this file")
+	noSecond := fs.Bool("no-second-look", false, "read each line once, as moegpu ocr --no-second-look does")
 	var df deviceFlags
 	addDeviceFlags(fs, &df)
 	var dirArg []string
@@ -53,7 +54,7 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, SingleLine: true}) // one line per image, as --psm 7
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, SingleLine: true, NoSecondLook: *noSecond}) // one line per image, as --psm 7
 	if err != nil {
 		return err
 	}

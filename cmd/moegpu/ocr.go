@@ -230,7 +230,9 @@ are read as their nearest ASCII look-alike, or not at all.
 
 How an image is read: turned grey, light-on-dark text inverted, a page whose lines all slope
 levelled, split into lines (horizontal rules left out), each line scaled to the model's height and cut into pieces at
-word spaces (and at every blank of two line heights or more). There is no layout analysis:
+word spaces (and at every blank of two line heights or more), and read; a line the model
+doubts (confidence under 0.95) is cut again 0.85 and 1.2 times as wide and read again, and
+the most confident of the three readings kept (--no-second-look). There is no layout analysis:
 text in columns or table cells is read across the page, row by row, and indentation is lost.
 
 --json prints an array, one object per IMAGE in the order given:
@@ -240,11 +242,12 @@ text in columns or table cells is read across the page, row by row, and indentat
     box        {x0, y0, x1, y1}: the line in source pixels (x1, y1 exclusive; for a sloping
                line, the box that holds it)
     text       the line's text
-    segments   how many pieces the line was cut into and read separately
-    ms         the line's share of the model's time (pieces are read side by side in batches)
+    segments   how many pieces the line was cut into and read separately (in the reading kept)
+    ms         the line's share of the model's time (pieces are read side by side in batches),
+               its second look included
     confidence the geometric mean of the probabilities the model gave the characters it read
-               (and the line's end), 0 to 1: about 0.99 for clear print, under 0.8 for noise,
-               rules or pictures read as text; a line with one or two wrong characters can
+               (and the line's end), 0 to 1: about 0.99 for clear print, under 0.8 for noise
+               or pictures read as text; a line with one or two wrong characters can
                still score above 0.95 (not with --speculative)
     speculative  with --speculative: verify rounds, tokens, drafts tried and accepted per MTP head
   prepare_ms   time to find and scale the image's lines
