@@ -14,21 +14,14 @@ import (
 // families. Lines of the validation split are drawn as the fonts are.
 const TrainStretch = 0.25
 
-// TrainRepeats is the share of training lines whose text is drawn by
-// ocrdata.TextSource.RepeatText (ocrdata.Options.Repeats): round numbers, repeated digits,
-// doubled letters and punctuation runs, which the general text mix holds too few of for the
-// model to count them reliably. Lines of the validation split draw their texts as Text does.
-const TrainRepeats = 0.1
-
 // NewTask is the OCR task on lines rendered by ocrdata from the given font split (training
-// fonts for training, stretched by TrainStretch, TrainRepeats of them counting texts; the held-out validation families for
+// fonts for training, stretched by TrainStretch; the held-out validation families for
 // evaluation), all conditions mixed as ocrdata's training mix, prepared exactly as the
 // recognizer prepares a user's image.
 func NewTask(c *config.ModelConfig, split ocrdata.Split) (*Task, error) {
 	o := ocrdata.Options{Split: split}
 	if split == ocrdata.Train {
 		o.Stretch = TrainStretch
-		o.Repeats = TrainRepeats
 	}
 	gen, err := ocrdata.New(o)
 	if err != nil {

@@ -28,11 +28,6 @@ type Options struct {
 	// augmentation for training (0: the fonts as drawn; the evaluation sets use 0). It must lie
 	// in [0, 1].
 	Stretch float64
-	// Repeats is the share of lines whose text comes from TextSource.RepeatText (runs of one
-	// character to count: round numbers, repeated digits, doubled letters, punctuation runs)
-	// instead of Text; an augmentation for training (0: Text only; the evaluation sets use 0).
-	// It must lie in [0, 1].
-	Repeats float64
 	// FontRoot is prefixed to the Debian font paths (for tests and
 	// chroots); "" means the real root, and faces are then parsed once per
 	// process.
@@ -75,9 +70,6 @@ func New(o Options) (*Generator, error) {
 	}
 	if !(o.Stretch >= 0 && o.Stretch <= 1) {
 		return nil, fmt.Errorf("ocrdata.New: Stretch %g not in [0, 1]", o.Stretch)
-	}
-	if !(o.Repeats >= 0 && o.Repeats <= 1) {
-		return nil, fmt.Errorf("ocrdata.New: Repeats %g not in [0, 1]", o.Repeats)
 	}
 	faces, err := fontsUnder(o.FontRoot).split(o.Split)
 	if err != nil {
@@ -154,19 +146,13 @@ func (g *Generator) Sample(rng *rand.Rand) (Line, error) {
 // SampleCondition draws a line under the named condition: a random text
 // from the generator's TextSource, a family (uniformly, so families with
 // many styles are not favoured) and one of its faces, and a log-uniform
-// cap height (and, with Options.Stretch, a horizontal scale). With Options.Repeats, that share
-// of the texts comes from TextSource.RepeatText. It fails only for an unknown
+// cap height (and, with Options.Stretch, a horizontal scale). It fails only for an unknown
 // condition.
 func (g *Generator) SampleCondition(rng *rand.Rand, cond string) (Line, error) {
 	if !slices.Contains(conditions, cond) {
 		return Line{}, fmt.Errorf("ocrdata: unknown condition %q (want one of %s)", cond, strings.Join(conditions, ", "))
 	}
-	var text string
-	if g.opts.Repeats > 0 && rng.Float64() < g.opts.Repeats { // drawn only then, as Stretch
-		text = g.text.RepeatText(rng)
-	} else {
-		text = g.text.Text(rng)
-	}
+	text := g.text.Text(rng)
 	fam := g.families[rng.IntN(len(g.families))]
 	face := fam[rng.IntN(len(fam))]
 	size := g.opts.MinCap * math.Exp(rng.Float64()*math.Log(g.opts.MaxCap/g.opts.MinCap))
