@@ -46,9 +46,9 @@ type Options struct {
 	// the leader check (checkLeader: a text that runs on in a leader run such as "-----" and
 	// loses the number after it is then kept).
 	NoRepeatCheck bool
-	// NoSecondLook turns off the second look: a piece the model doubts (confidence under
-	// SecondLookBelow) is otherwise read again narrowed and widened (SecondLookScales), and
-	// the most confident reading kept. Speculative reading has no second look.
+	// NoSecondLook turns off the second look: a line the model doubts (confidence under
+	// SecondLookBelow) is otherwise cut again narrower and wider (SecondLookScales) and read
+	// again, and the most confident reading kept. Speculative reading has no second look.
 	NoSecondLook bool
 }
 
@@ -287,6 +287,10 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			}
 		}
 	}
+	pieces := make([]ocrimage.Segment, len(segs))
+	for k, s := range segs {
+		pieces[k] = s.seg
+	}
 	texts := make([]string, len(segs))
 	conf := make([]float64, len(segs))
 	if r.spec != nil {
@@ -305,10 +309,6 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			}
 		}
 	} else {
-		pieces := make([]ocrimage.Segment, len(segs))
-		for k, s := range segs {
-			pieces[k] = s.seg
-		}
 		var ms []float64
 		texts, conf, ms, err = r.readGreedy(pieces, func(done int) {
 			if progress != nil {
@@ -329,12 +329,8 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		for e < len(segs) && segs[e].img == segs[k].img && segs[e].line == segs[k].line {
 			e++
 		}
-		pieces := make([]ocrimage.Segment, e-k)
-		for j := range pieces {
-			pieces[j] = segs[k+j].seg
-		}
 		l := &out[segs[k].img].Lines[segs[k].line]
-		l.Text, l.Confidence = joinLine(pieces, texts[k:e], conf[k:e], c.ImageHeight)
+		l.Text, l.Confidence = joinLine(pieces[k:e], texts[k:e], conf[k:e], c.ImageHeight)
 		k = e
 	}
 	if r.spec == nil && !r.opt.NoSecondLook {

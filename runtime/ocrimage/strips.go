@@ -187,14 +187,14 @@ func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
 	if !sharpEdges(k, box) {
 		return 0, false
 	}
-	pieces, wide := 0, 0
-	for _, run := range solidRuns(k, box) {
-		pieces++
+	runs := solidRuns(k, box)
+	wide := 0
+	for _, run := range runs {
 		if float64(run) >= 1.5*float64(h) {
 			wide++
 		}
 	}
-	return t, pieces >= 2 && 4*wide >= 3*pieces
+	return t, len(runs) >= 2 && 4*wide >= 3*len(runs)
 }
 
 // sharpEdges says whether, of the pixels in box with ink (> 0.15), nine in ten are solid
@@ -637,12 +637,11 @@ type Line struct {
 
 // Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Normalize,
 // LevelPage, SplitLines, then LineStrips on each line but horizontal rules (Rule), and returns
-// the lines top to bottom,
-// their boxes in source pixels (SourceBox). height and
-// maxWidth of 0 mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines
-// and no error. Errors: a nil or empty image, or a height or maxWidth out of range. Big
-// images are converted, and lines scaled, on up to GOMAXPROCS goroutines; the result does not
-// depend on how many.
+// the lines top to bottom, their boxes in source pixels (SourceBox). height and maxWidth of 0
+// mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines and no error.
+// Errors: a nil or empty image, or a height or maxWidth out of range. Big images are
+// converted, and lines scaled, on up to GOMAXPROCS goroutines; the result does not depend on
+// how many.
 func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	if img == nil {
 		return nil, errors.New("ocrimage: prepare: no image")
