@@ -48,6 +48,7 @@ type Decoder struct {
 	// line's text against the prefill's outputs at the image positions (the model's strip
 	// predictions).
 	repeats bool
+	vals    map[string][]float64 // the weights newDecoder was given, or nil
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
 	// over every Read (set it with CountRouting).
@@ -96,7 +97,7 @@ func (d *Decoder) CountRouting() error {
 		return fmt.Errorf("ocr: the model has no copy experts to count")
 	}
 	if !d.every {
-		nd, err := newDecoder(d.dir, d.dev, d.Batch, d.f16, true, d.repeats)
+		nd, err := newDecoder(d.dir, d.dev, d.Batch, d.f16, true, d.repeats, d.vals)
 		if err != nil {
 			return err
 		}
@@ -158,15 +159,16 @@ var maxPrefillChunk = 32
 // trained with the alignment loss (alignment_loss_weight > 0) gets the repeat and leader checks
 // (checkRepeats, checkLeader) on every line it reads.
 func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, error) {
-	return newDecoder(dir, dev, batch, f16, false, true)
+	return newDecoder(dir, dev, batch, f16, false, true, nil)
 }
 
 // newDecoder is NewDecoder; with every set, the prefill runs every position through every
 // layer (CountRouting needs the last MoE layer's choices on image tokens), else only the BOS
 // token goes through the last layer's FFN and the head (model.DecodeOptions.OneOutput).
 // repeats asks for the repeat check, which a model without the alignment loss does not get;
-// it needs every position's output, so it sets every.
-func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool) (*Decoder, error) {
+// it needs every position's output, so it sets every. vals holds the weights as readWeights
+// returns them (then the file is not read again), or is nil.
+func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool, vals map[string][]float64) (*Decoder, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -176,27 +178,11 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 	if batch < 1 {
 		return nil, fmt.Errorf("ocr: batch %d must be at least 1", batch)
 	}
-	prompt := Prompt(cfg.ImageTokens())
-	// The prompt goes in n chunks of equal size, the last padded with PAD past the prompt: the
-	// padding's cache entries lie past the prompt and are overwritten by the generated tokens
-	// before any query attends to them (causal attention; a sliding layer's ring holds window
-	// + chunk − 1 slots, so the chunk overwrites nothing a later query needs).
-	n := (len(prompt) + maxPrefillChunk - 1) / maxPrefillChunk
-	if cfg.AttentionPrefix() > 0 {
-		n = 1 // prefix_lm: the image tokens attend both ways, so they go in one chunk
+	prompt, chunk, opt, preOpt, err := decodeSetup(dir, cfg, f16, every)
+	if err != nil {
+		return nil, err
 	}
-	chunk := (len(prompt) + n - 1) / n
-	maxSeq := max(len(prompt)+maxNew, n*chunk)
-	if maxSeq > cfg.MaxPositionEmbeddings {
-		return nil, fmt.Errorf("ocr: %s: %d image tokens and %d characters need %d positions, more than max_position_embeddings %d",
-			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
-	}
-	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every, repeats: repeats}
-	d.opt = model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true, NextProb: true}
-	preOpt := d.opt
-	// Only the BOS's output is read, in the last chunk; earlier chunks' outputs are not read
-	// at all, so every chunk may skip the other positions' last FFN.
-	preOpt.OneOutput, preOpt.OutputPos = !every, len(prompt)-1-(n-1)*chunk
+	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every, repeats: repeats, opt: opt, vals: vals}
 	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, preOpt); err != nil {
 		return nil, err
 	}
@@ -204,17 +190,15 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 	if d.preExec, err = newExec(d.prefill, dev, shared); err != nil {
 		return nil, err
 	}
-	mtp := func(name string) bool {
-		for k := 0; k < cfg.NumNextNPredictLayers; k++ {
-			if strings.HasPrefix(name, fmt.Sprintf("model.layers.%d.", cfg.NumHiddenLayers+k)) {
-				return true
-			}
-		}
-		return false
-	}
 	// The prefill holds every parameter (the steps share all but the patch
 	// embedding's with it, by name).
-	if err := weights.LoadIgnoring(d.preExec, filepath.Join(dir, WeightsFile), append(d.prefill.Params(), d.prefill.State()...), mtp); err != nil {
+	want := append(d.prefill.Params(), d.prefill.State()...)
+	if vals != nil {
+		err = weights.Set(d.preExec, want, vals)
+	} else {
+		err = weights.LoadIgnoring(d.preExec, filepath.Join(dir, WeightsFile), want, mtpWeight(cfg))
+	}
+	if err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -241,6 +225,61 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 		return nil, err
 	}
 	return d, nil
+}
+
+// decodeSetup checks that cfg's positions hold a line's prompt (its image tokens and the BOS)
+// and its longest text, and returns the prompt, the tokens of one prefill submission, and the
+// options of the one-token steps and of the prefill.
+func decodeSetup(dir string, cfg *config.ModelConfig, f16, every bool) (prompt []int, chunk int, opt, preOpt model.DecodeOptions, err error) {
+	prompt = Prompt(cfg.ImageTokens())
+	// The prompt goes in n chunks of equal size, the last padded with PAD past the prompt: the
+	// padding's cache entries lie past the prompt and are overwritten by the generated tokens
+	// before any query attends to them (causal attention; a sliding layer's ring holds window
+	// + chunk − 1 slots, so the chunk overwrites nothing a later query needs).
+	n := (len(prompt) + maxPrefillChunk - 1) / maxPrefillChunk
+	if cfg.AttentionPrefix() > 0 {
+		n = 1 // prefix_lm: the image tokens attend both ways, so they go in one chunk
+	}
+	chunk = (len(prompt) + n - 1) / n
+	maxSeq := max(len(prompt)+maxNew, n*chunk)
+	if maxSeq > cfg.MaxPositionEmbeddings {
+		return nil, 0, opt, opt, fmt.Errorf("ocr: %s: %d image tokens and %d characters need %d positions, more than max_position_embeddings %d",
+			dir, cfg.ImageTokens(), MaxChars, maxSeq, cfg.MaxPositionEmbeddings)
+	}
+	opt = model.DecodeOptions{MaxSeq: maxSeq, MaxChunk: chunk, F16Weights: f16, Argmax: true, NextProb: true}
+	preOpt = opt
+	// Only the BOS's output is read, in the last chunk; earlier chunks' outputs are not read
+	// at all, so every chunk may skip the other positions' last FFN.
+	preOpt.OneOutput, preOpt.OutputPos = !every, len(prompt)-1-(n-1)*chunk
+	return prompt, chunk, opt, preOpt, nil
+}
+
+// mtpWeight says whether a checkpoint tensor belongs to cfg's MTP modules, which decoding does
+// not use.
+func mtpWeight(cfg *config.ModelConfig) func(name string) bool {
+	return func(name string) bool {
+		for k := 0; k < cfg.NumNextNPredictLayers; k++ {
+			if strings.HasPrefix(name, fmt.Sprintf("model.layers.%d.", cfg.NumHiddenLayers+k)) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// readWeights reads dir's model.safetensors for the decoding graphs of cfg (all but the MTP
+// modules), with weights.Read's checks (names, shapes, finite values), and returns the values
+// by tensor name for newDecoder; no GPU work.
+func readWeights(dir string, cfg *config.ModelConfig, f16 bool) (map[string][]float64, error) {
+	_, chunk, _, preOpt, err := decodeSetup(dir, cfg, f16, true)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.BuildDecode(cfg, 1, chunk, preOpt)
+	if err != nil {
+		return nil, err
+	}
+	return weights.Read(filepath.Join(dir, WeightsFile), append(m.Params(), m.State()...), mtpWeight(cfg))
 }
 
 // newExec plans m (what callers read kept: the greedy tokens and the routers' choices, for

@@ -61,6 +61,9 @@ type Recognizer struct {
 	cfg  *config.ModelConfig
 	decs map[int]*Decoder // by batch size
 	spec *generate.Speculative
+	// weights are the model's weights by tensor name (readWeights), read once for every
+	// decoder.
+	weights map[string][]float64
 }
 
 // Open loads the model in dir onto dev.
@@ -92,20 +95,37 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 			return nil, err
 		}
 	}
-	// One decoder now, so a bad model directory fails here; the batch sizes a call needs are
-	// compiled when first used.
-	if _, err := r.decoder(1); err != nil {
+	// The weights are read and checked now, so a bad model directory fails here, and once:
+	// the decoder of each batch size a call needs is compiled when first used and loaded from
+	// them (compiling one here, as before, cost a single image's read about a quarter of its
+	// time when the read then needed another batch size).
+	if r.weights, err = readWeights(dir, cfg, opt.F16); err != nil {
 		r.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
-// decoder returns the decoder for n segments: the smallest of 1, 4, 16, 64, then multiples
-// of 64 (and the configured Batch) that holds n, at most Batch. A batch's prefill costs about
-// the same per row, padding rows included, so the last part of a long read (182 pieces after
-// four batches of 256, say) goes in 192 rows, not 256.
+// reuseRows is the most padding rows decoder takes on to read with a decoder already built
+// rather than build one of the usual size: building one (its graphs, new kernels, their first
+// run) costs about what a prefill of 30–80 rows does on lavapipe.
+const reuseRows = 32
+
+// decoder returns the decoder for n segments: one already built that holds n with at most
+// reuseRows rows to spare, else the smallest of 1, 4, 16, 64, then multiples of 64 (and the
+// configured Batch) that holds n, at most Batch. A batch's prefill costs about the same per
+// row, padding rows included, so the last part of a long read (182 pieces after four batches
+// of 256, say) goes in 192 rows, not 256.
 func (r *Recognizer) decoder(n int) (*Decoder, error) {
+	var near *Decoder
+	for size, d := range r.decs {
+		if size >= min(n, r.opt.Batch) && size-n <= reuseRows && (near == nil || size < near.Batch) {
+			near = d
+		}
+	}
+	if near != nil {
+		return near, nil
+	}
 	size := 1
 	for size < n && size < 64 {
 		size *= 4
@@ -117,7 +137,7 @@ func (r *Recognizer) decoder(n int) (*Decoder, error) {
 	if d := r.decs[size]; d != nil {
 		return d, nil
 	}
-	d, err := newDecoder(r.dir, r.dev, size, r.opt.F16, false, !r.opt.NoRepeatCheck)
+	d, err := newDecoder(r.dir, r.dev, size, r.opt.F16, false, !r.opt.NoRepeatCheck, r.weights)
 	if err != nil {
 		return nil, err
 	}

@@ -25,11 +25,24 @@ func Load(ex graph.Executor, path string, want []*graph.Tensor) error {
 // want (a generator without the multi-token-prediction modules reads a
 // checkpoint that has them). Every other rule of Load holds.
 func LoadIgnoring(ex graph.Executor, path string, want []*graph.Tensor, ignore func(name string) bool) error {
-	f, err := safetensors.Read(path)
+	vals, err := Read(path, want, ignore)
 	if err != nil {
 		return err
 	}
+	return Set(ex, want, vals)
+}
+
+// Read reads a safetensors file for the tensors of want, with every check of LoadIgnoring,
+// and returns their values by tensor name (a fused tensor whole, its parts in place), for Set
+// to load into one executor or several (graphs of different batch sizes over the same
+// weights) without reading the file again.
+func Read(path string, want []*graph.Tensor, ignore func(name string) bool) (map[string][]float64, error) {
+	f, err := safetensors.Read(path)
+	if err != nil {
+		return nil, err
+	}
 	names := map[string]bool{}
+	vals := make(map[string][]float64, len(want))
 	for _, tn := range want {
 		d := make([]float64, tn.Len())
 		// A fused tensor (graph.Tensor.Parts) is read part by part.
@@ -37,30 +50,46 @@ func LoadIgnoring(ex graph.Executor, path string, want []*graph.Tensor, ignore f
 			names[part.Name] = true
 			st, ok := f.Get(part.Name)
 			if !ok {
-				return fmt.Errorf("%s: missing tensor %s", path, part.Name)
+				return nil, fmt.Errorf("%s: missing tensor %s", path, part.Name)
 			}
 			if !slices.Equal(st.Shape, part.Shape) {
-				return fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", path, part.Name, st.Shape, part.Shape)
+				return nil, fmt.Errorf("%s: tensor %s has shape %v, the model needs %v", path, part.Name, st.Shape, part.Shape)
 			}
 			v, err := st.Float32()
 			if err != nil {
-				return fmt.Errorf("%s: tensor %s: %w", path, part.Name, err)
+				return nil, fmt.Errorf("%s: tensor %s: %w", path, part.Name, err)
 			}
 			for i, x := range v {
 				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
-					return fmt.Errorf("%s: tensor %s holds %v at element %d (index %v): a checkpoint with a non-finite weight is refused",
+					return nil, fmt.Errorf("%s: tensor %s holds %v at element %d (index %v): a checkpoint with a non-finite weight is refused",
 						path, part.Name, x, i, unflatten(i, st.Shape))
 				}
 				d[part.Lo+i] = float64(x)
 			}
 		}
-		if err := ex.Set(tn, d); err != nil {
-			return err
-		}
+		vals[tn.Name] = d
 	}
 	for _, st := range f.Tensors {
 		if !names[st.Name] && (ignore == nil || !ignore(st.Name)) {
-			return fmt.Errorf("%s: unexpected tensor %s (checkpoint of a different model?)", path, st.Name)
+			return nil, fmt.Errorf("%s: unexpected tensor %s (checkpoint of a different model?)", path, st.Name)
+		}
+	}
+	return vals, nil
+}
+
+// Set loads values that Read returned into ex, for each tensor of want by name; a tensor
+// Read did not return, or of another length, is an error naming it.
+func Set(ex graph.Executor, want []*graph.Tensor, vals map[string][]float64) error {
+	for _, tn := range want {
+		v, ok := vals[tn.Name]
+		if !ok {
+			return fmt.Errorf("weights: no values read for tensor %s", tn.Name)
+		}
+		if len(v) != tn.Len() {
+			return fmt.Errorf("weights: %d values read for tensor %s of %d", len(v), tn.Name, tn.Len())
+		}
+		if err := ex.Set(tn, v); err != nil {
+			return err
 		}
 	}
 	return nil
