@@ -47,7 +47,7 @@ type Options struct {
 	// loses the number after it is then kept).
 	NoRepeatCheck bool
 	// NoSecondLook turns off the second look: a line the model doubts (a confidence under a
-	// tier of SecondLook) is otherwise cut again narrower and wider and read again, and the
+	// tier of SecondLook) is otherwise cut again at the tier's scales and read again, and the
 	// most confident reading kept. Speculative reading has no second look.
 	NoSecondLook bool
 }
@@ -66,10 +66,16 @@ type Recognizer struct {
 	weights map[string][]float64
 }
 
-// Open loads the model in dir onto dev.
+// Open loads the model in dir onto dev. It reads and checks the model's config and weights (a
+// missing file, another model's checkpoint, a non-finite weight: an error naming it); the GPU
+// graphs of each batch size are compiled when a read first needs them, so a kernel the adapter
+// cannot run is reported by the first read.
 func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 	if dev == nil {
 		return nil, fmt.Errorf("ocr: recognition runs on a GPU adapter")
+	}
+	if opt.F16 && !dev.HasF16() {
+		return nil, fmt.Errorf("ocr: half-precision weights need shader-f16, which %s lacks: %w", dev.Info.Label(), gpu.ErrUnsupported)
 	}
 	if opt.Batch <= 0 {
 		opt.Batch = DefaultBatch
@@ -97,11 +103,12 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 	}
 	// The weights are read and checked now, so a bad model directory fails here, and once:
 	// the decoder of each batch size a call needs is compiled when first used and loaded from
-	// them (compiling one here, as before, cost a single image's read about a quarter of its
-	// time when the read then needed another batch size).
-	if r.weights, err = readWeights(dir, cfg, opt.F16); err != nil {
-		r.Close()
-		return nil, err
+	// them. (Speculative reading has its own, checked by LoadWeights above.)
+	if r.spec == nil {
+		if r.weights, err = readWeights(dir, cfg, opt.F16); err != nil {
+			r.Close()
+			return nil, err
+		}
 	}
 	return r, nil
 }
@@ -111,9 +118,10 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 // run) costs about what a prefill of 30–80 rows does on lavapipe.
 const reuseRows = 32
 
-// decoder returns the decoder for n segments: one already built that holds n with at most
-// reuseRows rows to spare, else the smallest of 1, 4, 16, 64, then multiples of 64 (and the
-// configured Batch) that holds n, at most Batch. A batch's prefill costs about the same per
+// decoder returns the decoder for n segments (for more than Batch, the Batch one, which reads
+// them Batch at a time): one already built that holds n with at most reuseRows rows to spare,
+// else the smallest of 1, 4, 16, 64, then multiples of 64 (and the configured Batch) that
+// holds n, at most Batch. A batch's prefill costs about the same per
 // row, padding rows included, so the last part of a long read (182 pieces after four batches
 // of 256, say) goes in 192 rows, not 256.
 func (r *Recognizer) decoder(n int) (*Decoder, error) {

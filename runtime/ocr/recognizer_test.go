@@ -4,6 +4,7 @@ import (
 	"image"
 	"image/draw"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -266,4 +267,30 @@ func TestSecondLookKeepsTheMostConfidentReading(t *testing.T) {
 	for _, tier := range SecondLook {
 		require.Positive(t, tiers[tier.Below], "no line in the tier under %g: the test does not check it", tier.Below)
 	}
+}
+
+// Open reads and checks the weights before any read: a truncated weights file, and one of
+// another model (the shipped dense twin's config over the MoE's weights), fail there, naming
+// the file or the tensor.
+func TestOpenRefusesBadWeights(t *testing.T) {
+	dev := gputest.Device(t)
+	shipped := filepath.Join("..", "..", "assets", "models", "ocr-small")
+	cfg, err := os.ReadFile(filepath.Join(shipped, ConfigFile))
+	require.NoError(t, err)
+	w, err := os.ReadFile(filepath.Join(shipped, WeightsFile))
+	require.NoError(t, err)
+
+	truncated := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(truncated, ConfigFile), cfg, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(truncated, WeightsFile), w[:len(w)/2], 0o644))
+	_, err = Open(truncated, dev, Options{})
+	require.ErrorContains(t, err, WeightsFile)
+
+	other := t.TempDir()
+	dense, err := os.ReadFile(filepath.Join("..", "..", "assets", "configs", "ocr-small-dense.json"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(other, ConfigFile), dense, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(other, WeightsFile), w, 0o644))
+	_, err = Open(other, dev, Options{})
+	require.ErrorContains(t, err, "tensor")
 }

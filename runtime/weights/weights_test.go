@@ -138,3 +138,26 @@ func TestSetPartsRefusesBadParts(t *testing.T) {
 	g.SetParts(y, graph.Part{Name: "p", Rows: 2})
 	require.ErrorContains(t, g.Err(), "only a parameter or state tensor")
 }
+
+// Read returns the values by tensor name without an executor; Set loads them into one (or
+// several graphs over the same names) and names a tensor it has no values for or the wrong
+// number of.
+func TestReadThenSetLoadsEveryTensorAndRefusesMissingOrMisshapenValues(t *testing.T) {
+	ex, a, b := plan(t)
+	path := write(t, tensor(t, "a.weight", []int{2, 3}, 6), tensor(t, "b.weight", []int{4}, 4))
+	vals, err := weights.Read(path, []*graph.Tensor{a, b}, nil)
+	require.NoError(t, err)
+	require.Equal(t, []float64{0.5, 1.5, 2.5, 3.5}, vals["b.weight"])
+	require.NoError(t, weights.Set(ex, []*graph.Tensor{a, b}, vals))
+	got, err := ex.Get(a, b)
+	require.NoError(t, err)
+	require.Equal(t, []float64{0.5, 1.5, 2.5, 3.5, 4.5, 5.5}, got[0])
+	require.Equal(t, []float64{0.5, 1.5, 2.5, 3.5}, got[1])
+
+	require.ErrorContains(t, weights.Set(ex, []*graph.Tensor{a, b}, map[string][]float64{"a.weight": vals["a.weight"]}), "no values read for tensor b.weight")
+	require.ErrorContains(t, weights.Set(ex, []*graph.Tensor{a, b}, map[string][]float64{"a.weight": vals["a.weight"], "b.weight": {1}}), "1 values read for tensor b.weight of 4")
+	_, err = weights.Read(path, []*graph.Tensor{a}, nil)
+	require.ErrorContains(t, err, "unexpected tensor b.weight")
+	_, err = weights.Read(path, []*graph.Tensor{a}, func(name string) bool { return name == "b.weight" })
+	require.NoError(t, err)
+}
