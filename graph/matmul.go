@@ -32,7 +32,10 @@ type MatMul struct {
 	// then 7 (see encodeTransposed; falls back to automatic where it
 	// cannot apply), 11 Aᵀ·B as a sum over rows of A and B in passes of
 	// 256 rows, 16×16 blocks of C per invocation (Aᵀ·B only, one batch, M
-	// and N multiples of 4, K > 0; see encodeRows, autoRows).
+	// and N multiples of 4, K > 0; see encodeRows, autoRows), 12 A·Bᵀ one
+	// row of C per invocation for a narrow C (one batch, N ≤ 16, K a multiple
+	// of 4; see narrowOK), which a CPU adapter's automatic choice takes where
+	// it would otherwise run variant 2.
 	Variant int
 	// Tile overrides the register-blocking of variants 2 and 3; zero fields
 	// take the adapter's default.
@@ -206,6 +209,16 @@ func (m MatMul) Reference(in []*Host) ([]*Host, error) {
 }
 
 // vec4OK reports whether variant 3 can run this layout and these sizes.
+// narrowOK reports whether variant 12 can run: A·Bᵀ, one batch, at most
+// narrowMaxN columns of C, K a multiple of 4.
+func (m MatMul) narrowOK(d mmDims) bool {
+	return !m.TransA && m.TransB && d.batch == 1 && d.N <= narrowMaxN && d.K%4 == 0 && d.K > 0
+}
+
+// narrowMaxN is the widest C variant 12 computes: one invocation holds a
+// row of C in registers.
+const narrowMaxN = 16
+
 func (m MatMul) vec4OK(d mmDims) bool {
 	switch {
 	case !m.TransA && !m.TransB:
@@ -266,6 +279,15 @@ func (m MatMul) variant(dev *gpu.Device, d mmDims, a, b, c *gpu.Buffer) int {
 		v = 3
 	}
 	if (v == 3 || v == 5 || v == 6) && !m.vec4OK(d) {
+		v = 2
+		// A router's logits (N = experts, not a multiple of 4): variant 2
+		// reads A lane by lane, 2.3 GFLOP/s at ocr-small's prefill
+		// (10496×128×9 on lavapipe), and narrowing its workgroup did not help.
+		if m.Variant == 0 && loopBudget(dev) > 0 && m.narrowOK(d) {
+			v = 12
+		}
+	}
+	if v == 12 && !m.narrowOK(d) {
 		v = 2
 	}
 	return v
@@ -367,7 +389,7 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 	auto := m.Variant == 0 && m.autoTransposed(dev, d, in[0], in[1], out[0])
 	if m.Residual {
 		// Only the register-blocked kernels read R in their store.
-		if v := m.variant(dev, d, in[0], in[1], out[0]); auto || m.Variant == 9 || (v != 3 && v != 5) {
+		if v := m.variant(dev, d, in[0], in[1], out[0]); auto || m.Variant == 9 || (v != 3 && v != 5 && v != 12) {
 			return m.encodeResidualApart(dev, rec, in, out)
 		}
 		acc = 2
@@ -466,6 +488,18 @@ func (m MatMul) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer
 		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), uint32(d.batch),
 			uint32(d.aBatch / 4), uint32(d.bBatch / 4), uint32(d.cBatch / 4), acc}
 		return rec.Dispatch(k, grid, p, in[0], in[1], out[0], residualOr(in))
+	case 12:
+		const wg = 64
+		k, err := dev.Kernel(gpu.KernelSpec{
+			Name: fmt.Sprintf("%s_v12_n%d", m.Name(), d.N), Source: shaderText("matmul_narrow"), Entry: "mm_nt_narrow",
+			Bindings: []gpu.Access{gpu.Read, gpu.Read, gpu.ReadWrite, gpu.Read}, Params: true,
+			Constants: map[string]string{"WG": u(wg), "NN": u(d.N)},
+		})
+		if err != nil {
+			return err
+		}
+		p := []uint32{uint32(d.M), uint32(d.N), uint32(d.K), acc}
+		return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(d.M, wg)), p, in[0], in[1], out[0], residualOr(in))
 	case 1, 2, 4:
 		// Strides of op(A) as (m, k) and op(B) as (k, n).
 		aRow := in[0].Shape[len(in[0].Shape)-1]

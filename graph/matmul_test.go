@@ -38,7 +38,7 @@ func TestMatMulMatchesReferenceInEveryLayoutVariantAndAwkwardShape(t *testing.T)
 	rng := rand.New(rand.NewSource(2))
 	sizes := [][3]int{{1, 1, 1}, {3, 17, 129}, {129, 3, 17}, {17, 129, 3}, {16, 20, 12}, {33, 64, 36}, {64, 8, 128}}
 	layouts := [][2]bool{{false, false}, {true, false}, {false, true}, {true, true}}
-	for _, v := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8} {
+	for _, v := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 12} {
 		for _, l := range layouts {
 			for _, s := range sizes {
 				M, N, K := s[0], s[1], s[2]
@@ -117,6 +117,38 @@ func TestMatMulNTUniformWindowsCoverEveryColumn(t *testing.T) {
 				})
 			}
 		}
+	}
+}
+
+// Variant 12 (one row of C per invocation, for a narrow C such as a router's logits) against the
+// reference at awkward shapes: a single row, rows either side of a 64-row workgroup, every N up
+// to 16 that matters (1, 3, 9 experts, 16), K of one vec4 and an odd count of them; plain,
+// accumulating and with a residual. The automatic choice on a CPU adapter takes it for the
+// router's shape, and falls back where it cannot run (K not a multiple of 4, N over 16).
+func TestMatMulNarrowMatchesReference(t *testing.T) {
+	dev := gputest.Device(t)
+	rng := rand.New(rand.NewSource(13))
+	for _, M := range []int{1, 63, 65, 300} {
+		for _, N := range []int{1, 3, 9, 16} {
+			for _, K := range []int{4, 132} {
+				a := optest.Random(rng, graph.F32(M, K), -1, 1)
+				b := optest.Random(rng, graph.F32(N, K), -1, 1)
+				c0 := optest.Random(rng, graph.F32(M, N), -3, 3)
+				t.Run(fmt.Sprintf("M%dN%dK%d", M, N, K), func(t *testing.T) {
+					optest.CheckOp(t, dev, graph.MatMul{TransB: true, Variant: 12}, mmTol(K), a, b)
+					optest.CheckOp(t, dev, graph.MatMul{TransB: true, Variant: 12, Accumulate: true}, mmTol(K), a, b, c0)
+					optest.CheckOp(t, dev, graph.MatMul{TransB: true, Variant: 12, Residual: true}, mmTol(K), a, b, c0)
+				})
+			}
+		}
+	}
+	for _, s := range [][3]int{{10496, 9, 128}, {40, 9, 126}, {40, 17, 128}} {
+		M, N, K := s[0], s[1], s[2]
+		t.Run(fmt.Sprintf("auto/M%dN%dK%d", M, N, K), func(t *testing.T) {
+			a := optest.Random(rng, graph.F32(M, K), -1, 1)
+			b := optest.Random(rng, graph.F32(N, K), -1, 1)
+			optest.CheckOp(t, dev, graph.MatMul{TransB: true}, mmTol(K), a, b)
+		})
 	}
 }
 
@@ -404,7 +436,7 @@ func TestMatMulResidualMatchesReferenceAndProductPlusAdd(t *testing.T) {
 	dev := gputest.Device(t)
 	rng := rand.New(rand.NewSource(12))
 	sizes := [][3]int{{1, 1, 1}, {3, 17, 129}, {129, 3, 17}, {33, 64, 36}, {64, 8, 128}}
-	for _, v := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9} {
+	for _, v := range []int{0, 1, 2, 3, 4, 5, 7, 8, 9, 12} {
 		for _, l := range [][2]bool{{false, false}, {true, false}, {false, true}} {
 			for _, s := range sizes {
 				M, N, K := s[0], s[1], s[2]
@@ -544,6 +576,26 @@ func BenchmarkMatMulRowPasses(b *testing.B) {
 		for _, v := range []int{9, 11} {
 			b.Run(fmt.Sprintf("%dx%dx%d/v%d", P, Q, R, v), func(b *testing.B) {
 				b.ReportMetric(flops/optest.BenchOp(b, dev, graph.MatMul{TransA: true, Variant: v}, dy, x)/1e9, "GFLOP/s")
+			})
+		}
+	}
+}
+
+// A router's logits x·Wᵀ (8 experts and a copy expert, hidden 128) at ocr-small's prefill
+// (10496 tokens), training (1184) and decoding (256) shapes, by variant 2 (the fallback for N
+// not a multiple of 4) and variant 12 (one row per invocation):
+// go test ./graph/ -run '^$' -bench MatMulRouter -benchtime 20x -count 3.
+func BenchmarkMatMulRouter(b *testing.B) {
+	dev := gputest.Device(b)
+	rng := rand.New(rand.NewSource(1))
+	for _, M := range []int{10496, 1184, 256} {
+		const K, N = 128, 9
+		x := optest.Random(rng, graph.F32(M, K), -1, 1)
+		w := optest.Random(rng, graph.F32(N, K), -1, 1)
+		for _, v := range []int{2, 12} {
+			b.Run(fmt.Sprintf("%dx%dx%d/v%d", M, K, N, v), func(b *testing.B) {
+				op := graph.MatMul{TransB: true, Variant: v}
+				b.ReportMetric(2*float64(M*K*N)/optest.BenchOp(b, dev, op, x, w)/1e9, "GFLOP/s")
 			})
 		}
 	}
