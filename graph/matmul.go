@@ -208,7 +208,6 @@ func (m MatMul) Reference(in []*Host) ([]*Host, error) {
 	return []*Host{c}, nil
 }
 
-// vec4OK reports whether variant 3 can run this layout and these sizes.
 // narrowOK reports whether variant 12 can run: A·Bᵀ, one batch, at most
 // narrowMaxN columns of C, K a multiple of 4.
 func (m MatMul) narrowOK(d mmDims) bool {
@@ -219,6 +218,7 @@ func (m MatMul) narrowOK(d mmDims) bool {
 // row of C in registers.
 const narrowMaxN = 16
 
+// vec4OK reports whether variant 3 can run this layout and these sizes.
 func (m MatMul) vec4OK(d mmDims) bool {
 	switch {
 	case !m.TransA && !m.TransB:

@@ -505,6 +505,14 @@ func TestMatMulAutomaticChoiceRecordsTheStepPath(t *testing.T) {
 			[]string{"matmul_nn_v7_"}},
 		{"decoding-sized A·Bᵀ", graph.MatMul{TransB: true}, []*gpu.Buffer{newBuf("x", 4, 256), newBuf("w", 512, 256)}, newBuf("y", 4, 512),
 			[]string{"matmul_nt_v3_"}},
+		{"router logits x·Wᵀ (9 columns)", graph.MatMul{TransB: true}, []*gpu.Buffer{newBuf("x", 10496, 128), newBuf("w", 9, 128)}, newBuf("y", 10496, 9),
+			[]string{"matmul_nt_v12_n9"}},
+		{"router logits with a residual", graph.MatMul{TransB: true, Residual: true}, []*gpu.Buffer{newBuf("x", 40, 128), newBuf("w", 9, 128), newBuf("r", 40, 9)}, newBuf("y", 40, 9),
+			[]string{"matmul_nt_res_v12_n9"}},
+		{"narrow, K not a multiple of 4", graph.MatMul{TransB: true}, []*gpu.Buffer{newBuf("x", 40, 126), newBuf("w", 9, 126)}, newBuf("y", 40, 9),
+			[]string{"matmul_nt_v2"}},
+		{"17 columns", graph.MatMul{TransB: true}, []*gpu.Buffer{newBuf("x", 40, 128), newBuf("w", 17, 128)}, newBuf("y", 40, 17),
+			[]string{"matmul_nt_v2"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rec := dev.NewRecorder()
