@@ -48,7 +48,7 @@ type Decoder struct {
 	// line's text against the prefill's outputs at the image positions (the model's strip
 	// predictions).
 	repeats bool
-	vals    map[string][]float64 // the weights newDecoder was given, or nil
+	vals    map[string][]float64 // the weights by tensor name (weights.Read), for CountRouting's rebuild
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
 	// over every Read (set it with CountRouting).
@@ -167,7 +167,7 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 // token goes through the last layer's FFN and the head (model.DecodeOptions.OneOutput).
 // repeats asks for the repeat check, which a model without the alignment loss does not get;
 // it needs every position's output, so it sets every. vals holds the weights as readWeights
-// returns them (then the file is not read again), or is nil.
+// returns them (then the file is not read again), or is nil (then they are read from dir).
 func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool, vals map[string][]float64) (*Decoder, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
@@ -193,12 +193,13 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 	// The prefill holds every parameter (the steps share all but the patch
 	// embedding's with it, by name).
 	want := append(d.prefill.Params(), d.prefill.State()...)
-	if vals != nil {
-		err = weights.Set(d.preExec, want, vals)
-	} else {
-		err = weights.LoadIgnoring(d.preExec, filepath.Join(dir, WeightsFile), want, mtpWeight(cfg))
+	if d.vals == nil {
+		if d.vals, err = weights.Read(filepath.Join(dir, WeightsFile), want, mtpWeight(cfg)); err != nil {
+			d.Close()
+			return nil, err
+		}
 	}
-	if err != nil {
+	if err := weights.Set(d.preExec, want, d.vals); err != nil {
 		d.Close()
 		return nil, err
 	}

@@ -480,19 +480,17 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 	var variants []variant
 	var pieces []ocrimage.Segment
 	for i := range out {
-		var doubted []int
-		for j, l := range out[i].Lines {
-			if secondLookScales(l.Confidence) != nil {
-				doubted = append(doubted, j)
-			}
-		}
-		if len(doubted) == 0 {
-			continue
-		}
 		start := time.Now()
-		ink, _, _ := r.level(imgs[i])
-		for _, j := range doubted {
-			for _, f := range secondLookScales(out[i].Lines[j].Confidence) {
+		var ink *ocrimage.Ink // levelled again for the image's first doubted line
+		for j, l := range out[i].Lines {
+			scales := secondLookScales(l.Confidence)
+			if scales == nil {
+				continue
+			}
+			if ink == nil {
+				ink, _, _ = r.level(imgs[i])
+			}
+			for _, f := range scales {
 				wide, box := ocrimage.StretchLine(ink, prepared[i].boxes[j], f)
 				segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth)
 				if len(segs) > 0 {
@@ -501,7 +499,9 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 				}
 			}
 		}
-		out[i].PrepareMs += float64(time.Since(start).Microseconds()) / 1000
+		if ink != nil {
+			out[i].PrepareMs += float64(time.Since(start).Microseconds()) / 1000
+		}
 	}
 	if len(pieces) == 0 {
 		return nil
