@@ -48,7 +48,13 @@ type Decoder struct {
 	// line's text against the prefill's outputs at the image positions (the model's strip
 	// predictions).
 	repeats bool
-	vals    map[string][]float64 // the weights by tensor name (weights.Read), for CountRouting's rebuild
+	// stripsPre and stripsExec run the prefill with every position's output for the lines
+	// whose strip predictions the checks need, when the prefill has one output a line
+	// (lazyStrips, which builds them on first use); stripsPix stages their pixel values.
+	stripsPre  *model.Model
+	stripsExec *graph.GPU
+	stripsPix  []float32
+	vals       map[string][]float64 // the weights by tensor name (weights.Read), for CountRouting's rebuild
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
 	// over every Read (set it with CountRouting).
@@ -165,8 +171,9 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 // newDecoder is NewDecoder; with every set, the prefill runs every position through every
 // layer (CountRouting needs the last MoE layer's choices on image tokens), else only the BOS
 // token goes through the last layer's FFN and the head (model.DecodeOptions.OneOutput).
-// repeats asks for the repeat check, which a model without the alignment loss does not get;
-// it needs every position's output, so it sets every. vals holds the weights as readWeights
+// repeats asks for the repeat and leader checks, which a model without the alignment loss does
+// not get; they take the strip predictions from the prefill when it has every position's
+// output, else from lazyStrips, for the few lines that need them. vals holds the weights as readWeights
 // returns them (then the file is not read again), or is nil (then they are read from dir).
 func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool, vals map[string][]float64) (*Decoder, error) {
 	cfg, err := LoadConfig(dir)
@@ -174,7 +181,6 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 		return nil, err
 	}
 	repeats = repeats && cfg.AlignmentLossWeight > 0
-	every = every || repeats
 	if batch < 1 {
 		return nil, fmt.Errorf("ocr: batch %d must be at least 1", batch)
 	}
@@ -370,6 +376,9 @@ func LoadConfig(dir string) (*config.ModelConfig, error) {
 
 // Close releases the executors (the step graphs first: they borrow the prefill's buffers).
 func (d *Decoder) Close() {
+	if d.stripsExec != nil {
+		d.stripsExec.Close()
+	}
 	for _, s := range d.steps {
 		if s.ex != nil {
 			s.ex.Close()
@@ -399,77 +408,34 @@ func (d *Decoder) ReadConfidence(images [][]float32) ([]string, []float64, time.
 		return nil, nil, 0, err
 	}
 	if d.repeats {
+		if strips == nil { // one prefill output a line: the strips of the lines that need them
+			if strips, err = d.lazyStrips(images, texts); err != nil {
+				return nil, nil, 0, err
+			}
+		}
 		for i := range texts {
-			texts[i] = checkStrips(texts[i], stripText(strips[i]))
+			if strips[i] != nil {
+				texts[i] = checkStrips(texts[i], stripText(strips[i]))
+			}
 		}
 	}
 	return texts, conf, time.Since(start), nil
 }
 
-// read is ReadConfidence without the repeat check: the greedy texts, when d.repeats each
-// line's prefill outputs at the image positions (the strip predictions, token ids), and each
-// line's confidence.
+// read is ReadConfidence without the repeat check: the greedy texts, when the prefill has
+// every position's output (d.every) and d.repeats each line's prefill outputs at the image
+// positions (the strip predictions, token ids; else nil), and each line's confidence.
 func (d *Decoder) read(images [][]float32) ([]string, [][]int, []float64, error) {
-	c := d.Config
 	B := d.Batch
 	if len(images) == 0 || len(images) > B {
 		return nil, nil, nil, fmt.Errorf("ocr: a batch holds 1 to %d lines, got %d", B, len(images))
 	}
-	plane := c.ImageHeight * c.MaxImageWidth
 	if d.pix == nil {
-		d.pix = make([]float32, B*plane)
+		d.pix = make([]float32, B*d.Config.ImageHeight*d.Config.MaxImageWidth)
 	}
-	for i, img := range images {
-		if len(img) != plane {
-			return nil, nil, nil, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
-		}
-		copy(d.pix[i*plane:], img)
-	}
-	clear(d.pix[len(images)*plane:]) // rows past the lines: blank
-	// Only the prefill reads strips: the one-token steps feed text positions and have no
-	// patch embedding (model.DecodeOptions.TextOnly). The pixels go to the GPU as they are
-	// (f32), not through Executor.Set's f64.
-	if err := d.preExec.Buffer(d.prefill.PixelValues).Write(d.pix); err != nil {
+	next, prob, strips, err := d.prefillRun(d.prefill, d.preExec, d.pix, images, d.every, d.every && d.repeats, true)
+	if err != nil {
 		return nil, nil, nil, err
-	}
-	var next []int
-	var prob []float64 // the probability of each row's next token
-	img := c.ImageTokens()
-	var strips [][]int // each row's outputs at the image positions, for the repeat check
-	if d.repeats {
-		strips = make([][]int, len(images))
-		for b := range strips {
-			strips[b] = make([]int, img)
-		}
-	}
-	for pos := 0; pos < len(d.prompt); pos += d.chunk {
-		tokens := make([]int, B*d.chunk) // PAD past the prompt
-		for b := 0; b < B; b++ {
-			copy(tokens[b*d.chunk:(b+1)*d.chunk], d.prompt[pos:])
-		}
-		last := pos+d.chunk >= len(d.prompt)
-		out, p, err := d.run(d.prefill, d.preExec, tokens, pos, last || d.repeats)
-		if err != nil {
-			return nil, nil, nil, err
-		}
-		for b := range strips {
-			for p := pos; p < min(pos+d.chunk, img); p++ {
-				strips[b][p] = out[b*d.chunk+p-pos]
-			}
-		}
-		if err := d.countRouting(d.prefill, d.preExec, pos, func(b, p int) bool { return b < len(images) && p < len(d.prompt) }); err != nil {
-			return nil, nil, nil, err
-		}
-		switch {
-		case last && !d.every: // one output per line: the BOS's
-			next, prob = out, p
-		case last:
-			row := len(d.prompt) - 1 - pos // the BOS
-			next, prob = make([]int, B), make([]float64, B)
-			for b := range next {
-				next[b], prob[b] = out[b*d.chunk+row], p[b*d.chunk+row]
-			}
-		}
 	}
 	texts := make([][]int, B)
 	logp := make([]float64, B) // Σ log p of each line's chosen tokens
@@ -550,6 +516,128 @@ func (d *Decoder) read(images [][]float32) ([]string, [][]int, []float64, error)
 		conf[i] = math.Exp(logp[i] / float64(max(n, 1)))
 	}
 	return res, strips, conf, nil
+}
+
+// prefillRun feeds images (at most m.Batch; the rows past them blank) through prefill graph
+// m, run by ex, whose pixel values are staged in pix (m.Batch planes), and returns each row's
+// greedy token after the BOS and its probability. every says m has every position's output
+// (else one a row, the BOS's); with strips (every only), it also returns each image's outputs
+// at the image positions, the strip predictions. count says the routers' choices are counted
+// (Routing).
+func (d *Decoder) prefillRun(m *model.Model, ex *graph.GPU, pix []float32, images [][]float32, every, strips, count bool) ([]int, []float64, [][]int, error) {
+	c := d.Config
+	B := m.Batch
+	plane := c.ImageHeight * c.MaxImageWidth
+	for i, img := range images {
+		if len(img) != plane {
+			return nil, nil, nil, fmt.Errorf("ocr: line %d has %d pixels, want %d (%d×%d)", i, len(img), plane, c.ImageHeight, c.MaxImageWidth)
+		}
+		copy(pix[i*plane:], img)
+	}
+	clear(pix[len(images)*plane:]) // rows past the lines: blank
+	// Only the prefill reads strips: the one-token steps feed text positions and have no
+	// patch embedding (model.DecodeOptions.TextOnly). The pixels go to the GPU as they are
+	// (f32), not through Executor.Set's f64.
+	if err := ex.Buffer(m.PixelValues).Write(pix); err != nil {
+		return nil, nil, nil, err
+	}
+	var next []int
+	var prob []float64 // the probability of each row's next token
+	img := c.ImageTokens()
+	var rows [][]int // each row's outputs at the image positions
+	if strips {
+		rows = make([][]int, len(images))
+		for b := range rows {
+			rows[b] = make([]int, img)
+		}
+	}
+	for pos := 0; pos < len(d.prompt); pos += d.chunk {
+		tokens := make([]int, B*d.chunk) // PAD past the prompt
+		for b := 0; b < B; b++ {
+			copy(tokens[b*d.chunk:(b+1)*d.chunk], d.prompt[pos:])
+		}
+		last := pos+d.chunk >= len(d.prompt)
+		out, p, err := d.run(m, ex, tokens, pos, last || strips)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		for b := range rows {
+			for p := pos; p < min(pos+d.chunk, img); p++ {
+				rows[b][p] = out[b*d.chunk+p-pos]
+			}
+		}
+		if count {
+			if err := d.countRouting(m, ex, pos, func(b, p int) bool { return b < len(images) && p < len(d.prompt) }); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		switch {
+		case last && !every: // one output per line: the BOS's
+			next, prob = out, p
+		case last:
+			row := len(d.prompt) - 1 - pos // the BOS
+			next, prob = make([]int, B), make([]float64, B)
+			for b := range next {
+				next[b], prob[b] = out[b*d.chunk+row], p[b*d.chunk+row]
+			}
+		}
+	}
+	return next, prob, rows, nil
+}
+
+// stripRows is the rows of the prefill that lazyStrips runs (at most Batch; a variable, so
+// tests can make a few lines take several submissions).
+var stripRows = 16
+
+// lazyStrips returns the strip predictions (the prefill's outputs at the image positions) of
+// the lines among images whose texts the repeat or leader check could change
+// (checksMayChange), and nil for the others. They come from a prefill with every position's
+// output, stripRows lines a submission, built on first use over the decoder's parameters: few
+// lines need them (about 2 % of the held-out lines), and a prefill that runs the last layer's
+// FFN and the head at every position, not only at the BOS, costs about a fifth more.
+func (d *Decoder) lazyStrips(images [][]float32, texts []string) ([][]int, error) {
+	strips := make([][]int, len(texts))
+	var need []int
+	for i, t := range texts {
+		if checksMayChange(t) {
+			need = append(need, i)
+		}
+	}
+	if len(need) == 0 {
+		return strips, nil
+	}
+	if d.stripsExec == nil {
+		_, _, _, preOpt, err := decodeSetup(d.dir, d.Config, d.f16, true)
+		if err != nil {
+			return nil, err
+		}
+		if d.stripsPre, err = model.BuildDecode(d.Config, min(stripRows, d.Batch), d.chunk, preOpt); err != nil {
+			return nil, err
+		}
+		shared := graph.Buffers{}
+		for name, b := range d.params {
+			shared[name] = b
+		}
+		if d.stripsExec, err = newExec(d.stripsPre, d.dev, shared); err != nil {
+			return nil, err
+		}
+		d.stripsPix = make([]float32, d.stripsPre.Batch*d.Config.ImageHeight*d.Config.MaxImageWidth)
+	}
+	for k := 0; k < len(need); k += d.stripsPre.Batch {
+		part := need[k:min(k+d.stripsPre.Batch, len(need))]
+		imgs := make([][]float32, len(part))
+		for j, i := range part {
+			imgs[j] = images[i]
+		}
+		_, _, got, err := d.prefillRun(d.stripsPre, d.stripsExec, d.stripsPix, imgs, true, true, false)
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range part {
+			strips[i] = got[j]
+		}
+	}
+	return strips, nil
 }
 
 // run feeds tokens (B rows of m.Seq) at positions pos… and, when read is set, returns the

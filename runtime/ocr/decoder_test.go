@@ -207,27 +207,47 @@ func testDecoder(t *testing.T, moe, prefixLM, align bool) {
 		require.Equal(t, got, first)
 		require.Equal(t, align, d.repeats)
 		require.Equal(t, len(images), len(raw))
-		d.Close()
+		// The prefill has one output a line, so read gives no strip predictions.
+		require.Nil(t, strips)
 		if align {
-			// The strips of a prompt read in one chunk.
+			// The strip predictions of a prefill with every position's output, its prompt in
+			// one chunk, then in chunks of 4 as d's.
 			maxPrefillChunk = 64
-			one, err := NewDecoder(dir, dev, batch, false)
+			one, err := newDecoder(dir, dev, batch, false, true, true, nil)
 			require.NoError(t, err)
 			require.Equal(t, 8, one.chunk)
 			_, want, _, err := one.read(images)
 			one.Close()
 			maxPrefillChunk = 5
 			require.NoError(t, err)
-			require.Len(t, strips, len(images))
-			require.Equal(t, want, strips)
+			require.Len(t, want, len(images))
+			chunked, err := newDecoder(dir, dev, batch, false, true, true, nil)
+			require.NoError(t, err)
+			_, same, _, err := chunked.read(images)
+			chunked.Close()
+			require.NoError(t, err)
+			require.Equal(t, want, same)
+			// lazyStrips gives the same for the lines whose texts the checks could change,
+			// stripRows lines a submission, and nil for the others.
+			defer func(v int) { stripRows = v }(stripRows)
+			stripRows = 2
+			lazy, err := d.lazyStrips(images, []string{"abab", "no repeats", "x ---"})
+			require.NoError(t, err)
+			require.Equal(t, [][]int{want[0], nil, want[2]}, lazy)
+			lazy, err = d.lazyStrips(images, []string{"abab", "abab", "abab"})
+			require.NoError(t, err)
+			require.Equal(t, want, lazy)
+			lazy, err = d.lazyStrips(images, []string{"a", "b", "c"})
+			require.NoError(t, err)
+			require.Equal(t, [][]int{nil, nil, nil}, lazy)
 			for i := range raw {
-				require.Len(t, strips[i], 7)
-				require.Equal(t, checkRepeats(raw[i], stripText(strips[i])), got[i])
+				require.Len(t, want[i], 7)
+				require.Equal(t, checkStrips(raw[i], stripText(want[i])), got[i])
 			}
 		} else {
-			require.Nil(t, strips)
 			require.Equal(t, raw, got)
 		}
+		d.Close()
 		if r := d.Routing; r != nil {
 			require.Equal(t, 3*7, r.ImageTokens, "every image token of the 3 lines, no padding")
 			// BOS and each token fed back (the EOS, if any, is not fed), per line.

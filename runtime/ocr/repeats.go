@@ -53,7 +53,7 @@ func checkRepeats(text, strips string) string {
 		best, bestD := "", base
 		for k := 2; k <= maxRepeat; k++ {
 			for i := k; i+k <= len(text); i++ {
-				if text[i:i+k] != text[i-k:i] || !hasAlnum(text[i:i+k]) {
+				if !repeatAt(text, i, k) {
 					continue
 				}
 				c := text[:i] + text[i+k:]
@@ -68,6 +68,12 @@ func checkRepeats(text, strips string) string {
 		}
 		text = best
 	}
+}
+
+// repeatAt says whether text holds, at i, a repeat checkRepeats may remove: the k characters
+// before i again, with a letter or digit among them.
+func repeatAt(text string, i, k int) bool {
+	return text[i:i+k] == text[i-k:i] && hasAlnum(text[i:i+k])
 }
 
 func hasAlnum(s string) bool {
@@ -94,9 +100,26 @@ const leaderGlyphs = "-._=~*#"
 // written by `moegpu ocr --write-eval` (5400 lines): it changed 8 lines, all leader lines and
 // all for the better (55 edits fewer; CER of sets 4 and 6 2.72 → 2.48 % and 2.11 → 1.96 %).
 func checkLeader(text, strips string) string {
-	t := strings.TrimRight(text, " ")
-	if t == "" || strings.IndexByte(leaderGlyphs, t[len(t)-1]) < 0 {
+	t, start, ok := leaderRun(text)
+	if !ok {
 		return text
+	}
+	q := regexp.QuoteMeta(string(t[len(t)-1]))
+	re := regexp.MustCompile(q + `(?:` + q + `| )*` + q + `(?:` + q + `| )*` + q + ` ?[0-9][0-9.,]*`)
+	ms := re.FindAllStringIndex(strips, -1)
+	if len(ms) == 0 {
+		return text
+	}
+	m := ms[len(ms)-1]
+	return t[:start] + strings.TrimRight(strips[m[0]:m[1]], ".,")
+}
+
+// leaderRun finds the leader run checkLeader may mend: text without its trailing spaces (t) ends
+// in at least three of one of leaderGlyphs, spaces between them allowed, from t[start:].
+func leaderRun(text string) (t string, start int, ok bool) {
+	t = strings.TrimRight(text, " ")
+	if t == "" || strings.IndexByte(leaderGlyphs, t[len(t)-1]) < 0 {
+		return t, 0, false
 	}
 	c := t[len(t)-1]
 	start, n := len(t), 0 // the run is t[start:]: c and spaces, from a c
@@ -105,15 +128,23 @@ func checkLeader(text, strips string) string {
 			start, n = i, n+1
 		}
 	}
-	if n < 3 {
-		return text
+	return t, start, n >= 3
+}
+
+// checksMayChange says whether checkStrips could change text for some strip predictions: text
+// holds a repeat checkRepeats may remove (repeatAt) or ends in a leader run checkLeader may mend
+// (leaderRun). For any other text checkStrips returns text as it is, whatever the strips, so a
+// decoder only needs the strip predictions of the lines for which this holds.
+func checksMayChange(text string) bool {
+	if _, _, ok := leaderRun(text); ok {
+		return true
 	}
-	q := regexp.QuoteMeta(string(c))
-	re := regexp.MustCompile(q + `(?:` + q + `| )*` + q + `(?:` + q + `| )*` + q + ` ?[0-9][0-9.,]*`)
-	ms := re.FindAllStringIndex(strips, -1)
-	if len(ms) == 0 {
-		return text
+	for k := 2; k <= maxRepeat; k++ {
+		for i := k; i+k <= len(text); i++ {
+			if repeatAt(text, i, k) {
+				return true
+			}
+		}
 	}
-	m := ms[len(ms)-1]
-	return t[:start] + strings.TrimRight(strips[m[0]:m[1]], ".,")
+	return false
 }

@@ -1,6 +1,8 @@
 package ocr
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -68,5 +70,54 @@ func TestCheckLeaderMendsARunThatLostItsNumber(t *testing.T) {
 		if got := checkLeader(c.text, c.strips); got != c.want {
 			t.Errorf("checkLeader(%q, %q) = %q, want %q", c.text, c.strips, got, c.want)
 		}
+	}
+}
+
+// checksMayChange holds for every text checkStrips changes: a decoder that runs the strip
+// predictions only for such texts (Decoder.lazyStrips) reads as one that runs them for every
+// line. Random texts and strips over an alphabet of letters, digits, spaces and leader glyphs
+// (short, so that repeats and runs are common), and the cases of the two checks' tests.
+func TestChecksMayChangeHoldsForEveryTextTheChecksChange(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	const alphabet = "ab1 -._"
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	changed, may := 0, 0
+	for range 50000 {
+		text, strips := word(rng.IntN(12)), word(rng.IntN(14))
+		switch rng.IntN(4) { // strips close to the text: the checks' usual evidence
+		case 0: // a stretch read twice, held once by the strips
+			u, r, v := word(rng.IntN(5)), word(1+rng.IntN(4)), word(rng.IntN(5))
+			text, strips = u+r+r+v, u+r+v
+		case 1: // a run at the end, a number after it in the strips
+			u, g := word(rng.IntN(5)), string(alphabet[4+rng.IntN(3)])
+			text, strips = u+strings.Repeat(g, 2+rng.IntN(4)), u+strings.Repeat(g, 3)+" 12"
+		}
+		got := checkStrips(text, strips)
+		if checksMayChange(text) {
+			may++
+		} else {
+			require.Equal(t, text, got, "%q changed with strips %q, but checksMayChange says it cannot", text, strips)
+		}
+		if got != text {
+			changed++
+		}
+	}
+	t.Logf("%d of 50000 texts changed, checksMayChange held for %d", changed, may)
+	require.Greater(t, changed, 5000, "the random cases exercise the checks")
+	require.Less(t, may, 50000/2, "most random texts need no strips")
+	for _, c := range []struct {
+		text string
+		want bool
+	}{
+		{"ANYWAY, IT, IT", true}, {"IT, IT", false}, {"Table 16.6.7", true}, {"Honduras ---------", true}, {"Tale . . . ", true},
+		{"Liinus", false}, {"-- -- --x", false}, {"a -- -- b", false}, {"Honduras --", false}, {"", false},
+	} {
+		require.Equal(t, c.want, checksMayChange(c.text), "%q", c.text)
 	}
 }
