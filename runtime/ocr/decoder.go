@@ -586,8 +586,10 @@ func (d *Decoder) prefillRun(m *model.Model, ex *graph.GPU, pix []float32, image
 }
 
 // stripRows is the rows of the prefill that lazyStrips runs (at most Batch; a variable, so
-// tests can make a few lines take several submissions).
-var stripRows = 16
+// tests can make a few lines take several submissions). A batch of 256 held-out lines has 5 or
+// so that need strip predictions; on lavapipe 5 lines took 50 ms in a prefill of 8 rows, 90–100
+// in one of 16, 54–70 in one of 4; 30 lines 172, 145 and 212 ms.
+var stripRows = 8
 
 // lazyStrips returns the strip predictions (the prefill's outputs at the image positions) of
 // the lines among images whose texts the repeat or leader check could change
