@@ -669,7 +669,13 @@ func (a AttentionBackward) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []
 // Encode implements Op.
 func (a AttentionCached) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*gpu.Buffer) error {
 	g := a.geom()
+	// An invocation computes a block of qb query rows, the rows past a chunk's end repeating
+	// its last: the smallest block that holds a short chunk, so that a one-token step does not
+	// compute every score and output four times.
 	qb := attnBlock(2, g.dh)
+	for qb > 1 && qb/2 >= g.seq {
+		qb /= 2
+	}
 	k, err := attnKernel(dev, "attn_cached", g.dh, qb, g.sink, []gpu.Access{attnR, attnR, attnR, attnR, attnRW, attnR})
 	if err != nil {
 		return err

@@ -733,6 +733,26 @@ func BenchmarkAttention(b *testing.B) {
 	}
 }
 
+// BenchmarkAttentionCachedStep times one decoding step's cached attention at ocr-small's
+// shapes: 256 rows of one new token each, 4 query heads and 2 KV heads of 32, a sink, the
+// query at position 60 of a global cache of 74 slots and of a sliding ring of 32 (window 32).
+// GFLOP/s counts 4·dh flops per visited (query, key) pair.
+func BenchmarkAttentionCachedStep(b *testing.B) {
+	dev := gputest.Device(b)
+	rng := rand.New(rand.NewSource(13))
+	const B, qh, kvh, dh, pos = 256, 4, 2, 32, 60
+	for _, c := range []struct{ window, capacity, keys int }{{0, 74, pos + 1}, {32, 32, 32}} {
+		op := graph.AttentionCached{Batch: B, QLen: 1, QHeads: qh, KVHeads: kvh, HeadDim: dh, Window: c.window, Sink: true, Capacity: c.capacity}
+		cache := graph.F32(B, kvh, c.capacity, dh)
+		p, _ := graph.HostFrom(graph.U32(1), []float64{pos})
+		in := []*graph.Host{optest.Random(rng, graph.F32(B, qh*dh), -1, 1), optest.Random(rng, cache, -1, 1),
+			optest.Random(rng, cache, -1, 1), p, optest.Random(rng, graph.F32(qh), -1, 1)}
+		b.Run(fmt.Sprintf("W%d", c.window), func(b *testing.B) {
+			attnBench(b, dev, op, 4*dh*float64(B*qh*c.keys), in...)
+		})
+	}
+}
+
 func attnBench(b *testing.B, dev *gpu.Device, op graph.Op, flops float64, in ...*graph.Host) {
 	sec := optest.BenchOp(b, dev, op, in...)
 	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
