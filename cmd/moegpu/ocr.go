@@ -41,7 +41,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
 	batch := fs.Int("batch", ocr.DefaultBatch, "how many line pieces the GPU reads at once, ≥ 1: lower it if the GPU runs out of memory (the text does not depend on it; fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64, or one already compiled with at most 32 rows to spare)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
-	noSecond := fs.Bool("no-second-look", false, "turn off the second look, for comparing or for speed: by default a line the model doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide; 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept")
+	noSecond := fs.Bool("no-second-look", false, "turn off the second look, for comparing or for speed: by default a line the model doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters, under 11 columns a character, and only 0.85 for wide ones, 20 or more; 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept")
 	noRepeat := fs.Bool("no-repeat-check", false, "turn off two corrections, for comparing: by default a stretch read twice (\"IT, IT\" for \"IT,\") and a leader run that swallowed the number after it (\"Honduras ---------\" for \"Honduras ----- 38\") are mended from the model's second, column-by-column reading of the line")
 	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
 	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line")
@@ -231,8 +231,9 @@ are read as their nearest ASCII look-alike, or not at all.
 How an image is read: turned grey, light-on-dark text inverted, a page whose lines all slope
 levelled, split into lines (horizontal rules left out), each line scaled to the model's height and cut into pieces at
 word spaces (and at every blank of two line heights or more), and read; a line the model
-doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide; 0.95
-to 0.98: 1.2 times as wide), and the most confident reading kept (--no-second-look). There is
+doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only
+1.2 for narrow characters and only 0.85 for wide ones; 0.95 to 0.98: 1.2 times as wide), and the
+most confident reading kept (--no-second-look). There is
 no layout analysis: text in columns or table cells is read across the page, row by row, and
 indentation is lost.
 

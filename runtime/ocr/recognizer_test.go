@@ -236,7 +236,7 @@ func TestSecondLookKeepsTheMostConfidentReading(t *testing.T) {
 		ink, _, _ := look.level(imgs[i])
 		for j, f := range first[i].Lines {
 			g := got[i].Lines[j]
-			scales := secondLookScales(f.Confidence)
+			scales := secondLookScales(f.Confidence, linePitch(p.lines[j], f.Text))
 			if scales == nil {
 				require.Equal(t, f.Text, g.Text, "image %d line %d", i, j)
 				require.Equal(t, f.Confidence, g.Confidence, "image %d line %d", i, j)
@@ -293,4 +293,27 @@ func TestOpenRefusesBadWeights(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(other, WeightsFile), w, 0o644))
 	_, err = Open(other, dev, Options{})
 	require.ErrorContains(t, err, "tensor")
+}
+
+// A tier's scales narrowed by the line's pitch: no reading narrower for narrow characters,
+// none wider for wide ones, and all of the tier's where that would leave none.
+func TestSecondLookScalesFollowThePitch(t *testing.T) {
+	for _, c := range []struct {
+		conf, pitch float64
+		want        []float64
+	}{
+		{0.99, 15, nil},
+		{0.5, 15, []float64{0.85, 1.2}},
+		{0.5, 10.9, []float64{1.2}},
+		{0.5, 11, []float64{0.85, 1.2}},
+		{0.5, 19.9, []float64{0.85, 1.2}},
+		{0.5, 20, []float64{0.85}},
+		{0.96, 10, []float64{1.2}},
+		{0.96, 25, []float64{1.2}}, // the tier's only scale is wider: kept
+	} {
+		require.Equal(t, c.want, secondLookScales(c.conf, c.pitch), "confidence %g, pitch %g", c.conf, c.pitch)
+	}
+	l := ocrimage.Line{Segments: []ocrimage.Segment{{Width: 150}, {Width: 90}}}
+	require.Equal(t, 24.0, linePitch(l, "0123456789"))
+	require.Equal(t, 240.0, linePitch(l, ""))
 }
