@@ -170,6 +170,36 @@ type Recorder struct {
 	owned   []*Dispatch
 	scratch []*Buffer
 	pools   map[string]*Buffer // the newest buffer of each Shared pool
+	lent    *Pools             // pools of the caller's (UsePools), or nil
+}
+
+// Pools are Shared pools that several recordings take in turn (UsePools): recordings whose
+// submissions never overlap in time, such as the graphs of one decoder, which run one after
+// another. Each pool's memory is then allocated, and first touched, once for all of them;
+// on a CPU adapter the first touch of new memory (the pages zeroed as they are mapped) is a
+// good part of a graph's first run. The zero value is ready to use; Release frees the buffers
+// after the last recording that uses them is released.
+type Pools struct {
+	newest map[string]*Buffer
+	all    []*Buffer
+}
+
+// Release frees every buffer of the pools.
+func (p *Pools) Release() {
+	for _, b := range p.all {
+		b.Release()
+	}
+	p.newest, p.all = nil, nil
+}
+
+// UsePools makes Shared take its pools from p (which must outlive the recording) instead of
+// the recording's own: the buffers Shared allocates are then p's, and Release leaves them.
+// Call it before the first Shared.
+func (r *Recorder) UsePools(p *Pools) {
+	if p.newest == nil {
+		p.newest = map[string]*Buffer{}
+	}
+	r.lent, r.pools = p, p.newest
 }
 
 // Scratch allocates a temporary buffer that lives as long as the recording
@@ -202,7 +232,11 @@ func (r *Recorder) Shared(pool, name string, t DType, shape ...int) (*Buffer, er
 			r.pools = map[string]*Buffer{}
 		}
 		r.pools[pool] = nb
-		r.scratch = append(r.scratch, nb)
+		if r.lent != nil {
+			r.lent.all = append(r.lent.all, nb)
+		} else {
+			r.scratch = append(r.scratch, nb)
+		}
 		b = nb
 	}
 	return b.View(name, t, 0, shape...)
@@ -293,7 +327,7 @@ func (r *Recorder) Release() {
 	for _, b := range r.scratch {
 		b.Release()
 	}
-	r.owned, r.steps, r.scratch, r.pools = nil, nil, nil, nil
+	r.owned, r.steps, r.scratch, r.pools, r.lent = nil, nil, nil, nil, nil
 }
 
 func (d *Device) submit(steps []*Dispatch) error {

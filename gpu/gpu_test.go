@@ -486,3 +486,39 @@ func TestRecorderCopiesRegionsAtUnalignedOffsets(t *testing.T) {
 	require.NoError(t, err)
 	require.ErrorContains(t, rec.CopyRegion(y, 0, yv, 0, 8), "one GPU buffer")
 }
+
+// Recordings that take the same Pools share each pool's buffer; a larger request gets a new
+// one, which later requests share; releasing a recording leaves the pools' buffers, and
+// Pools.Release frees them.
+func TestRecordingsSharePoolsLentToThem(t *testing.T) {
+	dev := gputest.Device(t)
+	var pools gpu.Pools
+	a, b := dev.NewRecorder(), dev.NewRecorder()
+	a.UsePools(&pools)
+	b.UsePools(&pools)
+	va, err := a.Shared("p", "va", gpu.F32, 64)
+	require.NoError(t, err)
+	vb, err := b.Shared("p", "vb", gpu.F32, 32)
+	require.NoError(t, err)
+	require.True(t, va.SameMemory(vb), "a smaller request shares the pool's buffer")
+	big, err := b.Shared("p", "big", gpu.F32, 128)
+	require.NoError(t, err)
+	require.False(t, big.SameMemory(va), "a larger request gets a buffer of its own")
+	vc, err := a.Shared("p", "vc", gpu.F32, 100)
+	require.NoError(t, err)
+	require.True(t, vc.SameMemory(big), "later requests share the newest buffer")
+	a.Release()
+	b.Release()
+	require.NoError(t, va.Write(make([]float32, 64)), "the recordings' release leaves the pools")
+	require.NoError(t, big.Write(make([]float32, 128)))
+	pools.Release()
+	require.ErrorContains(t, va.Write(make([]float32, 64)), "released")
+	require.ErrorContains(t, big.Write(make([]float32, 128)), "released")
+
+	// A recording with pools of its own frees them with itself.
+	own := dev.NewRecorder()
+	v, err := own.Shared("p", "v", gpu.F32, 16)
+	require.NoError(t, err)
+	own.Release()
+	require.ErrorContains(t, v.Write(make([]float32, 16)), "released")
+}

@@ -137,12 +137,46 @@ type GPU struct {
 // and constants are never shared.
 type Buffers map[string]*gpu.Buffer
 
+// Workspace lends one activation arena and the recordings' scratch pools (gpu.Pools) to
+// several executors that never run at the same time and keep nothing in their activations
+// between runs, each run's outputs read (Get) before another of them runs: the graphs of one
+// decoder, say, a prefill and one-token steps of fewer rows, run one after another. The arena
+// is as large as the largest plan's (an executor whose plan needs more than the arena so far
+// gets a new one, which later executors share), so memory is allocated, and first touched,
+// once for all of them: on a CPU adapter a graph's first run otherwise pays for the pages its
+// buffers map, zeroed one by one. Close frees the memory after the last executor that uses
+// it is closed.
+type Workspace struct {
+	arena  *gpu.Buffer
+	arenas []*gpu.Buffer
+	pools  gpu.Pools
+}
+
+// Close frees the workspace's arenas and pools.
+func (w *Workspace) Close() {
+	for _, b := range w.arenas {
+		b.Release()
+	}
+	w.pools.Release()
+	w.arena, w.arenas = nil, nil
+}
+
+// NewGPUIn is NewGPU with the arena and scratch pools taken from ws (see Workspace); ws nil
+// is NewGPU.
+func NewGPUIn(dev *gpu.Device, p *Plan, shared Buffers, ws *Workspace) (*GPU, error) {
+	return newGPU(dev, p, shared, ws)
+}
+
 // NewGPU compiles a plan for dev. Parameters and state found by name in
 // shared use those buffers (shapes must match); the others are allocated
 // zeroed (constants at their value), and parameters and state are added to
 // shared if it is not nil. A buffer in shared is freed by the executor
 // that created it.
 func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
+	return newGPU(dev, p, shared, nil)
+}
+
+func newGPU(dev *gpu.Device, p *Plan, shared Buffers, ws *Workspace) (*GPU, error) {
 	e := &GPU{dev: dev, plan: p, bufs: map[*Tensor]*gpu.Buffer{}}
 	ok := false
 	defer func() {
@@ -166,12 +200,21 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 	if arenaBytes > dev.Limits.MaxBufferSize {
 		return nil, fmt.Errorf("plan needs %d bytes of activations, over the adapter's %d-byte buffer limit: %w", arenaBytes, dev.Limits.MaxBufferSize, gpu.ErrUnsupported)
 	}
-	arena, err := dev.NewBuffer("arena", gpu.U32, int(arenaBytes/4))
-	if err != nil {
-		return nil, err
+	var arena *gpu.Buffer
+	var err error
+	if ws != nil && ws.arena != nil && ws.arena.Bytes() >= arenaBytes {
+		arena = ws.arena
+	} else {
+		if arena, err = dev.NewBuffer("arena", gpu.U32, int(arenaBytes/4)); err != nil {
+			return nil, err
+		}
+		if ws != nil {
+			ws.arena, ws.arenas = arena, append(ws.arenas, arena)
+		} else {
+			e.owned = append(e.owned, arena)
+		}
 	}
 	e.arena = arena
-	e.owned = append(e.owned, arena)
 	if err := e.pack(p, shared); err != nil {
 		return nil, err
 	}
@@ -232,6 +275,9 @@ func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
 		e.bufs[t] = v
 	}
 	e.rec = dev.NewRecorder()
+	if ws != nil {
+		e.rec.UsePools(&ws.pools)
+	}
 	for _, n := range p.Nodes {
 		ins := n.In
 		if accumulates(n.Op) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/moegpu/moegpu/gpu"
 	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/internal/optest"
@@ -243,4 +244,80 @@ func TestAClosedExecutorRefusesWork(t *testing.T) {
 	require.Error(t, ex.Set(x, make([]float64, 4)))
 	_, err = ex.Get(y)
 	require.Error(t, err)
+}
+
+// Executors in one Workspace share its arena (a plan that needs more gets a larger one, which
+// later executors share) and compute, run in any order, what each computes alone: a run's
+// outputs are read before another executor runs, and nothing in an arena outlives its run.
+func TestExecutorsInOneWorkspaceShareTheArenaAndComputeAlike(t *testing.T) {
+	dev := gputest.Device(t)
+	type exe struct {
+		plan  *graph.Plan
+		outs  []*graph.Tensor
+		vals  map[*graph.Tensor][]float64
+		alone *graph.GPU
+		want  [][]float64
+	}
+	build := func(rows, d, h int, seed int64) *exe {
+		g, loss := mlp(rows, d, h)
+		require.NoError(t, g.Backward(loss))
+		// The gain's gradient is left out: its last bits can differ between runs of one
+		// executor when other executors ran in between, with or without a workspace.
+		outs := []*graph.Tensor{loss}
+		for _, p := range g.Params() {
+			if p.Name != "gain" {
+				outs = append(outs, p.Grad)
+			}
+		}
+		plan, err := g.Plan(outs, uint64(dev.Limits.MinStorageBufferOffsetAlignment))
+		require.NoError(t, err)
+		rng := rand.New(rand.NewSource(seed))
+		e := &exe{plan: plan, outs: outs, vals: map[*graph.Tensor][]float64{}}
+		for _, tn := range append(g.Inputs(), g.Params()...) {
+			e.vals[tn] = optest.Random(rng, tn.Spec, -1, 1).Data
+		}
+		e.alone, err = graph.NewGPU(dev, plan, nil)
+		require.NoError(t, err)
+		t.Cleanup(e.alone.Close)
+		return e
+	}
+	mid, small, big := build(40, 12, 20, 5), build(9, 12, 20, 6), build(96, 12, 20, 7)
+	require.Less(t, small.plan.ArenaBytes, mid.plan.ArenaBytes)
+	require.Less(t, mid.plan.ArenaBytes, big.plan.ArenaBytes)
+	for _, e := range []*exe{mid, small, big} {
+		e.want = runOnce(t, e.alone, e.vals, e.outs)
+	}
+
+	ws := &graph.Workspace{}
+	defer ws.Close()
+	open := func(e *exe) *graph.GPU {
+		ex, err := graph.NewGPUIn(dev, e.plan, nil, ws)
+		require.NoError(t, err)
+		t.Cleanup(ex.Close)
+		return ex
+	}
+	exMid, exSmall, exBig := open(mid), open(small), open(big)
+	arena := func(ex *graph.GPU, e *exe) *gpu.Buffer { return ex.Buffer(e.outs[0]) } // the loss lives in the arena
+	require.True(t, arena(exSmall, small).SameMemory(arena(exMid, mid)), "a smaller plan takes the arena there is")
+	require.False(t, arena(exBig, big).SameMemory(arena(exMid, mid)), "a larger plan gets a new arena")
+	exLate := open(small)
+	require.True(t, arena(exLate, small).SameMemory(arena(exBig, big)), "later executors share the newest arena")
+	for i, step := range []struct {
+		ex *graph.GPU
+		e  *exe
+	}{{exMid, mid}, {exSmall, small}, {exMid, mid}, {exBig, big}, {exLate, small}, {exMid, mid}, {exBig, big}} {
+		require.Equal(t, step.e.want, runOnce(t, step.ex, step.e.vals, step.e.outs), "run %d", i)
+	}
+}
+
+// runOnce sets vals, runs ex once and returns outs.
+func runOnce(t *testing.T, ex *graph.GPU, vals map[*graph.Tensor][]float64, outs []*graph.Tensor) [][]float64 {
+	t.Helper()
+	for tn, v := range vals {
+		require.NoError(t, ex.Set(tn, v))
+	}
+	require.NoError(t, ex.Run())
+	got, err := ex.Get(outs...)
+	require.NoError(t, err)
+	return got
 }

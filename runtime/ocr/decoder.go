@@ -55,6 +55,10 @@ type Decoder struct {
 	stripsExec *graph.GPU
 	stripsPix  []float32
 	vals       map[string][]float64 // the weights by tensor name (weights.Read), for CountRouting's rebuild
+	// ws lends the arena and scratch pools to all of the decoder's graphs, which run one after
+	// another (graph.Workspace): the decoder's own (ownWS, closed with it) or its caller's.
+	ws    *graph.Workspace
+	ownWS bool
 
 	// Routing, when not nil, counts each MoE layer's copy-expert choices (skips) by token kind
 	// over every Read (set it with CountRouting).
@@ -103,7 +107,11 @@ func (d *Decoder) CountRouting() error {
 		return fmt.Errorf("ocr: the model has no copy experts to count")
 	}
 	if !d.every {
-		nd, err := newDecoder(d.dir, d.dev, d.Batch, d.f16, true, d.repeats, d.vals)
+		ws := d.ws
+		if d.ownWS {
+			ws = nil
+		}
+		nd, err := newDecoder(d.dir, d.dev, d.Batch, d.f16, true, d.repeats, d.vals, ws)
 		if err != nil {
 			return err
 		}
@@ -165,7 +173,7 @@ var maxPrefillChunk = 32
 // trained with the alignment loss (alignment_loss_weight > 0) gets the repeat and leader checks
 // (checkRepeats, checkLeader) on every line it reads.
 func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, error) {
-	return newDecoder(dir, dev, batch, f16, false, true, nil)
+	return newDecoder(dir, dev, batch, f16, false, true, nil, nil)
 }
 
 // newDecoder is NewDecoder; with every set, the prefill runs every position through every
@@ -173,9 +181,11 @@ func NewDecoder(dir string, dev *gpu.Device, batch int, f16 bool) (*Decoder, err
 // token goes through the last layer's FFN and the head (model.DecodeOptions.OneOutput).
 // repeats asks for the repeat and leader checks, which a model without the alignment loss does
 // not get; they take the strip predictions from the prefill when it has every position's
-// output, else from lazyStrips, for the few lines that need them. vals holds the weights as readWeights
-// returns them (then the file is not read again), or is nil (then they are read from dir).
-func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool, vals map[string][]float64) (*Decoder, error) {
+// output, else from lazyStrips, for the few lines that need them. vals holds the weights as
+// readWeights returns them (then the file is not read again), or is nil (then they are read
+// from dir). ws lends the graphs' transient memory (graph.Workspace): the caller's, shared by
+// decoders that never read at the same time, or nil for one of the decoder's own.
+func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool, vals map[string][]float64, ws *graph.Workspace) (*Decoder, error) {
 	cfg, err := LoadConfig(dir)
 	if err != nil {
 		return nil, err
@@ -188,12 +198,16 @@ func newDecoder(dir string, dev *gpu.Device, batch int, f16, every, repeats bool
 	if err != nil {
 		return nil, err
 	}
-	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every, repeats: repeats, opt: opt, vals: vals}
+	d := &Decoder{Config: cfg, Batch: batch, chunk: chunk, prompt: prompt, dev: dev, dir: dir, f16: f16, every: every, repeats: repeats, opt: opt, vals: vals, ws: ws}
+	if d.ws == nil {
+		d.ws, d.ownWS = &graph.Workspace{}, true
+	}
 	if d.prefill, err = model.BuildDecode(cfg, batch, chunk, preOpt); err != nil {
 		return nil, err
 	}
 	shared := graph.Buffers{}
-	if d.preExec, err = newExec(d.prefill, dev, shared); err != nil {
+	if d.preExec, err = newExec(d.prefill, dev, shared, d.ws); err != nil {
+		d.Close()
 		return nil, err
 	}
 	// The prefill holds every parameter (the steps share all but the patch
@@ -290,8 +304,9 @@ func readWeights(dir string, cfg *config.ModelConfig, f16 bool) (map[string][]fl
 }
 
 // newExec plans m (what callers read kept: the greedy tokens and the routers' choices, for
-// CountRouting) and compiles it on dev, sharing parameters and state by name through shared.
-func newExec(m *model.Model, dev *gpu.Device, shared graph.Buffers) (*graph.GPU, error) {
+// CountRouting) and compiles it on dev, sharing parameters and state by name through shared,
+// its arena and scratch pools ws's.
+func newExec(m *model.Model, dev *gpu.Device, shared graph.Buffers, ws *graph.Workspace) (*graph.GPU, error) {
 	outs := []*graph.Tensor{m.Next, m.NextLogit}
 	if m.NextProb != nil {
 		outs = append(outs, m.NextProb)
@@ -303,7 +318,7 @@ func newExec(m *model.Model, dev *gpu.Device, shared graph.Buffers) (*graph.GPU,
 	if err != nil {
 		return nil, err
 	}
-	return graph.NewGPU(dev, plan, shared)
+	return graph.NewGPUIn(dev, plan, shared, ws)
 }
 
 // step returns step graph k (Batch >> k rows), building it on first use over shared's
@@ -325,7 +340,7 @@ func (d *Decoder) step(k int, shared graph.Buffers) (*stepGraph, error) {
 			shared[name] = b
 		}
 	}
-	ex, err := newExec(m, d.dev, shared)
+	ex, err := newExec(m, d.dev, shared, d.ws)
 	if err != nil {
 		return nil, err
 	}
@@ -386,6 +401,9 @@ func (d *Decoder) Close() {
 	}
 	if d.preExec != nil {
 		d.preExec.Close()
+	}
+	if d.ownWS {
+		d.ws.Close()
 	}
 }
 
@@ -620,7 +638,7 @@ func (d *Decoder) lazyStrips(images [][]float32, texts []string) ([][]int, error
 		for name, b := range d.params {
 			shared[name] = b
 		}
-		if d.stripsExec, err = newExec(d.stripsPre, d.dev, shared); err != nil {
+		if d.stripsExec, err = newExec(d.stripsPre, d.dev, shared, d.ws); err != nil {
 			return nil, err
 		}
 		d.stripsPix = make([]float32, d.stripsPre.Batch*d.Config.ImageHeight*d.Config.MaxImageWidth)

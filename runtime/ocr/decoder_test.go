@@ -213,7 +213,7 @@ func testDecoder(t *testing.T, moe, prefixLM, align bool) {
 			// The strip predictions of a prefill with every position's output, its prompt in
 			// one chunk, then in chunks of 4 as d's.
 			maxPrefillChunk = 64
-			one, err := newDecoder(dir, dev, batch, false, true, true, nil)
+			one, err := newDecoder(dir, dev, batch, false, true, true, nil, nil)
 			require.NoError(t, err)
 			require.Equal(t, 8, one.chunk)
 			_, want, _, err := one.read(images)
@@ -221,7 +221,7 @@ func testDecoder(t *testing.T, moe, prefixLM, align bool) {
 			maxPrefillChunk = 5
 			require.NoError(t, err)
 			require.Len(t, want, len(images))
-			chunked, err := newDecoder(dir, dev, batch, false, true, true, nil)
+			chunked, err := newDecoder(dir, dev, batch, false, true, true, nil, nil)
 			require.NoError(t, err)
 			_, same, _, err := chunked.read(images)
 			chunked.Close()

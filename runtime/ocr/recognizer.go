@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/moegpu/moegpu/gpu"
+	"github.com/moegpu/moegpu/graph"
 	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/generate"
 	"github.com/moegpu/moegpu/runtime/ocrimage"
@@ -64,6 +65,10 @@ type Recognizer struct {
 	// weights are the model's weights by tensor name (readWeights), read once for every
 	// decoder.
 	weights map[string][]float64
+	// ws lends the decoders' graphs one arena and one set of scratch pools (graph.Workspace):
+	// the decoders read one at a time, so a decoder built for a batch's last, smaller part or
+	// for the second look touches no new memory for them.
+	ws *graph.Workspace
 }
 
 // Open loads the model in dir onto dev. It reads and checks the model's config and weights (a
@@ -84,7 +89,7 @@ func Open(dir string, dev *gpu.Device, opt Options) (*Recognizer, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Recognizer{dir: dir, dev: dev, opt: opt, cfg: cfg, decs: map[int]*Decoder{}}
+	r := &Recognizer{dir: dir, dev: dev, opt: opt, cfg: cfg, decs: map[int]*Decoder{}, ws: &graph.Workspace{}}
 	if opt.Speculative {
 		if opt.F16 {
 			return nil, fmt.Errorf("ocr: speculative decoding runs with f32 weights")
@@ -145,7 +150,7 @@ func (r *Recognizer) decoder(n int) (*Decoder, error) {
 	if d := r.decs[size]; d != nil {
 		return d, nil
 	}
-	d, err := newDecoder(r.dir, r.dev, size, r.opt.F16, false, !r.opt.NoRepeatCheck, r.weights)
+	d, err := newDecoder(r.dir, r.dev, size, r.opt.F16, false, !r.opt.NoRepeatCheck, r.weights, r.ws)
 	if err != nil {
 		return nil, err
 	}
@@ -158,6 +163,7 @@ func (r *Recognizer) Close() {
 	for _, d := range r.decs {
 		d.Close()
 	}
+	r.ws.Close()
 	if r.spec != nil {
 		r.spec.Close()
 	}
