@@ -390,9 +390,15 @@ func (r *Recognizer) readGreedy(pieces []ocrimage.Segment, progress func(done in
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return pieces[order[a]].Width < pieces[order[b]].Width })
+	// The repeat and leader checks need the strip predictions of the few pieces whose texts
+	// they could change (checksMayChange); those are run for all batches together at the end
+	// (Decoder.lazyStrips), a few submissions in all rather than one or more a batch.
+	var need []int           // pieces whose strip predictions the checks need
+	var needImgs [][]float32 // their images, as read
+	var dec *Decoder
 	for k := 0; k < len(pieces); {
-		dec, err := r.decoder(len(pieces) - k)
-		if err != nil {
+		var err error
+		if dec, err = r.decoder(len(pieces) - k); err != nil {
 			return nil, nil, nil, err
 		}
 		part := order[k:min(k+dec.Batch, len(pieces))]
@@ -401,17 +407,41 @@ func (r *Recognizer) readGreedy(pieces []ocrimage.Segment, progress func(done in
 			// Padded batch by batch, so the memory of one batch's images serves the next.
 			imgs[j] = pieces[i].Padded(r.cfg.MaxImageWidth)
 		}
-		got, cf, el, err := dec.ReadConfidence(imgs)
+		start := time.Now()
+		got, strips, cf, err := dec.read(imgs)
 		if err != nil {
 			return nil, nil, nil, err
 		}
-		share := float64(el.Microseconds()) / 1000 / float64(len(part))
+		share := float64(time.Since(start).Microseconds()) / 1000 / float64(len(part))
 		for j, i := range part {
 			texts[i], conf[i], ms[i] = got[j], cf[j], share
+			switch {
+			case !dec.repeats:
+			case strips != nil: // the prefill had every position's output
+				texts[i] = checkStrips(got[j], stripText(strips[j]))
+			case checksMayChange(got[j]):
+				need, needImgs = append(need, i), append(needImgs, imgs[j])
+			}
 		}
 		k += len(part)
 		if progress != nil {
 			progress(k)
+		}
+	}
+	if len(need) > 0 {
+		start := time.Now()
+		got := make([]string, len(need))
+		for j, i := range need {
+			got[j] = texts[i]
+		}
+		strips, err := dec.lazyStrips(needImgs, got)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		share := float64(time.Since(start).Microseconds()) / 1000 / float64(len(need))
+		for j, i := range need {
+			texts[i] = checkStrips(texts[i], stripText(strips[j]))
+			ms[i] += share
 		}
 	}
 	return texts, conf, ms, nil

@@ -317,3 +317,37 @@ func TestSecondLookScalesFollowThePitch(t *testing.T) {
 	require.Equal(t, 24.0, linePitch(l, "0123456789"))
 	require.Equal(t, 240.0, linePitch(l, ""))
 }
+
+// The strip predictions the repeat and leader checks need are run once for all the batches
+// of a read, after them: reading several images two pieces a batch gives each image's text as
+// reading it alone does (the repeat line among them, which the repeat check mends).
+func TestChecksAfterAllBatchesReadAsEachImageAlone(t *testing.T) {
+	dev := gputest.Device(t)
+	dir := filepath.Join("..", "..", "assets", "models", "ocr-small")
+	var imgs []image.Image
+	for _, f := range []string{"repeat-line.png", "faint-noisy-line.png", "split-italic-line.png", "doubtful-noisy-line.png"} {
+		img, err := ocrimage.Load(filepath.Join("testdata", f))
+		require.NoError(t, err)
+		imgs = append(imgs, img)
+	}
+	open := func(batch int) *Recognizer {
+		r, err := Open(dir, dev, Options{SingleLine: true, Batch: batch, NoSecondLook: true})
+		require.NoError(t, err)
+		t.Cleanup(r.Close)
+		return r
+	}
+	together, alone := open(2), open(DefaultBatch)
+	got, err := together.RecognizeAll(imgs, nil)
+	require.NoError(t, err)
+	pieces := 0
+	for i, img := range imgs {
+		want, err := alone.Recognize(img, nil)
+		require.NoError(t, err)
+		require.Equal(t, want.Text(), got[i].Text(), "image %d", i)
+		for _, l := range got[i].Lines {
+			pieces += l.Segments
+		}
+	}
+	require.Greater(t, pieces, 2, "the read takes several batches")
+	require.Contains(t, got[0].Text(), "-- I mean", "the repeat check mended the repeat line")
+}
