@@ -33,6 +33,13 @@ type AttentionConfig struct {
 type KVCache struct {
 	MaxSeq, MaxChunk int
 	CachePos         *graph.Tensor // (1) u32 input: tokens already in the cache
+	// QueryPos, when set, is a (1) u32 input: the position of the chunk's row QueryRow,
+	// the one query of each sequence that attends. Every row's keys and values still go
+	// into the cache, but the queries of the others, their attention and their output
+	// projection are not computed: the block returns (batch, Hidden), that row's output
+	// (a prefill whose other rows' outputs nobody reads; see model.DecodeOptions.OneOutput).
+	QueryPos *graph.Tensor
+	QueryRow int
 }
 
 // Attention is a built attention block's state: the caches it owns when
@@ -98,11 +105,19 @@ func SelfAttention(g *graph.Graph, linear LinearFunc, prefix string, h, position
 		w := graph.KVCacheWrite{Batch: batch, QLen: seq, KVHeads: KV, HeadDim: dh, Capacity: capacity}
 		g.Apply(w, k, cache.CachePos, st.K)
 		g.Apply(w, v, cache.CachePos, st.V)
-		ain := []*graph.Tensor{q, st.K, st.V, cache.CachePos}
+		qlen, pos := seq, cache.CachePos
+		if cache.QueryPos != nil {
+			if cache.QueryRow < 0 || cache.QueryRow >= seq {
+				g.Fail(fmt.Errorf("%s: query row %d of a %d-token chunk", prefix, cache.QueryRow, seq))
+			}
+			q = g.Apply1(graph.StridedRows{Stride: seq, Offset: cache.QueryRow}, q)
+			qlen, pos = 1, cache.QueryPos
+		}
+		ain := []*graph.Tensor{q, st.K, st.V, pos}
 		if sink != nil {
 			ain = append(ain, sink)
 		}
-		o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: seq, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Prefix: a.Prefix, Sink: sink != nil, Capacity: capacity}, ain...)
+		o = g.Apply1(graph.AttentionCached{Batch: batch, QLen: qlen, QHeads: H, KVHeads: KV, HeadDim: dh, Window: a.Window, Prefix: a.Prefix, Sink: sink != nil, Capacity: capacity}, ain...)
 	}
 	return linear(g, prefix+".o_proj", o, H*dh, D, a.OutStd), st
 }

@@ -58,6 +58,11 @@ type Model struct {
 
 	// Decoding graphs only.
 	CachePos *graph.Tensor // (1) u32 input: tokens already in the cache
+	// QueryPos (OneOutput with more than one token per sequence only) is a (1) u32 input,
+	// CachePos + OutputPos: the position of the one query the last layer's attention
+	// computes (layers.KVCache.QueryPos).
+	QueryPos  *graph.Tensor
+	OutputPos int // DecodeOptions.OutputPos of a OneOutput graph
 	// Next (Argmax only): (Batch·Seq, 1) u32 argmax of each position's
 	// logits ((Batch, 1) with OneOutput), and NextLogit its value
 	// (non-finite when the logits are).
@@ -206,18 +211,26 @@ func build(c *config.ModelConfig, batch, seq int, decode bool, opt DecodeOptions
 		attn := layers.AttentionConfig{Hidden: D, Heads: H, KVHeads: KV, HeadDim: dh, RotaryDim: rotary,
 			RopeTheta: float32(c.RopeTheta), Window: win, Prefix: c.AttentionPrefix(), Sink: c.AttentionSink, Std: std, OutStd: outStd, Unfused: opt.Unfused}
 		var kv *layers.KVCache
+		// The last layer of a OneOutput step computes one row a sequence from its attention
+		// on: only that row's query attends (the other rows' keys and values go into the
+		// cache all the same).
+		one := decode && opt.OneOutput && i == c.NumHiddenLayers-1 && seq > 1
 		if decode {
 			kv = &layers.KVCache{MaxSeq: maxSeq, MaxChunk: maxChunk, CachePos: m.CachePos}
+			if one {
+				m.QueryPos, m.OutputPos = g.Input("query_pos", graph.U32(1)), opt.OutputPos
+				kv.QueryPos, kv.QueryRow = m.QueryPos, opt.OutputPos
+			}
 		}
 		o, st := layers.SelfAttention(g, linear, p+".self_attn", h, m.Positions, attn, batch, seq, kv)
 		if decode {
 			m.Caches = append(m.Caches, st.K, st.V)
 			m.Capacity = append(m.Capacity, st.Capacity)
 		}
-		x = g.Apply1(graph.Add{}, x, o)
-		if decode && opt.OneOutput && i == c.NumHiddenLayers-1 && seq > 1 {
+		if one {
 			x = g.Apply1(graph.StridedRows{Stride: seq, Offset: opt.OutputPos}, x)
 		}
+		x = g.Apply1(graph.Add{}, x, o)
 		h = layers.RMSNorm(g, p+".post_attention_layernorm", x, D, eps)
 		var f *graph.Tensor
 		if c.IsMoELayer(i) {

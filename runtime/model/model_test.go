@@ -149,8 +149,9 @@ func testImageModelGradients(t *testing.T, prefixLM bool) {
 }
 
 // A step built with OneOutput gives, for each sequence, the logits and greedy token that the
-// full step gives at OutputPos (an MoE model with a copy expert; the last layer's FFN, final
-// norm and head run on one row per sequence), over the same weights and KV caches; a position
+// full step gives at OutputPos, a row inside the chunk (an MoE model with a copy expert; the
+// last layer's attention query, output projection, FFN, final norm and head run on one row per
+// sequence), over the same weights and KV caches; a position
 // outside the step, or with the hidden-state history, is refused.
 func TestOneOutputStepMatchesTheFullStepAtItsPosition(t *testing.T) {
 	dev := gputest.Device(t)
@@ -165,6 +166,8 @@ func TestOneOutputStepMatchesTheFullStepAtItsPosition(t *testing.T) {
 	part, err := model.BuildDecode(c, batch, q, one)
 	require.NoError(t, err)
 	require.Equal(t, []int{batch, c.VocabSize}, part.Logits.Shape)
+	require.Nil(t, full.QueryPos)
+	require.NotNil(t, part.QueryPos, "the last layer's attention computes the query at OutputPos only")
 
 	rng := rand.New(rand.NewSource(7))
 	shared := graph.Buffers{}
@@ -186,6 +189,9 @@ func TestOneOutputStepMatchesTheFullStepAtItsPosition(t *testing.T) {
 		require.NoError(t, ex.Set(m.Tokens, toks))
 		require.NoError(t, ex.Set(m.Positions, pos))
 		require.NoError(t, ex.Set(m.CachePos, []float64{0}))
+		if m.QueryPos != nil {
+			require.NoError(t, ex.Set(m.QueryPos, []float64{at}))
+		}
 		require.NoError(t, ex.Run())
 		out, err := ex.Get(m.Logits, m.Next)
 		require.NoError(t, err)

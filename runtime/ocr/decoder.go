@@ -675,9 +675,9 @@ func (d *Decoder) run(m *model.Model, ex graph.Executor, tokens []int, pos int, 
 	for _, in := range []struct {
 		t *graph.Tensor
 		v []float64
-	}{{m.Tokens, toks}, {m.Positions, poss}, {m.PatchCols, cols}, {m.CachePos, []float64{float64(pos)}}} {
+	}{{m.Tokens, toks}, {m.Positions, poss}, {m.PatchCols, cols}, {m.CachePos, []float64{float64(pos)}}, {m.QueryPos, []float64{float64(pos + m.OutputPos)}}} {
 		if in.t == nil {
-			continue // a TextOnly step has no patch_cols
+			continue // a TextOnly step has no patch_cols, only a OneOutput prefill a query_pos
 		}
 		if err := ex.Set(in.t, in.v); err != nil {
 			return nil, nil, err
