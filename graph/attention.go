@@ -676,7 +676,14 @@ func (a AttentionCached) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*g
 	for qb > 1 && qb/2 >= g.seq {
 		qb /= 2
 	}
-	k, err := attnKernel(dev, "attn_cached", g.dh, qb, g.sink, []gpu.Access{attnR, attnR, attnR, attnR, attnRW, attnR})
+	entry := "attn_cached"
+	rows := g.batch * g.qh * gpu.CeilDiv(g.seq, qb)
+	// One token a sequence with grouped-query heads: a block holds the query heads that
+	// share a key head instead, so each key and value row is loaded once for all of them.
+	if grp := g.qh / g.kvh; g.seq == 1 && grp > 1 && grp <= attnBlock(2, g.dh) {
+		entry, qb, rows = "attn_cached_heads", grp, g.batch*g.kvh
+	}
+	k, err := attnKernel(dev, entry, g.dh, qb, g.sink, []gpu.Access{attnR, attnR, attnR, attnR, attnRW, attnR})
 	if err != nil {
 		return err
 	}
@@ -684,7 +691,6 @@ func (a AttentionCached) Encode(dev *gpu.Device, rec *gpu.Recorder, in, out []*g
 	if g.sink {
 		s = in[4]
 	}
-	rows := g.batch * g.qh * gpu.CeilDiv(g.seq, qb)
 	return rec.Dispatch(k, dev.Grid1D(gpu.CeilDiv(rows, attnWG)), attnParams(g, a.Capacity),
 		in[0], in[1], in[2], s, out[0], in[3])
 }

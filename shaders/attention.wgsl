@@ -119,7 +119,7 @@ fn row_index(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
 // v[kb + s·ks ..]; row r sees the keys u (0-based in the sequence) with
 // lr[r] ≤ u ≤ hr[r] and every row sees at least one. h is the query head
 // (for the sink). Each key row is loaded once for all QB queries.
-fn attn_rows(qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot0: u32, n: u32,
+fn attn_rows(qb: u32, qs: u32, nr: u32, h: u32, hs: u32, kb: u32, ks: u32, cap: u32, slot0: u32, n: u32,
              lr_in: array<u32, QB>, hr_in: array<u32, QB>) -> array<f32, QB> {
   var lr = lr_in;  // value arrays may only be indexed by constants; variables by anything
   var hr = hr_in;
@@ -136,7 +136,7 @@ fn attn_rows(qb: u32, qs: u32, nr: u32, h: u32, kb: u32, ks: u32, cap: u32, slot
     m[r] = -3.0e38;  // below any score; exp(m − finite) = 0
     l[r] = 0.0;
     if (SINK) {
-      m[r] = sink[h];
+      m[r] = sink[h + min(r, nr - 1u) * hs];
       l[r] = 1.0;  // exp(sink − m)
     }
   }
@@ -241,7 +241,7 @@ fn attn_fwd(@builtin(workgroup_id) wid: vec3<u32>,
   let qb = ((b * T + i0) * pa.qheads + h) * DV;
   let kb = (b * T * pa.kvheads + g) * DV;
   let n = seen_hi(i0 + nr - 1u, pa.prefix, T - 1u) + 1u - L;
-  var ls = attn_rows(qb, pa.qheads * DV, nr, h, kb, ks, 0xffffffffu, L, n, lr, hr);
+  var ls = attn_rows(qb, pa.qheads * DV, nr, h, 0u, kb, ks, 0xffffffffu, L, n, lr, hr);
   for (var r = 0u; r < QB; r++) {
     if (r < nr) { lse[bh * T + i0 + r] = ls[r]; }
   }
@@ -281,7 +281,34 @@ fn attn_cached(@builtin(workgroup_id) wid: vec3<u32>,
   let qb = ((b * T + t0) * pa.qheads + h) * DV;
   let kb = (b * pa.kvheads + g) * pa.cap * DV;
   let n = seen_hi(p0 + t0 + nr - 1u, pa.prefix, end - 1u) + 1u - L;
-  _ = attn_rows(qb, pa.qheads * DV, nr, h, kb, DV, pa.cap, L % pa.cap, n, lr, hr);
+  _ = attn_rows(qb, pa.qheads * DV, nr, h, 0u, kb, DV, pa.cap, L % pa.cap, n, lr, hr);
+}
+
+// Decoding one token a sequence (QLen 1) with grouped-query heads: invocation b·KVH + g
+// takes the QB = QH/KVH query heads of group g of sequence b as its block's rows, so each
+// key and value row of the group is loaded once for all of them. Bindings as attn_cached.
+@compute @workgroup_size(WG)
+fn attn_cached_heads(@builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>,
+                     @builtin(local_invocation_index) lid: u32) {
+  let x = row_index(wid, nwg, lid);
+  if (x >= pa.batch * pa.kvheads) { return; }
+  let g = x % pa.kvheads;
+  let b = x / pa.kvheads;
+  let h0 = g * QB;
+  let p0 = pos[0];
+  var oldest = 0u;   // the oldest position still in the ring
+  if (p0 + 1u > pa.cap) { oldest = p0 + 1u - pa.cap; }
+  let L = max(window_lo(p0, pa.window), oldest);
+  var lr: array<u32, QB>;
+  var hr: array<u32, QB>;
+  for (var r = 0u; r < QB; r++) {
+    lr[r] = 0u;
+    hr[r] = seen_hi(p0, pa.prefix, p0) - L;
+  }
+  let qb = (b * pa.qheads + h0) * DV;
+  let kb = (b * pa.kvheads + g) * pa.cap * DV;
+  _ = attn_rows(qb, DV, QB, h0, 1u, kb, DV, pa.cap, L % pa.cap, hr[0] + 1u, lr, hr);
 }
 
 // Backward, part 1: dq and D for a block of QB query rows i0 = QB·blk …
