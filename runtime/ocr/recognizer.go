@@ -544,30 +544,50 @@ func linePitch(l ocrimage.Line, text string) float64 {
 func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Result) error {
 	c := r.cfg
 	type variant struct{ img, line, from, to int } // pieces[from:to] are one line's reading
-	var variants []variant
-	var pieces []ocrimage.Segment
-	for i := range out {
-		start := time.Now()
-		var ink *ocrimage.Ink // levelled again for the image's first doubted line
-		for j, l := range out[i].Lines {
-			scales := secondLookScales(l.Confidence, linePitch(prepared[i].lines[j], l.Text))
-			if scales == nil {
-				continue
-			}
-			if ink == nil {
-				ink, _, _ = r.level(imgs[i])
-			}
-			for _, f := range scales {
-				wide, box := ocrimage.StretchLine(ink, prepared[i].boxes[j], f)
-				segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth)
-				if len(segs) > 0 {
-					variants = append(variants, variant{i, j, len(pieces), len(pieces) + len(segs)})
-					pieces = append(pieces, segs...)
+	// Each image's doubted lines are cut again on up to GOMAXPROCS goroutines, image by
+	// image; the pieces then go in image order, as the image's own cuts would.
+	type cut struct {
+		line int
+		segs []ocrimage.Segment
+	}
+	cuts := make([][]cut, len(out))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), len(out)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(out); i = int(next.Add(1) - 1) {
+				start := time.Now()
+				var ink *ocrimage.Ink // levelled again for the image's first doubted line
+				for j, l := range out[i].Lines {
+					scales := secondLookScales(l.Confidence, linePitch(prepared[i].lines[j], l.Text))
+					if scales == nil {
+						continue
+					}
+					if ink == nil {
+						ink, _, _ = r.level(imgs[i])
+					}
+					for _, f := range scales {
+						wide, box := ocrimage.StretchLine(ink, prepared[i].boxes[j], f)
+						if segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
+							cuts[i] = append(cuts[i], cut{j, segs})
+						}
+					}
+				}
+				if ink != nil {
+					out[i].PrepareMs += float64(time.Since(start).Microseconds()) / 1000
 				}
 			}
-		}
-		if ink != nil {
-			out[i].PrepareMs += float64(time.Since(start).Microseconds()) / 1000
+		}()
+	}
+	wg.Wait()
+	var variants []variant
+	var pieces []ocrimage.Segment
+	for i, cs := range cuts {
+		for _, ct := range cs {
+			variants = append(variants, variant{i, ct.line, len(pieces), len(pieces) + len(ct.segs)})
+			pieces = append(pieces, ct.segs...)
 		}
 	}
 	if len(pieces) == 0 {
