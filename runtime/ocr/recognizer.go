@@ -307,7 +307,23 @@ type segRef struct {
 func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Result, error) {
 	c := r.cfg
 	out := make([]Result, len(imgs))
+	// As many images as a batch holds make at least a full batch of pieces (a blank image
+	// aside): the batch's decoder is built while the images are prepared, its graph and
+	// kernels on one core while the preparation takes the others.
+	var built chan error
+	if r.spec == nil && len(imgs) >= r.opt.Batch && r.decs[r.opt.Batch] == nil {
+		built = make(chan error, 1)
+		go func() {
+			_, err := r.decoder(r.opt.Batch)
+			built <- err
+		}()
+	}
 	prepared, err := r.prepareAll(imgs, out)
+	if built != nil {
+		if berr := <-built; err == nil {
+			err = berr
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
