@@ -567,37 +567,28 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 		segs []ocrimage.Segment
 	}
 	cuts := make([][]cut, len(out))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < min(runtime.GOMAXPROCS(0), len(out)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(out); i = int(next.Add(1) - 1) {
-				start := time.Now()
-				var ink *ocrimage.Ink // levelled again for the image's first doubted line
-				for j, l := range out[i].Lines {
-					scales := secondLookScales(l.Confidence, linePitch(prepared[i].lines[j], l.Text))
-					if scales == nil {
-						continue
-					}
-					if ink == nil {
-						ink, _, _ = r.level(imgs[i])
-					}
-					for _, f := range scales {
-						wide, box := ocrimage.StretchLine(ink, prepared[i].boxes[j], f)
-						if segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
-							cuts[i] = append(cuts[i], cut{j, segs})
-						}
-					}
-				}
-				if ink != nil {
-					out[i].PrepareMs += float64(time.Since(start).Microseconds()) / 1000
+	eachImage(len(out), func(i int) {
+		start := time.Now()
+		var ink *ocrimage.Ink // levelled again for the image's first doubted line
+		for j, l := range out[i].Lines {
+			scales := secondLookScales(l.Confidence, linePitch(prepared[i].lines[j], l.Text))
+			if scales == nil {
+				continue
+			}
+			if ink == nil {
+				ink, _, _ = r.level(imgs[i])
+			}
+			for _, f := range scales {
+				wide, box := ocrimage.StretchLine(ink, prepared[i].boxes[j], f)
+				if segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
+					cuts[i] = append(cuts[i], cut{j, segs})
 				}
 			}
-		}()
-	}
-	wg.Wait()
+		}
+		if ink != nil {
+			out[i].PrepareMs += float64(time.Since(start).Microseconds()) / 1000
+		}
+	})
 	var variants []variant
 	var pieces []ocrimage.Segment
 	for i, cs := range cuts {
@@ -658,26 +649,34 @@ func mergeSpec(s *SpecStats, st generate.SpecStats) *SpecStats {
 func (r *Recognizer) prepareAll(imgs []image.Image, out []Result) ([]page, error) {
 	lines := make([]page, len(imgs))
 	errs := make([]error, len(imgs))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < min(runtime.GOMAXPROCS(0), len(imgs)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(imgs); i = int(next.Add(1) - 1) {
-				start := time.Now()
-				lines[i], errs[i] = r.preparePage(imgs[i])
-				out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
-			}
-		}()
-	}
-	wg.Wait()
+	eachImage(len(imgs), func(i int) {
+		start := time.Now()
+		lines[i], errs[i] = r.preparePage(imgs[i])
+		out[i].PrepareMs = float64(time.Since(start).Microseconds()) / 1000
+	})
 	for _, err := range errs {
 		if err != nil {
 			return nil, err
 		}
 	}
 	return lines, nil
+}
+
+// eachImage calls f(i) for i in [0, n) on up to GOMAXPROCS goroutines, each taking the next
+// index as it finishes one, and returns when every call has.
+func eachImage(n int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < min(runtime.GOMAXPROCS(0), n); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // prepare finds img's lines and cuts them for the model: every line (slivers of lines cut by

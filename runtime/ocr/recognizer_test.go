@@ -197,14 +197,9 @@ func TestPageLeavesARuleOutAndSingleLineKeepsIt(t *testing.T) {
 func TestSecondLookKeepsTheMostConfidentReading(t *testing.T) {
 	dev := gputest.Device(t)
 	dir := filepath.Join("..", "..", "assets", "models", "ocr-small")
-	var imgs []image.Image
 	// doubtful-noisy-line.png ("Room 13H", held-out set 4) reads with a confidence the second
 	// tier holds.
-	for _, f := range []string{"faint-noisy-line.png", "repeat-line.png", "split-italic-line.png", "doubtful-noisy-line.png"} {
-		img, err := ocrimage.Load(filepath.Join("testdata", f))
-		require.NoError(t, err)
-		imgs = append(imgs, img)
-	}
+	imgs := testImages(t, "faint-noisy-line.png", "repeat-line.png", "split-italic-line.png", "doubtful-noisy-line.png")
 	// Blobs no model reads with confidence.
 	rng := rand.New(rand.NewPCG(3, 3))
 	blobs := image.NewGray(image.Rect(0, 0, 240, 40))
@@ -324,12 +319,7 @@ func TestSecondLookScalesFollowThePitch(t *testing.T) {
 func TestChecksAfterAllBatchesReadAsEachImageAlone(t *testing.T) {
 	dev := gputest.Device(t)
 	dir := filepath.Join("..", "..", "assets", "models", "ocr-small")
-	var imgs []image.Image
-	for _, f := range []string{"repeat-line.png", "faint-noisy-line.png", "split-italic-line.png", "doubtful-noisy-line.png"} {
-		img, err := ocrimage.Load(filepath.Join("testdata", f))
-		require.NoError(t, err)
-		imgs = append(imgs, img)
-	}
+	imgs := testImages(t, "repeat-line.png", "faint-noisy-line.png", "split-italic-line.png", "doubtful-noisy-line.png")
 	open := func(batch int) *Recognizer {
 		r, err := Open(dir, dev, Options{SingleLine: true, Batch: batch, NoSecondLook: true})
 		require.NoError(t, err)
@@ -350,4 +340,16 @@ func TestChecksAfterAllBatchesReadAsEachImageAlone(t *testing.T) {
 	}
 	require.Greater(t, pieces, 2, "the read takes several batches")
 	require.Contains(t, got[0].Text(), "-- I mean", "the repeat check mended the repeat line")
+}
+
+// testImages loads images of testdata by name.
+func testImages(t *testing.T, names ...string) []image.Image {
+	t.Helper()
+	var imgs []image.Image
+	for _, f := range names {
+		img, err := ocrimage.Load(filepath.Join("testdata", f))
+		require.NoError(t, err)
+		imgs = append(imgs, img)
+	}
+	return imgs
 }
