@@ -233,9 +233,8 @@ levelled, split into lines (horizontal rules left out), each line scaled to the 
 word spaces (and at every blank of two line heights or more), and read; a line the model
 doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only
 1.2 for narrow characters and only 0.85 for wide ones; 0.95 to 0.98: 1.2 times as wide), and the
-most confident reading kept (--no-second-look). There is
-no layout analysis: text in columns or table cells is read across the page, row by row, and
-indentation is lost.
+most confident reading kept (--no-second-look). There is no layout analysis: text in columns or
+table cells is read across the page, row by row, and indentation is lost.
 
 --json prints an array, one object per IMAGE in the order given:
   file         the path as given
