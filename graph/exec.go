@@ -161,22 +161,18 @@ func (w *Workspace) Close() {
 	w.arena, w.arenas = nil, nil
 }
 
-// NewGPUIn is NewGPU with the arena and scratch pools taken from ws (see Workspace); ws nil
-// is NewGPU.
-func NewGPUIn(dev *gpu.Device, p *Plan, shared Buffers, ws *Workspace) (*GPU, error) {
-	return newGPU(dev, p, shared, ws)
-}
-
 // NewGPU compiles a plan for dev. Parameters and state found by name in
 // shared use those buffers (shapes must match); the others are allocated
 // zeroed (constants at their value), and parameters and state are added to
 // shared if it is not nil. A buffer in shared is freed by the executor
 // that created it.
 func NewGPU(dev *gpu.Device, p *Plan, shared Buffers) (*GPU, error) {
-	return newGPU(dev, p, shared, nil)
+	return NewGPUIn(dev, p, shared, nil)
 }
 
-func newGPU(dev *gpu.Device, p *Plan, shared Buffers, ws *Workspace) (*GPU, error) {
+// NewGPUIn is NewGPU with the arena and scratch pools taken from ws (see Workspace); ws nil
+// is NewGPU.
+func NewGPUIn(dev *gpu.Device, p *Plan, shared Buffers, ws *Workspace) (*GPU, error) {
 	e := &GPU{dev: dev, plan: p, bufs: map[*Tensor]*gpu.Buffer{}}
 	ok := false
 	defer func() {

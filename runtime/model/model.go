@@ -62,7 +62,7 @@ type Model struct {
 	// CachePos + OutputPos: the position of the one query the last layer's attention
 	// computes (layers.KVCache.QueryPos).
 	QueryPos  *graph.Tensor
-	OutputPos int // DecodeOptions.OutputPos of a OneOutput graph
+	OutputPos int // DecodeOptions.OutputPos, where QueryPos is set (query_pos = cache_pos + OutputPos)
 	// Next (Argmax only): (Batch·Seq, 1) u32 argmax of each position's
 	// logits ((Batch, 1) with OneOutput), and NextLogit its value
 	// (non-finite when the logits are).

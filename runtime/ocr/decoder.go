@@ -425,19 +425,32 @@ func (d *Decoder) ReadConfidence(images [][]float32) ([]string, []float64, time.
 	if err != nil {
 		return nil, nil, 0, err
 	}
-	if d.repeats {
-		if strips == nil { // one prefill output a line: the strips of the lines that need them
-			if strips, err = d.lazyStrips(images, texts); err != nil {
-				return nil, nil, 0, err
-			}
-		}
-		for i := range texts {
-			if strips[i] != nil {
-				texts[i] = checkStrips(texts[i], stripText(strips[i]))
-			}
-		}
+	if err := d.check(images, texts, strips); err != nil {
+		return nil, nil, 0, err
 	}
 	return texts, conf, time.Since(start), nil
+}
+
+// check runs the repeat and leader checks (when the decoder runs them) on texts, the readings
+// of images, in place: against strips, the prefill's strip predictions when it had every
+// position's output, or when strips is nil against those lazyStrips runs for the lines that
+// need them.
+func (d *Decoder) check(images [][]float32, texts []string, strips [][]int) error {
+	if !d.repeats {
+		return nil
+	}
+	if strips == nil {
+		var err error
+		if strips, err = d.lazyStrips(images, texts); err != nil {
+			return err
+		}
+	}
+	for i := range texts {
+		if strips[i] != nil {
+			texts[i] = checkStrips(texts[i], stripText(strips[i]))
+		}
+	}
+	return nil
 }
 
 // read is ReadConfidence without the repeat check: the greedy texts, when the prefill has

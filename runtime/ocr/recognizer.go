@@ -425,17 +425,16 @@ func (r *Recognizer) readGreedy(pieces []ocrimage.Segment, progress func(done in
 		}
 		start := time.Now()
 		got, strips, cf, err := dec.read(imgs)
+		if err == nil && strips != nil { // the prefill had every position's output
+			err = dec.check(imgs, got, strips)
+		}
 		if err != nil {
 			return nil, nil, nil, err
 		}
 		share := float64(time.Since(start).Microseconds()) / 1000 / float64(len(part))
 		for j, i := range part {
 			texts[i], conf[i], ms[i] = got[j], cf[j], share
-			switch {
-			case !dec.repeats:
-			case strips != nil: // the prefill had every position's output
-				texts[i] = checkStrips(got[j], stripText(strips[j]))
-			case checksMayChange(got[j]):
+			if dec.repeats && strips == nil && checksMayChange(got[j]) {
 				need, needImgs = append(need, i), append(needImgs, imgs[j])
 			}
 		}
@@ -450,13 +449,12 @@ func (r *Recognizer) readGreedy(pieces []ocrimage.Segment, progress func(done in
 		for j, i := range need {
 			got[j] = texts[i]
 		}
-		strips, err := dec.lazyStrips(needImgs, got)
-		if err != nil {
+		if err := dec.check(needImgs, got, nil); err != nil {
 			return nil, nil, nil, err
 		}
 		share := float64(time.Since(start).Microseconds()) / 1000 / float64(len(need))
 		for j, i := range need {
-			texts[i] = checkStrips(texts[i], stripText(strips[j]))
+			texts[i] = got[j]
 			ms[i] += share
 		}
 	}
