@@ -35,8 +35,9 @@ type KVCache struct {
 	CachePos         *graph.Tensor // (1) u32 input: tokens already in the cache
 	// QueryPos, when set, is a (1) u32 input: the position of the chunk's row QueryRow,
 	// the one query of each sequence that attends. Every row's keys and values still go
-	// into the cache, but the queries of the others, their attention and their output
-	// projection are not computed: the block returns (batch, Hidden), that row's output
+	// into the cache (and every row's query is projected, in the fused q/k/v matmul), but
+	// the other rows' attention and output projection are not computed: the block returns
+	// (batch, Hidden), that row's output
 	// (a prefill whose other rows' outputs nobody reads; see model.DecodeOptions.OneOutput).
 	QueryPos *graph.Tensor
 	QueryRow int

@@ -152,10 +152,12 @@ type DecodeOptions struct {
 	// OneOutput builds a step whose outputs (Logits, Next, NextLogit) are
 	// those of one position of each sequence, OutputPos (0 ≤ OutputPos <
 	// the step's tokens per sequence): (Batch, vocab) and (Batch, 1). The
-	// last layer's FFN, the final norm and the head then run on Batch rows,
+	// last layer's attention (from that position's query, QueryPos), output
+	// projection, FFN, the final norm and the head then run on Batch rows,
 	// not Batch·qlen: a prefill reads only its last prompt token's output,
 	// and the KV caches of every layer come from that layer's input, so the
-	// other positions' last FFN is never needed. Not with HiddenHistory.
+	// other positions' last-layer outputs are never needed. Not with
+	// HiddenHistory.
 	OneOutput bool
 	OutputPos int
 	// TextOnly, for an image model, builds a graph that feeds text

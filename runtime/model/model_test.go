@@ -150,7 +150,7 @@ func testImageModelGradients(t *testing.T, prefixLM bool) {
 
 // A step built with OneOutput gives, for each sequence, the logits and greedy token that the
 // full step gives at OutputPos, a row inside the chunk (an MoE model with a copy expert; the
-// last layer's attention query, output projection, FFN, final norm and head run on one row per
+// last layer's attention, output projection, FFN, final norm and head run on one row per
 // sequence), over the same weights and KV caches; a position
 // outside the step, or with the hidden-state history, is refused.
 func TestOneOutputStepMatchesTheFullStepAtItsPosition(t *testing.T) {
