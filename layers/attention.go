@@ -37,8 +37,8 @@ type KVCache struct {
 	// the one query of each sequence that attends. Every row's keys and values still go
 	// into the cache (and every row's query is projected, in the fused q/k/v matmul), but
 	// the other rows' attention and output projection are not computed: the block returns
-	// (batch, Hidden), that row's output
-	// (a prefill whose other rows' outputs nobody reads; see model.DecodeOptions.OneOutput).
+	// (batch, Hidden), that row's output (a prefill whose other rows' outputs nobody reads;
+	// see model.DecodeOptions.OneOutput).
 	QueryPos *graph.Tensor
 	QueryRow int
 }
