@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cogentcore/webgpu/wgpu"
@@ -34,7 +35,11 @@ type Device struct {
 
 	mu        sync.Mutex
 	pipelines map[string]*Kernel
-	staging   map[uint64][]*wgpu.Buffer // readback buffers by size, for reuse
+	// background counts the CompileInBackground calls running; compiling,
+	// the kernels compiling in the background.
+	background atomic.Int32
+	compiling  sync.WaitGroup
+	staging    map[uint64][]*wgpu.Buffer // readback buffers by size, for reuse
 }
 
 // Open opens a device on the chosen adapter, requesting the adapter's own
@@ -85,6 +90,7 @@ func (d *Device) Close() {
 	if d == nil || d.dev == nil {
 		return
 	}
+	d.compiling.Wait()
 	d.mu.Lock()
 	for _, k := range d.pipelines {
 		k.release()

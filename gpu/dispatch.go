@@ -298,6 +298,20 @@ func (r *Recorder) Dispatch(k *Kernel, grid [3]uint32, params []uint32, bufs ...
 	return nil
 }
 
+// Ready waits until every kernel the recording dispatches is compiled (see
+// Device.CompileInBackground) and returns the first compile error.
+func (r *Recorder) Ready() error {
+	for _, p := range r.steps {
+		if p.Kernel == nil {
+			continue // a copy
+		}
+		if err := p.Kernel.Wait(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ScratchBytes is the memory the recording's scratch buffers hold.
 func (r *Recorder) ScratchBytes() uint64 {
 	var n uint64
@@ -368,6 +382,9 @@ func (d *Device) submit(steps []*Dispatch) error {
 		}
 		if p.Grid[0] == 0 || p.Grid[1] == 0 || p.Grid[2] == 0 {
 			continue // nothing to do (empty tensor)
+		}
+		if err := p.Kernel.Wait(); err != nil {
+			return fail(err)
 		}
 		if pass == nil {
 			pass = enc.BeginComputePass(nil)

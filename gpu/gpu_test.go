@@ -522,3 +522,59 @@ func TestRecordingsSharePoolsLentToThem(t *testing.T) {
 	own.Release()
 	require.ErrorContains(t, v.Write(make([]float32, 16)), "released")
 }
+
+// Kernels asked for inside CompileInBackground compile on other threads while the dispatches
+// that use them are recorded; Recorder.Ready and a submission wait for them, the results are
+// those of kernels compiled in the foreground, and the cache holds one kernel per
+// specialisation either way. A kernel whose shader does not compile is an error naming it from
+// Ready and from Submit, and leaves the cache, so asking for it again reports the error.
+func TestKernelsCompileInTheBackground(t *testing.T) {
+	dev := gputest.Device(t)
+	const n = 300
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	defer y.Release()
+	rec := dev.NewRecorder()
+	defer rec.Release()
+	wgs := []string{"8u", "24u", "40u", "56u"} // specialisations no other test compiles
+	var ks []*gpu.Kernel
+	err = dev.CompileInBackground(func() error {
+		for i, wg := range wgs {
+			k := fillKernel(t, dev, "fill", wg)
+			ks = append(ks, k)
+			if err := rec.Dispatch(k, [3]uint32{n, 1, 1}, []uint32{n, uint32(100 * (i + 1)), 0, 0}, y); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	require.NoError(t, rec.Ready())
+	for i, k := range ks {
+		require.NoError(t, k.Wait())
+		require.Same(t, k, fillKernel(t, dev, "fill", wgs[i]), "one kernel per specialisation")
+	}
+	require.NoError(t, rec.Submit())
+	data, err := dev.Read(y)
+	require.NoError(t, err)
+	for i, v := range data[0].Uint32() {
+		require.Equal(t, uint32(400+i), v, "element %d: the last fill's value", i)
+	}
+
+	spec := gpu.KernelSpec{Name: "broken_in_background", Source: fillSrc + "\nfn broken( {", Entry: "fill",
+		Bindings: []gpu.Access{gpu.ReadWrite}, Params: true}
+	bad := dev.NewRecorder()
+	defer bad.Release()
+	err = dev.CompileInBackground(func() error {
+		k, err := dev.Kernel(spec)
+		if err != nil {
+			return err
+		}
+		return bad.Dispatch(k, [3]uint32{1, 1, 1}, []uint32{1, 0, 0, 0}, y)
+	})
+	require.NoError(t, err, "the layouts are made at once; the shader compiles later")
+	require.ErrorContains(t, bad.Ready(), "broken_in_background")
+	require.ErrorContains(t, bad.Submit(), "broken_in_background")
+	_, err = dev.Kernel(spec)
+	require.ErrorContains(t, err, "broken_in_background")
+}

@@ -274,22 +274,32 @@ func NewGPUIn(dev *gpu.Device, p *Plan, shared Buffers, ws *Workspace) (*GPU, er
 	if ws != nil {
 		e.rec.UsePools(&ws.pools)
 	}
-	for _, n := range p.Nodes {
-		ins := n.In
-		if accumulates(n.Op) {
-			ins = ins[:len(ins)-1]
+	// New kernels compile on every core while the rest is recorded.
+	err = dev.CompileInBackground(func() error {
+		for _, n := range p.Nodes {
+			ins := n.In
+			if accumulates(n.Op) {
+				ins = ins[:len(ins)-1]
+			}
+			inB := make([]*gpu.Buffer, len(ins))
+			for i, t := range ins {
+				inB[i] = e.bufs[t]
+			}
+			outB := make([]*gpu.Buffer, len(n.Out))
+			for i, t := range n.Out {
+				outB[i] = e.bufs[t]
+			}
+			if err := n.Op.Encode(dev, e.rec, inB, outB); err != nil {
+				return fmt.Errorf("%s (node %d): %w", n.Op.Name(), n.ID, err)
+			}
 		}
-		inB := make([]*gpu.Buffer, len(ins))
-		for i, t := range ins {
-			inB[i] = e.bufs[t]
-		}
-		outB := make([]*gpu.Buffer, len(n.Out))
-		for i, t := range n.Out {
-			outB[i] = e.bufs[t]
-		}
-		if err := n.Op.Encode(dev, e.rec, inB, outB); err != nil {
-			return nil, fmt.Errorf("%s (node %d): %w", n.Op.Name(), n.ID, err)
-		}
+		return nil
+	})
+	if err == nil {
+		err = e.rec.Ready()
+	}
+	if err != nil {
+		return nil, err
 	}
 	ok = true
 	return e, nil
