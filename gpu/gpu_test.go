@@ -30,6 +30,15 @@ fn addone(@builtin(global_invocation_id) g: vec3<u32>) {
 }
 `
 
+// u32Buffer is a u32 buffer "y" of n elements, released when the test ends.
+func u32Buffer(t *testing.T, dev *gpu.Device, n int) *gpu.Buffer {
+	t.Helper()
+	y, err := dev.NewBuffer("y", gpu.U32, n)
+	require.NoError(t, err)
+	t.Cleanup(y.Release)
+	return y
+}
+
 func fillKernel(t *testing.T, dev *gpu.Device, entry string, wg string) *gpu.Kernel {
 	t.Helper()
 	k, err := dev.Kernel(gpu.KernelSpec{Name: entry, Source: fillSrc, Entry: entry,
@@ -78,9 +87,7 @@ func TestBufferWriteRejectsWrongLengthAndType(t *testing.T) {
 func TestRecorderPutsManyDispatchesInOneSubmissionAndReplays(t *testing.T) {
 	dev := gputest.Device(t)
 	const n = 1000
-	y, err := dev.NewBuffer("y", gpu.U32, n)
-	require.NoError(t, err)
-	defer y.Release()
+	y := u32Buffer(t, dev, n)
 	fill := fillKernel(t, dev, "fill", "64u")
 	add := fillKernel(t, dev, "addone", "64u")
 	rec := dev.NewRecorder()
@@ -119,9 +126,7 @@ func TestGrid1DFoldsLargeGridsAndKernelsCoverEveryElement(t *testing.T) {
 	grid := dev.Grid1D(gpu.CeilDiv(n, 16))
 	require.Greater(t, grid[1], uint32(1))
 	require.LessOrEqual(t, int(grid[0]), max)
-	y, err := dev.NewBuffer("y", gpu.U32, n)
-	require.NoError(t, err)
-	defer y.Release()
+	y := u32Buffer(t, dev, n)
 	require.NoError(t, dev.Run(fillKernel(t, dev, "fill", "16u"), grid, []uint32{uint32(n), 3, 0, 0}, y))
 	data, err := dev.Read(y)
 	require.NoError(t, err)
@@ -159,10 +164,8 @@ func TestShaderErrorsNameTheKernel(t *testing.T) {
 func TestDispatchRejectsMismatchedBindings(t *testing.T) {
 	dev := gputest.Device(t)
 	k := fillKernel(t, dev, "fill", "64u")
-	y, err := dev.NewBuffer("y", gpu.U32, 4)
-	require.NoError(t, err)
-	defer y.Release()
-	_, err = dev.NewDispatch(k, [3]uint32{1, 1, 1}, []uint32{4, 0, 0, 0}, y, y)
+	y := u32Buffer(t, dev, 4)
+	_, err := dev.NewDispatch(k, [3]uint32{1, 1, 1}, []uint32{4, 0, 0, 0}, y, y)
 	require.ErrorContains(t, err, "2 buffers given, kernel binds 1")
 	_, err = dev.NewDispatch(k, [3]uint32{1, 1, 1}, nil, y)
 	require.ErrorContains(t, err, "parameters")
@@ -241,9 +244,7 @@ func TestViewsPlaceTensorsInOneArena(t *testing.T) {
 func TestProfileTimesEveryDispatch(t *testing.T) {
 	dev := gputest.Device(t)
 	const n = 1 << 16
-	y, err := dev.NewBuffer("y", gpu.U32, n)
-	require.NoError(t, err)
-	defer y.Release()
+	y := u32Buffer(t, dev, n)
 	rec := dev.NewRecorder()
 	defer rec.Release()
 	require.NoError(t, rec.Dispatch(fillKernel(t, dev, "fill", "64u"), dev.Grid1D(n/64), []uint32{n, 1, 0, 0}, y))
@@ -334,9 +335,7 @@ func xorshift32(x uint32, iters int) uint32 {
 func TestWaitAndReadOutlastLongSubmissions(t *testing.T) {
 	dev := gputest.Device(t)
 	const n, iters = 1 << 16, 4000
-	y, err := dev.NewBuffer("y", gpu.U32, n)
-	require.NoError(t, err)
-	defer y.Release()
+	y := u32Buffer(t, dev, n)
 	k, err := dev.Kernel(gpu.KernelSpec{Name: "mix", Source: mixSrc, Entry: "mix",
 		Bindings: []gpu.Access{gpu.ReadWrite}, Params: true})
 	require.NoError(t, err)
@@ -390,9 +389,7 @@ func TestWaitAndReadOutlastLongSubmissions(t *testing.T) {
 func TestRecorderCopiesBetweenDispatchesInOrder(t *testing.T) {
 	dev := gputest.Device(t)
 	const n = 1000
-	y, err := dev.NewBuffer("y", gpu.U32, n)
-	require.NoError(t, err)
-	defer y.Release()
+	y := u32Buffer(t, dev, n)
 	z, err := dev.NewBuffer("z", gpu.U32, n+64)
 	require.NoError(t, err)
 	defer z.Release()
@@ -445,9 +442,7 @@ func TestRecorderCopiesBetweenDispatchesInOrder(t *testing.T) {
 func TestRecorderCopiesRegionsAtUnalignedOffsets(t *testing.T) {
 	dev := gputest.Device(t)
 	const n = 300
-	y, err := dev.NewBuffer("y", gpu.U32, n)
-	require.NoError(t, err)
-	defer y.Release()
+	y := u32Buffer(t, dev, n)
 	z, err := dev.NewBuffer("z", gpu.U32, n)
 	require.NoError(t, err)
 	defer z.Release()
@@ -531,14 +526,12 @@ func TestRecordingsSharePoolsLentToThem(t *testing.T) {
 func TestKernelsCompileInTheBackground(t *testing.T) {
 	dev := gputest.Device(t)
 	const n = 300
-	y, err := dev.NewBuffer("y", gpu.U32, n)
-	require.NoError(t, err)
-	defer y.Release()
+	y := u32Buffer(t, dev, n)
 	rec := dev.NewRecorder()
 	defer rec.Release()
 	wgs := []string{"8u", "24u", "40u", "56u"} // specialisations no other test compiles
 	var ks []*gpu.Kernel
-	err = dev.CompileInBackground(func() error {
+	err := dev.CompileInBackground(func() error {
 		for i, wg := range wgs {
 			k := fillKernel(t, dev, "fill", wg)
 			ks = append(ks, k)
