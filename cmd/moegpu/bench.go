@@ -61,7 +61,20 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if len(args) == 0 || args[0] != "kernels" {
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			fmt.Fprintln(stdout, "Usage: moegpu bench kernels [flags] | moegpu bench model [--config NAME|FILE] [flags] | moegpu bench support [flags] | moegpu bench report A.json [B.json …] --out DIR | moegpu bench compare A.json B.json … | moegpu bench speculative --checkpoint DIR --task T [flags] | moegpu bench ocr DIR [flags]   (--help after the suite lists its flags)")
+			fmt.Fprint(stdout, `Usage: moegpu bench SUITE [flags]   (moegpu bench SUITE --help lists the suite's flags)
+
+  kernels                      the adapter's FMA peak and copy bandwidth, then each kernel's GFLOP/s
+                               or GB/s and % of that peak
+  model [--config NAME|FILE]   training step, prefill and decode of model configs (default: every
+                               shipped one): time, tokens/s, % of peak, memory, kernel shares
+  support                      the op × adapter support table
+  report A.json [B.json …] --out DIR
+                               Markdown and PNG plots from result files (bench --json)
+  compare A.json B.json …      result files against the first, with ratios
+  speculative --checkpoint DIR --task T
+                               MTP speculative decoding against plain decoding
+  ocr DIR                      moegpu ocr and Tesseract on an eval folder of NAME.png + NAME.gt.txt
+`)
 			return nil
 		}
 		if len(args) > 0 && !strings.HasPrefix(args[0], "-") {

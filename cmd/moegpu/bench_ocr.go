@@ -17,7 +17,7 @@ import (
 // runBenchOCR scores an eval folder with moegpu's OCR model and, when it is installed, with
 // Tesseract on the same images, and prints both side by side.
 func runBenchOCR(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH] [--no-second-look]", stderr)
+	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH] [--psm N] [--batch N] [--no-second-look] [--backend B] [--adapter A]\n\nReads the eval folder DIR (NAME.png + NAME.gt.txt, one text line each; moegpu ocr --write-eval\nwrites one) with moegpu ocr and with Tesseract, and prints both side by side: CER and exact\nlines per subfolder and overall, ms a line over the whole folder", stderr)
 	model := fs.String("model", "", "OCR model directory; default: as moegpu ocr (see its --help)")
 	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
 	tessBin := fs.String("tesseract", "tesseract", "the Tesseract executable (skipped, with a note, when it is not installed)")
@@ -77,12 +77,19 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "OCR on %s (%d lines): CER = edits / reference characters, summed over lines\n\n", folder, len(set))
 	fmt.Fprintf(stdout, "| set | lines | moegpu CER | %s CER | moegpu exact | tesseract exact | moegpu ms/line | tesseract ms/line |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", "tesseract")
-	row := func(name string, a ocr.Score, ams float64, b *ocr.Score, bms float64) {
-		bc, be, bm := "–", "–", "–"
+	// Times are the whole folder's (both read it in one go), so only the last row has them.
+	row := func(name string, a ocr.Score, ams float64, b *ocr.Score, bms float64, timed bool) {
+		bc, be, am, bm := "–", "–", "–", "–"
 		if b != nil {
-			bc, be, bm = fmt.Sprintf("%.2f%%", 100*b.CER()), fmt.Sprintf("%.1f%%", 100*b.ExactRate()), fmt.Sprintf("%.1f", bms/float64(b.Lines))
+			bc, be = fmt.Sprintf("%.2f%%", 100*b.CER()), fmt.Sprintf("%.1f%%", 100*b.ExactRate())
+			if timed {
+				bm = fmt.Sprintf("%.1f", bms/float64(b.Lines))
+			}
 		}
-		fmt.Fprintf(stdout, "| %s | %d | %.2f%% | %s | %.1f%% | %s | %.1f | %s |\n", name, a.Lines, 100*a.CER(), bc, 100*a.ExactRate(), be, ams/float64(a.Lines), bm)
+		if timed {
+			am = fmt.Sprintf("%.1f", ams/float64(a.Lines))
+		}
+		fmt.Fprintf(stdout, "| %s | %d | %.2f%% | %s | %.1f%% | %s | %s | %s |\n", name, a.Lines, 100*a.CER(), bc, 100*a.ExactRate(), be, am, bm)
 	}
 	for _, g := range mine.Groups {
 		var b *ocr.Score
@@ -91,16 +98,20 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 			s := tess.Scores[g]
 			b, bms = &s, tess.Ms[g]
 		}
-		row(g, mine.Scores[g], mine.Ms[g], b, bms)
+		row(g, mine.Scores[g], mine.Ms[g], b, bms, false)
 	}
 	var b *ocr.Score
 	bms := 0.0
 	if tess != nil {
 		b, bms = &tess.Overall, tess.TotalMs
 	}
-	row("**all**", mine.Overall, mine.TotalMs, b, bms)
-	fmt.Fprintf(stdout, "\nmoegpu: %s on %s, batched %d segments per submission; %s: one process over the whole list, --psm %d, -l eng.\n",
-		filepath.Base(dir), rec.Adapter(), *batch, nonEmpty(version, "tesseract"), *psm)
+	row("**all**", mine.Overall, mine.TotalMs, b, bms, true)
+	tessNote := fmt.Sprintf("%s: one process over the whole list, --psm %d, -l eng", nonEmpty(version, "tesseract"), *psm)
+	if tess == nil {
+		tessNote = *tessBin + ": not installed, not run"
+	}
+	fmt.Fprintf(stdout, "\nmoegpu: %s on %s, batched %d segments per submission; %s. ms/line: the whole folder's time over its lines.\n",
+		filepath.Base(dir), rec.Adapter(), *batch, tessNote)
 	if *jsonPath != "" {
 		return writeJSONFile(*jsonPath, map[string]any{"folder": folder, "moegpu": mine, "tesseract": tess,
 			"tesseract_version": version, "model": dir, "adapter": rec.Adapter()})
@@ -160,7 +171,7 @@ func evalTesseract(bin string, psm int, set []evalLine) (*evalReport, error) {
 	}
 	rep := newEvalReport()
 	for i, l := range set {
-		rep.add(l.group, l.ref, tesseractText(pages[i]), wall/float64(len(set)))
+		rep.add(l.group, l.name, l.ref, tesseractText(pages[i]), wall/float64(len(set)))
 	}
 	return rep, nil
 }

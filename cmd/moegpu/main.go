@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -82,6 +83,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			if errors.Is(err, flag.ErrHelp) {
 				return 0
 			}
+			if err != nil && isFlagError(err) {
+				fmt.Fprintf(stderr, "moegpu %s: %v (moegpu %s --help lists the flags)\n", c.name, err, c.name)
+				return 2
+			}
 			if err != nil {
 				// A package's own prefix that repeats the command's name is said once.
 				fmt.Fprintf(stderr, "moegpu %s: %s\n", c.name, strings.TrimPrefix(err.Error(), c.name+": "))
@@ -102,12 +107,40 @@ func run(args []string, stdout, stderr io.Writer) int {
 // newFlags makes a flag set whose --help prints the summary and defaults.
 func newFlags(name, synopsis string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("moegpu "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	setHelp(fs, stderr, func(w io.Writer) { fmt.Fprintf(w, "Usage: moegpu %s\n\n", synopsis) })
+	return fs
+}
+
+// setHelp makes --help print head and then fs's flags to stderr, and a mistyped flag or bad
+// value an error of one line that points to --help (run prints it) instead of the error
+// followed by every flag. The flag package writes a parse error to fs.Output() before it
+// calls Usage, and calls Usage alone for --help; Output is a buffer that tells the two apart.
+func setHelp(fs *flag.FlagSet, stderr io.Writer, head func(w io.Writer)) {
+	var pending bytes.Buffer
+	fs.SetOutput(&pending)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: moegpu %s\n\n", synopsis)
+		if pending.Len() > 0 { // a parse error, returned to the caller
+			pending.Reset()
+			return
+		}
+		fs.SetOutput(stderr)
+		defer fs.SetOutput(&pending)
+		head(stderr)
 		fs.PrintDefaults()
 	}
-	return fs
+}
+
+// flagErrors are the starts of the flag package's parse errors.
+var flagErrors = []string{"flag provided but not defined: ", "flag needs an argument: ", "bad flag syntax: ", "invalid value ", "invalid boolean value "}
+
+// isFlagError says whether err is the flag package's parse error.
+func isFlagError(err error) bool {
+	for _, p := range flagErrors {
+		if strings.HasPrefix(err.Error(), p) {
+			return true
+		}
+	}
+	return false
 }
 
 // profiling adds --cpuprofile/--memprofile; the returned func stops it.

@@ -32,19 +32,16 @@ func ocrModelDir(flagValue string, stderr io.Writer) (string, error) {
 
 func runOCR(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("ocr", "ocr [flags] IMAGE...   |   ocr --eval DIR [flags]", stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), ocrUsage)
-		fs.PrintDefaults()
-	}
+	setHelp(fs, stderr, func(w io.Writer) { fmt.Fprint(w, ocrUsage) })
 	model := fs.String("model", "", "OCR model directory (config.json + model.safetensors); default: $MOEGPU_OCR_MODEL, else the shipped "+models.OCRSmall+" (from the checkout, or the copy built into moegpu)")
 	jsonOut := fs.Bool("json", false, "print JSON instead of text (the fields are listed above)")
-	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies; same text as greedy) instead of batched greedy decoding")
+	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies) instead of batched greedy decoding: each piece read once, one at a time, with no confidence and so no second look; its text is what --no-second-look gives")
 	batch := fs.Int("batch", ocr.DefaultBatch, "how many line pieces the GPU reads at once, ≥ 1: lower it if the GPU runs out of memory (the text does not depend on it; fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64, or one already compiled with at most 32 rows to spare)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
 	noSecond := fs.Bool("no-second-look", false, "turn off the second look, for comparing or for speed: by default a line the model doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters, under 11 columns a character, and only 0.85 for wide ones, 20 or more; 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept")
 	noRepeat := fs.Bool("no-repeat-check", false, "turn off two corrections, for comparing: by default a stretch read twice (\"IT, IT\" for \"IT,\") and a leader run that swallowed the number after it (\"Honduras ---------\" for \"Honduras ----- 38\") are mended from the model's second, column-by-column reading of the line")
 	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
-	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line")
+	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line; with --json every line's reading too")
 	writeEval := fs.String("write-eval", "", "write an eval folder instead of reading: rendered lines of every condition (DIR/<condition>/NNNN.png + NNNN.gt.txt), from the held-out validation fonts by default; no model needed")
 	perCond := fs.Int("per-condition", 100, "with --write-eval: lines per condition, ≥ 1")
 	evalSeed := fs.Uint64("seed", 1, "with --write-eval: the seed the lines are drawn from")
@@ -151,6 +148,14 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if *jsonOut {
+			return writeJSON(stdout, struct {
+				Folder  string `json:"folder"`
+				Model   string `json:"model"`
+				Adapter string `json:"adapter"`
+				*evalReport
+			}{*evalDir, dir, rec.Adapter(), rep})
+		}
 		rep.print(stdout, "moegpu "+filepath.Base(dir)+" on "+rec.Adapter())
 		return nil
 	}
@@ -159,6 +164,9 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *jsonOut {
+		for i := range res { // times to 0.01 ms (a line's own are rounded as it is written)
+			res[i].PrepareMs, res[i].DecodeMs = ocr.RoundTo(res[i].PrepareMs, 100), ocr.RoundTo(res[i].DecodeMs, 100)
+		}
 		// Every file in the order given; one that could not be read holds only its error.
 		type item = ocrJSONItem
 		out := make([]item, 0, len(files))
@@ -177,7 +185,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		return unread()
 	}
 	for i, r := range res {
-		if len(res) > 1 {
+		if len(files) > 1 { // headed whenever several were given, even if only one could be read
 			fmt.Fprintf(stdout, "==> %s <==\n", names[i])
 		}
 		fmt.Fprintln(stdout, r.Text())
@@ -256,7 +264,9 @@ table cells is read across the page, row by row, and indentation is lost.
 The exit status is 1 when any file could not be read (the others are still read).
 
 --eval DIR scores a folder of NAME.png + NAME.gt.txt pairs (one line each) and prints the
-character error rate (CER), exact lines and ms a line, per subfolder and overall;
+character error rate (CER) and exact lines per subfolder and overall, and ms a line over the
+whole folder (its lines are read in shared batches); with --json, the scores and every line's
+reference, reading and edits as JSON;
 --write-eval DIR [--per-condition N] [--seed S] [--split validation|train] renders such a
 folder from the training data's generator (no model needed).
 
@@ -287,6 +297,11 @@ type evalLine struct {
 // evalSet lists DIR's NAME.png + NAME.gt.txt pairs (in DIR and its subfolders, grouped by
 // subfolder; "." for DIR itself), sorted.
 func evalSet(dir string) ([]evalLine, error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("eval folder %s: %w", dir, err)
+	} else if !fi.IsDir() {
+		return nil, fmt.Errorf("eval folder %s is a file: --eval and bench ocr take a folder of NAME.png + NAME.gt.txt (write one with moegpu ocr --write-eval DIR)", dir)
+	}
 	var out []evalLine
 	err := filepath.WalkDir(dir, func(p string, e os.DirEntry, err error) error {
 		if err != nil {
@@ -310,8 +325,12 @@ func evalSet(dir string) ([]evalLine, error) {
 		if err != nil {
 			return err
 		}
+		ref := strings.TrimRight(string(b), "\r\n")
+		if n := strings.Count(ref, "\n") + 1; n > 1 {
+			return fmt.Errorf("%s holds %d lines: an eval folder scores one text line per image (the image a crop of that line, read as --line)", p, n)
+		}
 		rel, _ := filepath.Rel(dir, filepath.Dir(p))
-		out = append(out, evalLine{group: rel, name: filepath.Base(base), ref: strings.TrimRight(string(b), "\r\n"), path: img})
+		out = append(out, evalLine{group: rel, name: filepath.Base(base), ref: ref, path: img})
 		return nil
 	})
 	if err != nil {
@@ -337,13 +356,24 @@ type evalReport struct {
 	Overall ocr.Score            `json:"overall"`
 	TotalMs float64              `json:"total_ms"`
 	Misses  []string             `json:"misses,omitempty"` // a few wrong lines, for a look
+	Lines   []evalResult         `json:"lines"`            // every line, in the folder's order
+}
+
+// evalResult is one line's reading in an eval report.
+type evalResult struct {
+	Group string `json:"set"`
+	Name  string `json:"name"`
+	Ref   string `json:"ref"`
+	Text  string `json:"text"`
+	Edits int    `json:"edits"` // Levenshtein edits from ref to text
 }
 
 func newEvalReport() *evalReport {
 	return &evalReport{Scores: map[string]ocr.Score{}, Ms: map[string]float64{}}
 }
 
-func (r *evalReport) add(group, ref, hyp string, ms float64) {
+func (r *evalReport) add(group, name, ref, hyp string, ms float64) {
+	r.Lines = append(r.Lines, evalResult{Group: group, Name: name, Ref: ref, Text: hyp, Edits: ocr.Levenshtein(ref, hyp)})
 	if _, ok := r.Scores[group]; !ok {
 		r.Groups = append(r.Groups, group)
 	}
@@ -362,9 +392,10 @@ func (r *evalReport) print(w io.Writer, title string) {
 	fmt.Fprintf(w, "%s\n| set | lines | CER | exact lines | ms/line |\n|---|---:|---:|---:|---:|\n", title)
 	for _, g := range r.Groups {
 		s := r.Scores[g]
-		fmt.Fprintf(w, "| %s | %d | %.2f%% | %.1f%% | %.1f |\n", g, s.Lines, 100*s.CER(), 100*s.ExactRate(), r.Ms[g]/float64(s.Lines))
+		fmt.Fprintf(w, "| %s | %d | %.2f%% | %.1f%% | – |\n", g, s.Lines, 100*s.CER(), 100*s.ExactRate())
 	}
 	fmt.Fprintf(w, "| **all** | %d | %.2f%% | %.1f%% | %.1f |\n", r.Overall.Lines, 100*r.Overall.CER(), 100*r.Overall.ExactRate(), r.TotalMs/float64(max(1, r.Overall.Lines)))
+	fmt.Fprintln(w, "\nms/line: the whole folder's time over its lines (they are read side by side in shared batches, so the time is not split by set).")
 }
 
 // evalOCRFolder reads every image of an eval folder as one text line (its lines joined by
@@ -395,7 +426,7 @@ func evalOCRFolder(rec *ocr.Recognizer, dir string, progress io.Writer) (*evalRe
 		for j, line := range res[i].Lines {
 			texts[j] = line.Text
 		}
-		rep.add(l.group, l.ref, strings.Join(texts, " "), wall/float64(len(set)))
+		rep.add(l.group, l.name, l.ref, strings.Join(texts, " "), wall/float64(len(set)))
 	}
 	return rep, nil
 }

@@ -82,8 +82,9 @@ func TestShippedModelReadsTheShippedSamples(t *testing.T) {
 	require.Equal(t, once, spec)
 }
 
-// One file that is not an image does not stop the others: they are read, the bad one is named
-// on stderr, and the run ends with an error; the speculative summary goes to stderr.
+// One file that is not an image does not stop the others: they are read (headed by their
+// names, as several files were given), the bad one is named on stderr, and the run ends with an
+// error; the speculative summary goes to stderr.
 func TestOCRReadsTheGoodImagesPastABadOne(t *testing.T) {
 	gputest.Device(t)
 	model := filepath.Join("..", "..", models.OCRSmall)
@@ -91,7 +92,7 @@ func TestOCRReadsTheGoodImagesPastABadOne(t *testing.T) {
 	require.NoError(t, os.WriteFile(bad, []byte("hello\n"), 0o644))
 	code, out, errs := runCLI("ocr", "--model", model, "--speculative", "../../assets/samples/scan-noisy.png", bad)
 	require.Equal(t, 1, code, errs)
-	assert.True(t, strings.HasPrefix(out, "Received on 12 March"), out)
+	assert.True(t, strings.HasPrefix(out, "==> ../../assets/samples/scan-noisy.png <==\nReceived on 12 March"), out)
 	assert.Contains(t, errs, bad+": not an image")
 	assert.Contains(t, errs, "(skipped)")
 	assert.Contains(t, errs, "drafts accepted a round, acceptance by head")

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/moegpu/moegpu/internal/gputest"
 	"github.com/moegpu/moegpu/internal/procenv"
+	"github.com/moegpu/moegpu/runtime/ocr"
 )
 
 // tinyOCRConfig is a small image model that trains in seconds (it reads nothing useful).
@@ -36,6 +38,8 @@ func TestOCRRefusesBadImagesAndModelsNamingThem(t *testing.T) {
 		{[]string{"ocr", "--model", dir, filepath.Join(dir, "missing.png")}, "missing.png"},
 		{[]string{"ocr", "--model", dir, notImage}, "notes.png"},
 		{[]string{"ocr", "--model", dir, "--eval", dir}, "no NAME.gt.txt"},
+		{[]string{"ocr", "--model", dir, "--eval", notImage}, "notes.png is a file"},
+		{[]string{"ocr", "--model", dir, "--eval", "../../assets/samples"}, "paragraph.gt.txt holds 3 lines"},
 		{[]string{"ocr", "--model", dir}, "give one or more image files"},
 		{[]string{"ocr", "--batch", "0", "x.png"}, "--batch 0"},
 		{[]string{"ocr", "--write-eval", dir, "--split", "test"}, "want validation or train"},
@@ -44,10 +48,29 @@ func TestOCRRefusesBadImagesAndModelsNamingThem(t *testing.T) {
 		require.Equal(t, 1, code, "%v", c.args)
 		require.Contains(t, errs, c.want, "%v", c.args)
 	}
+	code, _, errs := runCLI("ocr", "--model", dir, filepath.Join(dir, "missing.png"))
+	require.Equal(t, 1, code)
+	require.Equal(t, 1, strings.Count(errs, "missing.png"), "the file is named once: %s", errs)
 	gputest.Device(t)
-	code, _, errs := runCLI("ocr", "--model", dir, "../../assets/samples/receipt.png")
+	code, _, errs = runCLI("ocr", "--model", dir, "../../assets/samples/receipt.png")
 	require.Equal(t, 1, code)
 	require.Contains(t, errs, "not a model directory")
+}
+
+// A mistyped flag or a bad value is one line that names it and points to --help (exit status
+// 2), not the error followed by every flag; --help itself still lists them.
+func TestFlagMistakesAreOneLine(t *testing.T) {
+	for _, args := range [][]string{{"ocr", "--bogus", "x.png"}, {"ocr", "--batch", "x", "x.png"}, {"train", "--nope"}} {
+		code, out, errs := runCLI(args...)
+		require.Equal(t, 2, code, "%v", args)
+		require.Empty(t, out)
+		require.Equal(t, 1, strings.Count(errs, "\n"), "%v: %s", args, errs)
+		require.Contains(t, errs, "--help lists the flags")
+	}
+	code, _, errs := runCLI("ocr", "--help")
+	require.Equal(t, 0, code)
+	require.Contains(t, errs, "Usage: moegpu ocr")
+	require.Contains(t, errs, "-no-second-look")
 }
 
 // The whole OCR command line on a tiny model trained for a few steps: train --task ocr (with
@@ -84,6 +107,26 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 	for _, want := range []string{"| clean | 1 |", "| noise | 1 |", "| **all** | 9 |"} {
 		require.Contains(t, out, want)
 	}
+	// With --json: the scores and every line's reference, reading and edits.
+	code, out, errs = runCLI("ocr", "--model", model, "--eval", evalDir, "--json")
+	require.Equal(t, 0, code, errs)
+	var rep struct {
+		Overall struct{ Lines, Edits int } `json:"overall"`
+		Lines   []struct {
+			Set, Name, Ref, Text string
+			Edits                int
+		} `json:"lines"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Len(t, rep.Lines, 9)
+	require.Equal(t, 9, rep.Overall.Lines)
+	edits := 0
+	for _, l := range rep.Lines {
+		require.NotEmpty(t, l.Ref)
+		require.Equal(t, ocr.Levenshtein(l.Ref, l.Text), l.Edits)
+		edits += l.Edits
+	}
+	require.Equal(t, rep.Overall.Edits, edits)
 
 	samples, _ := filepath.Glob("../../assets/samples/*.png")
 	require.Len(t, samples, 3)
@@ -115,6 +158,7 @@ func TestOCRCommandsRunEndToEndOnATinyModel(t *testing.T) {
 		for _, l := range r.Lines {
 			require.Greater(t, l.Confidence, 0.0, r.File)
 			require.LessOrEqual(t, l.Confidence, 1.0, r.File)
+			require.Equal(t, math.Round(l.Ms*100)/100, l.Ms, "ms to 0.01")
 		}
 		require.Equal(t, samples[i], r.File, "in the order given")
 		if strings.HasSuffix(r.File, "paragraph.png") {

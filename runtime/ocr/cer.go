@@ -25,7 +25,10 @@ func Levenshtein(ref, hyp string) int {
 // Score accumulates the character error rate over many lines: CER = Σ edits / Σ reference
 // characters (summed over lines, not averaged per line), and the share of lines read exactly.
 type Score struct {
-	Edits, RefChars, Lines, Exact int
+	Edits    int `json:"edits"`     // Levenshtein edits, summed over lines
+	RefChars int `json:"ref_chars"` // reference characters, summed over lines
+	Lines    int `json:"lines"`
+	Exact    int `json:"exact"` // lines read without an edit
 }
 
 // Add scores one line.

@@ -191,7 +191,7 @@ type LineResult struct {
 }
 
 // MarshalJSON writes Box as {"x0", "y0", "x1", "y1"} (source pixels, x1 and y1 exclusive),
-// in the snake_case of the other keys.
+// in the snake_case of the other keys, Ms to 0.01 ms and Confidence to 4 decimals.
 func (l LineResult) MarshalJSON() ([]byte, error) {
 	type plain LineResult // without this method
 	type box struct {
@@ -200,11 +200,16 @@ func (l LineResult) MarshalJSON() ([]byte, error) {
 		X1 int `json:"x1"`
 		Y1 int `json:"y1"`
 	}
+	l.Ms, l.Confidence = RoundTo(l.Ms, 100), RoundTo(l.Confidence, 1e4)
 	return json.Marshal(struct {
 		Box box `json:"box"`
 		plain
 	}{box{l.Box.Min.X, l.Box.Min.Y, l.Box.Max.X, l.Box.Max.Y}, plain(l)})
 }
+
+// RoundTo rounds x to the nearest 1/scale, for JSON (a sum like 7.061999999999999 is written
+// 7.06 with scale 100).
+func RoundTo(x, scale float64) float64 { return math.Round(x*scale) / scale }
 
 // SpecStats summarises MTP speculative decoding over some segments.
 type SpecStats struct {

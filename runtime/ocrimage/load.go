@@ -22,6 +22,7 @@ import (
 	"image/jpeg"
 	"image/png"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -70,7 +71,12 @@ func (e *Error) Error() string {
 	if e.Err == nil {
 		return e.File + ": " + e.Problem
 	}
-	return e.File + ": " + e.Problem + ": " + e.Err.Error()
+	cause := e.Err
+	var pe *fs.PathError
+	if errors.As(cause, &pe) {
+		cause = pe.Err // "no such file or directory", not the path again
+	}
+	return e.File + ": " + e.Problem + ": " + cause.Error()
 }
 
 // Unwrap gives errors.Is and errors.As both the kind and the underlying error.
