@@ -236,7 +236,8 @@ photo of print; "-" reads one image from standard input. Its lines come out one 
 each is headed "==> FILE <==". Timings go to stderr. Printable ASCII only: other characters
 are read as their nearest ASCII look-alike, or not at all.
 
-How an image is read: turned grey, light-on-dark text inverted, a page whose lines all slope
+How an image is read: turned grey (transparency over white paper, or over black where
+light text would vanish on white), light-on-dark text inverted, a page whose lines all slope
 levelled, split into lines (horizontal rules left out), each line scaled to the model's height and cut into pieces at
 word spaces (and at every blank of two line heights or more), and read; a line the model
 doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only

@@ -6,7 +6,9 @@ import (
 )
 
 // Gray converts img to 8-bit luminance, compositing any transparency over white paper (a
-// transparent PNG of black text reads as black on white, not black on black). Luminance is
+// transparent PNG of black text reads as black on white, not black on black), or over black
+// when over white it would be flat to within MinContrast grey levels and img has transparency
+// (white text on a transparent background, which over white vanishes). Luminance is
 // 0.299 R + 0.587 G + 0.114 B, the weights of color.GrayModel and of JPEG's Y. The result has
 // img's bounds (its origin is not moved to 0,0), so rectangles found in it are in the source
 // image's pixel coordinates. A nil or empty image gives an empty *image.Gray. The standard
@@ -28,7 +30,41 @@ func Gray(img image.Image) *image.Gray {
 	default:
 		grayRows(img, out, b.Min.Y, b.Max.Y)
 	}
+	if flatGray(out) && mayBeTransparent(img) {
+		over := image.NewGray(b)
+		for y := b.Min.Y; y < b.Max.Y; y++ {
+			row := over.Pix[(y-b.Min.Y)*over.Stride:][:b.Dx()]
+			for x := range row {
+				r, g, bl, _ := img.At(b.Min.X+x, y).RGBA() // premultiplied: over black as it is
+				row[x] = uint8((19595*r + 38470*g + 7471*bl + 1<<15) >> 24)
+			}
+		}
+		if !flatGray(over) {
+			return over
+		}
+	}
 	return out
+}
+
+// flatGray says whether g's grey levels all lie within MinContrast of each other.
+func flatGray(g *image.Gray) bool {
+	lo, hi := uint8(255), uint8(0)
+	w := g.Rect.Dx()
+	for y := 0; y < g.Rect.Dy(); y++ {
+		for _, v := range g.Pix[y*g.Stride:][:w] {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
+	return int(hi)-int(lo) < MinContrast
+}
+
+// mayBeTransparent says whether img's type can hold transparency.
+func mayBeTransparent(img image.Image) bool {
+	switch img.(type) {
+	case *image.Gray, *image.Gray16, *image.YCbCr, *image.CMYK:
+		return false
+	}
+	return true
 }
 
 // grayRows converts rows [y0, y1) of img (in its coordinates) into out, which has img's bounds.

@@ -3,6 +3,7 @@ package ocrimage
 import (
 	"image"
 	"image/color"
+	"image/draw"
 	"math/rand/v2"
 	"testing"
 )
@@ -90,5 +91,33 @@ func TestGrayPutsTransparencyOnWhitePaper(t *testing.T) {
 	}
 	if g := Gray(nil); !g.Rect.Empty() {
 		t.Fatalf("Gray(nil) has bounds %v", g.Rect)
+	}
+}
+
+// White ink on a transparent background vanishes over white paper, so it is put over black
+// (light on dark, which Normalize then inverts); a transparent image that shows over white
+// stays over white, and an image with nothing on it stays flat.
+func TestGrayPutsLightInkOnTransparencyOverBlack(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		ink       color.NRGBA
+		want, bgr uint8 // the ink's and the background's grey level
+	}{
+		{"white ink", color.NRGBA{255, 255, 255, 255}, 255, 0},
+		{"black ink", color.NRGBA{0, 0, 0, 255}, 0, 255},
+		{"no ink", color.NRGBA{255, 255, 255, 0}, 255, 255},
+	} {
+		for _, paletted := range []bool{false, true} {
+			var img draw.Image = image.NewNRGBA(image.Rect(0, 0, 8, 4))
+			if paletted {
+				img = image.NewPaletted(image.Rect(0, 0, 8, 4), color.Palette{color.NRGBA{}, c.ink})
+			}
+			img.Set(3, 1, c.ink)
+			img.Set(4, 2, c.ink)
+			g := Gray(img)
+			if g.GrayAt(3, 1).Y != c.want || g.GrayAt(0, 0).Y != c.bgr {
+				t.Fatalf("%s (paletted %v): ink %d, background %d; want %d and %d", c.name, paletted, g.GrayAt(3, 1).Y, g.GrayAt(0, 0).Y, c.want, c.bgr)
+			}
+		}
 	}
 }
