@@ -183,7 +183,6 @@ func SplitLines(k *Ink) []image.Rectangle {
 		parts = slices.Delete(parts, fi, fi+1)
 		alone = slices.Delete(alone, fi, fi+1)
 	}
-
 	// Vertical extents: from the band's own inked rows (the smoothed profile blurs its edges),
 	// walk outwards over inked rows, jumping gaps of up to S/3 rows, within 0.6 S and the
 	// minimum between neighbours.
@@ -249,6 +248,28 @@ func SplitLines(k *Ink) []image.Rectangle {
 		}
 		r := image.Rect(x0-margin, top, x1+margin, bot).Intersect(image.Rect(0, 0, w, h))
 		boxes = append(boxes, r.Add(k.Rect.Min))
+	}
+	return joinFlatPairs(k, boxes)
+}
+
+// joinFlatPairs joins two successive lines that are both rows of flat glyphs (flatLine, with
+// four in five inked pixels solid rather than nine in ten: a small font's bars are two rows of
+// antialiased grey) with a gap of at most twice the taller one's height into one line: the two
+// bars of a row of equals signs, which would otherwise be read as two rows of dashes.
+func joinFlatPairs(k *Ink, boxes []image.Rectangle) []image.Rectangle {
+	for i := 0; i+1 < len(boxes); i++ {
+		a, b := boxes[i], boxes[i+1]
+		if b.Min.Y-a.Max.Y > 2*max(a.Dy(), b.Dy()) {
+			continue
+		}
+		if _, flat := flatGlyphs(k, a, 0.8); !flat {
+			continue
+		}
+		if _, flat := flatGlyphs(k, b, 0.8); flat {
+			boxes[i] = a.Union(b)
+			boxes = slices.Delete(boxes, i+1, i+2)
+			i--
+		}
 	}
 	return boxes
 }

@@ -158,6 +158,7 @@ func TestSplitLinesGivesOneBoxForOneLine(t *testing.T) {
 		"iiiiii jjjj ;;;; ....",
 		"ooo eee ccc sss",
 		"EEEE ==== ---- ____",
+		"==========", // two bars of flat glyphs, one line (joinFlatPairs)
 		"gjpqy",
 		"TITLE IN CAPITALS 1984",
 		"a",
@@ -178,6 +179,16 @@ func TestSplitLinesGivesOneBoxForOneLine(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Rows of dashes at a line's spacing stay lines of their own: only flat rows as close as the
+// bars of an equals sign are joined.
+func TestSplitLinesKeepsSpacedRowsOfDashesApart(t *testing.T) {
+	for _, size := range []float64{10, 18, 32} {
+		p := textPage(t, []string{"----------", "----------", "=========="}, size, 1.4*size, 5, 5, int(size*14), int(size*5))
+		got := SplitLines(Normalize(p.img))
+		require.Len(t, got, 3, "size %v: %v", size, got)
 	}
 }
 

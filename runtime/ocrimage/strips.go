@@ -178,13 +178,18 @@ const textLineStrokes = 9
 // ink above 0.15 are above 0.5). Blurred words (blobs as tall as their strokes are wide, with
 // soft edges) and a row of dots (square pieces) are not flat.
 func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
+	return flatGlyphs(k, box, 0.9)
+}
+
+// flatGlyphs is flatLine with the share of inked pixels that must be solid as sharp.
+func flatGlyphs(k *Ink, box image.Rectangle, sharp float64) (stroke float64, ok bool) {
 	box = box.Intersect(k.Rect)
 	t := strokeWidth(k, box)
 	h := box.Dy()
 	if t == 0 || float64(h) > 1.25*t {
 		return 0, false
 	}
-	if !sharpEdges(k, box) {
+	if !sharpEdges(k, box, sharp) {
 		return 0, false
 	}
 	runs := solidRuns(k, box)
@@ -197,10 +202,10 @@ func flatLine(k *Ink, box image.Rectangle) (stroke float64, ok bool) {
 	return t, len(runs) >= 2 && 4*wide >= 3*len(runs)
 }
 
-// sharpEdges says whether, of the pixels in box with ink (> 0.15), nine in ten are solid
-// (> 0.5). Blur leaves wide soft edges, and blurred words are blobs that look like dashes
-// otherwise.
-func sharpEdges(k *Ink, box image.Rectangle) bool {
+// sharpEdges says whether, of the pixels in box with ink (> 0.15), at least share (flatLine:
+// nine in ten) are solid (> 0.5). Blur leaves wide soft edges, and blurred words are blobs that
+// look like dashes otherwise.
+func sharpEdges(k *Ink, box image.Rectangle, share float64) bool {
 	kw := k.Rect.Dx()
 	inked, solid := 0, 0
 	for y := box.Min.Y; y < box.Max.Y; y++ {
@@ -213,7 +218,7 @@ func sharpEdges(k *Ink, box image.Rectangle) bool {
 			}
 		}
 	}
-	return 10*solid >= 9*inked
+	return float64(solid) >= share*float64(inked)
 }
 
 // solidRuns returns the lengths of the runs of columns of box that hold solid ink (> 0.5),
@@ -259,7 +264,7 @@ func Rule(k *Ink, box image.Rectangle) bool {
 	box = box.Intersect(k.Rect)
 	t := strokeWidth(k, box)
 	w, h := box.Dx(), box.Dy()
-	if t == 0 || float64(h) > 1.25*t || float64(w) < ruleStrokes*t || !sharpEdges(k, box) {
+	if t == 0 || float64(h) > 1.25*t || float64(w) < ruleStrokes*t || !sharpEdges(k, box, 0.9) {
 		return false
 	}
 	longest := 0
