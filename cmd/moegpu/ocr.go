@@ -189,7 +189,11 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stdout, "==> %s <==\n", names[i])
 		}
 		fmt.Fprintln(stdout, r.Text())
-		n := max(1, len(r.Lines))
+		if len(r.Lines) == 0 {
+			fmt.Fprintf(stderr, "%s: no text found (%.1f ms to prepare)\n", names[i], r.PrepareMs)
+			continue
+		}
+		n := len(r.Lines)
 		lines := "lines"
 		if len(r.Lines) == 1 {
 			lines = "line"
