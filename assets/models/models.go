@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 )
 
 // OCRSmall is the shipped OCR model's path inside a checkout, relative to its root.
@@ -30,8 +32,8 @@ var ocrSmall embed.FS
 // $MOEGPU_OCR_MODEL; else the shipped model in the working directory's checkout or in the
 // checkout the executable was built in (up to two levels above it); else the copy of the
 // shipped model built into this binary, unpacked once to the user's cache directory
-// (os.UserCacheDir()/moegpu/ocr-small-HASH, written to a temporary name and renamed). The
-// note says so when this call unpacked it ("" otherwise). It fails only when the built-in
+// (os.UserCacheDir()/moegpu/ocr-small-HASH, written to a temporary name and renamed; other
+// versions' copies unpacked over an hour before are then removed). The note says so when this call unpacked it ("" otherwise). It fails only when the built-in
 // model cannot be unpacked; the error names the directory.
 func OCRDir(flag string) (dir, note string, err error) {
 	if flag != "" {
@@ -108,5 +110,29 @@ func unpack() (string, bool, error) {
 		}
 		return "", false, fmt.Errorf("unpack the built-in OCR model to %s: %w", dir, err)
 	}
+	pruneUnpacked(root, dir)
 	return dir, true, nil
+}
+
+// staleAfter is how long an unpacked model of another version is kept after it was unpacked:
+// a process of that version may still be opening it.
+const staleAfter = time.Hour
+
+// pruneUnpacked removes from root the unpacked models of other versions (ocr-small-HASH
+// directories other than keep) unpacked more than staleAfter ago, so upgrades do not pile up
+// copies (about 7 MB each). Errors are ignored: the cache is only tidied.
+func pruneUnpacked(root, keep string) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		p := filepath.Join(root, e.Name())
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), "ocr-small-") || p == keep {
+			continue
+		}
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleAfter {
+			os.RemoveAll(p)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -17,6 +18,15 @@ func TestOCRDirUnpacksTheBuiltInModelOnce(t *testing.T) {
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)
 	t.Setenv(EnvOCRModel, "")
+	// Another version's copy unpacked long ago is removed; a recent one is kept (a process of
+	// that version may be opening it).
+	old, recent := filepath.Join(cache, "moegpu", "ocr-small-000000000000"), filepath.Join(cache, "moegpu", "ocr-small-111111111111")
+	for _, d := range []string{old, recent} {
+		require.NoError(t, os.MkdirAll(d, 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(d, "config.json"), []byte("{}"), 0o644))
+	}
+	long := time.Now().Add(-2 * staleAfter)
+	require.NoError(t, os.Chtimes(old, long, long))
 
 	dir, note, err := OCRDir("")
 	require.NoError(t, err)
@@ -29,6 +39,9 @@ func TestOCRDirUnpacksTheBuiltInModelOnce(t *testing.T) {
 		require.NoError(t, err)
 		require.True(t, bytes.Equal(want, got), "%s differs from the shipped file", f)
 	}
+	require.NoDirExists(t, old)
+	require.DirExists(t, recent)
+	require.NoError(t, os.RemoveAll(recent))
 	ents, err := os.ReadDir(filepath.Join(cache, "moegpu"))
 	require.NoError(t, err)
 	require.Len(t, ents, 1, "no temporary directory is left behind")
