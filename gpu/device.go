@@ -39,6 +39,7 @@ type Device struct {
 	// the kernels compiling in the background.
 	background atomic.Int32
 	compiling  sync.WaitGroup
+	failed     []*Kernel // kernels that failed to compile in the background, released on Close
 	staging    map[uint64][]*wgpu.Buffer // readback buffers by size, for reuse
 }
 
@@ -95,6 +96,10 @@ func (d *Device) Close() {
 	for _, k := range d.pipelines {
 		k.release()
 	}
+	for _, k := range d.failed {
+		k.release()
+	}
+	d.failed = nil
 	for _, free := range d.staging {
 		for _, s := range free {
 			s.Release()

@@ -222,6 +222,7 @@ func (d *Device) compileInBackground(key string, spec KernelSpec, src string) (*
 		if k.err != nil {
 			d.mu.Lock()
 			delete(d.pipelines, key)
+			d.failed = append(d.failed, k) // its layouts go with the device
 			d.mu.Unlock()
 		}
 		close(k.ready)
