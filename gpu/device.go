@@ -39,7 +39,7 @@ type Device struct {
 	// the kernels compiling in the background.
 	background atomic.Int32
 	compiling  sync.WaitGroup
-	failed     []*Kernel // kernels that failed to compile in the background, released on Close
+	failed     []*Kernel                 // kernels that failed to compile in the background, released on Close
 	staging    map[uint64][]*wgpu.Buffer // readback buffers by size, for reuse
 }
 
