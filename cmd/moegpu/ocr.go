@@ -236,14 +236,16 @@ var ocrStdin io.Reader = os.Stdin
 const ocrUsage = `Usage: moegpu ocr [flags] IMAGE...   |   moegpu ocr --eval DIR [flags]
 
 Prints the text of each image (PNG, JPEG, GIF, BMP, TIFF or WebP): a screenshot, a scan, a
-photo of print; "-" reads one image from standard input. Its lines come out one per output line, top to bottom; with several images,
-each is headed "==> FILE <==". Timings go to stderr. Printable ASCII only: other characters
-are read as their nearest ASCII look-alike, or not at all.
+photo of print; "-" reads one image from standard input. Its lines come out one per output
+line, top to bottom; with several images, each is headed "==> FILE <==". Timings go to
+stderr. Printable ASCII only: other characters are read as their nearest ASCII look-alike, or
+not at all.
 
 How an image is read: turned grey (transparency over white paper, or over black where
 light text would vanish on white), light-on-dark text inverted, a page whose lines all slope
-levelled, split into lines (horizontal rules left out), each line scaled to the model's height and cut into pieces at
-word spaces (and at every blank of two line heights or more), and read; a line the model
+levelled, split into lines (horizontal rules left out), each line scaled to the model's
+height and cut into pieces at word spaces (and at every blank of two line heights or more),
+and read; a line the model
 doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only
 1.2 for narrow characters and only 0.85 for wide ones; 0.95 to 0.98: 1.2 times as wide), and the
 most confident reading kept (--no-second-look). There is no layout analysis: text in columns or
