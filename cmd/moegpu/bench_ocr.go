@@ -78,34 +78,32 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "OCR on %s (%d lines): CER = edits / reference characters, summed over lines\n\n", folder, len(set))
 	fmt.Fprintf(stdout, "| set | lines | moegpu CER | %s CER | moegpu exact | tesseract exact | moegpu ms/line | tesseract ms/line |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", "tesseract")
 	// Times are the whole folder's (both read it in one go), so only the last row has them.
-	row := func(name string, a ocr.Score, ams float64, b *ocr.Score, bms float64, timed bool) {
+	row := func(name string, a ocr.Score, b *ocr.Score, timed bool) {
 		bc, be, am, bm := "–", "–", "–", "–"
 		if b != nil {
 			bc, be = fmt.Sprintf("%.2f%%", 100*b.CER()), fmt.Sprintf("%.1f%%", 100*b.ExactRate())
 			if timed {
-				bm = fmt.Sprintf("%.1f", bms/float64(b.Lines))
+				bm = fmt.Sprintf("%.1f", tess.TotalMs/float64(b.Lines))
 			}
 		}
 		if timed {
-			am = fmt.Sprintf("%.1f", ams/float64(a.Lines))
+			am = fmt.Sprintf("%.1f", mine.TotalMs/float64(a.Lines))
 		}
 		fmt.Fprintf(stdout, "| %s | %d | %.2f%% | %s | %.1f%% | %s | %s | %s |\n", name, a.Lines, 100*a.CER(), bc, 100*a.ExactRate(), be, am, bm)
 	}
 	for _, g := range mine.Groups {
 		var b *ocr.Score
-		bms := 0.0
 		if tess != nil {
 			s := tess.Scores[g]
-			b, bms = &s, tess.Ms[g]
+			b = &s
 		}
-		row(g, mine.Scores[g], mine.Ms[g], b, bms, false)
+		row(g, mine.Scores[g], b, false)
 	}
 	var b *ocr.Score
-	bms := 0.0
 	if tess != nil {
-		b, bms = &tess.Overall, tess.TotalMs
+		b = &tess.Overall
 	}
-	row("**all**", mine.Overall, mine.TotalMs, b, bms, true)
+	row("**all**", mine.Overall, b, true)
 	tessNote := fmt.Sprintf("%s: one process over the whole list, --psm %d, -l eng", nonEmpty(version, "tesseract"), *psm)
 	if tess == nil {
 		tessNote = *tessBin + ": not installed, not run"
@@ -169,9 +167,9 @@ func evalTesseract(bin string, psm int, set []evalLine) (*evalReport, error) {
 	if len(pages) != len(set) {
 		return nil, fmt.Errorf("tesseract gave %d pages for %d images", len(pages), len(set))
 	}
-	rep := newEvalReport()
+	rep := newEvalReport(wall)
 	for i, l := range set {
-		rep.add(l.group, l.name, l.ref, tesseractText(pages[i]), wall/float64(len(set)))
+		rep.add(l.group, l.name, l.ref, tesseractText(pages[i]))
 	}
 	return rep, nil
 }

@@ -359,11 +359,11 @@ func evalSet(dir string) ([]evalLine, error) {
 type evalReport struct {
 	Groups  []string             `json:"groups"`
 	Scores  map[string]ocr.Score `json:"scores"`
-	Ms      map[string]float64   `json:"ms"` // total time per group
 	Overall ocr.Score            `json:"overall"`
-	TotalMs float64              `json:"total_ms"`
-	Misses  []string             `json:"misses,omitempty"` // a few wrong lines, for a look
-	Lines   []evalResult         `json:"lines"`            // every line, in the folder's order
+	// TotalMs is the time the whole folder took: its lines are read side by side, so the time
+	// is not split by group.
+	TotalMs float64      `json:"total_ms"`
+	Lines   []evalResult `json:"lines"` // every line, in the folder's order
 }
 
 // evalResult is one line's reading in an eval report.
@@ -375,24 +375,21 @@ type evalResult struct {
 	Edits int    `json:"edits"` // Levenshtein edits from ref to text
 }
 
-func newEvalReport() *evalReport {
-	return &evalReport{Scores: map[string]ocr.Score{}, Ms: map[string]float64{}}
+// newEvalReport is an empty report of a folder read in totalMs.
+func newEvalReport(totalMs float64) *evalReport {
+	return &evalReport{Scores: map[string]ocr.Score{}, TotalMs: totalMs}
 }
 
-func (r *evalReport) add(group, name, ref, hyp string, ms float64) {
-	r.Lines = append(r.Lines, evalResult{Group: group, Name: name, Ref: ref, Text: hyp, Edits: ocr.Levenshtein(ref, hyp)})
+func (r *evalReport) add(group, name, ref, hyp string) {
+	e := ocr.Levenshtein(ref, hyp)
+	r.Lines = append(r.Lines, evalResult{Group: group, Name: name, Ref: ref, Text: hyp, Edits: e})
 	if _, ok := r.Scores[group]; !ok {
 		r.Groups = append(r.Groups, group)
 	}
 	s := r.Scores[group]
-	s.Add(ref, hyp)
+	s.AddEdits(ref, e)
 	r.Scores[group] = s
-	r.Ms[group] += ms
-	r.Overall.Add(ref, hyp)
-	r.TotalMs += ms
-	if ref != hyp && len(r.Misses) < 20 {
-		r.Misses = append(r.Misses, fmt.Sprintf("%s: %q → %q", group, ref, hyp))
-	}
+	r.Overall.AddEdits(ref, e)
 }
 
 func (r *evalReport) print(w io.Writer, title string) {
@@ -427,13 +424,13 @@ func evalOCRFolder(rec *ocr.Recognizer, dir string, progress io.Writer) (*evalRe
 		return nil, err
 	}
 	wall := float64(time.Since(start).Microseconds()) / 1000
-	rep := newEvalReport()
+	rep := newEvalReport(wall)
 	for i, l := range set {
 		texts := make([]string, len(res[i].Lines))
 		for j, line := range res[i].Lines {
 			texts[j] = line.Text
 		}
-		rep.add(l.group, l.name, l.ref, strings.Join(texts, " "), wall/float64(len(set)))
+		rep.add(l.group, l.name, l.ref, strings.Join(texts, " "))
 	}
 	return rep, nil
 }

@@ -32,12 +32,14 @@ type Score struct {
 }
 
 // Add scores one line.
-func (s *Score) Add(ref, hyp string) {
-	e := Levenshtein(ref, hyp)
-	s.Edits += e
+func (s *Score) Add(ref, hyp string) { s.AddEdits(ref, Levenshtein(ref, hyp)) }
+
+// AddEdits scores one line whose reading is edits (Levenshtein) edits from ref.
+func (s *Score) AddEdits(ref string, edits int) {
+	s.Edits += edits
 	s.RefChars += len(ref)
 	s.Lines++
-	if e == 0 {
+	if edits == 0 {
 		s.Exact++
 	}
 }
