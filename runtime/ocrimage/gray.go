@@ -7,7 +7,7 @@ import (
 
 // Gray converts img to 8-bit luminance, compositing any transparency over white paper (a
 // transparent PNG of black text reads as black on white, not black on black), or over black
-// when over white it would be flat to within MinContrast grey levels and img has transparency
+// when over white it would be flat to within MinContrast grey levels and img is not opaque
 // (white text on a transparent background, which over white vanishes). Luminance is
 // 0.299 R + 0.587 G + 0.114 B, the weights of color.GrayModel and of JPEG's Y. The result has
 // img's bounds (its origin is not moved to 0,0), so rectangles found in it are in the source
@@ -30,13 +30,12 @@ func Gray(img image.Image) *image.Gray {
 	default:
 		grayRows(img, out, b.Min.Y, b.Max.Y)
 	}
-	if flatGray(out) && mayBeTransparent(img) {
+	if o, ok := img.(interface{ Opaque() bool }); flatGray(out) && !(ok && o.Opaque()) {
 		over := image.NewGray(b)
 		for y := b.Min.Y; y < b.Max.Y; y++ {
 			row := over.Pix[(y-b.Min.Y)*over.Stride:][:b.Dx()]
 			for x := range row {
-				r, g, bl, _ := img.At(b.Min.X+x, y).RGBA() // premultiplied: over black as it is
-				row[x] = uint8((19595*r + 38470*g + 7471*bl + 1<<15) >> 24)
+				row[x] = luma16(img.At(b.Min.X+x, y).RGBA()) // premultiplied: over black as it is
 			}
 		}
 		if !flatGray(over) {
@@ -56,15 +55,6 @@ func flatGray(g *image.Gray) bool {
 		}
 	}
 	return int(hi)-int(lo) < MinContrast
-}
-
-// mayBeTransparent says whether img's type can hold transparency.
-func mayBeTransparent(img image.Image) bool {
-	switch img.(type) {
-	case *image.Gray, *image.Gray16, *image.YCbCr, *image.CMYK:
-		return false
-	}
-	return true
 }
 
 // grayRows converts rows [y0, y1) of img (in its coordinates) into out, which has img's bounds.
@@ -151,6 +141,11 @@ func luma8(r, g, b uint32) uint8 {
 func overWhite(c color.Color) uint8 {
 	r, g, b, a := c.RGBA() // 16-bit, alpha-premultiplied
 	white := 0xffff - a
-	r, g, b = r+white, g+white, b+white
+	return luma16(r+white, g+white, b+white, 0xffff)
+}
+
+// luma16 is color.GrayModel's luminance, to 8 bits, of 16-bit R, G, B (the alpha is unused:
+// premultiplied colours give the luminance over black).
+func luma16(r, g, b, _ uint32) uint8 {
 	return uint8((19595*r + 38470*g + 7471*b + 1<<15) >> 24)
 }
