@@ -47,6 +47,7 @@ func face(t testing.TB, size float64) font.Face {
 type page struct {
 	img   *image.Gray
 	lines []image.Rectangle // ink bounding box of each line, top to bottom
+	alone []*image.Gray     // each line drawn alone on a canvas of img's size
 }
 
 // textPage renders lines of text black on white at size px/em, the baselines pitch pixels
@@ -60,6 +61,7 @@ func textPage(t testing.TB, text []string, size, pitch float64, left, top, w, h 
 	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
 	ascent := f.Metrics().Ascent.Ceil()
 	var boxes []image.Rectangle
+	var alones []*image.Gray
 	for i, s := range text {
 		alone := image.NewGray(img.Rect)
 		draw.Draw(alone, alone.Rect, image.White, image.Point{}, draw.Src)
@@ -69,8 +71,9 @@ func textPage(t testing.TB, text []string, size, pitch float64, left, top, w, h 
 			d.DrawString(s)
 		}
 		boxes = append(boxes, inkBox(alone, 128))
+		alones = append(alones, alone)
 	}
-	return page{img, boxes}
+	return page{img, boxes, alones}
 }
 
 // inkBox is the bounding box of the pixels of g darker than thresh.

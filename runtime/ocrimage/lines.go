@@ -20,16 +20,21 @@ import (
 //     σ = S/12 rows), its rows above 1 % of the way from its floor (5th percentile) to its
 //     peak form bands, so that a one-word last line of a paragraph is still a line.
 //   - A band holding lines that touch is split at a row where the profile (smoothed only by
-//     σ = S/25) is lowest within S/5 rows and below 60 % of the peaks on both sides, peaks at
-//     least S apart (a line pitch: within one line of a light font, the x-height's top and
-//     the baseline make two peaks closer than that), at least S rows from either end of the
-//     band (each of two touching lines is that tall; a row nearer an edge is inside one
-//     line, such as the middle of a line of capitals or digits, whose top and baseline are
-//     themselves S apart), and through which few strokes run
-//     (under half of its solid pixels are solid S/6 rows above and below as well): inside a
-//     line, stems and bowls run through the dips of the profile
-//     (the middle of an "o" or an "E"); between lines, only a descender that meets an
-//     ascender does.
+//     σ = S/25) is lowest within S/5 rows and below 60 % of the peaks on both sides, at least
+//     S rows from either end of the band (each of two touching lines is that tall; a row
+//     nearer an edge is inside one line, such as the middle of a line of capitals or digits,
+//     whose top and baseline are themselves S apart), and either
+//     nearly blank (under 10 % of the way from the floor to the lower side's peak: inside a
+//     line, stems cross every row of its x-height), or between two lines and uncrossed: it
+//     lies within S/5 rows of the valley between the nearest humps of the profile smoothed
+//     by σ = S/4 above and below it, humps at least S apart (one line's hump, a line pitch
+//     from the next one's; within one line of a light font, the x-height's top and the
+//     baseline make two peaks of the finer profile, but one hump), and few strokes run
+//     through it (under half of its solid pixels are solid S/6 rows above and below as
+//     well): inside a line, stems and bowls run through the dips of the profile (the middle
+//     of an "o" or an "E"); between lines, only a descender that meets an ascender does.
+//     Text set solid (leading about 1 em, descenders meeting ascenders) splits this way down
+//     to a line pitch of about the face's ascender-to-descender height.
 //   - Fragments shorter than S/2 (the dots of i and j, a run of commas, accents) join the
 //     nearest line within 3S/4, unless the line would then be taller than 1.75 S (more than
 //     a line with ascenders, descenders and accents: such a fragment is a sliver of a
@@ -93,24 +98,30 @@ func SplitLines(k *Ink) []image.Rectangle {
 	// Split bands of touching lines at deep, uncrossed minima of a lightly smoothed profile
 	// (the valley between lines that touch can be two rows wide).
 	fine := gaussian(prof, max(0.6, S/25))
+	// Smoothed by a quarter stem, each line's profile is one hump about its x-height: the
+	// humps of two lines lie a line pitch apart, while a light font's x-height top and
+	// baseline (two peaks of fine) merge into one.
+	coarse := gaussian(prof, max(1, S/4))
 	delta := max(1, int(math.Round(S/6)))
 	around := max(1, int(math.Round(S/5)))
 	var split func(bd band, out []band) []band
 	split = func(bd band, out []band) []band {
 		bestY, bestRatio := -1, 0.6
 		leftMax := make([]float64, bd.b-bd.a)
-		leftAt := make([]int, bd.b-bd.a) // the row of leftMax
-		m, at := 0.0, bd.a
+		leftPeak := make([]int, bd.b-bd.a) // the last hump (a local maximum of coarse) in rows [bd.a, y], or -1
+		m, hump := 0.0, -1
 		for y := bd.a; y < bd.b; y++ {
-			if fine[y] > m {
-				m, at = fine[y], y
+			m = max(m, fine[y])
+			if (y == bd.a || coarse[y] > coarse[y-1]) && (y+1 == bd.b || coarse[y] >= coarse[y+1]) {
+				hump = y
 			}
-			leftMax[y-bd.a], leftAt[y-bd.a] = m, at
+			leftMax[y-bd.a], leftPeak[y-bd.a] = m, hump
 		}
-		m, at = 0, bd.b-1
+		m, hump = 0, -1
 		for y := bd.b - 1; y > bd.a; y-- {
-			if fine[y] > m {
-				m, at = fine[y], y
+			m = max(m, fine[y])
+			if (y+1 == bd.b || coarse[y] > coarse[y+1]) && coarse[y] >= coarse[y-1] {
+				hump = y
 			}
 			if y-bd.a < 2 || bd.b-y < 2 {
 				continue
@@ -119,12 +130,19 @@ func SplitLines(k *Ink) []image.Rectangle {
 			if sides <= 0 {
 				continue
 			}
-			// Two lines' densest rows are a line pitch apart, at least S; one line's two
-			// densest rows (the x-height's top and the baseline, where a light font's
-			// strokes run flat) are closer.
-			pitch := float64(at - leftAt[y-bd.a])
+			// Two lines' humps are a line pitch apart, at least S, with y in the valley
+			// between them; one line's two densest rows (the x-height's top and the
+			// baseline, where a light font's strokes run flat) make one hump. The nearest
+			// humps, not the band's highest: beside a long line, a short one's hump is low.
+			pitch := 0.0
+			if up := leftPeak[y-bd.a]; up >= 0 && hump >= 0 && abs(y-argmin(coarse, up, hump+1)) <= around {
+				pitch = float64(hump - up)
+			}
 			ratio := (fine[y] - base) / sides
-			if ratio < bestRatio && pitch >= S && float64(y-bd.a) >= S && float64(bd.b-y) >= S && lowest(fine, y, around) && crossing(pix, w, h, y, delta, solid) < 0.5 {
+			// A row nearly as blank as paper lies between lines whatever the peaks around it:
+			// inside a line, the stems cross every row of its x-height.
+			deep := ratio < 0.1
+			if ratio < bestRatio && (pitch >= S || deep) && float64(y-bd.a) >= S && float64(bd.b-y) >= S && lowest(fine, y, around) && (deep || crossing(pix, w, h, y, delta, solid) < 0.5) {
 				bestY, bestRatio = y, ratio
 			}
 		}

@@ -128,6 +128,33 @@ func TestSplitLinesSeparatesTouchingLines(t *testing.T) {
 	}
 }
 
+// Text set solid (a line pitch of 1 em; Go Regular's ascenders and descenders span 0.95 em):
+// rows between lines keep only the descenders and ascenders that meet there. A short line
+// ("Short line.") beside long ones makes a low hump in the profile, and a line full of
+// descenders ("jiggling jigsaw") a shallow valley under it; each line must still be its own.
+// Before the split took nearly blank rows and the nearest humps, sizes 16, 20 and 28 gave
+// four lines.
+func TestSplitLinesSeparatesLinesSetSolid(t *testing.T) {
+	for _, size := range []float64{13, 16, 20, 28} {
+		t.Run(fmt.Sprintf("size %v", size), func(t *testing.T) {
+			p := textPage(t, paragraph, size, size, int(size), int(size/2), int(size*25), int(size*float64(len(paragraph)+2)))
+			got := SplitLines(Normalize(p.img))
+			if len(got) != len(p.lines) {
+				t.Fatalf("%d lines %v, want %d %v", len(got), got, len(p.lines), p.lines)
+			}
+			for i, b := range got {
+				// Lines share rows: each box must hold its own line's middle row and no other's.
+				for j, l := range p.lines {
+					mid := (l.Min.Y + l.Max.Y) / 2
+					if in := mid >= b.Min.Y && mid < b.Max.Y; in != (i == j) {
+						t.Errorf("box %d %v: holds the middle row %d of line %d (%v): %v", i, b, mid, j, l, in)
+					}
+				}
+			}
+		})
+	}
+}
+
 // A crop of one line often shows a sliver of the next: the tops of its letters, shorter than
 // half a stem, close below. The sliver must not join the line (a box that tall, scaled to the
 // model's height, squeezes the line): the line's box ends at its own ink.

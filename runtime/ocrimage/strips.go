@@ -77,7 +77,9 @@ func ToGray(s Segment) *image.Gray {
 //
 //   - Rows: the box plus a margin of 10 % of its height (at least 1 px) above and below; past
 //     the image's edge the margin is paper. The margin keeps whatever the image has there,
-//     fragments of neighbouring lines included, as real crops do.
+//     fragments of neighbouring lines included, as real crops do, except the glyphs of lines
+//     above and below that reach into these rows from outside them (withoutNeighbours: in
+//     text set solid, their descenders and ascenders stand beside the line's own capitals).
 //   - Skew: a line at least three times as wide as tall whose text slopes by 0.5° to 3°
 //     (measured by projection profiles) is first sheared level, each column moved up or down,
 //     and its rows become the level line's ink rows (never more than the box's) plus the
@@ -129,8 +131,17 @@ func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
 	}
 	m := max(1, int(math.Round(0.1*float64(box.Dy()))))
 	crop := image.Rect(box.Min.X, box.Min.Y-m, box.Max.X, box.Max.Y+m)
+	slope, sloped := lineSkew(k, box)
+	sloped = sloped && !flat
+	if !flat {
+		s := 0 // rows a shear reads past the crop
+		if sloped {
+			s = int(math.Ceil(math.Abs(slope)*float64(box.Dx())/2)) + 1
+		}
+		k = withoutNeighbours(k, box, crop.Min.Y-s, crop.Max.Y+s)
+	}
 	src, from := k, crop // what is scaled: the crop, or the line sheared level
-	if slope, ok := lineSkew(k, box); ok && !flat {
+	if sloped {
 		src = deskewed(k, box, slope)
 		from = src.Rect
 	}
