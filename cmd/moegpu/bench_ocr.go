@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,11 +18,11 @@ import (
 // runBenchOCR scores an eval folder with moegpu's OCR model and, when it is installed, with
 // Tesseract on the same images, and prints both side by side.
 func runBenchOCR(args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH] [--psm N] [--batch N] [--no-second-look] [--backend B] [--adapter A]\n\nReads the eval folder DIR (NAME.png + NAME.gt.txt, one text line each; moegpu ocr --write-eval\nwrites one) with moegpu ocr and with Tesseract, and prints both side by side: CER and exact\nlines per subfolder and overall, ms a line over the whole folder", stderr)
+	fs := newFlags("bench ocr", "bench ocr DIR [--model M] [--json F] [--tesseract PATH] [--psm N] [--batch N] [--no-second-look] [--backend B] [--adapter A]\n\nReads the eval folder DIR (NAME.png + NAME.gt.txt, one text line each; moegpu ocr --write-eval\nwrites one) with moegpu ocr and with Tesseract, and prints both side by side: CER and exact\nlines per subfolder and overall, ms a line over the whole folder. A folder where some\nNAME.gt.txt holds several lines is one of pages: each image is read as a page (moegpu ocr\nwithout --line, Tesseract --psm 6) and scored on its lines joined by newlines, per page", stderr)
 	model := fs.String("model", "", "OCR model directory; default: as moegpu ocr (see its --help)")
 	batch := fs.Int("batch", ocr.DefaultBatch, "most line pieces read side by side per GPU submission, ≥ 1 (fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64)")
 	tessBin := fs.String("tesseract", "tesseract", "the Tesseract executable (skipped, with a note, when it is not installed)")
-	psm := fs.Int("psm", 7, "Tesseract page segmentation mode: 7 treats each image as one text line, as the folder's ground truth is")
+	psm := fs.Int("psm", 7, "Tesseract page segmentation mode: 7 treats each image as one text line, as the folder's ground truth is; for a folder of pages the default is 6, one block of text (moegpu ocr has no layout analysis either)")
 	jsonPath := fs.String("json", "", "also write both reports as JSON to this file")
 	noSecond := fs.Bool("no-second-look", false, "read each line once, as moegpu ocr --no-second-look does")
 	var df deviceFlags
@@ -45,6 +46,15 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	pages := evalPages(set)
+	unit := evalUnit(pages)
+	if pages {
+		given := false
+		fs.Visit(func(f *flag.Flag) { given = given || f.Name == "psm" })
+		if !given {
+			*psm = 6
+		}
+	}
 	dir, err := ocrModelDir(*model, stderr)
 	if err != nil {
 		return err
@@ -54,12 +64,12 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, SingleLine: true, NoSecondLook: *noSecond}) // one line per image, as --psm 7
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, SingleLine: !pages, NoSecondLook: *noSecond}) // one line per image, as --psm 7, or pages
 	if err != nil {
 		return err
 	}
 	defer rec.Close()
-	fmt.Fprintf(stderr, "moegpu (%s on %s): %d lines\n", filepath.Base(dir), rec.Adapter(), len(set))
+	fmt.Fprintf(stderr, "moegpu (%s on %s): %d %ss\n", filepath.Base(dir), rec.Adapter(), len(set), unit)
 	mine, err := evalOCRFolder(rec, folder, stderr)
 	if err != nil {
 		return err
@@ -70,13 +80,13 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "note: %s is not installed (Debian: apt-get install tesseract-ocr): only moegpu's scores follow\n", *tessBin)
 	} else {
 		version = tesseractVersion(path)
-		fmt.Fprintf(stderr, "%s (psm %d): %d lines\n", version, *psm, len(set))
-		if tess, err = evalTesseract(path, *psm, set); err != nil {
+		fmt.Fprintf(stderr, "%s (psm %d): %d %ss\n", version, *psm, len(set), unit)
+		if tess, err = evalTesseract(path, *psm, set, pages); err != nil {
 			return err
 		}
 	}
-	fmt.Fprintf(stdout, "OCR on %s (%d lines): CER = edits / reference characters, summed over lines\n\n", folder, len(set))
-	fmt.Fprintf(stdout, "| set | lines | moegpu CER | %s CER | moegpu exact | tesseract exact | moegpu ms/line | tesseract ms/line |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", "tesseract")
+	fmt.Fprintf(stdout, "OCR on %s (%d %ss): CER = edits / reference characters, summed over %ss\n\n", folder, len(set), unit, unit)
+	fmt.Fprintf(stdout, "| set | %ss | moegpu CER | tesseract CER | moegpu exact | tesseract exact | moegpu ms/%s | tesseract ms/%s |\n|---|---:|---:|---:|---:|---:|---:|---:|\n", unit, unit, unit)
 	// Times are the whole folder's (both read it in one go), so only the last row has them.
 	row := func(name string, a ocr.Score, b *ocr.Score, timed bool) {
 		bc, be, am, bm := "–", "–", "–", "–"
@@ -108,8 +118,11 @@ func runBenchOCR(args []string, stdout, stderr io.Writer) error {
 	if tess == nil {
 		tessNote = *tessBin + ": not installed, not run"
 	}
-	fmt.Fprintf(stdout, "\nmoegpu: %s on %s, batched %d segments per submission; %s. ms/line: the whole folder's time over its lines.\n",
-		filepath.Base(dir), rec.Adapter(), *batch, tessNote)
+	fmt.Fprintf(stdout, "\nmoegpu: %s on %s, batched %d segments per submission; %s. ms/%s: the whole folder's time over its %ss.\n",
+		filepath.Base(dir), rec.Adapter(), *batch, tessNote, unit, unit)
+	if pages {
+		fmt.Fprintln(stdout, "CER of a page: edits between its text and the reference, lines joined by newlines (a line split in two or two run together costs an edit).")
+	}
 	if *jsonPath != "" {
 		return writeJSONFile(*jsonPath, map[string]any{"folder": folder, "moegpu": mine, "tesseract": tess,
 			"tesseract_version": version, "model": dir, "adapter": rec.Adapter()})
@@ -134,9 +147,10 @@ func tesseractVersion(path string) string {
 }
 
 // evalTesseract runs Tesseract once over the whole list of images (one process: its start-up
-// and model loading are paid once, as moegpu's are) and scores each page's text, pages being
-// separated by form feeds in its output. The time per line is the wall time over the lines.
-func evalTesseract(bin string, psm int, set []evalLine) (*evalReport, error) {
+// and model loading are paid once, as moegpu's are) and scores each image's text, images
+// being separated by form feeds in its output: as one line (tesseractText), or for a folder of
+// pages, as a page (tesseractPage). The time per image is the wall time over the images.
+func evalTesseract(bin string, psm int, set []evalLine, asPages bool) (*evalReport, error) {
 	list, err := os.CreateTemp("", "moegpu-tesseract-*.txt")
 	if err != nil {
 		return nil, err
@@ -160,18 +174,34 @@ func evalTesseract(bin string, psm int, set []evalLine) (*evalReport, error) {
 		return nil, fmt.Errorf("tesseract: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	wall := float64(time.Since(start).Microseconds()) / 1000
-	pages := strings.Split(stdout.String(), "\f")
-	if len(pages) > 0 && strings.TrimSpace(pages[len(pages)-1]) == "" {
-		pages = pages[:len(pages)-1]
+	outPages := strings.Split(stdout.String(), "\f")
+	if len(outPages) > 0 && strings.TrimSpace(outPages[len(outPages)-1]) == "" {
+		outPages = outPages[:len(outPages)-1]
 	}
-	if len(pages) != len(set) {
-		return nil, fmt.Errorf("tesseract gave %d pages for %d images", len(pages), len(set))
+	if len(outPages) != len(set) {
+		return nil, fmt.Errorf("tesseract gave %d pages for %d images", len(outPages), len(set))
 	}
-	rep := newEvalReport(wall)
+	rep := newEvalReport(wall, evalUnit(asPages))
 	for i, l := range set {
-		rep.add(l.group, l.name, l.ref, tesseractText(pages[i]))
+		text := tesseractText(outPages[i])
+		if asPages {
+			text = tesseractPage(outPages[i])
+		}
+		rep.add(l.group, l.name, l.ref, text)
 	}
 	return rep, nil
+}
+
+// tesseractPage is a page's text as tesseractText spells a line, one line per line, blank
+// lines (Tesseract's paragraph breaks) left out.
+func tesseractPage(page string) string {
+	var lines []string
+	for _, l := range strings.Split(page, "\n") {
+		if t := tesseractText(l); t != "" {
+			lines = append(lines, t)
+		}
+	}
+	return strings.Join(lines, "\n")
 }
 
 // tesseractText joins a page's lines with single spaces and trims it (Tesseract ends a line

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -41,7 +42,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	noSecond := fs.Bool("no-second-look", false, "turn off the second look, for comparing or for speed: by default a line the model doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters, under 11 columns a character, and only 0.85 for wide ones, 20 or more; 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept")
 	noRepeat := fs.Bool("no-repeat-check", false, "turn off two corrections, for comparing: by default a stretch read twice (\"IT, IT\" for \"IT,\") and a leader run that swallowed the number after it (\"Honduras ---------\" for \"Honduras ----- 38\") are mended from the model's second, column-by-column reading of the line")
 	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
-	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; subfolders are reported separately): CER, exact lines, ms/line; with --json every line's reading too")
+	evalDir := fs.String("eval", "", "score a folder of NAME.png + NAME.gt.txt (one text line per image, read as --line; or pages, when some NAME.gt.txt holds several lines; subfolders are reported separately): CER, exact lines or pages, ms a line or page; with --json every reading too")
 	writeEval := fs.String("write-eval", "", "write an eval folder instead of reading: rendered lines of every condition (DIR/<condition>/NNNN.png + NNNN.gt.txt), from the held-out validation fonts by default; no model needed")
 	perCond := fs.Int("per-condition", 100, "with --write-eval: lines per condition, ≥ 1")
 	evalSeed := fs.Uint64("seed", 1, "with --write-eval: the seed the lines are drawn from")
@@ -82,9 +83,14 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	var names []string
 	var bad []error
 	var failed []error // per file: its load error, or nil
+	pages := false // an eval folder of pages
 	if *evalDir != "" {
-		if _, err := evalSet(*evalDir); err != nil {
+		set, err := evalSet(*evalDir)
+		if err != nil {
 			return err
+		}
+		if pages = evalPages(set); pages && *single {
+			return fmt.Errorf("--line: eval folder %s holds pages (a NAME.gt.txt of several lines), which --eval reads as pages", *evalDir)
 		}
 	} else {
 		failed = make([]error, len(files))
@@ -138,7 +144,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, F16: *f16, Speculative: *spec, SingleLine: *single || *evalDir != "", NoRepeatCheck: *noRepeat, NoSecondLook: *noSecond})
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, F16: *f16, Speculative: *spec, SingleLine: *single || *evalDir != "" && !pages, NoRepeatCheck: *noRepeat, NoSecondLook: *noSecond})
 	if err != nil {
 		return err
 	}
@@ -273,7 +279,9 @@ The exit status is 1 when any file could not be read (the others are still read)
 --eval DIR scores a folder of NAME.png + NAME.gt.txt pairs (one line each) and prints the
 character error rate (CER) and exact lines per subfolder and overall, and ms a line over the
 whole folder (its lines are read in shared batches); with --json, the scores and every line's
-reference, reading and edits as JSON;
+reference, reading and edits as JSON. A folder where some NAME.gt.txt holds several lines is
+one of pages: each image is read as a page and scored on its lines joined by newlines (blank
+lines of the reference left out), per page;
 --write-eval DIR [--per-condition N] [--seed S] [--split validation|train] renders such a
 folder from the training data's generator (no model needed).
 
@@ -299,6 +307,33 @@ func specSummary(r ocr.Result) string {
 // evalLine is one scored image of an eval folder.
 type evalLine struct {
 	group, name, ref, path string
+}
+
+// evalRef is the reference text of a NAME.gt.txt: its lines without trailing blanks or
+// carriage returns, blank lines left out (a page's paragraph breaks are layout, which moegpu ocr
+// does not print), joined by newlines.
+func evalRef(gt string) string {
+	var lines []string
+	for _, l := range strings.Split(gt, "\n") {
+		if l = strings.TrimRight(l, " \t\r"); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// evalPages says whether an eval folder holds pages: some reference of several lines. Then
+// every image of it is read and scored as a page, its lines in order, one per line of text.
+func evalPages(set []evalLine) bool {
+	return slices.ContainsFunc(set, func(l evalLine) bool { return strings.Contains(l.ref, "\n") })
+}
+
+// evalUnit names what an eval folder's images are: "page" or "line".
+func evalUnit(pages bool) string {
+	if pages {
+		return "page"
+	}
+	return "line"
 }
 
 // evalSet lists DIR's NAME.png + NAME.gt.txt pairs (in DIR and its subfolders, grouped by
@@ -332,10 +367,7 @@ func evalSet(dir string) ([]evalLine, error) {
 		if err != nil {
 			return err
 		}
-		ref := strings.TrimRight(string(b), "\r\n")
-		if n := strings.Count(ref, "\n") + 1; n > 1 {
-			return fmt.Errorf("%s holds %d lines: an eval folder scores one text line per image (the image a crop of that line, read as --line)", p, n)
-		}
+		ref := evalRef(string(b))
 		rel, _ := filepath.Rel(dir, filepath.Dir(p))
 		out = append(out, evalLine{group: rel, name: filepath.Base(base), ref: ref, path: img})
 		return nil
@@ -355,29 +387,32 @@ func evalSet(dir string) ([]evalLine, error) {
 	return out, nil
 }
 
-// evalReport is one recogniser's scores on an eval folder, per group and overall.
+// evalReport is one recogniser's scores on an eval folder, per group and overall. Scores
+// count images (Score.Lines): lines, or in a folder of pages, pages (Unit).
 type evalReport struct {
+	Unit    string               `json:"unit"` // "line" or "page": what each image is
 	Groups  []string             `json:"groups"`
 	Scores  map[string]ocr.Score `json:"scores"`
 	Overall ocr.Score            `json:"overall"`
 	// TotalMs is the time the whole folder took: its lines are read side by side, so the time
 	// is not split by group.
 	TotalMs float64      `json:"total_ms"`
-	Lines   []evalResult `json:"lines"` // every line, in the folder's order
+	Lines   []evalResult `json:"lines"` // every image (a line, or a page), in the folder's order
 }
 
 // evalResult is one line's reading in an eval report.
 type evalResult struct {
 	Group string `json:"set"`
 	Name  string `json:"name"`
-	Ref   string `json:"ref"`
-	Text  string `json:"text"`
-	Edits int    `json:"edits"` // Levenshtein edits from ref to text
+	Ref   string `json:"ref"`   // a page's lines joined by newlines
+	Text  string `json:"text"`  // likewise
+	Edits int    `json:"edits"` // Levenshtein edits from ref to text (a newline is a character)
 }
 
-// newEvalReport is an empty report of a folder read in totalMs.
-func newEvalReport(totalMs float64) *evalReport {
-	return &evalReport{Scores: map[string]ocr.Score{}, TotalMs: totalMs}
+// newEvalReport is an empty report of a folder of unit ("line" or "page") images read in
+// totalMs.
+func newEvalReport(totalMs float64, unit string) *evalReport {
+	return &evalReport{Unit: unit, Scores: map[string]ocr.Score{}, TotalMs: totalMs}
 }
 
 func (r *evalReport) add(group, name, ref, hyp string) {
@@ -393,21 +428,31 @@ func (r *evalReport) add(group, name, ref, hyp string) {
 }
 
 func (r *evalReport) print(w io.Writer, title string) {
-	fmt.Fprintf(w, "%s\n| set | lines | CER | exact lines | ms/line |\n|---|---:|---:|---:|---:|\n", title)
+	u := r.Unit
+	fmt.Fprintf(w, "%s\n| set | %ss | CER | exact %ss | ms/%s |\n|---|---:|---:|---:|---:|\n", title, u, u, u)
 	for _, g := range r.Groups {
 		s := r.Scores[g]
 		fmt.Fprintf(w, "| %s | %d | %.2f%% | %.1f%% | – |\n", g, s.Lines, 100*s.CER(), 100*s.ExactRate())
 	}
 	fmt.Fprintf(w, "| **all** | %d | %.2f%% | %.1f%% | %.1f |\n", r.Overall.Lines, 100*r.Overall.CER(), 100*r.Overall.ExactRate(), r.TotalMs/float64(max(1, r.Overall.Lines)))
-	fmt.Fprintln(w, "\nms/line: the whole folder's time over its lines (they are read side by side in shared batches, so the time is not split by set).")
+	fmt.Fprintf(w, "\nms/%s: the whole folder's time over its %ss (their lines are read side by side in shared batches, so the time is not split by set).\n", u, u)
+	if u == "page" {
+		fmt.Fprintln(w, "CER of a page: edits between its text and the reference, lines joined by newlines (a line split in two or two run together costs an edit).")
+	}
 }
 
-// evalOCRFolder reads every image of an eval folder as one text line (its lines joined by
-// spaces), batching the whole folder, and scores it.
+// evalOCRFolder reads every image of an eval folder, batching the whole folder, and scores
+// it: as one text line each (its lines joined by spaces; rec reads with SingleLine), or in a
+// folder of pages (evalPages), as a page, its lines joined by newlines.
 func evalOCRFolder(rec *ocr.Recognizer, dir string, progress io.Writer) (*evalReport, error) {
 	set, err := evalSet(dir)
 	if err != nil {
 		return nil, err
+	}
+	pages := evalPages(set)
+	sep := " "
+	if pages {
+		sep = "\n"
 	}
 	imgs := make([]image.Image, len(set))
 	for i, l := range set {
@@ -424,13 +469,13 @@ func evalOCRFolder(rec *ocr.Recognizer, dir string, progress io.Writer) (*evalRe
 		return nil, err
 	}
 	wall := float64(time.Since(start).Microseconds()) / 1000
-	rep := newEvalReport(wall)
+	rep := newEvalReport(wall, evalUnit(pages))
 	for i, l := range set {
 		texts := make([]string, len(res[i].Lines))
 		for j, line := range res[i].Lines {
 			texts[j] = line.Text
 		}
-		rep.add(l.group, l.name, l.ref, strings.Join(texts, " "))
+		rep.add(l.group, l.name, l.ref, strings.Join(texts, sep))
 	}
 	return rep, nil
 }

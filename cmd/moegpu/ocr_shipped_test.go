@@ -98,3 +98,61 @@ func TestOCRReadsTheGoodImagesPastABadOne(t *testing.T) {
 	assert.Contains(t, errs, "drafts accepted a round, acceptance by head")
 	assert.Contains(t, errs, "1 of 2 images could not be read")
 }
+
+// An eval folder where a NAME.gt.txt holds several lines is one of pages: --eval reads each
+// image as a page and scores its lines joined by newlines (blank lines of the reference left
+// out), and bench ocr runs Tesseract on it with --psm 6 (a block of text) unless told.
+func TestEvalFolderOfPages(t *testing.T) {
+	gputest.Device(t)
+	model := filepath.Join("..", "..", models.OCRSmall)
+	dir := t.TempDir()
+	for _, name := range []string{"paragraph", "receipt"} {
+		img, err := os.ReadFile(filepath.Join("..", "..", "assets", "samples", name+".png"))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".png"), img, 0o644))
+		gt, err := os.ReadFile(filepath.Join("..", "..", "assets", "samples", name+".gt.txt"))
+		require.NoError(t, err)
+		if name == "paragraph" { // a blank line and trailing blanks are not text
+			gt = []byte(strings.Replace(string(gt), "\n", "  \r\n\n", 1))
+		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name+".gt.txt"), gt, 0o644))
+	}
+	code, out, errs := runCLI("ocr", "--model", model, "--eval", dir, "--json")
+	require.Equal(t, 0, code, errs)
+	var rep evalReport
+	require.NoError(t, json.Unmarshal([]byte(out), &rep))
+	require.Equal(t, "page", rep.Unit)
+	require.Len(t, rep.Lines, 2)
+	require.Equal(t, "The build finished with 2 warnings.\nOpen the log at /var/log/build.txt\nor run make check again to see them.", rep.Lines[0].Ref)
+	require.Equal(t, 3, strings.Count(rep.Lines[0].Text, "\n")+1, "the paragraph's three lines: %q", rep.Lines[0].Text)
+	require.LessOrEqual(t, rep.Overall.CER(), shippedSampleCER)
+
+	code, out, errs = runCLI("ocr", "--model", model, "--eval", dir)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "| set | pages | CER | exact pages | ms/page |")
+	require.Contains(t, out, "| **all** | 2 |")
+
+	// A stand-in Tesseract that records its arguments and reads each page as two lines.
+	fake := filepath.Join(dir, "tesseract")
+	require.NoError(t, os.WriteFile(fake, []byte(`#!/bin/sh
+if [ "$1" = "--version" ]; then echo "tesseract 0.0 (stand-in)"; exit 0; fi
+echo "$@" > "$(dirname "$0")/args.txt"
+while read -r f; do printf 'The build\n\nfinished\n\f'; done < "$1"
+`), 0o755))
+	code, out, errs = runCLI("bench", "ocr", dir, "--model", model, "--tesseract", fake)
+	require.Equal(t, 0, code, errs)
+	require.Contains(t, out, "| set | pages | moegpu CER | tesseract CER |")
+	args, err := os.ReadFile(filepath.Join(dir, "args.txt"))
+	require.NoError(t, err)
+	require.Contains(t, string(args), "--psm 6")
+	code, _, errs = runCLI("bench", "ocr", dir, "--model", model, "--tesseract", fake, "--psm", "3", "--json", filepath.Join(dir, "b.json"))
+	require.Equal(t, 0, code, errs)
+	args, err = os.ReadFile(filepath.Join(dir, "args.txt"))
+	require.NoError(t, err)
+	require.Contains(t, string(args), "--psm 3")
+	b, err := os.ReadFile(filepath.Join(dir, "b.json"))
+	require.NoError(t, err)
+	var both struct{ Tesseract evalReport }
+	require.NoError(t, json.Unmarshal(b, &both))
+	require.Equal(t, "The build\nfinished", both.Tesseract.Lines[0].Text, "Tesseract's page: its lines, blank ones left out")
+}

@@ -39,7 +39,7 @@ func TestOCRRefusesBadImagesAndModelsNamingThem(t *testing.T) {
 		{[]string{"ocr", "--model", dir, notImage}, "notes.png"},
 		{[]string{"ocr", "--model", dir, "--eval", dir}, "no NAME.gt.txt"},
 		{[]string{"ocr", "--model", dir, "--eval", notImage}, "notes.png is a file"},
-		{[]string{"ocr", "--model", dir, "--eval", "../../assets/samples"}, "paragraph.gt.txt holds 3 lines"},
+		{[]string{"ocr", "--model", dir, "--eval", "../../assets/samples", "--line"}, "--line: eval folder ../../assets/samples holds pages"},
 		{[]string{"ocr", "--model", dir}, "give one or more image files"},
 		{[]string{"ocr", "--batch", "0", "x.png"}, "--batch 0"},
 		{[]string{"ocr", "--write-eval", dir, "--split", "test"}, "want validation or train"},
