@@ -2,10 +2,12 @@ package ocr
 
 import (
 	"image"
+	"image/color"
 	"image/draw"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -218,6 +220,28 @@ func TestPageReadsTextSetSolid(t *testing.T) {
 	}
 	// 4 edits of 152 characters (2.6 %): about the model's CER on held-out faces.
 	require.LessOrEqual(t, edits, 4, "%d edits in %d characters: read %q", edits, chars, res.Text())
+}
+
+// A dark square beside a paragraph (an icon, an avatar: 40 px, beside its first two lines) is
+// not text. Before the line finder left solid areas out, the square made the page's stems
+// look 40 px tall and the paragraph's lines merged into one, read as garbage.
+func TestPageReadsAParagraphBesideAnIcon(t *testing.T) {
+	dev := gputest.Device(t)
+	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	src, err := ocrimage.Load("../../assets/samples/paragraph.png")
+	require.NoError(t, err)
+	b := src.Bounds()
+	img := image.NewGray(image.Rect(0, 0, b.Dx()+60, b.Dy()))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	draw.Draw(img, b.Sub(b.Min), src, b.Min, draw.Src)
+	draw.Draw(img, image.Rect(b.Dx()+10, 4, b.Dx()+50, 44), image.NewUniform(color.Gray{40}), image.Point{}, draw.Src)
+	res, err := r.Recognize(img, nil)
+	require.NoError(t, err)
+	want, err := os.ReadFile("../../assets/samples/paragraph.gt.txt")
+	require.NoError(t, err)
+	require.Equal(t, strings.TrimSpace(string(want)), res.Text())
 }
 
 // The second look keeps, for each line read with a confidence that a tier of SecondLook holds,

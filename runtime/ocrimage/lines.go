@@ -15,6 +15,11 @@ import (
 // follow the font, not the image. Ink is solid above 0.5, or on a noisy page, once blurred,
 // above 0.35 (or 0.1 above the noise level, if higher). Then:
 //
+//   - Solid areas and vertical rules are not text (profileAndStem's blocks: runs at least 8 px
+//     and half the stems' height long, as wide as tall or 25 times taller than wide): they are
+//     left out of S, and those at least 2S tall (an icon, an avatar, a bar of colour, a
+//     table's border) are erased before the profile is taken, so that they neither merge the
+//     lines beside them nor widen their boxes.
 //   - The profile counts ink above a noise level (0.15, which JPEG ringing stays under, or on
 //     a noisy page, first blurred 3×3, about the 99.9th percentile of the paper). Smoothed (Gaussian,
 //     σ = S/12 rows), its rows above 1 % of the way from its floor (5th percentile) to its
@@ -67,11 +72,16 @@ func SplitLines(k *Ink) []image.Rectangle {
 		solid = max(0.35, tau+0.1)
 	}
 
-	prof, solidN, stem := profileAndStem(pix, w, h, tau, solid)
+	prof, solidN, stem, blocks := profileAndStem(pix, w, h, tau, solid)
 	if stem == 0 {
 		return nil
 	}
 	S := float64(stem)
+	// Solid areas and vertical rules go (withoutBlocks), and the profile is taken again.
+	if clear := withoutBlocks(pix, w, h, stem, blocks, solid); clear != nil {
+		pix = clear
+		prof, solidN, _, _ = profileAndStem(pix, w, h, tau, solid)
+	}
 
 	smooth := gaussian(prof, max(0.7, S/12))
 	base, peak := percentile(smooth, 0.05), slices.Max(smooth)
@@ -403,12 +413,25 @@ func blur3(pix []float32, w, h int) []float32 {
 
 // profileAndStem sums each row of pix (w×h), counting only ink above tau, counts each row's
 // solid pixels (> solidT), and measures the stem height: the 90th percentile, weighted by
-// length, of vertical runs of solid pixels. The stem height is 0 when nothing is solid.
-func profileAndStem(pix []float32, w, h int, tau, solidT float32) (prof []float64, solid []int, stem int) {
+// length, of vertical runs of solid pixels, blocks left out. Blocks are the runs that are not
+// strokes (stemRun) and at least half as long as that percentile over every run (and
+// minBlock): slices of an icon, a bar of colour or a vertical rule, which would otherwise pass
+// for the page's tallest stems; shorter runs that are not strokes (the columns of a bold
+// letter's horizontal bar) still count, as they always have, and so do runs under minBlock
+// pixels. When blocks are all there is, they are not blocks. The stem height is 0 when nothing
+// is solid.
+func profileAndStem(pix []float32, w, h int, tau, solidT float32) (prof []float64, solid []int, stem int, blocks []blockRun) {
 	prof = make([]float64, h)
 	solid = make([]int, h)
 	run := make([]int32, w)
 	lengths := make([]int64, h+1) // lengths[n] = ink pixels in runs of length n
+	var wide []blockRun           // runs that are not strokes
+	ended := func(x, y0, n int) {
+		lengths[n] += int64(n)
+		if !stemRun(pix, w, x, y0, n, solidT) {
+			wide = append(wide, blockRun{x, y0, n})
+		}
+	}
 	for y := 0; y < h; y++ {
 		var s float32
 		for x, v := range pix[y*w:][:w] {
@@ -419,32 +442,121 @@ func profileAndStem(pix []float32, w, h int, tau, solidT float32) (prof []float6
 				continue
 			}
 			if n := run[x]; n > 0 {
-				lengths[n] += int64(n)
+				ended(x, y-int(n), int(n))
 				run[x] = 0
 			}
 		}
 		prof[y] = float64(s)
 	}
-	var total int64
-	for _, n := range run {
+	for x, n := range run {
 		if n > 0 {
-			lengths[n] += int64(n)
+			ended(x, h-int(n), int(n))
 		}
 	}
-	for _, n := range lengths {
-		total += n
+	all := percentileRun(lengths, 0.9)
+	if all == 0 {
+		return prof, solid, 0, nil
+	}
+	for _, b := range wide {
+		if b.n >= max(minBlock, (all+1)/2) {
+			lengths[b.n] -= int64(b.n)
+			blocks = append(blocks, b)
+		}
+	}
+	if stem = percentileRun(lengths, 0.9); stem == 0 { // nothing but blocks: nothing to tell them from
+		return prof, solid, all, nil
+	}
+	return prof, solid, stem, blocks
+}
+
+// minBlock is the shortest run, in pixels, that profileAndStem takes for a block: the bars of a
+// row of equals signs or dashes, a few pixels thick and wide, are text.
+const minBlock = 8
+
+// blockRun is a vertical run of solid pixels: column x, rows [y0, y0+n).
+type blockRun struct{ x, y0, n int }
+
+// percentileRun is the q-th percentile of the run lengths whose ink lengths[n] counts (at least
+// 2), or 0 when it counts none.
+func percentileRun(lengths []int64, q float64) int {
+	var total int64
+	for _, m := range lengths {
+		total += m
 	}
 	if total == 0 {
-		return prof, solid, 0
+		return 0
 	}
-	want, c := (total*9+9)/10, int64(0)
+	want, c := int64(math.Ceil(q*float64(total))), int64(0)
 	for n, m := range lengths {
-		c += m
-		if c >= want {
-			return prof, solid, max(n, 2)
+		if c += m; c >= want {
+			return max(n, 2)
 		}
 	}
-	return prof, solid, h
+	return len(lengths) - 1
+}
+
+// stemRun says whether the vertical run of solid pixels (> solidT) in column x, rows [y0,
+// y0+n), is a stroke of text rather than a slice of a solid area or of a vertical rule: the
+// narrowest of the horizontal runs of solid pixels through it a quarter, half and three
+// quarters down is narrower than the run is tall (a stem, a bowl's side, a bold letter's short
+// stroke; the stems of an H or an E between their bars) but at least a 25th of its height (a
+// stroke of the lightest face, an em tall, is about a 20th). An icon, a photo, a bar of
+// colour or a block of code's background is as wide as it is tall at all three rows; a table's
+// border or a rule beside text is a pixel or two wide and many lines tall. Counted as stems,
+// their columns, many or long, would pass for the page's tallest, making its text lines look
+// several times their height.
+func stemRun(pix []float32, w, x, y0, n int, solidT float32) bool {
+	narrowest := n
+	for _, y := range [3]int{y0 + n/4, y0 + n/2, y0 + 3*n/4} {
+		row := pix[y*w:][:w]
+		width := 1
+		for i := x - 1; i >= 0 && row[i] > solidT && width < narrowest; i-- {
+			width++
+		}
+		for i := x + 1; i < w && row[i] > solidT && width < narrowest; i++ {
+			width++
+		}
+		narrowest = min(narrowest, width)
+	}
+	return narrowest < n && n <= 25*narrowest
+}
+
+// withoutBlocks returns a copy of pix (w×h) with its solid areas and vertical rules erased,
+// or nil when it has none: the block runs (profileAndStem) at least twice the stem height
+// long, and the fainter pixels (up to solidT) beside them (the bars of a row of equals signs,
+// as thick as the few strokes at their ends are tall, stay). An icon, a photo, a bar of colour or a table's
+// border beside or between lines of text would otherwise fill the rows between the lines in
+// the profile, and the lines would merge.
+func withoutBlocks(pix []float32, w, h, stem int, blocks []blockRun, solidT float32) []float32 {
+	var out []float32
+	for _, b := range blocks {
+		if b.n < 2*stem {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(pix)
+		}
+		for r := b.y0; r < b.y0+b.n; r++ {
+			out[r*w+b.x] = 0
+		}
+	}
+	if out == nil {
+		return nil
+	}
+	// The blocks' soft edges: pixels at most solidT next to an erased one.
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			i := y*w + x
+			if out[i] == 0 || pix[i] > solidT {
+				continue
+			}
+			if x > 0 && out[i-1] == 0 && pix[i-1] > solidT || x+1 < w && out[i+1] == 0 && pix[i+1] > solidT ||
+				y > 0 && out[i-w] == 0 && pix[i-w] > solidT || y+1 < h && out[i+w] == 0 && pix[i+w] > solidT {
+				out[i] = 0
+			}
+		}
+	}
+	return out
 }
 
 // crossing is the share of the solid pixels (> solid) of row y that are solid delta rows above

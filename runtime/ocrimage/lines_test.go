@@ -155,6 +155,41 @@ func TestSplitLinesSeparatesLinesSetSolid(t *testing.T) {
 	}
 }
 
+// Solid shapes beside text are not text: a square two lines tall (an icon, an avatar) beside
+// the first two lines, a bar of colour under the paragraph and a table's vertical border left
+// of it must neither merge lines nor widen their boxes. Before the stem height left such runs
+// out, the square's and the border's columns passed for the page's tallest stems: the first
+// two lines came out as one box, and every box reached over to the border.
+func TestSplitLinesLeavesIconsBarsAndBordersOut(t *testing.T) {
+	for _, size := range []float64{14, 20} {
+		t.Run(fmt.Sprintf("size %v", size), func(t *testing.T) {
+			pitch := 1.4 * size
+			w, h := int(size*30), int(pitch*float64(len(paragraph))+5*size)
+			p := textPage(t, paragraph, size, pitch, int(2*size), int(size), w, h)
+			img := clone(p.img)
+			dark := image.NewUniform(color.Gray{40})
+			icon := image.Rect(w-int(3*size), int(size), w-int(size), int(3*size))
+			bar := image.Rect(0, h-int(2*size), w, h-int(size/2))
+			border := image.Rect(int(size/2), 0, int(size/2)+1, h-int(2.5*size))
+			for _, r := range []image.Rectangle{icon, bar, border} {
+				draw.Draw(img, r, dark, image.Point{}, draw.Src)
+			}
+			k := Normalize(img)
+			got := SplitLines(k)
+			// The bar is a line of its own (a rule, which the reader leaves out); the text
+			// lines must be exactly the paragraph's.
+			if len(got) > 0 && got[len(got)-1].Min.Y >= bar.Min.Y-2 {
+				got = got[:len(got)-1]
+			}
+			checkBoxes(t, got, p.lines, marginFor(size), true)
+			_, _, stem, _ := profileAndStem(Normalize(p.img).Pix, w, h, 0.15, 0.5)
+			_, _, withShapes, blocks := profileAndStem(k.Pix, w, h, 0.15, 0.5)
+			assert.InDelta(t, stem, withShapes, 1, "stem height with the shapes (without them %d)", stem)
+			assert.NotEmpty(t, blocks)
+		})
+	}
+}
+
 // A crop of one line often shows a sliver of the next: the tops of its letters, shorter than
 // half a stem, close below. The sliver must not join the line (a box that tall, scaled to the
 // model's height, squeezes the line): the line's box ends at its own ink.
