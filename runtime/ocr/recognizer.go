@@ -723,7 +723,11 @@ func (r *Recognizer) preparePage(img image.Image) (page, error) {
 	if ink == nil {
 		return page{}, nil
 	}
-	boxes := dropSlivers(ocrimage.SplitLines(ink), func(b image.Rectangle) image.Rectangle { return ocrimage.SourceBox(src, b, slope) }, src.Rect)
+	split := ocrimage.SplitPage // a page's solid areas are not text; a line's are its own
+	if r.opt.SingleLine {
+		split = ocrimage.SplitLines
+	}
+	boxes := dropSlivers(split(ink), func(b image.Rectangle) image.Rectangle { return ocrimage.SourceBox(src, b, slope) }, src.Rect)
 	if !r.opt.SingleLine { // a page's horizontal rules are layout, not text
 		boxes = slices.DeleteFunc(boxes, func(b image.Rectangle) bool { return ocrimage.Rule(ink, b) })
 	}
@@ -738,6 +742,9 @@ func (r *Recognizer) preparePage(img image.Image) (page, error) {
 	var p page
 	for _, b := range boxes {
 		if segs := ocrimage.LineStrips(ink, b, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
+			for j := range segs { // a levelled page's rows reach past the source's
+				segs[j].Box = ocrimage.SourceBox(src, segs[j].Box, slope)
+			}
 			p.lines = append(p.lines, ocrimage.Line{Box: ocrimage.SourceBox(src, b, slope), Segments: segs})
 			p.boxes = append(p.boxes, b)
 		}

@@ -203,7 +203,7 @@ func LevelPage(k *Ink) (level *Ink, slope float64) {
 		return k, 0
 	}
 	w, h := k.Rect.Dx(), k.Rect.Dy()
-	_, _, stem, _ := profileAndStem(k.Pix, w, h, 0.15, 0.5)
+	_, _, stem, _ := profileAndStem(k.Pix, w, h, 0.15, 0.5, false)
 	if stem == 0 || w < 3*stem {
 		return k, 0
 	}

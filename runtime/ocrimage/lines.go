@@ -15,11 +15,6 @@ import (
 // follow the font, not the image. Ink is solid above 0.5, or on a noisy page, once blurred,
 // above 0.35 (or 0.1 above the noise level, if higher). Then:
 //
-//   - Solid areas and vertical rules are not text (profileAndStem's blocks: runs at least 8 px
-//     and half the stems' height long, as wide as tall or 25 times taller than wide): they are
-//     left out of S, and those at least 2S tall (an icon, an avatar, a bar of colour, a
-//     table's border) are erased before the profile is taken, so that they neither merge the
-//     lines beside them nor widen their boxes.
 //   - The profile counts ink above a noise level (0.15, which JPEG ringing stays under, or on
 //     a noisy page, first blurred 3×3, about the 99.9th percentile of the paper). Smoothed (Gaussian,
 //     σ = S/12 rows), its rows above 1 % of the way from its floor (5th percentile) to its
@@ -54,7 +49,18 @@ import (
 //
 // Skewed text (more than about one line height of drift across the width) is not deskewed
 // here and may merge lines: LevelPage first (Prepare does).
-func SplitLines(k *Ink) []image.Rectangle {
+func SplitLines(k *Ink) []image.Rectangle { return splitLines(k, false) }
+
+// SplitPage is SplitLines for a page, whose solid areas are not text: runs of solid ink at
+// least 8 px and a stem height long that are at least a third as wide as tall, or 25 times
+// taller than wide (profileAndStem's blocks), are left out of S, and those at least 2S tall
+// (an icon, an avatar, a photo, a bar of colour, a sidebar, a table's border) are erased
+// before the profile is taken, so that they neither merge the lines beside them nor widen
+// their boxes. A crop of one line (SplitLines) keeps its solid areas as text: the blurred or
+// enlarged strokes of a degraded line can be as wide as tall.
+func SplitPage(k *Ink) []image.Rectangle { return splitLines(k, true) }
+
+func splitLines(k *Ink, page bool) []image.Rectangle {
 	if k == nil || k.Blank || k.Rect.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
 		return nil
 	}
@@ -72,7 +78,7 @@ func SplitLines(k *Ink) []image.Rectangle {
 		solid = max(0.35, tau+0.1)
 	}
 
-	prof, solidN, stem, blocks := profileAndStem(pix, w, h, tau, solid)
+	prof, solidN, stem, blocks := profileAndStem(pix, w, h, tau, solid, page)
 	if stem == 0 {
 		return nil
 	}
@@ -80,7 +86,7 @@ func SplitLines(k *Ink) []image.Rectangle {
 	// Solid areas and vertical rules go (withoutBlocks), and the profile is taken again.
 	if clear := withoutBlocks(pix, w, h, stem, blocks, solid); clear != nil {
 		pix = clear
-		prof, solidN, _, _ = profileAndStem(pix, w, h, tau, solid)
+		prof, solidN, _, _ = profileAndStem(pix, w, h, tau, solid, page)
 	}
 
 	smooth := gaussian(prof, max(0.7, S/12))
@@ -414,13 +420,13 @@ func blur3(pix []float32, w, h int) []float32 {
 // profileAndStem sums each row of pix (w×h), counting only ink above tau, counts each row's
 // solid pixels (> solidT), and measures the stem height: the 90th percentile, weighted by
 // length, of vertical runs of solid pixels, blocks left out. Blocks are the runs that are not
-// strokes (stemRun) and at least half as long as that percentile over every run (and
-// minBlock): slices of an icon, a bar of colour or a vertical rule, which would otherwise pass
-// for the page's tallest stems; shorter runs that are not strokes (the columns of a bold
-// letter's horizontal bar) still count, as they always have, and so do runs under minBlock
-// pixels. When blocks are all there is, they are not blocks. The stem height is 0 when nothing
-// is solid.
-func profileAndStem(pix []float32, w, h int, tau, solidT float32) (prof []float64, solid []int, stem int, blocks []blockRun) {
+// strokes (stemRun) and at least half as long as the stem height (and minBlock): slices of an
+// icon, a photo, a bar of colour or a vertical rule, which would otherwise pass for the page's
+// tallest stems; shorter runs that are not strokes (the columns of a bold letter's horizontal
+// bar) still count, as they always have, and so do runs under minBlock pixels. When blocks are
+// all there is, they are not blocks. Without findBlocks every run counts. The stem height is 0
+// when nothing is solid.
+func profileAndStem(pix []float32, w, h int, tau, solidT float32, findBlocks bool) (prof []float64, solid []int, stem int, blocks []blockRun) {
 	prof = make([]float64, h)
 	solid = make([]int, h)
 	run := make([]int32, w)
@@ -428,7 +434,7 @@ func profileAndStem(pix []float32, w, h int, tau, solidT float32) (prof []float6
 	var wide []blockRun           // runs that are not strokes
 	ended := func(x, y0, n int) {
 		lengths[n] += int64(n)
-		if !stemRun(pix, w, x, y0, n, solidT) {
+		if findBlocks && n >= minBlock && !stemRun(pix, w, x, y0, n, solidT) {
 			wide = append(wide, blockRun{x, y0, n})
 		}
 	}
@@ -454,17 +460,30 @@ func profileAndStem(pix []float32, w, h int, tau, solidT float32) (prof []float6
 		}
 	}
 	all := percentileRun(lengths, 0.9)
-	if all == 0 {
-		return prof, solid, 0, nil
-	}
-	for _, b := range wide {
-		if b.n >= max(minBlock, (all+1)/2) {
-			lengths[b.n] -= int64(b.n)
-			blocks = append(blocks, b)
-		}
-	}
-	if stem = percentileRun(lengths, 0.9); stem == 0 { // nothing but blocks: nothing to tell them from
+	if all == 0 || len(wide) == 0 {
 		return prof, solid, all, nil
+	}
+	// The blocks' bound follows the stem height, which leaving blocks out lowers: a photo's
+	// runs make the first estimate its height. A few rounds settle it.
+	stem = all
+	kept := slices.Clone(lengths)
+	for range 4 {
+		copy(kept, lengths)
+		blocks = blocks[:0]
+		for _, b := range wide {
+			if b.n >= max(minBlock, (stem+1)/2) {
+				kept[b.n] -= int64(b.n)
+				blocks = append(blocks, b)
+			}
+		}
+		next := percentileRun(kept, 0.9)
+		if next == 0 { // nothing but blocks: nothing to tell them from
+			return prof, solid, all, nil
+		}
+		if next == stem {
+			break
+		}
+		stem = next
 	}
 	return prof, solid, stem, blocks
 }
@@ -497,28 +516,29 @@ func percentileRun(lengths []int64, q float64) int {
 
 // stemRun says whether the vertical run of solid pixels (> solidT) in column x, rows [y0,
 // y0+n), is a stroke of text rather than a slice of a solid area or of a vertical rule: the
-// narrowest of the horizontal runs of solid pixels through it a quarter, half and three
-// quarters down is narrower than the run is tall (a stem, a bowl's side, a bold letter's short
-// stroke; the stems of an H or an E between their bars) but at least a 25th of its height (a
-// stroke of the lightest face, an em tall, is about a 20th). An icon, a photo, a bar of
-// colour or a block of code's background is as wide as it is tall at all three rows; a table's
-// border or a rule beside text is a pixel or two wide and many lines tall. Counted as stems,
-// their columns, many or long, would pass for the page's tallest, making its text lines look
-// several times their height.
+// median of the widths of the horizontal runs of solid pixels through it a quarter, half and
+// three quarters down is under a third of its height (a stem, a bowl's side, the stems of an
+// H or an E between their bars; the heaviest faces' stems are about a quarter of their
+// ascender's height) and at least a 25th of it (a stroke of the lightest face, an em tall, is
+// about a 20th). An icon, a photo, a bar of colour, a sidebar or a block of code's background
+// is wider than that; a table's border or a rule beside text is a pixel or two wide and many
+// lines tall. Counted as stems, their columns, many or long, would pass for the page's
+// tallest, making its text lines look several times their height.
 func stemRun(pix []float32, w, x, y0, n int, solidT float32) bool {
-	narrowest := n
-	for _, y := range [3]int{y0 + n/4, y0 + n/2, y0 + 3*n/4} {
+	var widths [3]int
+	for i, y := range [3]int{y0 + n/4, y0 + n/2, y0 + 3*n/4} {
 		row := pix[y*w:][:w]
 		width := 1
-		for i := x - 1; i >= 0 && row[i] > solidT && width < narrowest; i-- {
+		for j := x - 1; j >= 0 && row[j] > solidT && width < n; j-- {
 			width++
 		}
-		for i := x + 1; i < w && row[i] > solidT && width < narrowest; i++ {
+		for j := x + 1; j < w && row[j] > solidT && width < n; j++ {
 			width++
 		}
-		narrowest = min(narrowest, width)
+		widths[i] = width
 	}
-	return narrowest < n && n <= 25*narrowest
+	m := max(min(widths[0], widths[1]), min(max(widths[0], widths[1]), widths[2])) // the median
+	return 3*m < n && n <= 25*m
 }
 
 // withoutBlocks returns a copy of pix (w×h) with its solid areas and vertical rules erased,

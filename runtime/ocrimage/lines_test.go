@@ -155,12 +155,13 @@ func TestSplitLinesSeparatesLinesSetSolid(t *testing.T) {
 	}
 }
 
-// Solid shapes beside text are not text: a square two lines tall (an icon, an avatar) beside
-// the first two lines, a bar of colour under the paragraph and a table's vertical border left
-// of it must neither merge lines nor widen their boxes. Before the stem height left such runs
-// out, the square's and the border's columns passed for the page's tallest stems: the first
-// two lines came out as one box, and every box reached over to the border.
-func TestSplitLinesLeavesIconsBarsAndBordersOut(t *testing.T) {
+// Solid shapes beside a page's text are not text (SplitPage): a square two lines tall (an
+// icon, an avatar) beside the first two lines, a bar of colour under the paragraph and a
+// table's vertical border left of it must neither merge lines nor widen their boxes. Before
+// the stem height left such runs out, the square's and the border's columns passed for the
+// page's tallest stems: the first two lines came out as one box, and every box reached over
+// to the border (as SplitLines, for a crop of one line, still does).
+func TestSplitPageLeavesIconsBarsAndBordersOut(t *testing.T) {
 	for _, size := range []float64{14, 20} {
 		t.Run(fmt.Sprintf("size %v", size), func(t *testing.T) {
 			pitch := 1.4 * size
@@ -175,15 +176,15 @@ func TestSplitLinesLeavesIconsBarsAndBordersOut(t *testing.T) {
 				draw.Draw(img, r, dark, image.Point{}, draw.Src)
 			}
 			k := Normalize(img)
-			got := SplitLines(k)
+			got := SplitPage(k)
 			// The bar is a line of its own (a rule, which the reader leaves out); the text
 			// lines must be exactly the paragraph's.
 			if len(got) > 0 && got[len(got)-1].Min.Y >= bar.Min.Y-2 {
 				got = got[:len(got)-1]
 			}
 			checkBoxes(t, got, p.lines, marginFor(size), true)
-			_, _, stem, _ := profileAndStem(Normalize(p.img).Pix, w, h, 0.15, 0.5)
-			_, _, withShapes, blocks := profileAndStem(k.Pix, w, h, 0.15, 0.5)
+			_, _, stem, _ := profileAndStem(Normalize(p.img).Pix, w, h, 0.15, 0.5, true)
+			_, _, withShapes, blocks := profileAndStem(k.Pix, w, h, 0.15, 0.5, true)
 			assert.InDelta(t, stem, withShapes, 1, "stem height with the shapes (without them %d)", stem)
 			assert.NotEmpty(t, blocks)
 		})

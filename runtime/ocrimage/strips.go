@@ -652,7 +652,7 @@ type Line struct {
 }
 
 // Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Normalize,
-// LevelPage, SplitLines, then LineStrips on each line but horizontal rules (Rule), and returns
+// LevelPage, SplitPage, then LineStrips on each line but horizontal rules (Rule), and returns
 // the lines top to bottom, their boxes in source pixels (SourceBox). height and maxWidth of 0
 // mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines and no error.
 // Errors: a nil or empty image, or a height or maxWidth out of range. Big images are
@@ -679,7 +679,7 @@ func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	}
 	src := Normalize(Gray(img))
 	k, slope := LevelPage(src)
-	boxes := slices.DeleteFunc(SplitLines(k), func(b image.Rectangle) bool { return Rule(k, b) })
+	boxes := slices.DeleteFunc(SplitPage(k), func(b image.Rectangle) bool { return Rule(k, b) })
 	found := make([]Line, len(boxes))
 	pixels := 0
 	for _, b := range boxes {
@@ -689,6 +689,9 @@ func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	parallel(len(boxes), max(1, (64<<10)/max(perLine, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			found[i] = Line{Box: SourceBox(src, boxes[i], slope), Segments: LineStrips(k, boxes[i], height, maxWidth)}
+			for j := range found[i].Segments { // a levelled page's rows reach past the source's
+				found[i].Segments[j].Box = SourceBox(src, found[i].Segments[j].Box, slope)
+			}
 		}
 	})
 	var lines []Line
