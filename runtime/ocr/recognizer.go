@@ -6,7 +6,6 @@ import (
 	"image"
 	"math"
 	"runtime"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -572,7 +571,8 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 	cuts := make([][]cut, len(out))
 	eachImage(len(out), func(i int) {
 		start := time.Now()
-		var ink *ocrimage.Ink // levelled again for the image's first doubted line
+		var ink, pageInk *ocrimage.Ink // levelled again for the image's first doubted line
+		panelInk := map[image.Rectangle]*ocrimage.Ink{}
 		for j, l := range out[i].Lines {
 			scales := secondLookScales(l.Confidence, linePitch(prepared[i].lines[j], l.Text))
 			if scales == nil {
@@ -580,9 +580,17 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 			}
 			if ink == nil {
 				ink, _, _ = r.level(imgs[i])
+				pageInk = ocrimage.Erase(ink, prepared[i].erased)
+			}
+			k := pageInk
+			if pan := prepared[i].panels[j]; !pan.Empty() {
+				if panelInk[pan] == nil {
+					panelInk[pan] = ocrimage.PanelInk(ink, pan)
+				}
+				k = panelInk[pan]
 			}
 			for _, f := range scales {
-				wide, box := ocrimage.StretchLine(ink, prepared[i].boxes[j], f)
+				wide, box := ocrimage.StretchLine(k, prepared[i].boxes[j], f)
 				if segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
 					cuts[i] = append(cuts[i], cut{j, segs})
 				}
@@ -690,11 +698,14 @@ func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 	return p.lines, err
 }
 
-// page is a prepared image: its lines, and each line's box in the ink it was cut from
-// (level's), for the second look.
+// page is a prepared image: its lines, and for the second look each line's box in the ink it
+// was cut from (level's, without the panels, or the panel's own) and the panel it lies on
+// (ocrimage.Panels; empty for the page's own lines).
 type page struct {
-	lines []ocrimage.Line
-	boxes []image.Rectangle
+	lines  []ocrimage.Line
+	boxes  []image.Rectangle
+	panels []image.Rectangle
+	erased []image.Rectangle // the panels erased from the page's ink for its own lines
 }
 
 // level returns img's ink as its lines are cut from (levelled as a page unless SingleLine)
@@ -723,32 +734,37 @@ func (r *Recognizer) preparePage(img image.Image) (page, error) {
 	if ink == nil {
 		return page{}, nil
 	}
-	split := ocrimage.SplitPage // a page's solid areas are not text; a line's are its own
-	if r.opt.SingleLine {
-		split = ocrimage.SplitLines
-	}
-	boxes := dropSlivers(split(ink), func(b image.Rectangle) image.Rectangle { return ocrimage.SourceBox(src, b, slope) }, src.Rect)
-	if !r.opt.SingleLine { // a page's horizontal rules are layout, not text
-		boxes = slices.DeleteFunc(boxes, func(b image.Rectangle) bool { return ocrimage.Rule(ink, b) })
-	}
-	if r.opt.SingleLine && len(boxes) == 0 {
-		// The caller says the image is one line, and it is not blank: faint strokes under
-		// heavy noise can stay below the line finder's noise ceiling, so read it whole.
-		boxes = []image.Rectangle{ink.Rect}
-	}
-	if r.opt.SingleLine && len(boxes) > 1 {
-		boxes = []image.Rectangle{singleLine(boxes)}
-	}
-	var p page
-	for _, b := range boxes {
-		if segs := ocrimage.LineStrips(ink, b, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
+	p := page{}
+	add := func(k *ocrimage.Ink, b, panel image.Rectangle) {
+		if segs := ocrimage.LineStrips(k, b, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
 			for j := range segs { // a levelled page's rows reach past the source's
 				segs[j].Box = ocrimage.SourceBox(src, segs[j].Box, slope)
 			}
 			p.lines = append(p.lines, ocrimage.Line{Box: ocrimage.SourceBox(src, b, slope), Segments: segs})
 			p.boxes = append(p.boxes, b)
+			p.panels = append(p.panels, panel)
 		}
 	}
+	slivers := func(boxes []image.Rectangle) []image.Rectangle {
+		return dropSlivers(boxes, func(b image.Rectangle) image.Rectangle { return ocrimage.SourceBox(src, b, slope) }, src.Rect)
+	}
+	if !r.opt.SingleLine {
+		// A page: its solid areas are not text, and its panels' text is read from their own
+		// ink.
+		located, panels := ocrimage.LocatePage(ink, slivers)
+		p.erased = panels
+		for _, l := range located {
+			add(l.Ink, l.Box, l.Panel)
+		}
+		return p, nil
+	}
+	boxes := slivers(ocrimage.SplitLines(ink)) // a crop of one line: its solid areas are its own
+	if len(boxes) == 0 {
+		// The caller says the image is one line, and it is not blank: faint strokes under
+		// heavy noise can stay below the line finder's noise ceiling, so read it whole.
+		boxes = []image.Rectangle{ink.Rect}
+	}
+	add(ink, singleLine(boxes), image.Rectangle{})
 	return p, nil
 }
 

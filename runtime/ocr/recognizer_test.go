@@ -244,6 +244,37 @@ func TestPageReadsAParagraphBesideAnIcon(t *testing.T) {
 	require.Equal(t, strings.TrimSpace(string(want)), res.Text())
 }
 
+// A dark title bar with light text (the receipt sample, inverted) over the paragraph sample:
+// the bar is a panel, read from its own ink, and its line comes first. Without panels the
+// page's line finder leaves the bar out as a solid area, and its text is lost.
+func TestPageReadsTheLightTextOfADarkBar(t *testing.T) {
+	dev := gputest.Device(t)
+	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	imgs := testImages(t, "../../../assets/samples/receipt.png", "../../../assets/samples/paragraph.png")
+	head, body := imgs[0].Bounds(), imgs[1].Bounds()
+	img := image.NewGray(image.Rect(0, 0, max(head.Dx(), body.Dx()), head.Dy()+body.Dy()))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(0, 0, img.Rect.Dx(), head.Dy()), image.Black, image.Point{}, draw.Src)
+	for y := head.Min.Y; y < head.Max.Y; y++ {
+		for x := head.Min.X; x < head.Max.X; x++ {
+			g := color.GrayModel.Convert(imgs[0].At(x, y)).(color.Gray)
+			img.SetGray(x-head.Min.X, y-head.Min.Y, color.Gray{255 - g.Y})
+		}
+	}
+	draw.Draw(img, body.Sub(body.Min).Add(image.Pt(0, head.Dy())), imgs[1], body.Min, draw.Src)
+	res, err := r.Recognize(img, nil)
+	require.NoError(t, err)
+	var want []string
+	for _, name := range []string{"receipt", "paragraph"} {
+		b, err := os.ReadFile("../../assets/samples/" + name + ".gt.txt")
+		require.NoError(t, err)
+		want = append(want, strings.TrimSpace(string(b)))
+	}
+	require.Equal(t, strings.Join(want, "\n"), res.Text())
+}
+
 // The second look keeps, for each line read with a confidence that a tier of SecondLook holds,
 // the most confident of its first reading and its readings cut at the tier's scales, each read
 // here on its own; a line read confidently is left as it was.

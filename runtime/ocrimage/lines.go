@@ -525,6 +525,13 @@ func percentileRun(lengths []int64, q float64) int {
 // lines tall. Counted as stems, their columns, many or long, would pass for the page's
 // tallest, making its text lines look several times their height.
 func stemRun(pix []float32, w, x, y0, n int, solidT float32) bool {
+	m := medianWidth(pix, w, x, y0, n, solidT)
+	return 3*m < n && n <= 25*m
+}
+
+// medianWidth is the median of the widths (capped at n) of the horizontal runs of solid
+// pixels through column x a quarter, half and three quarters down rows [y0, y0+n).
+func medianWidth(pix []float32, w, x, y0, n int, solidT float32) int {
 	var widths [3]int
 	for i, y := range [3]int{y0 + n/4, y0 + n/2, y0 + 3*n/4} {
 		row := pix[y*w:][:w]
@@ -537,8 +544,7 @@ func stemRun(pix []float32, w, x, y0, n int, solidT float32) bool {
 		}
 		widths[i] = width
 	}
-	m := max(min(widths[0], widths[1]), min(max(widths[0], widths[1]), widths[2])) // the median
-	return 3*m < n && n <= 25*m
+	return max(min(widths[0], widths[1]), min(max(widths[0], widths[1]), widths[2]))
 }
 
 // withoutBlocks returns a copy of pix (w×h) with its solid areas and vertical rules erased,

@@ -652,7 +652,8 @@ type Line struct {
 }
 
 // Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Normalize,
-// LevelPage, SplitPage, then LineStrips on each line but horizontal rules (Rule), and returns
+// LevelPage, LocatePage (SplitPage on the page and on its panels), then LineStrips on each
+// line but horizontal rules (Rule), and returns
 // the lines top to bottom, their boxes in source pixels (SourceBox). height and maxWidth of 0
 // mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines and no error.
 // Errors: a nil or empty image, or a height or maxWidth out of range. Big images are
@@ -679,16 +680,17 @@ func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	}
 	src := Normalize(Gray(img))
 	k, slope := LevelPage(src)
-	boxes := slices.DeleteFunc(SplitPage(k), func(b image.Rectangle) bool { return Rule(k, b) })
-	found := make([]Line, len(boxes))
+	located, _ := LocatePage(k, nil)
+	found := make([]Line, len(located))
 	pixels := 0
-	for _, b := range boxes {
-		pixels += b.Dx() * b.Dy()
+	for _, l := range located {
+		pixels += l.Box.Dx() * l.Box.Dy()
 	}
-	perLine := pixels / max(1, len(boxes))
-	parallel(len(boxes), max(1, (64<<10)/max(perLine, 1)), func(lo, hi int) {
+	perLine := pixels / max(1, len(located))
+	parallel(len(located), max(1, (64<<10)/max(perLine, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			found[i] = Line{Box: SourceBox(src, boxes[i], slope), Segments: LineStrips(k, boxes[i], height, maxWidth)}
+			l := located[i]
+			found[i] = Line{Box: SourceBox(src, l.Box, slope), Segments: LineStrips(l.Ink, l.Box, height, maxWidth)}
 			for j := range found[i].Segments { // a levelled page's rows reach past the source's
 				found[i].Segments[j].Box = SourceBox(src, found[i].Segments[j].Box, slope)
 			}

@@ -1,0 +1,223 @@
+package ocrimage
+
+import (
+	"image"
+	"math"
+	"slices"
+)
+
+// Bounds of Panels.
+const (
+	panelRows   = 12   // least height, in pixels: a line of small text and a little room
+	panelAspect = 2.0  // least width over height: a bar, a button, a box of code, a card
+	panelFill   = 0.65 // least share of its box the panel's colour covers (text leaves holes)
+)
+
+// Panels finds the areas of a page filled with the ink's colour on which text may be drawn in
+// the paper's colour: a dark title bar, code box or button on a light page, a white card or a
+// light title bar on a dark one, a coloured banner. They are the 4-connected components of
+// solid pixels (above 0.5) at least panelRows tall, panelAspect times as wide as tall, whose
+// pixels cover at least panelFill of their box, in reading order (top to bottom, then left to
+// right). A glyph, however bold, is not as wide as that and full at once; a square icon or a
+// tall sidebar is left to SplitPage. The page's lines are found with the panels erased
+// (Erase), and each panel's text, paper-coloured holes in it, from its own ink (PanelInk). A
+// noisy page (whose solid pixels touch at random) gives none.
+func Panels(k *Ink) []image.Rectangle {
+	if k == nil || k.Blank || k.Rect.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
+		return nil
+	}
+	w, h := k.Rect.Dx(), k.Rect.Dy()
+	if h < panelRows || min(w, h) >= 12 && noiseLevel(k.Pix, w, h) > 0.04 {
+		return nil
+	}
+	seen := make([]bool, w*h)
+	var out []image.Rectangle
+	var stack []int
+	for seed, v := range k.Pix[:w*h] {
+		if seen[seed] || v <= 0.5 {
+			continue
+		}
+		x0, y0, x1, y1, n := w, h, 0, 0, 0
+		seen[seed] = true
+		stack = append(stack[:0], seed)
+		for len(stack) > 0 {
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			n++
+			x, y := i%w, i/w
+			x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x+1), max(y1, y+1)
+			if x > 0 && !seen[i-1] && k.Pix[i-1] > 0.5 {
+				seen[i-1] = true
+				stack = append(stack, i-1)
+			}
+			if x+1 < w && !seen[i+1] && k.Pix[i+1] > 0.5 {
+				seen[i+1] = true
+				stack = append(stack, i+1)
+			}
+			if y > 0 && !seen[i-w] && k.Pix[i-w] > 0.5 {
+				seen[i-w] = true
+				stack = append(stack, i-w)
+			}
+			if y+1 < h && !seen[i+w] && k.Pix[i+w] > 0.5 {
+				seen[i+w] = true
+				stack = append(stack, i+w)
+			}
+		}
+		bw, bh := x1-x0, y1-y0
+		if bh >= panelRows && float64(bw) >= panelAspect*float64(bh) && float64(n) >= panelFill*float64(bw*bh) {
+			out = append(out, image.Rect(x0, y0, x1, y1).Add(k.Rect.Min))
+		}
+	}
+	// Found in the order of their first pixel: top to bottom already; left to right on a tie.
+	slices.SortStableFunc(out, func(a, b image.Rectangle) int {
+		if a.Min.Y != b.Min.Y {
+			return a.Min.Y - b.Min.Y
+		}
+		return a.Min.X - b.Min.X
+	})
+	return out
+}
+
+// Erase returns a copy of k with areas (boxes of k, as Panels returns) set to paper, or k itself
+// when there are none.
+func Erase(k *Ink, areas []image.Rectangle) *Ink {
+	if len(areas) == 0 {
+		return k
+	}
+	out := *k
+	out.Pix = slices.Clone(k.Pix)
+	w := k.Rect.Dx()
+	for _, a := range areas {
+		a = a.Intersect(k.Rect)
+		for y := a.Min.Y; y < a.Max.Y; y++ {
+			clear(out.Pix[(y-k.Rect.Min.Y)*w+a.Min.X-k.Rect.Min.X:][:a.Dx()])
+		}
+	}
+	return &out
+}
+
+// PanelInk is the ink map of panel (a box of k, as Panels returns) with its own paper and
+// ink: k's values there turned back into grey levels (ink black) and given to Normalize, so a
+// dark panel's light text becomes ink, as a light-on-dark page's does. Rect is panel (clipped
+// to k.Rect). It is Blank when the panel holds no text: no ink, or no vertical run of ink
+// narrow enough for a stroke (stemRun), as in a flat bar or a photo's shapes.
+func PanelInk(k *Ink, panel image.Rectangle) *Ink {
+	panel = panel.Intersect(k.Rect)
+	if panel.Empty() {
+		return &Ink{Blank: true}
+	}
+	g := image.NewGray(panel)
+	kw := k.Rect.Dx()
+	for y := panel.Min.Y; y < panel.Max.Y; y++ {
+		src := k.Pix[(y-k.Rect.Min.Y)*kw+panel.Min.X-k.Rect.Min.X:][:panel.Dx()]
+		dst := g.Pix[(y-panel.Min.Y)*g.Stride:][:panel.Dx()]
+		for x, v := range src {
+			dst[x] = uint8(math.Round(255 * float64(1-min(max(v, 0), 1))))
+		}
+	}
+	pk := Normalize(g)
+	if !pk.Blank && !hasStrokes(pk) {
+		pk.Blank = true
+		clear(pk.Pix)
+	}
+	return pk
+}
+
+// hasStrokes says whether k holds a vertical run of solid pixels (> 0.5) at least 3 long and
+// narrower than it is tall (by the median width stemRun measures): a small bold word's strokes
+// are, a photo's shapes are not.
+func hasStrokes(k *Ink) bool {
+	w, h := k.Rect.Dx(), k.Rect.Dy()
+	for x := 0; x < w; x++ {
+		for y := 0; y < h; {
+			if k.Pix[y*w+x] <= 0.5 {
+				y++
+				continue
+			}
+			y0 := y
+			for y < h && k.Pix[y*w+x] > 0.5 {
+				y++
+			}
+			if n := y - y0; n >= 3 && medianWidth(k.Pix, w, x, y0, n, 0.5) < n {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Located is a text line of a page and the ink to cut it from (LineStrips): the page's own,
+// its panels erased, or a panel's (PanelInk).
+type Located struct {
+	Box   image.Rectangle // in the page's (k's) pixels
+	Ink   *Ink
+	Panel image.Rectangle // the panel the line lies on; empty for the page's own lines
+}
+
+// LocatePage finds the text lines of a page (k, levelled if it slopes: LevelPage) in reading
+// order (ReadingOrder): the page's own, by SplitPage on k with its panels erased (Erase), and
+// each panel's, by SplitPage on its PanelInk; horizontal rules (Rule) left out. keep, if not
+// nil, filters the page's own lines before the panels' are added (the recognizer drops the
+// slivers of lines that an image's edge cut through). It also returns the panels.
+func LocatePage(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle) (lines []Located, panels []image.Rectangle) {
+	if k == nil || k.Blank {
+		return nil, nil
+	}
+	panels = Panels(k)
+	rest := Erase(k, panels)
+	boxes := SplitPage(rest)
+	if keep != nil {
+		boxes = keep(boxes)
+	}
+	for _, b := range boxes {
+		if !Rule(rest, b) {
+			lines = append(lines, Located{Box: b, Ink: rest})
+		}
+	}
+	for _, p := range panels {
+		pk := PanelInk(k, p)
+		if pk.Blank {
+			continue
+		}
+		for _, b := range SplitPage(pk) {
+			if !Rule(pk, b) {
+				lines = append(lines, Located{Box: b, Ink: pk, Panel: p})
+			}
+		}
+	}
+	if len(panels) > 0 {
+		boxes := make([]image.Rectangle, len(lines))
+		for i, l := range lines {
+			boxes[i] = l.Box
+		}
+		ordered := make([]Located, len(lines))
+		for i, j := range ReadingOrder(boxes) {
+			ordered[i] = lines[j]
+		}
+		lines = ordered
+	}
+	return lines, panels
+}
+
+// ReadingOrder is the order to read line boxes in: top to bottom, and lines side by side (rows
+// overlapping by half the shorter one's height or more, as buttons in a row) left to right.
+func ReadingOrder(boxes []image.Rectangle) []int {
+	order := make([]int, len(boxes))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return boxes[a].Min.Y - boxes[b].Min.Y })
+	sideBySide := func(a, b image.Rectangle) bool {
+		return 2*(min(a.Max.Y, b.Max.Y)-max(a.Min.Y, b.Min.Y)) >= min(a.Dy(), b.Dy())
+	}
+	for i := 1; i < len(order); i++ {
+		for j := i; j > 0; j-- {
+			a, b := boxes[order[j-1]], boxes[order[j]]
+			if !sideBySide(a, b) || a.Min.X <= b.Min.X {
+				break
+			}
+			order[j-1], order[j] = order[j], order[j-1]
+		}
+	}
+	return order
+}

@@ -1,0 +1,116 @@
+package ocrimage
+
+import (
+	"image"
+	"image/color"
+	"image/draw"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// barPage is a 600×200 page: a dark 40-px title bar with light text (a line rendered black on
+// white, inverted) over three lines of a paragraph, and the bar's line's true ink box.
+func barPage(t *testing.T) (img *image.Gray, bar, title image.Rectangle, body page) {
+	t.Helper()
+	head := textPage(t, []string{"Inbox (3)   Sent   Drafts"}, 16, 0, 16, 10, 600, 40)
+	body = textPage(t, paragraph[:3], 14, 22, 16, 10, 600, 160)
+	img = image.NewGray(image.Rect(0, 0, 600, 200))
+	for y := range 40 {
+		for x := range 600 {
+			img.SetGray(x, y, color.Gray{255 - head.img.GrayAt(x, y).Y})
+		}
+	}
+	draw.Draw(img, image.Rect(0, 40, 600, 200), body.img, image.Point{}, draw.Src)
+	for i := range body.lines {
+		body.lines[i] = body.lines[i].Add(image.Pt(0, 40))
+	}
+	return img, image.Rect(0, 0, 600, 40), head.lines[0], body
+}
+
+// A title bar is a panel; its light text, holes in it, is the ink of PanelInk, and the page
+// without it (Erase) has only the paragraph's lines.
+func TestPanelsFindsATitleBarAndPanelInkReadsItsText(t *testing.T) {
+	img, bar, title, body := barPage(t)
+	k := Normalize(img)
+	require.False(t, k.Inverted, "the page is dark on light")
+	panels := Panels(k)
+	require.Equal(t, []image.Rectangle{bar}, panels)
+
+	pk := PanelInk(k, bar)
+	require.False(t, pk.Blank)
+	assert.True(t, pk.Inverted, "light text on the bar's dark ground")
+	assert.Equal(t, bar, pk.Rect)
+	checkBoxes(t, SplitPage(pk), []image.Rectangle{title}, marginFor(16), true)
+
+	rest := Erase(k, panels)
+	checkBoxes(t, SplitPage(rest), body.lines, marginFor(14), true)
+	assert.Greater(t, k.At(5, 5), float32(0.5), "Erase works on a copy")
+	assert.Zero(t, rest.At(5, 5))
+
+	// Without the panels the page's line finder sees the bar as a block of ink: the bar is
+	// not read as a line of the page's own.
+	for _, b := range SplitPage(rest) {
+		assert.False(t, b.Overlaps(bar), "line %v in the bar", b)
+	}
+}
+
+// Not panels: a square icon (SplitPage's), an outlined box (its frame covers little of its
+// box), a bold glyph; a flat bar with no text is a panel whose ink is blank, as is a bar
+// holding only a light square (a photo's shapes have no strokes).
+func TestPanelsLeavesIconsFramesAndGlyphsAlone(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 400, 300))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	black := image.NewUniform(color.Black)
+	draw.Draw(img, image.Rect(10, 10, 50, 50), black, image.Point{}, draw.Src) // icon
+	for _, r := range []image.Rectangle{{image.Pt(100, 10), image.Pt(300, 12)}, {image.Pt(100, 58), image.Pt(300, 60)},
+		{image.Pt(100, 10), image.Pt(102, 60)}, {image.Pt(298, 10), image.Pt(300, 60)}} {
+		draw.Draw(img, r, black, image.Point{}, draw.Src) // frame
+	}
+	draw.Draw(img, image.Rect(10, 100, 390, 130), black, image.Point{}, draw.Src) // flat bar
+	draw.Draw(img, image.Rect(10, 150, 390, 200), black, image.Point{}, draw.Src) // bar with a light square
+	draw.Draw(img, image.Rect(100, 160, 140, 190), image.White, image.Point{}, draw.Src)
+	glyph := textPage(t, []string{"M"}, 90, 0, 0, 0, 100, 90)
+	draw.Draw(img, image.Rect(250, 210, 350, 300), glyph.img, image.Point{}, draw.Src)
+	k := Normalize(img)
+	panels := Panels(k)
+	require.Equal(t, []image.Rectangle{image.Rect(10, 100, 390, 130), image.Rect(10, 150, 390, 200)}, panels)
+	for _, p := range panels {
+		assert.True(t, PanelInk(k, p).Blank, "panel %v", p)
+	}
+}
+
+// LocatePage reads a title bar's line from the bar's own ink, before the paragraph under it.
+func TestLocatePageReadsThePanelsLinesInOrder(t *testing.T) {
+	img, bar, title, body := barPage(t)
+	k := Normalize(img)
+	lines, panels := LocatePage(k, nil)
+	require.Equal(t, []image.Rectangle{bar}, panels)
+	require.Len(t, lines, 1+len(body.lines))
+	assert.Equal(t, bar, lines[0].Panel)
+	assert.True(t, lines[0].Ink.Inverted)
+	checkBoxes(t, []image.Rectangle{lines[0].Box}, []image.Rectangle{title}, marginFor(16), true)
+	for i, l := range lines[1:] {
+		assert.True(t, l.Panel.Empty())
+		checkBoxes(t, []image.Rectangle{l.Box}, body.lines[i:i+1], marginFor(14), true)
+	}
+	// keep sees the page's own lines only.
+	var kept []image.Rectangle
+	LocatePage(k, func(b []image.Rectangle) []image.Rectangle { kept = b; return b[1:] })
+	require.Len(t, kept, len(body.lines))
+	lines, _ = LocatePage(k, func(b []image.Rectangle) []image.Rectangle { return b[1:] })
+	require.Len(t, lines, len(body.lines))
+}
+
+func TestReadingOrderGoesDownThenAcross(t *testing.T) {
+	r := func(x, y, w, h int) image.Rectangle { return image.Rect(x, y, x+w, y+h) }
+	boxes := []image.Rectangle{
+		r(140, 61, 50, 11), // "Cancel", a row lower by a pixel
+		r(10, 10, 300, 14), // the heading
+		r(30, 60, 50, 12),  // "Delete"
+		r(10, 90, 300, 14), // the text under the buttons
+		r(400, 20, 60, 14), // beside the heading but lower by more than half its height: after it
+	}
+	assert.Equal(t, []int{1, 4, 2, 0, 3}, ReadingOrder(boxes))
+}
