@@ -651,8 +651,8 @@ type Line struct {
 	Segments []Segment
 }
 
-// Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Normalize,
-// LevelPage, LocatePage (SplitPage on the page and on its panels), then LineStrips on each
+// Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Flatten,
+// Normalize, LevelPage, LocatePage (SplitPage on the page and on its panels), then LineStrips on each
 // line but horizontal rules (Rule), and returns
 // the lines top to bottom, their boxes in source pixels (SourceBox). height and maxWidth of 0
 // mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines and no error.
@@ -678,7 +678,7 @@ func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	if maxWidth < 1 || maxWidth > MaxStripWidth {
 		return nil, fmt.Errorf("ocrimage: prepare: maximum width %d is outside [1, %d]", maxWidth, MaxStripWidth)
 	}
-	src := Normalize(Gray(img))
+	src := Normalize(Flatten(Gray(img)))
 	k, slope := LevelPage(src)
 	located, _ := LocatePage(k, nil)
 	found := make([]Line, len(located))
