@@ -83,7 +83,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	var names []string
 	var bad []error
 	var failed []error // per file: its load error, or nil
-	pages := false // an eval folder of pages
+	pages := false     // an eval folder of pages
 	if *evalDir != "" {
 		set, err := evalSet(*evalDir)
 		if err != nil {

@@ -711,11 +711,11 @@ type page struct {
 // level returns img's ink as its lines are cut from (levelled as a page unless SingleLine)
 // and the source ink with the slope it was levelled by; nil for a blank image.
 func (r *Recognizer) level(img image.Image) (ink, src *ocrimage.Ink, slope float64) {
-	g := ocrimage.Gray(img)
-	if !r.opt.SingleLine {
-		g = ocrimage.Flatten(g) // a page's background may drift; a line's crop is too small to tell
+	if r.opt.SingleLine {
+		src = ocrimage.Normalize(ocrimage.Gray(img))
+	} else { // a page's background may drift, and it may hold text of both polarities
+		src = ocrimage.NormalizePage(ocrimage.Flatten(ocrimage.Gray(img)))
 	}
-	src = ocrimage.Normalize(g)
 	if src.Blank {
 		return nil, nil, 0
 	}

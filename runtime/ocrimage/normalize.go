@@ -46,8 +46,9 @@ func (k *Ink) At(x, y int) float32 {
 //   - Polarity: the side of the paper level with the larger spread, Σ(v−paper)² over the
 //     points on that side, holds the ink. Symmetric noise adds equally to both sides; ink adds
 //     to one. A page darker than its text (a dark-mode screenshot, a negative) is inverted.
-//   - Contrast: Otsu's threshold, or three deviations of the paper's noise (measured on the
-//     paper's side of the mode, where there is no ink) if that is larger, splits the points,
+//   - Contrast: Otsu's threshold, or three deviations of the paper's noise (the root mean
+//     square distance on the paper's side of the mode, where there is no ink; NormalizePage
+//     differs here) if that is larger, splits the points,
 //     by distance from paper, into paper and ink; the 75th percentile of the ink class's own (not averaged) distances maps to 1, so
 //     the core of a stroke is 1 even under noise and JPEG ringing while a few outliers cannot
 //     stretch the scale, and the paper level maps to 0. Values are clamped to [0,1].
@@ -55,7 +56,17 @@ func (k *Ink) At(x, y int) float32 {
 // Low contrast (40 grey levels), tinted paper, Gaussian noise (σ 60/255) and JPEG artefacts
 // all come out with ink near 1 and paper near 0; noise is kept, not removed. An image whose
 // ink is within MinContrast of its paper is Blank. A nil or empty g gives an empty Ink.
-func Normalize(g *image.Gray) *Ink {
+func Normalize(g *image.Gray) *Ink { return normalize(g, false) }
+
+// NormalizePage is Normalize for a page, which may hold text of both polarities (a dark title
+// bar on a light page; a light card on a dark one): the paper's noise is the smaller of the
+// root mean square and the median's estimate of the distances on paper's side (a half-normal's
+// median is 0.674 deviations), so that the other polarity's text and bars there do not pass
+// for noise and leave no ink. A crop of one line keeps Normalize's (the estimates differ on its
+// few paper pixels among degraded strokes).
+func NormalizePage(g *image.Gray) *Ink { return normalize(g, true) }
+
+func normalize(g *image.Gray, page bool) *Ink {
 	if g == nil || g.Rect.Empty() {
 		return &Ink{Blank: true}
 	}
@@ -182,17 +193,32 @@ func Normalize(g *image.Gray) *Ink {
 	// side of the mode, where no ink is.
 	var dist, inkDist [256]int64
 	var spread float64
-	var sideN int64
+	var sideN, paperN int64
+	var side [256]int64 // distances from paper on paper's own side, paper itself included
 	for v, n := range hist {
 		dist[toInk(v)] += n
-		if d := v - paper; d != 0 && (d > 0) != k.Inverted {
-			spread += float64(d*d) * float64(n)
-			sideN += n
+		if d := v - paper; d == 0 || (d > 0) != k.Inverted {
+			side[abs(d)] += n
+			paperN += n
+			if d != 0 {
+				spread += float64(d*d) * float64(n)
+				sideN += n
+			}
 		}
 	}
 	t := otsu(&dist)
 	if sideN > 0 {
-		t = max(t, int(math.Ceil(3*math.Sqrt(spread/float64(sideN)))))
+		// The paper's noise: the root mean square of those distances, or for a page, if
+		// less, the median's (NormalizePage).
+		sigma := math.Sqrt(spread / float64(sideN))
+		c := int64(0)
+		for d, n := range side {
+			if c += n; page && 2*c >= paperN {
+				sigma = min(sigma, float64(d)/0.674)
+				break
+			}
+		}
+		t = max(t, int(math.Ceil(3*sigma)))
 	}
 	var inkN int64
 	if noisy {

@@ -16,10 +16,11 @@ const (
 // Panels finds the areas of a page filled with the ink's colour on which text may be drawn in
 // the paper's colour: a dark title bar, code box or button on a light page, a white card or a
 // light title bar on a dark one, a coloured banner. They are the 4-connected components of
-// solid pixels (above 0.5) at least panelRows tall, panelAspect times as wide as tall, whose
-// pixels cover at least panelFill of their box, in reading order (top to bottom, then left to
-// right). A glyph, however bold, is not as wide as that and full at once; a square icon or a
-// tall sidebar is left to SplitPage. The page's lines are found with the panels erased
+// solid pixels (above 0.5) at least panelRows tall, panelAspect times as wide as tall (or a
+// quarter of the page: a sheet of paper photographed on a darker table, a dialog on a dimmed
+// backdrop), whose pixels cover at least panelFill of their box, in reading order (top to
+// bottom, then left to right). A glyph, however bold, is not as wide as that and full at once;
+// a square icon or a tall sidebar is left to SplitPage. The page's lines are found with the panels erased
 // (Erase), and each panel's text, paper-coloured holes in it, from its own ink (PanelInk). A
 // noisy page (whose solid pixels touch at random) gives none.
 func Panels(k *Ink) []image.Rectangle {
@@ -64,7 +65,8 @@ func Panels(k *Ink) []image.Rectangle {
 			}
 		}
 		bw, bh := x1-x0, y1-y0
-		if bh >= panelRows && float64(bw) >= panelAspect*float64(bh) && float64(n) >= panelFill*float64(bw*bh) {
+		wide := float64(bw) >= panelAspect*float64(bh) || 4*bw*bh >= w*h // or a quarter of the page
+		if bh >= panelRows && wide && float64(n) >= panelFill*float64(bw*bh) {
 			out = append(out, image.Rect(x0, y0, x1, y1).Add(k.Rect.Min))
 		}
 	}
@@ -97,7 +99,7 @@ func Erase(k *Ink, areas []image.Rectangle) *Ink {
 }
 
 // PanelInk is the ink map of panel (a box of k, as Panels returns) with its own paper and
-// ink: k's values there turned back into grey levels (ink black) and given to Normalize, so a
+// ink: k's values there turned back into grey levels (ink black) and given to NormalizePage, so a
 // dark panel's light text becomes ink, as a light-on-dark page's does. Rect is panel (clipped
 // to k.Rect). It is Blank when the panel holds no text: no ink, or no vertical run of ink
 // narrow enough for a stroke (stemRun), as in a flat bar or a photo's shapes.
@@ -115,7 +117,7 @@ func PanelInk(k *Ink, panel image.Rectangle) *Ink {
 			dst[x] = uint8(math.Round(255 * float64(1-min(max(v, 0), 1))))
 		}
 	}
-	pk := Normalize(g)
+	pk := NormalizePage(g)
 	if !pk.Blank && !hasStrokes(pk) {
 		pk.Blank = true
 		clear(pk.Pix)
@@ -156,14 +158,24 @@ type Located struct {
 
 // LocatePage finds the text lines of a page (k, levelled if it slopes: LevelPage) in reading
 // order (ReadingOrder): the page's own, by SplitPage on k with its panels erased (Erase), and
-// each panel's, by SplitPage on its PanelInk; horizontal rules (Rule) left out. keep, if not
+// each panel's, found the same way in its PanelInk (panels nest, maxPanelDepth deep: a button
+// on a card on a dimmed backdrop); horizontal rules (Rule) left out. keep, if not
 // nil, filters the page's own lines before the panels' are added (the recognizer drops the
 // slivers of lines that an image's edge cut through). It also returns the panels.
 func LocatePage(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle) (lines []Located, panels []image.Rectangle) {
+	return locate(k, keep, 0)
+}
+
+// maxPanelDepth is how deep panels nest: a button on a card on a dimmed backdrop.
+const maxPanelDepth = 3
+
+func locate(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle, depth int) (lines []Located, panels []image.Rectangle) {
 	if k == nil || k.Blank {
 		return nil, nil
 	}
-	panels = Panels(k)
+	if depth < maxPanelDepth {
+		panels = Panels(k)
+	}
 	rest := Erase(k, panels)
 	boxes := SplitPage(rest)
 	if keep != nil {
@@ -179,10 +191,12 @@ func LocatePage(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle) (l
 		if pk.Blank {
 			continue
 		}
-		for _, b := range SplitPage(pk) {
-			if !Rule(pk, b) {
-				lines = append(lines, Located{Box: b, Ink: pk, Panel: p})
+		inner, _ := locate(pk, nil, depth+1) // its own panels: a button on a card
+		for _, l := range inner {
+			if l.Panel.Empty() {
+				l.Panel = p
 			}
+			lines = append(lines, l)
 		}
 	}
 	if len(panels) > 0 {

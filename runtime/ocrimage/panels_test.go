@@ -114,3 +114,63 @@ func TestReadingOrderGoesDownThenAcross(t *testing.T) {
 	}
 	assert.Equal(t, []int{1, 4, 2, 0, 3}, ReadingOrder(boxes))
 }
+
+// dialogPage is a dialog on a dimmed backdrop: a white card on grey 123, holding a dark title
+// bar with light text (inside a 2-px rim of the card), two lines of dark text and a dark
+// button with light text.
+func dialogPage(t *testing.T) (img *image.Gray, title, body []image.Rectangle, button image.Rectangle) {
+	t.Helper()
+	img = image.NewGray(image.Rect(0, 0, 900, 420)) // the backdrop is most of the picture
+	draw.Draw(img, img.Rect, image.NewUniform(color.Gray{123}), image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(40, 40, 600, 260), image.White, image.Point{}, draw.Src)
+	// Text is drawn by darkening: min(page, text) for dark text; light text is the inverse.
+	dark := func(p page, at image.Point) {
+		for y := p.img.Rect.Min.Y; y < p.img.Rect.Max.Y; y++ {
+			for x := p.img.Rect.Min.X; x < p.img.Rect.Max.X; x++ {
+				q := image.Pt(x, y).Add(at)
+				img.SetGray(q.X, q.Y, color.Gray{min(img.GrayAt(q.X, q.Y).Y, p.img.GrayAt(x, y).Y)})
+			}
+		}
+	}
+	light := func(p page, at image.Point, ground uint8) {
+		for y := p.img.Rect.Min.Y; y < p.img.Rect.Max.Y; y++ {
+			for x := p.img.Rect.Min.X; x < p.img.Rect.Max.X; x++ {
+				cover := 1 - float64(p.img.GrayAt(x, y).Y)/255
+				img.SetGray(x+at.X, y+at.Y, color.Gray{clamp8(float64(ground) + cover*(245-float64(ground)))})
+			}
+		}
+	}
+	head := textPage(t, []string{"Delete file?"}, 20, 0, 18, 6, 556, 38) // inside the card's 2-px rim
+	light(head, image.Pt(42, 42), 50)
+	text := textPage(t, paragraph[:2], 16, 24, 20, 10, 540, 60)
+	dark(text, image.Pt(40, 100))
+	btn := textPage(t, []string{"Delete"}, 16, 0, 14, 7, 90, 32)
+	light(btn, image.Pt(480, 210), 40)
+	for _, l := range head.lines {
+		title = append(title, l.Add(image.Pt(42, 42)))
+	}
+	for _, l := range text.lines {
+		body = append(body, l.Add(image.Pt(40, 100)))
+	}
+	return img, title, body, btn.lines[0].Add(image.Pt(480, 210))
+}
+
+// A dialog on a dimmed backdrop: the card is a panel of the page, the title bar and the button
+// panels of the card. Normalize's noise estimate, the root mean square of the distances on the
+// backdrop's side, takes the card's dark bar, text and button for noise and leaves no ink at
+// all; NormalizePage does not.
+func TestLocatePageReadsADialogOnADimmedBackdrop(t *testing.T) {
+	img, title, body, button := dialogPage(t)
+	require.True(t, Normalize(img).Blank, "test is wrong: Normalize finds ink")
+	k := NormalizePage(img)
+	require.False(t, k.Blank)
+	lines, panels := LocatePage(k, nil)
+	require.Len(t, panels, 1, "the card")
+	var got []image.Rectangle
+	for _, l := range lines {
+		got = append(got, l.Box)
+		assert.False(t, l.Panel.Empty(), "line %v lies on a panel", l.Box)
+	}
+	want := append(append(append([]image.Rectangle{}, title...), body...), button)
+	checkBoxes(t, got, want, marginFor(16), false)
+}

@@ -652,9 +652,9 @@ type Line struct {
 }
 
 // Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Flatten,
-// Normalize, LevelPage, LocatePage (SplitPage on the page and on its panels), then LineStrips on each
+// NormalizePage, LevelPage, LocatePage (SplitPage on the page and on its panels), then LineStrips on each
 // line but horizontal rules (Rule), and returns
-// the lines top to bottom, their boxes in source pixels (SourceBox). height and maxWidth of 0
+// the lines in reading order (ReadingOrder), their boxes in source pixels (SourceBox). height and maxWidth of 0
 // mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines and no error.
 // Errors: a nil or empty image, or a height or maxWidth out of range. Big images are
 // converted, and lines scaled, on up to GOMAXPROCS goroutines; the result does not depend on
@@ -678,7 +678,7 @@ func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	if maxWidth < 1 || maxWidth > MaxStripWidth {
 		return nil, fmt.Errorf("ocrimage: prepare: maximum width %d is outside [1, %d]", maxWidth, MaxStripWidth)
 	}
-	src := Normalize(Flatten(Gray(img)))
+	src := NormalizePage(Flatten(Gray(img)))
 	k, slope := LevelPage(src)
 	located, _ := LocatePage(k, nil)
 	found := make([]Line, len(located))

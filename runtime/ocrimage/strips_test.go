@@ -464,12 +464,16 @@ func TestPrepareOnRandomShapes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("trial %d (%v): %v", trial, g.Rect, err)
 		}
-		prevTop := math.MinInt
-		for _, l := range lines {
-			if !l.Box.In(g.Rect) || l.Box.Empty() || l.Box.Min.Y < prevTop {
-				t.Fatalf("trial %d (%v): line box %v (previous top %d)", trial, g.Rect, l.Box, prevTop)
+		var prev image.Rectangle
+		for i, l := range lines {
+			// Reading order: top to bottom, side-by-side lines (rows overlapping by half the
+			// shorter height) left to right.
+			sideBySide := 2*(min(prev.Max.Y, l.Box.Max.Y)-max(prev.Min.Y, l.Box.Min.Y)) >= min(prev.Dy(), l.Box.Dy())
+			ordered := i == 0 || prev.Min.Y <= l.Box.Min.Y || sideBySide && prev.Min.X <= l.Box.Min.X
+			if !l.Box.In(g.Rect) || l.Box.Empty() || !ordered {
+				t.Fatalf("trial %d (%v): line box %v (previous %v)", trial, g.Rect, l.Box, prev)
 			}
-			prevTop = l.Box.Min.Y
+			prev = l.Box
 			for _, s := range l.Segments {
 				if s.Width < 1 || s.Width > maxWidth || s.Height() != height || len(s.Pix) != height*s.Width || !s.Box.In(g.Rect) {
 					t.Fatalf("trial %d (%v): segment %d×%d (%d values) box %v", trial, g.Rect, s.Width, s.Height(), len(s.Pix), s.Box)
