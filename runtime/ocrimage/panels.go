@@ -11,6 +11,7 @@ const (
 	panelRows   = 12   // least height, in pixels: a line of small text and a little room
 	panelAspect = 2.0  // least width over height: a bar, a button, a box of code, a card
 	panelFill   = 0.65 // least share of its box the panel's colour covers (text leaves holes)
+	panelRim    = 2    // pixels along a panel's edges taken as its colour (a lighter outline, antialiasing)
 )
 
 // Panels finds the areas of a page filled with the ink's colour on which text may be drawn in
@@ -99,7 +100,10 @@ func Erase(k *Ink, areas []image.Rectangle) *Ink {
 }
 
 // PanelInk is the ink map of panel (a box of k, as Panels returns) with its own paper and
-// ink: k's values there turned back into grey levels (ink black) and given to NormalizePage, so a
+// ink: k's values there turned back into grey levels (ink black; what lies around the panel
+// in its box, reached from the box's edge without crossing it, and a rim of panelRim pixels
+// along the box's edges in the panel's colour) and
+// given to NormalizePage, so a
 // dark panel's light text becomes ink, as a light-on-dark page's does. Rect is panel (clipped
 // to k.Rect). It is Blank when the panel holds no text: no ink, or no vertical run of ink
 // narrow enough for a stroke (stemRun), as in a flat bar or a photo's shapes.
@@ -110,10 +114,47 @@ func PanelInk(k *Ink, panel image.Rectangle) *Ink {
 	}
 	g := image.NewGray(panel)
 	kw := k.Rect.Dx()
-	for y := panel.Min.Y; y < panel.Max.Y; y++ {
-		src := k.Pix[(y-k.Rect.Min.Y)*kw+panel.Min.X-k.Rect.Min.X:][:panel.Dx()]
-		dst := g.Pix[(y-panel.Min.Y)*g.Stride:][:panel.Dx()]
-		for x, v := range src {
+	pw, ph := panel.Dx(), panel.Dy()
+	at := func(x, y int) float32 { return k.Pix[(y+panel.Min.Y-k.Rect.Min.Y)*kw+x+panel.Min.X-k.Rect.Min.X] }
+	// What lies around the panel inside its box (the page beside a sheet photographed at a
+	// slant, past a card's rounded corners) is reached from the box's edge without crossing
+	// the panel; it takes the panel's colour, or its edge would read as a stroke.
+	outside := make([]bool, pw*ph)
+	var stack []int
+	for x := range pw {
+		stack = append(stack, x, (ph-1)*pw+x)
+	}
+	for y := range ph {
+		stack = append(stack, y*pw, y*pw+pw-1)
+	}
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		x, y := i%pw, i/pw
+		if outside[i] || at(x, y) > 0.5 {
+			continue
+		}
+		outside[i] = true
+		if x > 0 {
+			stack = append(stack, i-1)
+		}
+		if x+1 < pw {
+			stack = append(stack, i+1)
+		}
+		if y > 0 {
+			stack = append(stack, i-pw)
+		}
+		if y+1 < ph {
+			stack = append(stack, i+pw)
+		}
+	}
+	for y := range ph {
+		dst := g.Pix[y*g.Stride:][:pw]
+		for x := range dst {
+			v := at(x, y)
+			if outside[y*pw+x] || min(x, y, pw-1-x, ph-1-y) < panelRim {
+				v = 1
+			}
 			dst[x] = uint8(math.Round(255 * float64(1-min(max(v, 0), 1))))
 		}
 	}

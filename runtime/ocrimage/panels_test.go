@@ -174,3 +174,36 @@ func TestLocatePageReadsADialogOnADimmedBackdrop(t *testing.T) {
 	want := append(append(append([]image.Rectangle{}, title...), body...), button)
 	checkBoxes(t, got, want, marginFor(16), false)
 }
+
+// A sheet photographed at a slant on a darker table: the sheet is the panel (a quarter of the
+// page and more), and the table showing in the corners of its box, and the sheet's own
+// outline, are not ink in its PanelInk; its text is.
+func TestPanelInkLeavesWhatLiesAroundThePanelOut(t *testing.T) {
+	text := textPage(t, paragraph[:3], 14, 22, 30, 30, 320, 130)
+	img := image.NewGray(image.Rect(0, 0, 480, 260)) // the table is most of the picture: its paper
+	draw.Draw(img, img.Rect, image.NewUniform(color.Gray{90}), image.Point{}, draw.Src) // the table
+	for y := 10; y < 170; y++ {
+		shift := (y - 10) / 16 // the sheet's edges lean by a pixel every 16 rows
+		for x := 10 + shift; x < 350-10+shift; x++ {
+			v := uint8(250)
+			if x == 10+shift || x == 339+shift || y == 10 || y == 169 {
+				v = 200 // a lighter outline
+			}
+			if tx, ty := x-10, y-20; tx >= 0 && tx < 320 && ty >= 0 && ty < 130 {
+				v = min(v, text.img.GrayAt(tx, ty).Y)
+			}
+			img.SetGray(x, y, color.Gray{v})
+		}
+	}
+	k := NormalizePage(img)
+	require.True(t, k.Inverted, "test is wrong: the table is not the page's paper")
+	panels := Panels(k)
+	require.Len(t, panels, 1)
+	pk := PanelInk(k, panels[0])
+	require.False(t, pk.Blank)
+	var want []image.Rectangle
+	for _, l := range text.lines {
+		want = append(want, l.Add(image.Pt(10, 20)))
+	}
+	checkBoxes(t, SplitPage(pk), want, marginFor(14), false)
+}
