@@ -180,7 +180,7 @@ func TestLocatePageReadsADialogOnADimmedBackdrop(t *testing.T) {
 // outline, are not ink in its PanelInk; its text is.
 func TestPanelInkLeavesWhatLiesAroundThePanelOut(t *testing.T) {
 	text := textPage(t, paragraph[:3], 14, 22, 30, 30, 320, 130)
-	img := image.NewGray(image.Rect(0, 0, 480, 260)) // the table is most of the picture: its paper
+	img := image.NewGray(image.Rect(0, 0, 480, 260))                                    // the table is most of the picture: its paper
 	draw.Draw(img, img.Rect, image.NewUniform(color.Gray{90}), image.Point{}, draw.Src) // the table
 	for y := 10; y < 170; y++ {
 		shift := (y - 10) / 16 // the sheet's edges lean by a pixel every 16 rows
