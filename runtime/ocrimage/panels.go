@@ -11,7 +11,7 @@ const (
 	panelRows   = 12   // least height, in pixels: a line of small text and a little room
 	panelAspect = 2.0  // least width over height: a bar, a button, a box of code, a card
 	panelFill   = 0.65 // least share of its box the panel's colour covers (text leaves holes)
-	panelRim    = 2    // pixels along a panel's edges taken as its colour (a lighter outline, antialiasing)
+	panelRim    = 2    // pixels along a panel's edges taken as its colour (an outline, antialiasing)
 )
 
 // Panels finds the areas of a page filled with the ink's colour on which text may be drawn in
@@ -21,9 +21,9 @@ const (
 // quarter of the page: a sheet of paper photographed on a darker table, a dialog on a dimmed
 // backdrop), whose pixels cover at least panelFill of their box, in reading order (top to
 // bottom, then left to right). A glyph, however bold, is not as wide as that and full at once;
-// a square icon or a tall sidebar is left to SplitPage. The page's lines are found with the panels erased
-// (Erase), and each panel's text, paper-coloured holes in it, from its own ink (PanelInk). A
-// noisy page (whose solid pixels touch at random) gives none.
+// a square icon or a tall sidebar is left to SplitPage. The page's lines are found with the
+// panels erased (Erase), and each panel's text, paper-coloured holes in it, from its own ink
+// (PanelInk). A noisy page (whose solid pixels touch at random) gives none.
 func Panels(k *Ink) []image.Rectangle {
 	if k == nil || k.Blank || k.Rect.Empty() || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() {
 		return nil
