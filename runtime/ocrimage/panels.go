@@ -17,10 +17,10 @@ const (
 // Panels finds the areas of a page filled with the ink's colour on which text may be drawn in
 // the paper's colour: a dark title bar, code box or button on a light page, a white card or a
 // light title bar on a dark one, a coloured banner. They are the 4-connected components of
-// solid pixels (above 0.5) at least panelRows tall, panelAspect times as wide as tall (or a
-// quarter of the page: a sheet of paper photographed on a darker table, a dialog on a dimmed
-// backdrop), whose pixels cover at least panelFill of their box, in reading order (top to
-// bottom, then left to right). A glyph, however bold, is not as wide as that and full at once;
+// solid pixels (above 0.5) at least panelRows tall, panelAspect times as wide as tall (a
+// button; or a quarter of the page: a sheet of paper photographed on a darker table, a dialog
+// on a dimmed backdrop), whose pixels cover at least panelFill of their box, in reading order
+// (top to bottom, then left to right). A glyph, however bold, is not as wide as that and full at once;
 // a square icon or a tall sidebar is left to SplitPage. The page's lines are found with the
 // panels erased (Erase), and each panel's text, paper-coloured holes in it, from its own ink
 // (PanelInk). A noisy page (whose solid pixels touch at random) gives none.
@@ -101,8 +101,8 @@ func Erase(k *Ink, areas []image.Rectangle) *Ink {
 
 // PanelInk is the ink map of panel (a box of k, as Panels returns) with its own paper and
 // ink: k's values there turned back into grey levels (ink black; what lies around the panel
-// in its box, reached from the box's edge without crossing it, and a rim of panelRim pixels
-// along the box's edges in the panel's colour) and
+// in its box, thin regions reached from the box's edge without crossing it, and a rim of
+// panelRim pixels along the box's edges in the panel's colour) and
 // given to NormalizePage, so a
 // dark panel's light text becomes ink, as a light-on-dark page's does. Rect is panel (clipped
 // to k.Rect). It is Blank when the panel holds no text: no ink, or no vertical run of ink
@@ -120,32 +120,48 @@ func PanelInk(k *Ink, panel image.Rectangle) *Ink {
 	// slant, past a card's rounded corners) is reached from the box's edge without crossing
 	// the panel; it takes the panel's colour, or its edge would read as a stroke.
 	outside := make([]bool, pw*ph)
-	var stack []int
+	seen := make([]bool, pw*ph)
+	var seeds, region, stack []int
 	for x := range pw {
-		stack = append(stack, x, (ph-1)*pw+x)
+		seeds = append(seeds, x, (ph-1)*pw+x)
 	}
 	for y := range ph {
-		stack = append(stack, y*pw, y*pw+pw-1)
+		seeds = append(seeds, y*pw, y*pw+pw-1)
 	}
-	for len(stack) > 0 {
-		i := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		x, y := i%pw, i/pw
-		if outside[i] || at(x, y) > 0.5 {
+	// Each region of paper-valued pixels reached from the box's edge is outside when it is
+	// thin, at most a tenth of the box's smaller side across (a wedge of table beside a
+	// slanted sheet), or small, under half the box's width and height (a rounded corner, a
+	// pill's end). A thick band across the box (a card's title bar of the other polarity,
+	// along its top) is part of the panel's content.
+	thin := max(panelRim+1, (min(pw, ph)+9)/10)
+	for _, seed := range seeds {
+		if seen[seed] || at(seed%pw, seed/pw) > 0.5 {
 			continue
 		}
-		outside[i] = true
-		if x > 0 {
-			stack = append(stack, i-1)
+		x0, y0, x1, y1 := pw, ph, 0, 0
+		region = region[:0]
+		seen[seed] = true
+		stack = append(stack[:0], seed)
+		for len(stack) > 0 {
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			region = append(region, i)
+			x, y := i%pw, i/pw
+			x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x+1), max(y1, y+1)
+			for _, j := range [4]int{i - 1, i + 1, i - pw, i + pw} {
+				if j < 0 || j >= len(seen) || (j == i-1 && x == 0) || (j == i+1 && x == pw-1) {
+					continue
+				}
+				if !seen[j] && at(j%pw, j/pw) <= 0.5 {
+					seen[j] = true
+					stack = append(stack, j)
+				}
+			}
 		}
-		if x+1 < pw {
-			stack = append(stack, i+1)
-		}
-		if y > 0 {
-			stack = append(stack, i-pw)
-		}
-		if y+1 < ph {
-			stack = append(stack, i+pw)
+		if min(x1-x0, y1-y0) <= thin || 2*(x1-x0) < pw && 2*(y1-y0) < ph {
+			for _, i := range region {
+				outside[i] = true
+			}
 		}
 	}
 	for y := range ph {
