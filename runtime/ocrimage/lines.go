@@ -26,7 +26,7 @@ import (
 //     whose top and baseline are themselves S apart), and either
 //     nearly blank (under 10 % of the way from the floor to the lower side's peak: inside a
 //     line, stems cross every row of its x-height), or between two lines and uncrossed: it
-//     lies within S/5 rows of the valley between the nearest humps of the profile smoothed
+//     lies within S/2 rows of the valley between the nearest humps of the profile smoothed
 //     by σ = S/4 above and below it, humps at least S apart (one line's hump, a line pitch
 //     from the next one's; within one line of a light font, the x-height's top and the
 //     baseline make two peaks of the finer profile, but one hump), and few strokes run
@@ -151,7 +151,7 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 			// baseline, where a light font's strokes run flat) make one hump. The nearest
 			// humps, not the band's highest: beside a long line, a short one's hump is low.
 			pitch := 0.0
-			if up := leftPeak[y-bd.a]; up >= 0 && hump >= 0 && abs(y-argmin(coarse, up, hump+1)) <= around {
+			if up := leftPeak[y-bd.a]; up >= 0 && hump >= 0 && abs(y-argmin(coarse, up, hump+1)) <= max(around, stem/2) {
 				pitch = float64(hump - up)
 			}
 			ratio := (fine[y] - base) / sides

@@ -191,6 +191,24 @@ func TestSplitPageLeavesIconsBarsAndBordersOut(t *testing.T) {
 	}
 }
 
+// A list of people (testdata/avatar-list.png: a pale round avatar, a bold 15-px name and a
+// 13-px line about each, Lato): each name sits close over the smaller line under it, and the
+// valley between their humps is lopsided, the fine profile's lowest row three or more rows
+// from the coarse profile's. With the valley bound at S/5 rows, each name and its line were
+// one box (5 lines instead of 8).
+func TestSplitLinesSeparatesNamesFromTheSmallerLinesUnderThem(t *testing.T) {
+	img, err := Load(filepath.Join("testdata", "avatar-list.png"))
+	require.NoError(t, err)
+	k := Normalize(Gray(img))
+	for name, split := range map[string]func(*Ink) []image.Rectangle{"SplitLines": SplitLines, "SplitPage": SplitPage} {
+		got := split(k)
+		require.Len(t, got, 8, "%s: %v", name, got)
+		for _, b := range got {
+			assert.Less(t, b.Dy(), 25, "%s: box %v holds more than one line", name, b)
+		}
+	}
+}
+
 // A crop of one line often shows a sliver of the next: the tops of its letters, shorter than
 // half a stem, close below. The sliver must not join the line (a box that tall, scaled to the
 // model's height, squeezes the line): the line's box ends at its own ink.
