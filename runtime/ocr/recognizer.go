@@ -571,8 +571,8 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 	cuts := make([][]cut, len(out))
 	eachImage(len(out), func(i int) {
 		start := time.Now()
-		var ink, pageInk *ocrimage.Ink // levelled again for the image's first doubted line
-		panelInk := map[image.Rectangle]*ocrimage.Ink{}
+		var ink *ocrimage.Ink // levelled again for the image's first doubted line
+		var cutFrom map[located]*ocrimage.Ink
 		for j, l := range out[i].Lines {
 			scales := secondLookScales(l.Confidence, linePitch(prepared[i].lines[j], l.Text))
 			if scales == nil {
@@ -580,14 +580,11 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 			}
 			if ink == nil {
 				ink, _, _ = r.level(imgs[i])
-				pageInk = ocrimage.Erase(ink, prepared[i].erased)
+				cutFrom = r.lineInks(ink)
 			}
-			k := pageInk
-			if pan := prepared[i].panels[j]; !pan.Empty() {
-				if panelInk[pan] == nil {
-					panelInk[pan] = ocrimage.PanelInk(ink, pan)
-				}
-				k = panelInk[pan]
+			k := ink
+			if lk := cutFrom[located{prepared[i].boxes[j], prepared[i].panels[j]}]; lk != nil {
+				k = lk
 			}
 			for _, f := range scales {
 				wide, box := ocrimage.StretchLine(k, prepared[i].boxes[j], f)
@@ -699,13 +696,30 @@ func (r *Recognizer) prepare(img image.Image) ([]ocrimage.Line, error) {
 }
 
 // page is a prepared image: its lines, and for the second look each line's box in the ink it
-// was cut from (level's, without the panels, or the panel's own) and the panel it lies on
-// (ocrimage.Panels; empty for the page's own lines).
+// was cut from and the panel it lies on (ocrimage.Panels; empty for the page's own lines),
+// which find that ink again (lineInks).
 type page struct {
 	lines  []ocrimage.Line
 	boxes  []image.Rectangle
 	panels []image.Rectangle
-	erased []image.Rectangle // the panels erased from the page's ink for its own lines
+}
+
+// located names a line of a page: its box in the ink it was cut from, and its panel.
+type located struct{ box, panel image.Rectangle }
+
+// lineInks is the ink each line of a page (ink, as level gives it) is cut from when it is not
+// the page's ink itself: the page without its panels, or a panel's own (ocrimage.LocatePage,
+// which finds them again as preparePage did); nil when the image is read as one line.
+func (r *Recognizer) lineInks(ink *ocrimage.Ink) map[located]*ocrimage.Ink {
+	if r.opt.SingleLine {
+		return nil
+	}
+	lines, _ := ocrimage.LocatePage(ink, nil)
+	out := make(map[located]*ocrimage.Ink, len(lines))
+	for _, l := range lines {
+		out[located{l.Box, l.Panel}] = l.Ink
+	}
+	return out
 }
 
 // level returns img's ink as its lines are cut from (levelled as a page unless SingleLine)
@@ -740,11 +754,8 @@ func (r *Recognizer) preparePage(img image.Image) (page, error) {
 	}
 	p := page{}
 	add := func(k *ocrimage.Ink, b, panel image.Rectangle) {
-		if segs := ocrimage.LineStrips(k, b, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
-			for j := range segs { // a levelled page's rows reach past the source's
-				segs[j].Box = ocrimage.SourceBox(src, segs[j].Box, slope)
-			}
-			p.lines = append(p.lines, ocrimage.Line{Box: ocrimage.SourceBox(src, b, slope), Segments: segs})
+		if l := ocrimage.CutLine(src, k, slope, b, c.ImageHeight, c.MaxImageWidth); len(l.Segments) > 0 {
+			p.lines = append(p.lines, l)
 			p.boxes = append(p.boxes, b)
 			p.panels = append(p.panels, panel)
 		}
@@ -755,9 +766,8 @@ func (r *Recognizer) preparePage(img image.Image) (page, error) {
 	if !r.opt.SingleLine {
 		// A page: its solid areas are not text, and its panels' text is read from their own
 		// ink.
-		located, panels := ocrimage.LocatePage(ink, slivers)
-		p.erased = panels
-		for _, l := range located {
+		lines, _ := ocrimage.LocatePage(ink, slivers)
+		for _, l := range lines {
 			add(l.Ink, l.Box, l.Panel)
 		}
 		return p, nil

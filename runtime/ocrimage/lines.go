@@ -550,9 +550,9 @@ func medianWidth(pix []float32, w, x, y0, n int, solidT float32) int {
 // withoutBlocks returns a copy of pix (w×h) with its solid areas and vertical rules erased,
 // or nil when it has none: the block runs (profileAndStem) at least twice the stem height
 // long, and the fainter pixels (up to solidT) beside them (the bars of a row of equals signs,
-// as thick as the few strokes at their ends are tall, stay). An icon, a photo, a bar of colour or a table's
-// border beside or between lines of text would otherwise fill the rows between the lines in
-// the profile, and the lines would merge.
+// as thick as the few strokes at their ends are tall, stay). An icon, a photo, a bar of
+// colour or a table's border beside or between lines of text would otherwise fill the rows
+// between the lines in the profile, and the lines would merge.
 func withoutBlocks(pix []float32, w, h, stem int, blocks []blockRun, solidT float32) []float32 {
 	var out []float32
 	for _, b := range blocks {

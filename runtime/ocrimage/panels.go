@@ -33,42 +33,18 @@ func Panels(k *Ink) []image.Rectangle {
 		return nil
 	}
 	seen := make([]bool, w*h)
+	solid := func(i int) bool { return k.Pix[i] > 0.5 }
 	var out []image.Rectangle
-	var stack []int
-	for seed, v := range k.Pix[:w*h] {
-		if seen[seed] || v <= 0.5 {
+	var c component
+	for seed := range w * h {
+		if seen[seed] || !solid(seed) {
 			continue
 		}
-		x0, y0, x1, y1, n := w, h, 0, 0, 0
-		seen[seed] = true
-		stack = append(stack[:0], seed)
-		for len(stack) > 0 {
-			i := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			n++
-			x, y := i%w, i/w
-			x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x+1), max(y1, y+1)
-			if x > 0 && !seen[i-1] && k.Pix[i-1] > 0.5 {
-				seen[i-1] = true
-				stack = append(stack, i-1)
-			}
-			if x+1 < w && !seen[i+1] && k.Pix[i+1] > 0.5 {
-				seen[i+1] = true
-				stack = append(stack, i+1)
-			}
-			if y > 0 && !seen[i-w] && k.Pix[i-w] > 0.5 {
-				seen[i-w] = true
-				stack = append(stack, i-w)
-			}
-			if y+1 < h && !seen[i+w] && k.Pix[i+w] > 0.5 {
-				seen[i+w] = true
-				stack = append(stack, i+w)
-			}
-		}
-		bw, bh := x1-x0, y1-y0
+		c.flood(w, h, seed, seen, solid)
+		bw, bh := c.box.Dx(), c.box.Dy()
 		wide := float64(bw) >= panelAspect*float64(bh) || 4*bw*bh >= w*h // or a quarter of the page
-		if bh >= panelRows && wide && float64(n) >= panelFill*float64(bw*bh) {
-			out = append(out, image.Rect(x0, y0, x1, y1).Add(k.Rect.Min))
+		if bh >= panelRows && wide && float64(len(c.pixels)) >= panelFill*float64(bw*bh) {
+			out = append(out, c.box.Add(k.Rect.Min))
 		}
 	}
 	// Found in the order of their first pixel: top to bottom already; left to right on a tie.
@@ -121,7 +97,7 @@ func PanelInk(k *Ink, panel image.Rectangle) *Ink {
 	// the panel; it takes the panel's colour, or its edge would read as a stroke.
 	outside := make([]bool, pw*ph)
 	seen := make([]bool, pw*ph)
-	var seeds, region, stack []int
+	var seeds []int
 	for x := range pw {
 		seeds = append(seeds, x, (ph-1)*pw+x)
 	}
@@ -134,32 +110,15 @@ func PanelInk(k *Ink, panel image.Rectangle) *Ink {
 	// pill's end). A thick band across the box (a card's title bar of the other polarity,
 	// along its top) is part of the panel's content.
 	thin := max(panelRim+1, (min(pw, ph)+9)/10)
+	paperValued := func(i int) bool { return at(i%pw, i/pw) <= 0.5 }
+	var c component
 	for _, seed := range seeds {
-		if seen[seed] || at(seed%pw, seed/pw) > 0.5 {
+		if seen[seed] || !paperValued(seed) {
 			continue
 		}
-		x0, y0, x1, y1 := pw, ph, 0, 0
-		region = region[:0]
-		seen[seed] = true
-		stack = append(stack[:0], seed)
-		for len(stack) > 0 {
-			i := stack[len(stack)-1]
-			stack = stack[:len(stack)-1]
-			region = append(region, i)
-			x, y := i%pw, i/pw
-			x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x+1), max(y1, y+1)
-			for _, j := range [4]int{i - 1, i + 1, i - pw, i + pw} {
-				if j < 0 || j >= len(seen) || (j == i-1 && x == 0) || (j == i+1 && x == pw-1) {
-					continue
-				}
-				if !seen[j] && at(j%pw, j/pw) <= 0.5 {
-					seen[j] = true
-					stack = append(stack, j)
-				}
-			}
-		}
-		if min(x1-x0, y1-y0) <= thin || 2*(x1-x0) < pw && 2*(y1-y0) < ph {
-			for _, i := range region {
+		c.flood(pw, ph, seed, seen, paperValued)
+		if min(c.box.Dx(), c.box.Dy()) <= thin || 2*c.box.Dx() < pw && 2*c.box.Dy() < ph {
+			for _, i := range c.pixels {
 				outside[i] = true
 			}
 		}
@@ -291,4 +250,37 @@ func ReadingOrder(boxes []image.Rectangle) []int {
 		}
 	}
 	return order
+}
+
+// component is a 4-connected region of a w×h grid, found by flood.
+type component struct {
+	pixels []int           // its cells, row-major indices
+	box    image.Rectangle // their bounding box, in grid cells
+	stack  []int           // flood's work list, kept for the next call
+}
+
+// flood finds the component of seed among the cells where in holds, skipping and marking
+// cells in seen, and keeps it in c (reusing c's slices).
+func (c *component) flood(w, h, seed int, seen []bool, in func(i int) bool) {
+	c.pixels = c.pixels[:0]
+	x0, y0, x1, y1 := w, h, 0, 0
+	seen[seed] = true
+	c.stack = append(c.stack[:0], seed)
+	for len(c.stack) > 0 {
+		i := c.stack[len(c.stack)-1]
+		c.stack = c.stack[:len(c.stack)-1]
+		c.pixels = append(c.pixels, i)
+		x, y := i%w, i/w
+		x0, y0, x1, y1 = min(x0, x), min(y0, y), max(x1, x+1), max(y1, y+1)
+		for _, j := range [4]int{i - 1, i + 1, i - w, i + w} {
+			if j < 0 || j >= w*h || j == i-1 && x == 0 || j == i+1 && x == w-1 {
+				continue
+			}
+			if !seen[j] && in(j) {
+				seen[j] = true
+				c.stack = append(c.stack, j)
+			}
+		}
+	}
+	c.box = image.Rect(x0, y0, x1, y1)
 }

@@ -651,11 +651,23 @@ type Line struct {
 	Segments []Segment
 }
 
+// CutLine is LineStrips on box of k, a page that LevelPage levelled from src by slope (or src
+// itself, slope 0), with the line's box and each piece's mapped back to src's pixels
+// (SourceBox: a levelled page's rows reach past the source's). Its Segments are empty where
+// LineStrips gives none.
+func CutLine(src, k *Ink, slope float64, box image.Rectangle, height, maxWidth int) Line {
+	segs := LineStrips(k, box, height, maxWidth)
+	for j := range segs {
+		segs[j].Box = SourceBox(src, segs[j].Box, slope)
+	}
+	return Line{Box: SourceBox(src, box, slope), Segments: segs}
+}
+
 // Prepare runs the whole chain on a decoded image (from Load or Decode): Gray, Flatten,
-// NormalizePage, LevelPage, LocatePage (SplitPage on the page and on its panels), then LineStrips on each
-// line but horizontal rules (Rule), and returns
-// the lines in reading order (ReadingOrder), their boxes in source pixels (SourceBox). height and maxWidth of 0
-// mean DefaultHeight and DefaultMaxWidth. An image with no ink gives no lines and no error.
+// NormalizePage, LevelPage, LocatePage (SplitPage on the page and on its panels), then
+// CutLine on each line but horizontal rules (Rule), and returns the lines in reading order
+// (ReadingOrder), their boxes in source pixels. height and maxWidth of 0 mean DefaultHeight
+// and DefaultMaxWidth. An image with no ink gives no lines and no error.
 // Errors: a nil or empty image, or a height or maxWidth out of range. Big images are
 // converted, and lines scaled, on up to GOMAXPROCS goroutines; the result does not depend on
 // how many.
@@ -689,11 +701,7 @@ func Prepare(img image.Image, height, maxWidth int) ([]Line, error) {
 	perLine := pixels / max(1, len(located))
 	parallel(len(located), max(1, (64<<10)/max(perLine, 1)), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			l := located[i]
-			found[i] = Line{Box: SourceBox(src, l.Box, slope), Segments: LineStrips(l.Ink, l.Box, height, maxWidth)}
-			for j := range found[i].Segments { // a levelled page's rows reach past the source's
-				found[i].Segments[j].Box = SourceBox(src, found[i].Segments[j].Box, slope)
-			}
+			found[i] = CutLine(src, located[i].Ink, slope, located[i].Box, height, maxWidth)
 		}
 	})
 	var lines []Line
