@@ -7,6 +7,7 @@ import (
 	"math"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -392,7 +393,23 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			return nil, err
 		}
 	}
+	for i, p := range prepared {
+		for j, d := range p.dashes {
+			if l := &out[i].Lines[j]; d != "" && flatGlyphsOnly(l.Text) {
+				l.Text = d
+			}
+		}
+	}
 	return out, nil
+}
+
+// flatGlyphsOnly says whether text is made of dashes, equals signs, underscores and spaces
+// only, at least one of them not a space: what the model reads a row of dashes as when it
+// miscounts it ("---- =========--" for 26 dashes). Such a reading of a line that
+// ocrimage.DashRow counts is replaced by the count; another reading (a row of tildes, which
+// a blur can make look like bars) is the model's call.
+func flatGlyphsOnly(text string) bool {
+	return strings.TrimSpace(text) != "" && strings.Trim(text, "-=_ ") == ""
 }
 
 // readGreedy reads pieces with the batched greedy decoder and returns each one's text, its
@@ -586,9 +603,13 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 			if lk := cutFrom[located{prepared[i].boxes[j], prepared[i].panels[j]}]; lk != nil {
 				k = lk
 			}
+			strips := ocrimage.PageLineStrips
+			if r.opt.SingleLine {
+				strips = ocrimage.LineStrips
+			}
 			for _, f := range scales {
 				wide, box := ocrimage.StretchLine(k, prepared[i].boxes[j], f)
-				if segs := ocrimage.LineStrips(wide, box, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
+				if segs := strips(wide, box, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {
 					cuts[i] = append(cuts[i], cut{j, segs})
 				}
 			}
@@ -702,6 +723,10 @@ type page struct {
 	lines  []ocrimage.Line
 	boxes  []image.Rectangle
 	panels []image.Rectangle
+	// dashes is, for each line that is a row of dashes (ocrimage.DashRow), the row of that
+	// many; "" for the others. The model reads it too, and its reading, if it holds only
+	// flat glyphs (flatGlyphsOnly), is replaced by this one.
+	dashes []string
 }
 
 // located names a line of a page: its box in the ink it was cut from, and its panel.
@@ -754,10 +779,12 @@ func (r *Recognizer) preparePage(img image.Image) (page, error) {
 	}
 	p := page{}
 	add := func(k *ocrimage.Ink, b, panel image.Rectangle) {
-		if l := ocrimage.CutLine(src, k, slope, b, c.ImageHeight, c.MaxImageWidth); len(l.Segments) > 0 {
+		if l := ocrimage.CutLine(src, k, slope, b, c.ImageHeight, c.MaxImageWidth, r.opt.SingleLine); len(l.Segments) > 0 {
+			g, n, _ := ocrimage.DashRow(k, b)
 			p.lines = append(p.lines, l)
 			p.boxes = append(p.boxes, b)
 			p.panels = append(p.panels, panel)
+			p.dashes = append(p.dashes, strings.Repeat(string(g), n))
 		}
 	}
 	slivers := func(boxes []image.Rectangle) []image.Rectangle {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/moegpu/moegpu/internal/gputest"
@@ -273,6 +274,74 @@ func TestPageReadsTheLightTextOfADarkBar(t *testing.T) {
 		want = append(want, strings.TrimSpace(string(b)))
 	}
 	require.Equal(t, strings.Join(want, "\n"), res.Text())
+}
+
+// A web page's table ruled by thin grey lines (testdata/departures-table.png, 356×270): its
+// lines between columns are erased, its rules left out, and its cells, 1.2 to 2 line heights
+// apart, read as pieces of their own. Before, the rules ran its rows together and were read
+// as long garbage ("9 . 4 . 4 . 4 … sindistindist"), the vertical ones as "I" and "[" between
+// the words, and cells after a wide blank were lost: 1029 edits for its 241 characters. The
+// shipped model now reads it with 9 ("c40", "Delzed", "czz", "2RH", "823", "A'113": its
+// small bold print).
+func TestPageReadsATableRuledByThinGreyLines(t *testing.T) {
+	dev := gputest.Device(t)
+	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	want := []string{
+		"Departures",
+		"Flight From To Departs Gate Status",
+		"SK1766 HEL BCN 19:15 C40 Boarding",
+		"TP1937 LIS OSL 21:00 D42 Delayed",
+		"KL675 HEL BCN 10:55 A5 On time",
+		"TP185 HEL DUB 19:25 C22 Cancelled",
+		"SK575 ZRH VIE 23:55 B23 On time",
+		"AY113 ZRH BCN 11:15 A45 On time",
+	}
+	res, err := r.Recognize(testImages(t, "departures-table.png")[0], nil)
+	require.NoError(t, err)
+	require.Len(t, res.Lines, len(want), "lines: %q", res.Text())
+	edits := Levenshtein(res.Text(), strings.Join(want, "\n"))
+	// 12 edits of 241 characters (5 %): the model's errors on this print, with room for a
+	// character or three of another adapter's rounding.
+	require.LessOrEqual(t, edits, 12, "%d edits: read %q", edits, res.Text())
+}
+
+// A receipt photographed on a grey table, both grainy (testdata/receipt-photo.png, 365×561,
+// with its text in receipt-photo.gt.txt): the sheet is a light panel on the table, read from
+// its own ink, and its rows of dashes are counted. Before, the grain made the page refuse
+// panels, and it read as one line, "H" (286 edits for 287 characters); with panels but
+// without the count, its three rows of 26 dashes read as 31 to 66 dashes and equals signs
+// (61 edits). The shipped model now reads it with 2 ("+1396" for "*1396", "ww." for "www.").
+func TestPageReadsAPhotographedReceipt(t *testing.T) {
+	dev := gputest.Device(t)
+	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
+	require.NoError(t, err)
+	defer r.Close()
+	want, err := os.ReadFile("testdata/receipt-photo.gt.txt")
+	require.NoError(t, err)
+	res, err := r.Recognize(testImages(t, "receipt-photo.png")[0], nil)
+	require.NoError(t, err)
+	lines := strings.Split(strings.TrimSpace(string(want)), "\n")
+	require.Len(t, res.Lines, len(lines), "lines: %q", res.Text())
+	for i, l := range lines {
+		if strings.Trim(l, "-") == "" {
+			assert.Equal(t, l, res.Lines[i].Text, "line %d, a row of dashes", i)
+		}
+	}
+	edits := Levenshtein(res.Text(), strings.Join(lines, "\n"))
+	// 5 edits of 287 characters: the model's 2, with room for another adapter's rounding.
+	require.LessOrEqual(t, edits, 5, "%d edits: read %q", edits, res.Text())
+}
+
+// Only readings made of flat glyphs give way to a row's count.
+func TestFlatGlyphsOnly(t *testing.T) {
+	for text, want := range map[string]bool{
+		"---- =========--": true, "-----": true, "__ __": true, "--------99": false,
+		"~~~~~~": false, "": false, "   ": false, "- - -": true, "----a": false,
+	} {
+		assert.Equal(t, want, flatGlyphsOnly(text), "%q", text)
+	}
 }
 
 // The second look keeps, for each line read with a confidence that a tier of SecondLook holds,

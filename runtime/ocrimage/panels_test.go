@@ -218,3 +218,47 @@ func TestPanelInkLeavesWhatLiesAroundThePanelOut(t *testing.T) {
 	}
 	checkBoxes(t, SplitPage(pk), want, marginFor(14), false)
 }
+
+// A receipt photographed on a grey table, both grainy: the table is most of the picture, so
+// the sheet is a light panel on it, and its lines are read from its own ink. Panels once
+// refused a page this noisy (paper noise 0.056 by noiseLevel; testdata of a photographed
+// receipt gave one line, the whole sheet).
+func TestLocatePageReadsANoisyPhotographOfASheet(t *testing.T) {
+	text := textPage(t, paragraph[:4], 14, 22, 20, 20, 420, 130)
+	img := image.NewGray(image.Rect(0, 0, 560, 300))
+	draw.Draw(img, img.Rect, image.NewUniform(color.Gray{150}), image.Point{}, draw.Src) // the table
+	sheet := image.Rect(60, 60, 500, 210)
+	draw.Draw(img, sheet, image.NewUniform(color.Gray{242}), image.Point{}, draw.Src)
+	for y := range 130 {
+		for x := range 420 {
+			v := min(img.GrayAt(x+70, y+70).Y, text.img.GrayAt(x, y).Y)
+			img.SetGray(x+70, y+70, color.Gray{v})
+		}
+	}
+	k := NormalizePage(noisy(img, 8, 1))
+	require.True(t, k.Inverted, "test is wrong: the table is not the page's paper")
+	require.Greater(t, noiseLevel(k.Pix, k.Rect.Dx(), k.Rect.Dy()), 0.04, "test is wrong: the page is not grainy")
+	lines, panels := LocatePage(k, nil)
+	require.Len(t, panels, 1, "the sheet")
+	var got, want []image.Rectangle
+	for _, l := range lines {
+		got = append(got, l.Box)
+		assert.Equal(t, panels[0], l.Panel, "line %v lies on the sheet", l.Box)
+	}
+	for _, l := range text.lines {
+		want = append(want, l.Add(image.Pt(70, 70)))
+	}
+	checkBoxes(t, got, want, marginFor(14), false)
+}
+
+// Noise does not make panels: paragraphs of small and large print under Gaussian noise up to
+// the training data's heaviest (σ 60 grey levels) hold none.
+func TestPanelsAreNotMadeOfNoise(t *testing.T) {
+	for _, size := range []float64{10, 24, 40} {
+		text := textPage(t, paragraph[:5], size, 1.3*size, 30, 30, 1400, int(8*size)+60)
+		for _, sigma := range []float64{15, 30, 60} {
+			k := NormalizePage(noisy(text.img, sigma, uint64(size)))
+			assert.Empty(t, Panels(k), "%g px, σ %g", size, sigma)
+		}
+	}
+}

@@ -236,6 +236,24 @@ func TestLineStripsCutsAtAWideBlankAndLeavesItOut(t *testing.T) {
 	assert.Len(t, segs, 1)
 }
 
+// On a page, a blank of 1.2 line heights cuts a line too (a table's cells: "BCN" and "19:15"
+// with 6 spaces between them, about 1.5 line heights); a line read alone keeps it in one piece.
+func TestPageLineStripsCutsBetweenTableCells(t *testing.T) {
+	p := textPage(t, []string{"BCN      19:15"}, 16, 0, 10, 6, 400, 30)
+	k := Normalize(p.img)
+	box := SplitLines(k)[0]
+	segs := PageLineStrips(k, box, 32, 4096)
+	require.Len(t, segs, 2, "pieces on a page")
+	assert.True(t, segs[1].Space)
+	assert.GreaterOrEqual(t, segs[1].Gap, pageWideGap(32))
+	assert.Less(t, segs[1].Gap, wideGap(32), "test is wrong: the blank is wide enough to cut any line")
+	assert.Len(t, LineStrips(k, box, 32, 4096), 1, "pieces of a line read alone")
+	// Word spaces do not cut a page's line either.
+	p = textPage(t, []string{"Coffee 2.50 and a bun"}, 16, 0, 10, 6, 600, 30)
+	k = Normalize(p.img)
+	assert.Len(t, PageLineStrips(k, SplitLines(k)[0], 32, 4096), 1)
+}
+
 // spaceColumns gives the source columns [from, to] between the ink of consecutive words of
 // text drawn at x = left.
 func spaceColumns(t *testing.T, text string, size float64, left int) [][2]int {
