@@ -12,6 +12,7 @@ const (
 	panelAspect = 2.0  // least width over height: a bar, a button, a box of code, a card
 	panelFill   = 0.65 // least share of its box the panel's colour covers (text leaves holes)
 	panelRim    = 2    // pixels along a panel's edges taken as its colour (an outline, antialiasing)
+	panelMargin = 3    // least paper, in pixels, left and right of a line of a panel's text (LocatePage)
 )
 
 // Panels finds the areas of a page filled with the ink's colour on which text may be drawn in
@@ -214,6 +215,27 @@ func locate(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle, depth 
 		}
 	}
 	k = ruled
+	// Each panel's lines, from its own ink. A blob of ink is no panel: the letters of a bold
+	// or blurred word run together into a solid area as wide as a button, and its "lines" (the
+	// gaps between its letters) reach its sides, where a panel's text keeps a margin (in one
+	// line at least); it stays in the page and is read there.
+	var inners [][]Located
+	kept := panels[:0]
+	for _, p := range panels {
+		var inner []Located
+		if pk := PanelInk(k, p); !pk.Blank {
+			inner, _ = locate(pk, nil, depth+1) // its own panels: a button on a card
+			inside := func(l Located) bool {
+				return l.Box.Min.X-p.Min.X >= panelMargin && p.Max.X-l.Box.Max.X >= panelMargin
+			}
+			if len(inner) > 0 && !slices.ContainsFunc(inner, inside) {
+				continue
+			}
+		}
+		kept = append(kept, p)
+		inners = append(inners, inner)
+	}
+	panels = kept
 	rest := Erase(k, panels)
 	boxes := SplitPage(rest)
 	if keep != nil {
@@ -224,13 +246,8 @@ func locate(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle, depth 
 			lines = append(lines, Located{Box: b, Ink: rest})
 		}
 	}
-	for _, p := range panels {
-		pk := PanelInk(k, p)
-		if pk.Blank {
-			continue
-		}
-		inner, _ := locate(pk, nil, depth+1) // its own panels: a button on a card
-		for _, l := range inner {
+	for i, p := range panels {
+		for _, l := range inners[i] {
 			if l.Panel.Empty() {
 				l.Panel = p
 			}

@@ -262,3 +262,41 @@ func TestPanelsAreNotMadeOfNoise(t *testing.T) {
 		}
 	}
 }
+
+// A word blurred into a blob of ink (its letters run together, the gaps between them left as
+// slits to its sides) is as wide as a button and as full, but its "text" reaches its sides:
+// it is no panel, and LocatePage keeps it a line of the page. A button's text keeps a margin.
+func TestLocatePageTakesABlobForTextNotAPanel(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 300, 120))
+	draw.Draw(img, img.Rect, image.White, image.Point{}, draw.Src)
+	blob := image.Rect(20, 20, 60, 34)
+	draw.Draw(img, blob, image.Black, image.Point{}, draw.Src)
+	for _, x := range []int{22, 30, 41, 50, 57} { // the gaps between its letters
+		draw.Draw(img, image.Rect(x, 24, x+1, 30), image.White, image.Point{}, draw.Src)
+	}
+	button := image.Rect(20, 60, 160, 94)
+	draw.Draw(img, button, image.Black, image.Point{}, draw.Src)
+	label := textPage(t, []string{"Save"}, 16, 0, 0, 0, 60, 24)
+	for y := range 24 {
+		for x := range 60 {
+			if v := label.img.GrayAt(x, y).Y; v < 255 {
+				img.SetGray(x+60, y+65, color.Gray{255 - v})
+			}
+		}
+	}
+	k := NormalizePage(img)
+	require.Len(t, Panels(k), 2, "test is wrong: the blob and the button are not both solid areas")
+	lines, panels := LocatePage(k, nil)
+	require.Equal(t, []image.Rectangle{button}, panels)
+	onButton := 0
+	for _, l := range lines {
+		if l.Box.Overlaps(blob) {
+			assert.True(t, l.Panel.Empty(), "line %v of the blob lies on a panel", l.Box)
+		} else {
+			assert.Equal(t, button, l.Panel, "line %v", l.Box)
+			onButton++
+		}
+	}
+	assert.Equal(t, 1, onButton, "the button's label")
+	assert.Greater(t, len(lines), onButton, "the blob is read as the page's")
+}
