@@ -84,6 +84,14 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 	}
 	S := float64(stem)
 	// Solid areas and vertical rules go (withoutBlocks), and the profile is taken again.
+	// On a page, icons go first (withoutIcons): erased in part as blocks, they would be
+	// icons no longer.
+	if page {
+		if clear := withoutIcons(pix, w, h, stem, solid); clear != nil {
+			pix = clear
+			prof, solidN, _, blocks = profileAndStem(pix, w, h, tau, solid, page)
+		}
+	}
 	if clear := withoutBlocks(pix, w, h, stem, blocks, solid); clear != nil {
 		pix = clear
 		prof, solidN, _, _ = profileAndStem(pix, w, h, tau, solid, page)
@@ -569,7 +577,13 @@ func withoutBlocks(pix []float32, w, h, stem int, blocks []blockRun, solidT floa
 	if out == nil {
 		return nil
 	}
-	// The blocks' soft edges: pixels at most solidT next to an erased one.
+	clearSoftEdges(out, pix, w, h, solidT)
+	return out
+}
+
+// clearSoftEdges clears, in out (pix with some solid pixels cleared), the pixels at most solidT
+// next to a cleared one: the soft edges of what was erased.
+func clearSoftEdges(out, pix []float32, w, h int, solidT float32) {
 	for y := 0; y < h; y++ {
 		for x := 0; x < w; x++ {
 			i := y*w + x
@@ -581,6 +595,60 @@ func withoutBlocks(pix []float32, w, h, stem int, blocks []blockRun, solidT floa
 				out[i] = 0
 			}
 		}
+	}
+}
+
+// Bounds of withoutIcons.
+const (
+	iconStems = 2    // least height, in stem heights
+	iconFill  = 0.55 // least share of its box an icon's solid pixels cover
+	iconAlone = 0.25 // paper beside it, in its heights, with no solid ink on its rows
+)
+
+// withoutIcons returns a copy of pix (w×h, a page) with its icons erased, or nil when it has
+// none: the 4-connected components of solid pixels (above solidT) at least iconStems stem
+// heights tall, between half and twice as wide as tall, covering iconFill of their box, with
+// no solid ink within iconAlone of their height to their left or right: a square or round
+// icon or avatar drawn as a ring, or with a symbol cut out of it, whose walls withoutBlocks
+// takes for strokes. Left in, it joins the lines beside it into one band ("pullg Owen
+// Price" and the line under it). A heading's large bold letters stand closer together than
+// that; a lone one (a drop cap) would go.
+func withoutIcons(pix []float32, w, h, stem int, solidT float32) []float32 {
+	seen := make([]bool, w*h)
+	solid := func(i int) bool { return pix[i] > solidT }
+	var out []float32
+	var c component
+	for seed := range w * h {
+		if seen[seed] || !solid(seed) {
+			continue
+		}
+		c.flood(w, h, seed, seen, solid)
+		b := c.box
+		bw, bh := b.Dx(), b.Dy()
+		if bh < iconStems*stem || 2*bw < bh || bw > 2*bh || float64(len(c.pixels)) < iconFill*float64(bw*bh) {
+			continue
+		}
+		gap := int(math.Ceil(iconAlone * float64(bh)))
+		alone := true
+		for y := b.Min.Y; y < b.Max.Y && alone; y++ {
+			for x := max(0, b.Min.X-gap); x < min(w, b.Max.X+gap) && alone; x++ {
+				if (x < b.Min.X || x >= b.Max.X) && pix[y*w+x] > solidT {
+					alone = false
+				}
+			}
+		}
+		if !alone {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(pix)
+		}
+		for _, i := range c.pixels {
+			out[i] = 0
+		}
+	}
+	if out != nil {
+		clearSoftEdges(out, pix, w, h, solidT)
 	}
 	return out
 }

@@ -191,6 +191,41 @@ func TestSplitPageLeavesIconsBarsAndBordersOut(t *testing.T) {
 	}
 }
 
+// Avatars drawn as rings (a rounded square with a square cut out, 2.5 line pitches tall)
+// beside a name and a line under it: the rings are not text, and each name and line is a box
+// of its own, without the ring. withoutBlocks takes a ring's walls for strokes; before the
+// rings were left out, each ring ran its two lines into one box, read "pullg Owen Price".
+// The large letters of a heading, close together, stay.
+func TestSplitPageLeavesRingIconsOut(t *testing.T) {
+	for _, size := range []float64{13, 18} {
+		t.Run(fmt.Sprintf("size %v", size), func(t *testing.T) {
+			pitch := 1.4 * size
+			text := []string{"Owen Price", "The harbor lights came on one by one.", "", "Elena Petrova", "For help, reply with your reference."}
+			side := int(2.5 * pitch)
+			left := int(size/2) + side + side/2 // the names stand half a ring's width off
+			w, h := int(size*30), int(pitch*float64(len(text))+4*size)
+			p := textPage(t, text, size, pitch, left, int(size), w, h)
+			img := clone(p.img)
+			for _, top := range []int{p.lines[0].Min.Y - 2, p.lines[3].Min.Y - 2} {
+				ring := image.Rect(int(size/2), top, int(size/2)+side, top+side)
+				draw.Draw(img, ring, image.NewUniform(color.Gray{60}), image.Point{}, draw.Src)
+				draw.Draw(img, ring.Inset(side/3), image.White, image.Point{}, draw.Src)
+			}
+			k := Normalize(img)
+			var want []image.Rectangle
+			for i, l := range p.lines {
+				if text[i] != "" {
+					want = append(want, l)
+				}
+			}
+			checkBoxes(t, SplitPage(k), want, marginFor(size), true)
+		})
+	}
+	heading := textPage(t, []string{"BOOM DOOM"}, 72, 0, 20, 10, 520, 110)
+	k := Normalize(heading.img)
+	checkBoxes(t, SplitPage(k), heading.lines, marginFor(72), true)
+}
+
 // A list of people (testdata/avatar-list.png: a pale round avatar, a bold 15-px name and a
 // 13-px line about each, Lato): each name sits close over the smaller line under it, and the
 // valley between their humps is lopsided, the fine profile's lowest row three or more rows
