@@ -166,7 +166,7 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 			// A row nearly as blank as paper lies between lines whatever the peaks around it:
 			// inside a line, the stems cross every row of its x-height.
 			deep := ratio < 0.1
-			if ratio < bestRatio && (pitch >= S || deep) && float64(y-bd.a) >= S && float64(bd.b-y) >= S && lowest(fine, y, around) && (deep || crossing(pix, w, h, y, delta, solid) < 0.5) {
+			if ratio < bestRatio && (pitch >= S || deep) && float64(y-bd.a) >= S && float64(bd.b-y) >= S && nearLowest(fine, y, around, base) && (deep || crossing(pix, w, h, y, delta, solid) < 0.5) {
 				bestY, bestRatio = y, ratio
 			}
 		}
@@ -792,14 +792,16 @@ func percentile(v []float64, q float64) float64 {
 	return s[k]
 }
 
-// lowest reports whether v[y] is the smallest of v[y−r … y+r].
-func lowest(v []float64, y, r int) bool {
+// nearLowest reports whether v[y] is within 10 % (above base) or half a pixel of ink of the
+// smallest of v[y−r … y+r]: a row of a flat valley between two lines, where the lowest row may
+// be crossed by an ascender and the one beside it clear ("abroad." under a line of text set
+// tight: its b and d reach into the valley's lowest row).
+func nearLowest(v []float64, y, r int, base float64) bool {
+	m := v[y]
 	for i := max(0, y-r); i <= min(len(v)-1, y+r); i++ {
-		if v[i] < v[y] {
-			return false
-		}
+		m = min(m, v[i])
 	}
-	return true
+	return v[y]-base <= 1.1*(m-base)+0.5
 }
 
 // argmin is the index of the smallest v[i] for i in [a, b), a when the range is empty; ties

@@ -226,6 +226,20 @@ func TestSplitPageLeavesRingIconsOut(t *testing.T) {
 	checkBoxes(t, SplitPage(k), heading.lines, marginFor(72), true)
 }
 
+// A long line of EB Garamond set tight over a short one (testdata/tight-short-line.png, a
+// heading, then "Your trial of Lumora Studio … shipped" and "abroad."): the valley between
+// them is flat, its lowest row crossed by the b and d of "abroad." and the row beside it
+// clear. Taking only the lowest row, the two lines were one box, read as a row of dashes.
+func TestSplitPageSplitsAtAFlatValley(t *testing.T) {
+	img, err := Load(filepath.Join("testdata", "tight-short-line.png"))
+	require.NoError(t, err)
+	k := NormalizePage(Gray(img))
+	got := SplitPage(k)
+	require.Len(t, got, 3, "lines %v", got)
+	assert.Less(t, got[1].Max.Y, got[2].Min.Y+3, "the long line and the short one overlap: %v %v", got[1], got[2])
+	assert.Less(t, got[2].Dx(), got[1].Dx()/5, "the short line's box %v", got[2])
+}
+
 // A list of people (testdata/avatar-list.png: a pale round avatar, a bold 15-px name and a
 // 13-px line about each, Lato): each name sits close over the smaller line under it, and the
 // valley between their humps is lopsided, the fine profile's lowest row three or more rows
