@@ -230,6 +230,10 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 	// minimum between neighbours.
 	floor := max(0.003*(peak-base), 0.25)
 	// Rows well away from every band are blank: what noise leaves there must not count as ink.
+	// Their noise is measured robustly (median and median absolute deviation): a few rows of
+	// real ink among them (the soft rim an erased panel leaves, 88 px of half ink) made the
+	// mean and deviation's floor a faint short line's whole profile, and it was lost (a form's
+	// bold "City" label, under a button's rim).
 	window := int(math.Ceil(0.6 * S))
 	var blank []float64
 	for y, bi := 0, 0; y < h; y++ {
@@ -242,13 +246,12 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 		blank = append(blank, prof[y])
 	}
 	if len(blank) >= 4 {
-		var mean, sq float64
-		for _, v := range blank {
-			mean += v
-			sq += v * v
+		med := percentile(blank, 0.5)
+		dev := make([]float64, len(blank))
+		for i, v := range blank {
+			dev[i] = math.Abs(v - med)
 		}
-		mean /= float64(len(blank))
-		floor = max(floor, mean+4*math.Sqrt(max(0, sq/float64(len(blank))-mean*mean)))
+		floor = max(floor, med+4*1.4826*percentile(dev, 0.5))
 	}
 	inked := func(y int) bool { return prof[y] > floor && solidN[y] > 0 }
 	jump := max(2, int(math.Ceil(S/3)))

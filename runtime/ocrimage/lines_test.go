@@ -240,6 +240,28 @@ func TestSplitPageSplitsAtAFlatValley(t *testing.T) {
 	assert.Less(t, got[2].Dx(), got[1].Dx()/5, "the short line's box %v", got[2])
 }
 
+// A form (testdata/form.png: labels, filled fields outlined in grey, a purple button): its
+// bold "City" label, a short line alone, is a line of its own. The button is a panel; erased,
+// it leaves a soft rim of two rows of half ink, far from every line. The blank rows' noise
+// floor was their mean plus four deviations, which the rim lifted above the label's whole
+// profile (from 0.25 to 11): the label was lost, and every line's box lost its faint rows.
+func TestLocatePageKeepsAShortLabelBesideAnErasedButtonsRim(t *testing.T) {
+	img, err := Load(filepath.Join("testdata", "form.png"))
+	require.NoError(t, err)
+	k, _ := LevelPage(NormalizePage(Flatten(Gray(img))))
+	lines, panels := LocatePage(k, nil)
+	require.Len(t, panels, 1, "the button")
+	city := image.Rect(40, 236, 68, 250) // the label's ink
+	var found []image.Rectangle
+	for _, l := range lines {
+		if l.Box.Overlaps(city) {
+			found = append(found, l.Box)
+		}
+	}
+	require.Len(t, found, 1, "lines %v", found)
+	assert.Greater(t, iou(found[0], city), 0.5, "the label's box %v", found[0])
+}
+
 // A list of people (testdata/avatar-list.png: a pale round avatar, a bold 15-px name and a
 // 13-px line about each, Lato): each name sits close over the smaller line under it, and the
 // valley between their humps is lopsided, the fine profile's lowest row three or more rows
