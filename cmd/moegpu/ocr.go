@@ -250,15 +250,18 @@ not at all.
 How an image is read: turned grey (transparency over white paper, or over black where
 light text would vanish on white), a background that drifts across a page (a gradient, uneven
 light) evened out, light-on-dark text inverted, a page whose lines all slope levelled, split
-into lines (horizontal rules, icons, photos and tables' borders left out; a dark bar, button
-or code box on a light page, or a light card on a dark one, read with its own polarity), each
-line scaled to the model's height and cut into pieces at word spaces (and at every blank of
-two line heights or more), and read; a line the model doubts is cut again and read again
-(confidence under 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters and only
-0.85 for wide ones; 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept
-(--no-second-look). Lines come out top to bottom, side-by-side ones (buttons in a row) left
-to right. There is no layout analysis: text in columns or table cells is read across the
-page, row by row, and indentation is lost.
+into lines (horizontal rules, the thin lines of a table's grid, icons (rings too), photos and
+solid borders left out; a dark bar, button, table header or code box on a light page, or a
+light card or a photographed sheet on a darker ground, read with its own polarity), each line
+scaled to the model's height and cut into pieces at word spaces (and at every blank of one
+line height or more on a page, two in a line read alone: a table's cells, a receipt's
+columns), and read; a line the model doubts is cut again and read again (confidence under
+0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters and only 0.85 for wide ones;
+0.95 to 0.98: 1.2 times as wide), and the most confident reading kept (--no-second-look). A
+row of dashes set without spaces (a receipt's separator) is counted where the model reads it
+as dashes. Lines come out top to bottom, side-by-side ones (buttons in a row) left to right.
+There is no layout analysis: text in columns or table cells is read across the page, row by
+row, and indentation is lost.
 
 --json prints an array, one object per IMAGE in the order given:
   file         the path as given
