@@ -201,10 +201,7 @@ func TestPageLeavesARuleOutAndSingleLineKeepsIt(t *testing.T) {
 // two lines were one box, read "=====" (about 80 edits); the shipped model reads it with 2
 // ("jigsaw,auickly": the q's tail joins the A below, so it stays in that line's crop).
 func TestPageReadsTextSetSolid(t *testing.T) {
-	dev := gputest.Device(t)
-	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
-	require.NoError(t, err)
-	defer r.Close()
+	r := shippedPageReader(t)
 	want := []string{
 		"Set solid, the descenders of one line",
 		"touch the capitals and ascenders of the",
@@ -227,10 +224,7 @@ func TestPageReadsTextSetSolid(t *testing.T) {
 // not text. Before the line finder left solid areas out, the square made the page's stems
 // look 40 px tall and the paragraph's lines merged into one, read as garbage.
 func TestPageReadsAParagraphBesideAnIcon(t *testing.T) {
-	dev := gputest.Device(t)
-	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
-	require.NoError(t, err)
-	defer r.Close()
+	r := shippedPageReader(t)
 	src, err := ocrimage.Load("../../assets/samples/paragraph.png")
 	require.NoError(t, err)
 	b := src.Bounds()
@@ -249,10 +243,7 @@ func TestPageReadsAParagraphBesideAnIcon(t *testing.T) {
 // the bar is a panel, read from its own ink, and its line comes first. Without panels the
 // page's line finder leaves the bar out as a solid area, and its text is lost.
 func TestPageReadsTheLightTextOfADarkBar(t *testing.T) {
-	dev := gputest.Device(t)
-	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
-	require.NoError(t, err)
-	defer r.Close()
+	r := shippedPageReader(t)
 	imgs := testImages(t, "../../../assets/samples/receipt.png", "../../../assets/samples/paragraph.png")
 	head, body := imgs[0].Bounds(), imgs[1].Bounds()
 	img := image.NewGray(image.Rect(0, 0, max(head.Dx(), body.Dx()), head.Dy()+body.Dy()))
@@ -284,10 +275,7 @@ func TestPageReadsTheLightTextOfADarkBar(t *testing.T) {
 // shipped model now reads it with 9 ("c40", "Delzed", "czz", "2RH", "823", "A'113": its
 // small bold print).
 func TestPageReadsATableRuledByThinGreyLines(t *testing.T) {
-	dev := gputest.Device(t)
-	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
-	require.NoError(t, err)
-	defer r.Close()
+	r := shippedPageReader(t)
 	want := []string{
 		"Departures",
 		"Flight From To Departs Gate Status",
@@ -314,10 +302,7 @@ func TestPageReadsATableRuledByThinGreyLines(t *testing.T) {
 // without the count, its three rows of 26 dashes read as 31 to 66 dashes and equals signs
 // (61 edits). The shipped model now reads it with 2 ("+1396" for "*1396", "ww." for "www.").
 func TestPageReadsAPhotographedReceipt(t *testing.T) {
-	dev := gputest.Device(t)
-	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), dev, Options{})
-	require.NoError(t, err)
-	defer r.Close()
+	r := shippedPageReader(t)
 	want, err := os.ReadFile("testdata/receipt-photo.gt.txt")
 	require.NoError(t, err)
 	res, err := r.Recognize(testImages(t, "receipt-photo.png")[0], nil)
@@ -505,4 +490,14 @@ func testImages(t *testing.T, names ...string) []image.Image {
 		imgs = append(imgs, img)
 	}
 	return imgs
+}
+
+// shippedPageReader opens the shipped model with the default options (images read as pages) on
+// the test adapter, closed when the test ends.
+func shippedPageReader(t *testing.T) *Recognizer {
+	t.Helper()
+	r, err := Open(filepath.Join("..", "..", "assets", "models", "ocr-small"), gputest.Device(t), Options{})
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	return r
 }
