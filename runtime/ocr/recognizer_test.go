@@ -208,14 +208,8 @@ func TestPageReadsTextSetSolid(t *testing.T) {
 		"next: typography, jigsaw, quickly, HOLD.",
 		"A line finder must still split them.",
 	}
-	res, err := r.Recognize(testImages(t, "tight-paragraph.png")[0], nil)
-	require.NoError(t, err)
-	require.Len(t, res.Lines, len(want), "lines: %q", res.Text())
-	edits, chars := 0, 0
-	for i, l := range res.Lines {
-		edits += Levenshtein(l.Text, want[i])
-		chars += len(want[i])
-	}
+	edits, res := readPageEdits(t, r, "tight-paragraph.png", want)
+	chars := len(strings.Join(want, "\n"))
 	// 4 edits of 152 characters (2.6 %): about the model's CER on held-out faces.
 	require.LessOrEqual(t, edits, 4, "%d edits in %d characters: read %q", edits, chars, res.Text())
 }
@@ -286,10 +280,7 @@ func TestPageReadsATableRuledByThinGreyLines(t *testing.T) {
 		"SK575 ZRH VIE 23:55 B23 On time",
 		"AY113 ZRH BCN 11:15 A45 On time",
 	}
-	res, err := r.Recognize(testImages(t, "departures-table.png")[0], nil)
-	require.NoError(t, err)
-	require.Len(t, res.Lines, len(want), "lines: %q", res.Text())
-	edits := Levenshtein(res.Text(), strings.Join(want, "\n"))
+	edits, res := readPageEdits(t, r, "departures-table.png", want)
 	// 12 edits of 241 characters (5 %): the model's errors on this print, with room for a
 	// character or three of another adapter's rounding.
 	require.LessOrEqual(t, edits, 12, "%d edits: read %q", edits, res.Text())
@@ -303,18 +294,15 @@ func TestPageReadsATableRuledByThinGreyLines(t *testing.T) {
 // (61 edits). The shipped model now reads it with 2 ("+1396" for "*1396", "ww." for "www.").
 func TestPageReadsAPhotographedReceipt(t *testing.T) {
 	r := shippedPageReader(t)
-	want, err := os.ReadFile("testdata/receipt-photo.gt.txt")
+	gt, err := os.ReadFile("testdata/receipt-photo.gt.txt")
 	require.NoError(t, err)
-	res, err := r.Recognize(testImages(t, "receipt-photo.png")[0], nil)
-	require.NoError(t, err)
-	lines := strings.Split(strings.TrimSpace(string(want)), "\n")
-	require.Len(t, res.Lines, len(lines), "lines: %q", res.Text())
+	lines := strings.Split(strings.TrimSpace(string(gt)), "\n")
+	edits, res := readPageEdits(t, r, "receipt-photo.png", lines)
 	for i, l := range lines {
 		if strings.Trim(l, "-") == "" {
 			assert.Equal(t, l, res.Lines[i].Text, "line %d, a row of dashes", i)
 		}
 	}
-	edits := Levenshtein(res.Text(), strings.Join(lines, "\n"))
 	// 5 edits of 287 characters: the model's 2, with room for another adapter's rounding.
 	require.LessOrEqual(t, edits, 5, "%d edits: read %q", edits, res.Text())
 }
@@ -500,4 +488,14 @@ func shippedPageReader(t *testing.T) *Recognizer {
 	require.NoError(t, err)
 	t.Cleanup(r.Close)
 	return r
+}
+
+// readPageEdits reads testdata image name as a page with r, requires as many lines as want,
+// and returns the edits between its text and want's lines joined by newlines, and the result.
+func readPageEdits(t *testing.T, r *Recognizer, name string, want []string) (int, Result) {
+	t.Helper()
+	res, err := r.Recognize(testImages(t, name)[0], nil)
+	require.NoError(t, err)
+	require.Len(t, res.Lines, len(want), "lines: %q", res.Text())
+	return Levenshtein(res.Text(), strings.Join(want, "\n")), res
 }
