@@ -19,6 +19,11 @@ const (
 	ruleLength = 25
 	// minRuleLength is the shortest vertical rule erased, in pixels.
 	minRuleLength = 24
+	// rulesStems is how many times the page's median vertical run of solid ink (medianRun) a
+	// narrow run standing apart from other ink must be to be a rule however wide: a stroke of
+	// the page's text is shorter, and a heading's tall letters stand close to their
+	// neighbours.
+	rulesStems = 4
 	// maxCrossing is the most rows in a row a vertical rule may be crossed for (by a
 	// horizontal rule, or a glyph that touches it) and go on.
 	maxCrossing = 3
@@ -28,7 +33,9 @@ const (
 // has none. A vertical rule is a stretch of rows down a column whose ink (above ruleInk) runs
 // across at most maxRuleWidth pixels in each row, but for crossings of up to maxCrossing rows
 // (a horizontal rule, a glyph touching it), at least minRuleLength pixels and ruleLength times
-// its width (the median run across) long, or running the ink's whole height (but for
+// its width (the median run across) long, or rulesStems times the page's median stroke with
+// no solid ink within that stroke's length to either side (a coloured bar beside a card's
+// two lines), or running the ink's whole height (but for
 // panelRim+1 rows at either end) if that is panelRows or more: the lines between a table's
 // columns (in a dark header row, read from its PanelInk, as short as the row), its border's
 // sides, a window's edge. Only its narrow rows are erased, so a horizontal rule or a glyph
@@ -40,6 +47,9 @@ func WithoutVerticalRules(k *Ink) *Ink {
 		return k
 	}
 	w, h := k.Rect.Dx(), k.Rect.Dy()
+	// A bar beside a card's two lines (an agenda's event, a toast) is short for a rule but
+	// taller than any stroke of the page's text: rulesStems times its median stroke or more.
+	stroke := medianRun(k.Pix, w, h)
 	ink := func(x, y int) bool { return k.Pix[y*w+x] > ruleInk }
 	// across is the run of ink through (x, y) along row y: [a, b).
 	across := func(x, y int) (a, b int) {
@@ -51,6 +61,22 @@ func WithoutVerticalRules(k *Ink) *Ink {
 			b++
 		}
 		return a, b
+	}
+	// apart says whether the run down column x over rows [s, e) has no solid ink within d
+	// pixels to either side of its run across, in four rows of five.
+	apart := func(x, s, e, d int) bool {
+		clear := 0
+		for y := s; y < e; y++ {
+			a, b := across(x, y)
+			ok := true
+			for xx := max(0, a-d); xx < min(w, b+d) && ok; xx++ {
+				ok = (xx >= a && xx < b) || k.Pix[y*w+xx] <= 0.5
+			}
+			if ok {
+				clear++
+			}
+		}
+		return 5*clear >= 4*(e-s)
 	}
 	var erase []image.Rectangle // one-row spans to clear, [a, b) × [y, y+1)
 	done := make([]bool, w*h)   // pixels of a rule already found from a column to their left
@@ -94,7 +120,11 @@ func WithoutVerticalRules(k *Ink) *Ink {
 			}
 			slices.Sort(narrow)
 			whole := s <= panelRim+1 && e >= h-panelRim-1 && h >= panelRows // top to bottom
-			if n := e - s; !whole && (n < minRuleLength || n < ruleLength*narrow[len(narrow)/2]) {
+			n := e - s
+			// Taller than the text's strokes, and standing apart from other ink (a tall
+			// letter of a heading has its neighbours close by).
+			tall := stroke > 0 && n >= rulesStems*stroke && apart(x, s, e, stroke)
+			if !whole && (n < minRuleLength || n < ruleLength*narrow[len(narrow)/2] && !tall) {
 				continue
 			}
 			for r := s; r < e; r++ {
@@ -307,4 +337,24 @@ func DashRow(k *Ink, box image.Rectangle) (glyph byte, n int, ok bool) {
 		return 0, 0, false
 	}
 	return '-', len(runs), true
+}
+
+// medianRun is the median length of the vertical runs of solid ink (> 0.5) of pix (w×h),
+// each run weighted by its length (its pixels), or 0 when it has none: about the x-height of
+// the page's body text.
+func medianRun(pix []float32, w, h int) int {
+	lengths := make([]int64, h+1)
+	for x := range w {
+		run := 0
+		for y := 0; y <= h; y++ {
+			if y < h && pix[y*w+x] > 0.5 {
+				run++
+				continue
+			}
+			lengths[run] += int64(run)
+			run = 0
+		}
+	}
+	lengths[0] = 0
+	return percentileRun(lengths, 0.5)
 }

@@ -113,7 +113,7 @@ func slicesContains(s []int, v int) bool {
 }
 
 // Not vertical rules: a paragraph's glyphs (even a tall bar '|', under 15 times as long as
-// wide), a solid square, and a thick bar six pixels wide.
+// wide), a solid square, a thick bar six pixels wide, and a large heading's letters.
 func TestWithoutVerticalRulesLeavesGlyphsAndBlocksAlone(t *testing.T) {
 	text := textPage(t, append([]string{"| l I 1 |"}, paragraph[:3]...), 40, 52, 20, 10, 900, 240)
 	img := text.img
@@ -121,6 +121,16 @@ func TestWithoutVerticalRulesLeavesGlyphsAndBlocksAlone(t *testing.T) {
 	draw.Draw(img, image.Rect(860, 20, 866, 220), image.Black, image.Point{}, draw.Src)
 	k := NormalizePage(img)
 	assert.Same(t, k, WithoutVerticalRules(k))
+
+	// A heading's tall letters, three times the body's size, taller than four of its strokes
+	// but close to their neighbours.
+	head := textPage(t, []string{"Hello Illinois, little hills"}, 44, 0, 20, 10, 900, 70)
+	body := textPage(t, paragraph[:4], 13, 18, 20, 10, 900, 90)
+	img = image.NewGray(image.Rect(0, 0, 900, 160))
+	draw.Draw(img, image.Rect(0, 0, 900, 70), head.img, image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(0, 70, 900, 160), body.img, image.Point{}, draw.Src)
+	k = NormalizePage(img)
+	assert.Same(t, k, WithoutVerticalRules(k), "a heading's letters")
 }
 
 // Horizontal rules drawn thin and grey, or between two pixel rows, are rules; a row of dashes,
@@ -230,5 +240,32 @@ func TestDashRowCountsDashes(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// An agenda's event or a toast: a coloured bar 4 px wide beside a card's two lines, as tall as
+// both (too short for a rule 25 times its width) but taller than any stroke of the page's
+// text. It is erased, and the two lines are two: before, the bar ran them into one band, read
+// as "--".
+func TestLocatePageSplitsTheLinesBesideACardsBar(t *testing.T) {
+	for _, size := range []float64{13, 16} {
+		p := textPage(t, []string{"Board meeting at nine", "Cafe Lumen, second floor", "", "Flight to Oslo", "Gate 12, terminal B"}, size, 1.35*size, 40, 10, 420, int(9*size))
+		img := clone(p.img)
+		for _, pair := range [][2]int{{0, 1}, {3, 4}} {
+			a, b := p.lines[pair[0]], p.lines[pair[1]]
+			draw.Draw(img, image.Rect(28, a.Min.Y-3, 32, b.Max.Y+3), image.NewUniform(color.Gray{70}), image.Point{}, draw.Src)
+		}
+		k := NormalizePage(img)
+		lines, _ := LocatePage(k, nil)
+		var got, want []image.Rectangle
+		for _, l := range lines {
+			got = append(got, l.Box)
+		}
+		for i, l := range p.lines {
+			if i != 2 {
+				want = append(want, l)
+			}
+		}
+		checkBoxes(t, got, want, marginFor(size), true)
 	}
 }
