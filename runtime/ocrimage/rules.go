@@ -23,7 +23,7 @@ const (
 	// narrow run standing apart from other ink must be to be a rule however wide: a stroke of
 	// the page's text is shorter, and a heading's tall letters stand close to their
 	// neighbours.
-	rulesStems = 4
+	rulesStems = 5
 	// maxCrossing is the most rows in a row a vertical rule may be crossed for (by a
 	// horizontal rule, or a glyph that touches it) and go on.
 	maxCrossing = 3
