@@ -122,7 +122,7 @@ func TestWithoutVerticalRulesLeavesGlyphsAndBlocksAlone(t *testing.T) {
 	k := NormalizePage(img)
 	assert.Same(t, k, WithoutVerticalRules(k))
 
-	// A heading's tall letters, three times the body's size, taller than five of its strokes
+	// A heading's tall letters, three times the body's size, several of its strokes tall
 	// but close to their neighbours.
 	head := textPage(t, []string{"Hello Illinois, little hills"}, 44, 0, 20, 10, 900, 70)
 	body := textPage(t, paragraph[:4], 13, 18, 20, 10, 900, 90)
