@@ -80,13 +80,23 @@ func WithoutVerticalRules(k *Ink) *Ink {
 	}
 	var erase []image.Rectangle // one-row spans to clear, [a, b) × [y, y+1)
 	done := make([]bool, w*h)   // pixels of a rule already found from a column to their left
-	width := make([]int, h)     // the run across each row of the current column (0: no ink)
+	// width is the run across each row of the current column (0: no ink) without a pixel of
+	// light antialiasing (up to twice ruleInk) at either end, which a bar 4 px wide drawn off
+	// the pixel grid has; full is the whole run.
+	width, full := make([]int, h), make([]int, h)
 	var narrow []int
 	for x := range w {
 		for y := range h {
-			width[y] = 0
+			width[y], full[y] = 0, 0
 			if ink(x, y) && !done[y*w+x] {
 				a, b := across(x, y)
+				full[y] = b - a
+				if b-a > 1 && k.Pix[y*w+a] <= 2*ruleInk {
+					a++
+				}
+				if b-a > 1 && k.Pix[y*w+b-1] <= 2*ruleInk {
+					b--
+				}
 				width[y] = b - a
 			}
 		}
@@ -115,7 +125,7 @@ func WithoutVerticalRules(k *Ink) *Ink {
 			narrow = narrow[:0]
 			for r := s; r < e; r++ {
 				if width[r] <= maxRuleWidth {
-					narrow = append(narrow, width[r])
+					narrow = append(narrow, full[r])
 				}
 			}
 			slices.Sort(narrow)

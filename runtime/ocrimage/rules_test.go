@@ -245,15 +245,18 @@ func TestDashRowCountsDashes(t *testing.T) {
 
 // An agenda's event or a toast: a coloured bar 4 px wide beside a card's two lines, as tall as
 // both (too short for a rule 25 times its width) but taller than any stroke of the page's
-// text. It is erased, and the two lines are two: before, the bar ran them into one band, read
-// as "--".
+// text, the second with a column of light antialiasing beside it (5 px across). It is erased,
+// and the two lines are two: before, the bar ran them into one band, read as "--".
 func TestLocatePageSplitsTheLinesBesideACardsBar(t *testing.T) {
 	for _, size := range []float64{13, 16} {
 		p := textPage(t, []string{"Board meeting at nine", "Cafe Lumen, second floor", "", "Flight to Oslo", "Gate 12, terminal B"}, size, 1.35*size, 40, 10, 420, int(9*size))
 		img := clone(p.img)
-		for _, pair := range [][2]int{{0, 1}, {3, 4}} {
+		for i, pair := range [][2]int{{0, 1}, {3, 4}} {
 			a, b := p.lines[pair[0]], p.lines[pair[1]]
 			draw.Draw(img, image.Rect(28, a.Min.Y-3, 32, b.Max.Y+3), image.NewUniform(color.Gray{70}), image.Point{}, draw.Src)
+			if i == 1 { // drawn off the pixel grid: a column of light antialiasing beside it
+				draw.Draw(img, image.Rect(27, a.Min.Y-3, 28, b.Max.Y+3), image.NewUniform(color.Gray{205}), image.Point{}, draw.Src)
+			}
 		}
 		k := NormalizePage(img)
 		lines, _ := LocatePage(k, nil)
