@@ -72,6 +72,7 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 	// Solid ink is above 0.5, or 0.35 once blurred (a 2×2 full stop blurs to 0.44).
 	pix := k.Pix
 	tau, solid := float32(0.15), float32(0.5)
+	clean := noiseLevel(pix, w, h) < faintNoise
 	if min(w, h) >= 12 && noiseLevel(pix, w, h) > 0.04 { // a tiny crop is all edges, not noise
 		pix = blur3(pix, w, h)
 		tau = min(0.6, max(tau, noiseCeiling(pix, w, h)))
@@ -265,29 +266,53 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 		if i+1 < len(parts) {
 			hiLim = argmin(smooth, p.b, parts[i+1].a) + 1
 		}
+		inkedHere, solidHere := inked, solid
 		top, bot := -1, -1 // first and one past the last inked row of the band
-		for y := p.a; y < p.b; y++ {
-			if inked(y) {
-				if top < 0 {
-					top = y
+		findRows := func() {
+			for y := p.a; y < p.b; y++ {
+				if inkedHere(y) {
+					if top < 0 {
+						top = y
+					}
+					bot = y + 1
 				}
-				bot = y + 1
+			}
+		}
+		findRows()
+		if top < 0 && page && clean {
+			// A faint line of a clean page, no pixel of it solid (a form's placeholder, a
+			// light grey caption, on a page whose darkest text sets the ink's scale): its own
+			// solid level is half its inkiest pixel's, if that is faintInk or more, and it
+			// must hold text's strokes (faintStrokes).
+			m := float32(0)
+			for _, v := range pix[p.a*w : p.b*w] {
+				m = max(m, v)
+			}
+			if m >= faintInk {
+				solidHere = m / 2
+				inkedHere = func(y int) bool {
+					return prof[y] > floor && slices.ContainsFunc(pix[y*w:][:w], func(v float32) bool { return v > solidHere })
+				}
+				findRows()
+				if top >= 0 && !faintStrokes(pix, w, top, bot, solidHere, S) {
+					top = -1
+				}
 			}
 		}
 		if top < 0 {
 			continue
 		}
 		for y := top - 1; y >= max(lo, p.a-window) && top-y <= jump; y-- {
-			if inked(y) {
+			if inkedHere(y) {
 				top = y
 			}
 		}
 		for y := bot; y < min(hiLim, p.b+window) && y+1-bot <= jump; y++ {
-			if inked(y) {
+			if inkedHere(y) {
 				bot = y + 1
 			}
 		}
-		x0, x1, ok := inkColumns(pix, w, top, bot, tau, solid, S)
+		x0, x1, ok := inkColumns(pix, w, top, bot, tau, solidHere, S)
 		if !ok {
 			continue
 		}
@@ -599,6 +624,39 @@ func clearSoftEdges(out, pix []float32, w, h int, solidT float32) {
 			}
 		}
 	}
+}
+
+// faintInk is the least ink of a faint line's inkiest pixel (SplitPage): light grey text on
+// a page whose darkest text sets the ink's scale. faintNoise is the most paper noise
+// (noiseLevel) of a page whose faint lines are looked for: a screenshot's, not a photograph's.
+const (
+	faintInk   = 0.3
+	faintNoise = 0.02
+)
+
+// faintStrokes says whether rows [y0, y1) of pix (w wide) hold text's strokes above solidT:
+// vertical runs above it of a third of a stem or more (at least 3 rows) in at least four
+// separate groups of columns, one a letter or so. A faint band of a form's field (a one-row
+// border over a flat fill, its rounded corners at either end) has two at most.
+func faintStrokes(pix []float32, w, y0, y1 int, solidT float32, S float64) bool {
+	need := max(3, int(math.Ceil(S/3)))
+	groups, prev := 0, false
+	for x := 0; x < w && groups < 4; x++ {
+		stroke, run := false, 0
+		for y := y0; y < y1 && !stroke; y++ {
+			if pix[y*w+x] > solidT {
+				run++
+				stroke = run >= need
+			} else {
+				run = 0
+			}
+		}
+		if stroke && !prev {
+			groups++
+		}
+		prev = stroke
+	}
+	return groups >= 4
 }
 
 // Bounds of withoutIcons.

@@ -262,6 +262,28 @@ func TestLocatePageKeepsAShortLabelBesideAnErasedButtonsRim(t *testing.T) {
 	assert.Greater(t, iou(found[0], city), 0.5, "the label's box %v", found[0])
 }
 
+// The same form's e-mail field holds a placeholder in light grey ("maria.lopez@example.com"),
+// no pixel of it solid on a page whose darkest text sets the ink's scale: a faint line, found
+// at half its own inkiest pixel. The fields' faint borders and fills, which hold no strokes of
+// text, are not lines. Before, the placeholder was lost.
+func TestLocatePageFindsAFaintPlaceholder(t *testing.T) {
+	img, err := Load(filepath.Join("testdata", "form.png"))
+	require.NoError(t, err)
+	k, _ := LevelPage(NormalizePage(Flatten(Gray(img))))
+	placeholder := image.Rect(52, 334, 217, 347) // its ink
+	lines, _ := LocatePage(k, nil)
+	var found []image.Rectangle
+	for _, l := range lines {
+		if l.Box.Overlaps(placeholder) {
+			found = append(found, l.Box)
+		}
+		assert.GreaterOrEqual(t, l.Box.Dy(), 8, "line %v: a field's border or fill", l.Box)
+	}
+	require.Len(t, found, 1, "lines %v", found)
+	assert.Greater(t, iou(found[0], placeholder), 0.6, "the placeholder's box %v", found[0])
+	assert.Len(t, lines, 12, "the form's lines")
+}
+
 // A list of people (testdata/avatar-list.png: a pale round avatar, a bold 15-px name and a
 // 13-px line about each, Lato): each name sits close over the smaller line under it, and the
 // valley between their humps is lopsided, the fine profile's lowest row three or more rows

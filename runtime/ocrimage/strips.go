@@ -107,17 +107,17 @@ func ToGray(s Segment) *image.Gray {
 // when the scaled line would hold more than 2²⁶ values (a hairline thousands of pixels long
 // enlarged to a tall height: 256 MB).
 func LineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
-	return lineStrips(k, box, height, maxWidth, wideGap)
+	return lineStrips(k, box, height, maxWidth, wideGap, false)
 }
 
 // PageLineStrips is LineStrips for a line of a page (from SplitPage or LocatePage): it also
 // cuts the line at every blank of pageWideGap, the gap between a table's or a form's columns.
 func PageLineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
-	return lineStrips(k, box, height, maxWidth, pageWideGap)
+	return lineStrips(k, box, height, maxWidth, pageWideGap, true)
 }
 
 // lineStrips is LineStrips cutting at every blank of at least wide(height) columns.
-func lineStrips(k *Ink, box image.Rectangle, height, maxWidth int, wide func(h int) int) []Segment {
+func lineStrips(k *Ink, box image.Rectangle, height, maxWidth int, wide func(h int) int, stretch bool) []Segment {
 	if height == 0 {
 		height = DefaultHeight
 	}
@@ -166,6 +166,15 @@ func lineStrips(k *Ink, box image.Rectangle, height, maxWidth int, wide func(h i
 		return nil
 	}
 	pix := resample(src, from, height, outW)
+	if stretch {
+		// A faint line of a page (its inkiest pixel under 0.6: light grey text on a page of
+		// dark) gets the full range, as Normalize gives a line read alone.
+		if m := slices.Max(pix); m > 0 && m < 0.6 {
+			for i := range pix {
+				pix[i] = min(1, pix[i]/m)
+			}
+		}
+	}
 
 	shown := crop.Intersect(k.Rect)
 	var segs []Segment

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -252,6 +253,27 @@ func TestPageLineStripsCutsBetweenTableCells(t *testing.T) {
 	p = textPage(t, []string{"Coffee 2.50 and a bun"}, 16, 0, 10, 6, 600, 30)
 	k = Normalize(p.img)
 	assert.Len(t, PageLineStrips(k, SplitLines(k)[0], 32, 4096), 1)
+}
+
+// A faint line of a page (light grey text, its inkiest pixel under 0.6 of the page's ink)
+// gets the full range in its pieces, as Normalize gives a line read alone; LineStrips keeps
+// the ink as it is.
+func TestPageLineStripsStretchesAFaintLine(t *testing.T) {
+	p := textPage(t, []string{"maria.lopez@example.com"}, 16, 0, 10, 6, 300, 30)
+	k := Normalize(p.img)
+	box := SplitLines(k)[0]
+	for i := range k.Pix {
+		k.Pix[i] *= 0.45
+	}
+	maxOf := func(segs []Segment) float32 {
+		m := float32(0)
+		for _, s := range segs {
+			m = max(m, slices.Max(s.Pix[:s.Height()*s.Width]))
+		}
+		return m
+	}
+	assert.InDelta(t, 1, maxOf(PageLineStrips(k, box, 32, 4096)), 1e-6)
+	assert.LessOrEqual(t, maxOf(LineStrips(k, box, 32, 4096)), float32(0.46))
 }
 
 // spaceColumns gives the source columns [from, to] between the ink of consecutive words of
