@@ -51,8 +51,14 @@ func WithoutVerticalRules(k *Ink) *Ink {
 	// taller than any stroke of the page's text: rulesStems times its median stroke or more.
 	stroke := medianRun(k.Pix, w, h)
 	ink := func(x, y int) bool { return k.Pix[y*w+x] > ruleInk }
-	// across is the run of ink through (x, y) along row y: [a, b).
+	// across is the run of ink through (x, y) along row y: [a, b). Columns go left to right,
+	// so each row's last run is kept (runA, runB) and each run is scanned once, not once for
+	// each of its pixels (a solid area hundreds of pixels wide).
+	runA, runB := make([]int, h), make([]int, h)
 	across := func(x, y int) (a, b int) {
+		if x >= runA[y] && x < runB[y] {
+			return runA[y], runB[y]
+		}
 		a, b = x, x+1
 		for a > 0 && ink(a-1, y) {
 			a--
@@ -60,6 +66,7 @@ func WithoutVerticalRules(k *Ink) *Ink {
 		for b < w && ink(b, y) {
 			b++
 		}
+		runA[y], runB[y] = a, b
 		return a, b
 	}
 	// apart says whether the run down column x over rows [s, e) has no solid ink within d

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"slices"
 	"strings"
 	"testing"
 
@@ -84,7 +85,7 @@ func TestLocatePageReadsATableRuledByThinGreyLines(t *testing.T) {
 	rest := WithoutVerticalRules(k)
 	for _, x := range ruleCols {
 		for y := ruleRows[0] + 3; y < ruleRows[len(ruleRows)-1]; y++ {
-			if !slicesContains(ruleRows, y) && !slicesContains(ruleRows, y-1) {
+			if !slices.Contains(ruleRows, y) && !slices.Contains(ruleRows, y-1) {
 				require.Zero(t, rest.At(x, y), "(%d, %d) on a vertical rule", x, y)
 				require.Zero(t, rest.At(x+1, y), "(%d, %d) on a vertical rule", x+1, y)
 			}
@@ -93,7 +94,7 @@ func TestLocatePageReadsATableRuledByThinGreyLines(t *testing.T) {
 	for _, r := range rows { // the text keeps all its ink
 		for y := r.Min.Y; y < r.Max.Y; y++ {
 			for x := r.Min.X; x < r.Max.X; x++ {
-				if slicesContains(ruleCols, x) || slicesContains(ruleCols, x-1) {
+				if slices.Contains(ruleCols, x) || slices.Contains(ruleCols, x-1) {
 					continue
 				}
 				require.Equal(t, k.At(x, y), rest.At(x, y), "(%d, %d) in a row's text", x, y)
@@ -101,15 +102,6 @@ func TestLocatePageReadsATableRuledByThinGreyLines(t *testing.T) {
 		}
 	}
 	assert.Greater(t, k.At(ruleCols[1], 30), float32(0), "WithoutVerticalRules works on a copy")
-}
-
-func slicesContains(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Not vertical rules: a paragraph's glyphs (even a tall bar '|', under 15 times as long as
