@@ -72,8 +72,9 @@ func splitLines(k *Ink, page bool) []image.Rectangle {
 	// Solid ink is above 0.5, or 0.35 once blurred (a 2×2 full stop blurs to 0.44).
 	pix := k.Pix
 	tau, solid := float32(0.15), float32(0.5)
-	clean := noiseLevel(pix, w, h) < faintNoise
-	if min(w, h) >= 12 && noiseLevel(pix, w, h) > 0.04 { // a tiny crop is all edges, not noise
+	noise := noiseLevel(pix, w, h)
+	clean := noise < faintNoise
+	if min(w, h) >= 12 && noise > 0.04 { // a tiny crop is all edges, not noise
 		pix = blur3(pix, w, h)
 		tau = min(0.6, max(tau, noiseCeiling(pix, w, h)))
 		solid = max(0.35, tau+0.1)
@@ -690,13 +691,12 @@ func withoutIcons(pix []float32, w, h, stem int, solidT float32) []float32 {
 			continue
 		}
 		gap := int(math.Ceil(iconAlone * float64(bh)))
+		solidIn := func(y, x0, x1 int) bool {
+			return slices.ContainsFunc(pix[y*w+x0:y*w+x1], func(v float32) bool { return v > solidT })
+		}
 		alone := true
 		for y := b.Min.Y; y < b.Max.Y && alone; y++ {
-			for x := max(0, b.Min.X-gap); x < min(w, b.Max.X+gap) && alone; x++ {
-				if (x < b.Min.X || x >= b.Max.X) && pix[y*w+x] > solidT {
-					alone = false
-				}
-			}
+			alone = !solidIn(y, max(0, b.Min.X-gap), b.Min.X) && !solidIn(y, b.Max.X, min(w, b.Max.X+gap))
 		}
 		if !alone {
 			continue

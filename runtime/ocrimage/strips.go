@@ -543,7 +543,7 @@ func cuts(pix []float32, w, h, maxWidth, wide int) []piece {
 	var out []piece
 	s, gapW := 0, 0
 	m := max(1, int(math.Round(0.1*float64(h))))
-	for _, g := range wideBlanks(pix, w, h, gaps, wide) {
+	for _, g := range wideBlanks(pix, col, w, h, gaps, wide) {
 		if g.a > s {
 			out = widthCuts(out, col, gaps, s, g.a+m, maxWidth, gapW)
 			s, gapW = g.b-m, g.b-g.a
@@ -553,7 +553,8 @@ func cuts(pix []float32, w, h, maxWidth, wide int) []piece {
 }
 
 // wideBlanks finds the blanks of at least wide columns inside a line (pix its h rows × w
-// columns; gaps its blank runs by column sums, see cuts), the line's margins left out. A
+// columns, col their sums; gaps its blank runs by those sums, see cuts), the line's margins
+// left out. A
 // column is ink here when one of its pixels is solid (above 0.5) or it lies in a run of
 // columns outside gaps at least h/3 wide or holding at least h/4 of ink (summed): the specks
 // that noise leaves on the paper of a scan or a photo, fainter than ink and narrow, then do
@@ -561,15 +562,13 @@ func cuts(pix []float32, w, h, maxWidth, wide int) []piece {
 // ------------ . 2.50"), while the strokes of a faint leader of dashes or underscores still
 // count, as does a thin dash, grey once scaled ("shoes. -- George": each dash 9 columns of
 // 0.49 at most, 11 of ink).
-func wideBlanks(pix []float32, w, h int, gaps []blankRun, wide int) []blankRun {
+func wideBlanks(pix []float32, col []float64, w, h int, gaps []blankRun, wide int) []blankRun {
 	ink := make([]bool, w)
-	col := make([]float64, w)
 	for y := 0; y < h; y++ {
 		for x, v := range pix[y*w:][:w] {
 			if v > 0.5 {
 				ink[x] = true
 			}
-			col[x] += float64(v)
 		}
 	}
 	prev := 0 // the end of the gap before the current run of columns outside gaps
