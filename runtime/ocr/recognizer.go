@@ -603,10 +603,7 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 			if lk := cutFrom[located{prepared[i].boxes[j], prepared[i].panels[j]}]; lk != nil {
 				k = lk
 			}
-			strips := ocrimage.PageLineStrips
-			if r.opt.SingleLine {
-				strips = ocrimage.LineStrips
-			}
+			strips := ocrimage.Strips(r.opt.SingleLine)
 			for _, f := range scales {
 				wide, box := ocrimage.StretchLine(k, prepared[i].boxes[j], f)
 				if segs := strips(wide, box, c.ImageHeight, c.MaxImageWidth); len(segs) > 0 {

@@ -116,6 +116,15 @@ func PageLineStrips(k *Ink, box image.Rectangle, height, maxWidth int) []Segment
 	return lineStrips(k, box, height, maxWidth, pageWideGap, true)
 }
 
+// Strips is LineStrips for an image read as one line (single), PageLineStrips for a line of a
+// page.
+func Strips(single bool) func(k *Ink, box image.Rectangle, height, maxWidth int) []Segment {
+	if single {
+		return LineStrips
+	}
+	return PageLineStrips
+}
+
 // lineStrips is LineStrips cutting at every blank of at least wide(height) columns.
 func lineStrips(k *Ink, box image.Rectangle, height, maxWidth int, wide func(h int) int, stretch bool) []Segment {
 	if height == 0 {
@@ -705,11 +714,7 @@ type Line struct {
 // (SourceBox: a levelled page's rows reach past the source's); LineStrips when single says the
 // image is read as one line. Its Segments are empty where they give none.
 func CutLine(src, k *Ink, slope float64, box image.Rectangle, height, maxWidth int, single bool) Line {
-	strips := PageLineStrips
-	if single {
-		strips = LineStrips
-	}
-	segs := strips(k, box, height, maxWidth)
+	segs := Strips(single)(k, box, height, maxWidth)
 	for j := range segs {
 		segs[j].Box = SourceBox(src, segs[j].Box, slope)
 	}
