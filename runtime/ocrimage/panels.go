@@ -8,11 +8,13 @@ import (
 
 // Bounds of Panels.
 const (
-	panelRows   = 12   // least height, in pixels: a line of small text and a little room
-	panelAspect = 2.0  // least width over height: a bar, a button, a box of code, a card
-	panelFill   = 0.65 // least share of its box the panel's colour covers (text leaves holes)
-	panelRim    = 2    // pixels along a panel's edges taken as its colour (an outline, antialiasing)
-	panelMargin = 3    // least paper, in pixels, left and right of a line of a panel's text (LocatePage)
+	panelRows    = 12   // least height, in pixels: a line of small text and a little room
+	panelAspect  = 2.0  // least width over height: a bar, a button, a box of code, a card
+	panelFill    = 0.65 // least share of its box the panel's colour covers (text leaves holes)
+	panelRim     = 2    // pixels along a panel's edges taken as its colour (an outline, antialiasing)
+	panelMargin  = 3    // least paper, in pixels, left and right of a line of a panel's text (LocatePage)
+	panelSoftRim = 3    // pixels of a panel's soft edge taken as its colour where the edge is not the box's (PanelInk)
+	panelSolid   = 0.9  // least ink of a pixel of the panel's full colour (PanelInk)
 )
 
 // Panels finds the areas of a page filled with the ink's colour on which text may be drawn in
@@ -110,9 +112,11 @@ func PanelInk(k *Ink, panel image.Rectangle) *Ink {
 	}
 	// Each region of paper-valued pixels reached from the box's edge is outside when it is
 	// thin, at most a tenth of the box's smaller side across (a wedge of table beside a
-	// slanted sheet), or small, under half the box's width and height (a rounded corner, a
-	// pill's end). A thick band across the box (a card's title bar of the other polarity,
-	// along its top) is part of the panel's content.
+	// slanted sheet), small, under half the box's width and height (a rounded corner, a
+	// pill's end), or hugs the box's edges, none of its pixels farther than that tenth from
+	// them (the wedges and rounded corners of a card photographed at a slant, which join into
+	// a ring around it). A thick band across the box (a card's title bar of the other
+	// polarity, along its top) is part of the panel's content.
 	thin := max(panelRim+1, (min(pw, ph)+9)/10)
 	paperValued := func(i int) bool { return at(i%pw, i/pw) <= 0.5 }
 	var c component
@@ -121,12 +125,13 @@ func PanelInk(k *Ink, panel image.Rectangle) *Ink {
 			continue
 		}
 		c.flood(pw, ph, seed, seen, paperValued)
-		if min(c.box.Dx(), c.box.Dy()) <= thin || 2*c.box.Dx() < pw && 2*c.box.Dy() < ph {
+		if min(c.box.Dx(), c.box.Dy()) <= thin || 2*c.box.Dx() < pw && 2*c.box.Dy() < ph || edgeDepth(c.pixels, pw, ph) <= thin {
 			for _, i := range c.pixels {
 				outside[i] = true
 			}
 		}
 	}
+	softRim(outside, pw, ph, func(i int) float32 { return at(i%pw, i/pw) })
 	for y := range ph {
 		dst := g.Pix[y*g.Stride:][:pw]
 		for x := range dst {
@@ -322,4 +327,47 @@ func (c *component) flood(w, h, seed int, seen []bool, in func(i int) bool) {
 		}
 	}
 	c.box = image.Rect(x0, y0, x1, y1)
+}
+
+// softRim grows outside (a w×h mask of what lies around a panel in its box) by up to
+// panelSoftRim pixels into its soft edge: pixels not yet of the panel's full colour (v, the
+// ink, under panelSolid) that lie between outside and the panel, the ink rising from an
+// outside neighbour across them. A blurred or antialiased edge that does not run along the
+// box's sides (a card photographed at a slant, a bubble's rounded end) is such a band of
+// part-coloured pixels, and in the panel's own ink it would read as a faint line of text; a
+// thin line of another colour running in from the edge (a table header's column rule) is not:
+// its ink does not rise along it.
+func softRim(outside []bool, w, h int, v func(i int) float32) {
+	next := slices.Clone(outside)
+	for range panelSoftRim {
+		changed := false
+		for i, o := range outside {
+			if o || v(i) >= panelSolid {
+				continue
+			}
+			x, y := i%w, i/w
+			// from is an outside neighbour at offset -d; the pixel at +d must be inkier.
+			rises := func(ok bool, d int, far bool) bool {
+				return ok && outside[i-d] && (!far || v(i+d) > v(i))
+			}
+			if rises(x > 0, 1, x < w-1) || rises(x < w-1, -1, x > 0) || rises(y > 0, w, y < h-1) || rises(y < h-1, -w, y > 0) {
+				next[i], changed = true, true
+			}
+		}
+		if !changed {
+			return
+		}
+		copy(outside, next)
+	}
+}
+
+// edgeDepth is how far the pixels (row-major indices in a w×h box) reach in from the box's
+// edges: the largest distance, in pixels, from one of them to its nearest edge.
+func edgeDepth(pixels []int, w, h int) int {
+	d := 0
+	for _, i := range pixels {
+		x, y := i%w, i/w
+		d = max(d, min(x, y, w-1-x, h-1-y))
+	}
+	return d
 }

@@ -300,3 +300,63 @@ func TestLocatePageTakesABlobForTextNotAPanel(t *testing.T) {
 	assert.Equal(t, 1, onButton, "the button's label")
 	assert.Greater(t, len(lines), onButton, "the blob is read as the page's")
 }
+
+// A chat bubble photographed at a slant: a dark rounded card whose edges lean by a pixel every
+// 40 columns, its light text in two lines, the whole picture blurred. What lies around the
+// card in its box joins into a ring (the slanted top and bottom wedges and the rounded
+// corners), and its blurred edge is a band of part-coloured pixels; neither is read as a line
+// of the card's (once, each edge read as a line of dashes and underscores).
+func TestLocatePageLeavesASlantedCardsEdgesOut(t *testing.T) {
+	text := textPage(t, paragraph[:2], 14, 22, 0, 0, 300, 44)
+	img := image.NewGray(image.Rect(0, 0, 400, 150))
+	draw.Draw(img, img.Rect, image.NewUniform(color.Gray{232}), image.Point{}, draw.Src)
+	const r = 10 // the corners' radius
+	for x := 40; x < 360; x++ {
+		top, bottom := 30+(x-40)/40, 100+(x-40)/40
+		for y := top; y < bottom; y++ {
+			dx := max(40+r-x, x-(359-r), 0)
+			dy := max(top+r-y, y-(bottom-1-r), 0)
+			if dx*dx+dy*dy > r*r {
+				continue // outside a rounded corner
+			}
+			v := uint8(70)
+			if tx, ty := x-50, y-45; tx >= 0 && tx < 300 && ty >= 0 && ty < 44 {
+				v = max(v, 255-text.img.GrayAt(tx, ty).Y)
+			}
+			img.SetGray(x, y, color.Gray{v})
+		}
+	}
+	for range 2 {
+		img = boxBlur(img)
+	}
+	k := NormalizePage(img)
+	lines, panels := LocatePage(k, nil)
+	require.Len(t, panels, 1, "the card")
+	var got, want []image.Rectangle
+	for _, l := range lines {
+		got = append(got, l.Box)
+		assert.Equal(t, panels[0], l.Panel, "line %v lies on the card", l.Box)
+	}
+	for _, l := range text.lines {
+		want = append(want, l.Add(image.Pt(50, 45)))
+	}
+	checkBoxes(t, got, want, marginFor(14)+2, false)
+}
+
+// boxBlur is g blurred by a 3×3 mean (edges clamped).
+func boxBlur(g *image.Gray) *image.Gray {
+	out := image.NewGray(g.Rect)
+	b := g.Rect
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			s := 0
+			for dy := -1; dy <= 1; dy++ {
+				for dx := -1; dx <= 1; dx++ {
+					s += int(g.GrayAt(min(max(x+dx, b.Min.X), b.Max.X-1), min(max(y+dy, b.Min.Y), b.Max.Y-1)).Y)
+				}
+			}
+			out.SetGray(x, y, color.Gray{uint8((s + 4) / 9)})
+		}
+	}
+	return out
+}
