@@ -184,7 +184,8 @@ type Located struct {
 // LocatePage finds the text lines of a page (k, levelled if it slopes: LevelPage) in reading
 // order (ReadingOrder): the page's own, by SplitPage on k with its panels erased (Erase), and
 // each panel's, found the same way in its PanelInk (panels nest, maxPanelDepth deep: a button
-// on a card on a dimmed backdrop); horizontal rules (Rule) left out. keep, if not
+// on a card on a dimmed backdrop); a dark frame around the page (withoutFrame), vertical
+// rules (WithoutVerticalRules) and horizontal rules (Rule) left out. keep, if not
 // nil, filters the page's own lines before the panels' are added (the recognizer drops the
 // slivers of lines that an image's edge cut through). It also returns the panels.
 func LocatePage(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle) (lines []Located, panels []image.Rectangle) {
@@ -198,10 +199,14 @@ func locate(k *Ink, keep func(boxes []image.Rectangle) []image.Rectangle, depth 
 	if k == nil || k.Blank {
 		return nil, nil
 	}
+	// A dark frame around the whole page goes first: it is no panel, and it fills every row.
 	// Thin vertical rules go (WithoutVerticalRules). A panel that such a rule joins to other
 	// ink (a table's dark header row, its column rules running down through the rows below)
 	// is found once they are erased; one whose own thin edge they would take (a card's
 	// one-pixel side beside its dark title bar) is found before.
+	if depth == 0 {
+		k = withoutFrame(k)
+	}
 	ruled := WithoutVerticalRules(k)
 	if depth < maxPanelDepth {
 		panels = Panels(k)
@@ -370,4 +375,55 @@ func edgeDepth(pixels []int, w, h int) int {
 		d = max(d, min(x, y, w-1-x, h-1-y))
 	}
 	return d
+}
+
+// withoutFrame returns k with its frame erased, or k itself when it has none: a component of
+// solid pixels (above 0.5) that touches all four edges of k and covers under panelFill of its
+// box, as the dark surround of a page shown in a viewer does, or a dark border around a
+// photographed or scanned sheet. Such a ring is not a panel (it is mostly hole), and left in it
+// fills every row of the page, which then reads as one line.
+func withoutFrame(k *Ink) *Ink {
+	w, h := k.Rect.Dx(), k.Rect.Dy()
+	if k.Blank || w < 3 || h < 3 || len(k.Pix) < w*h {
+		return k
+	}
+	solid := func(i int) bool { return k.Pix[i] > 0.5 }
+	seen := make([]bool, w*h)
+	var c component
+	var out *Ink
+	for i := range w * h {
+		if x, y := i%w, i/w; (x > 0 && x < w-1 && y > 0 && y < h-1) || seen[i] || !solid(i) {
+			continue
+		}
+		c.flood(w, h, i, seen, solid)
+		if c.box != image.Rect(0, 0, w, h) || float64(len(c.pixels)) >= panelFill*float64(w*h) {
+			continue
+		}
+		if !touchesAll(c.pixels, w, h) {
+			continue
+		}
+		if out == nil {
+			o := *k
+			o.Pix = slices.Clone(k.Pix)
+			out = &o
+		}
+		for _, j := range c.pixels {
+			out.Pix[j] = 0
+		}
+	}
+	if out == nil {
+		return k
+	}
+	return out
+}
+
+// touchesAll says whether pixels (row-major indices of a w×h grid) hold a pixel on each of the
+// grid's four edges.
+func touchesAll(pixels []int, w, h int) bool {
+	var top, bottom, left, right bool
+	for _, i := range pixels {
+		x, y := i%w, i/w
+		top, bottom, left, right = top || y == 0, bottom || y == h-1, left || x == 0, right || x == w-1
+	}
+	return top && bottom && left && right
 }

@@ -360,3 +360,28 @@ func boxBlur(g *image.Gray) *image.Gray {
 	}
 	return out
 }
+
+// A page shown in a viewer: a white sheet in a dark grey surround that is most of the
+// picture's edge but little of its area. The surround is a frame (withoutFrame), not ink: it
+// once filled every row, and the page read as one line.
+func TestLocatePageReadsAPageInsideADarkFrame(t *testing.T) {
+	text := textPage(t, paragraph[:3], 14, 22, 0, 0, 360, 70)
+	img := image.NewGray(image.Rect(0, 0, 460, 160))
+	draw.Draw(img, img.Rect, image.NewUniform(color.Gray{80}), image.Point{}, draw.Src)
+	sheet := image.Rect(10, 10, 450, 150)
+	draw.Draw(img, sheet, image.White, image.Point{}, draw.Src)
+	draw.Draw(img, image.Rect(50, 45, 410, 115), text.img, image.Point{}, draw.Src)
+	k := NormalizePage(img)
+	require.False(t, k.Inverted, "test is wrong: the sheet is not the page's paper")
+	require.Greater(t, k.At(5, 5), float32(0.5), "test is wrong: the frame is not solid ink")
+	lines, panels := LocatePage(k, nil)
+	assert.Empty(t, panels)
+	var got, want []image.Rectangle
+	for _, l := range lines {
+		got = append(got, l.Box)
+	}
+	for _, l := range text.lines {
+		want = append(want, l.Add(image.Pt(50, 45)))
+	}
+	checkBoxes(t, got, want, marginFor(14), true)
+}

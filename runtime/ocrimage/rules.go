@@ -14,6 +14,11 @@ const (
 	ruleInk = 0.15
 	// maxRuleWidth is the widest vertical rule WithoutVerticalRules erases, in pixels.
 	maxRuleWidth = 4
+	// maxRuleMass is the most ink a run across up to 2 px wider than maxRuleWidth may add up
+	// to and still count as that narrow: a coloured bar's 5 px, 3 in its colour (0.7–0.9 of
+	// black) and its edges part-covered, hold 2.5–3.5; the stem of a large serif heading's
+	// 'l', 5 px of black, 4.1.
+	maxRuleMass = 3.7
 	// ruleLength is how many times as long as wide a vertical rule is at least: a glyph's
 	// stem, even a tall '|', is under 15 times its width.
 	ruleLength = 25
@@ -31,7 +36,8 @@ const (
 
 // WithoutVerticalRules returns a copy of k with its vertical rules erased, or k itself when it
 // has none. A vertical rule is a stretch of rows down a column whose ink (above ruleInk) runs
-// across at most maxRuleWidth pixels in each row, but for crossings of up to maxCrossing rows
+// across at most maxRuleWidth pixels in each row (or up to 2 more holding at most maxRuleMass
+// of ink: a lighter colour drawn off the pixel grid), but for crossings of up to maxCrossing rows
 // (a horizontal rule, a glyph touching it), at least minRuleLength pixels and ruleLength times
 // its width (the median run across) long, or rulesStems times the page's median stroke with
 // no solid ink within that stroke's length to either side (a coloured bar beside a card's
@@ -105,6 +111,17 @@ func WithoutVerticalRules(k *Ink) *Ink {
 					b--
 				}
 				width[y] = b - a
+				if width[y] > maxRuleWidth && width[y] <= maxRuleWidth+2 {
+					// A coloured bar, lighter than black, drawn off the grid: a run a pixel or two
+					// wider whose ink adds up to less than maxRuleMass.
+					var mass float32
+					for _, v := range k.Pix[y*w+a : y*w+b] {
+						mass += v
+					}
+					if mass <= maxRuleMass {
+						width[y] = maxRuleWidth
+					}
+				}
 			}
 		}
 		for y := 0; y < h; {
