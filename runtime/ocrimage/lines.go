@@ -669,7 +669,8 @@ const (
 
 // withoutIcons returns a copy of pix (w×h, a page) with its icons erased, or nil when it has
 // none: the 4-connected components of solid pixels (above solidT) at least iconStems stem
-// heights tall, between half and twice as wide as tall, covering iconFill of their box, with
+// heights tall, between half and twice as wide as tall, covering iconFill of their box (their
+// holes, which the box's edge cannot reach, counted in: a toggle switch's knob), with
 // no solid ink within iconAlone of their height to their left or right: a square or round
 // icon or avatar drawn as a ring, or with a symbol cut out of it, whose walls withoutBlocks
 // takes for strokes. Left in, it joins the lines beside it into one band ("pullg Owen
@@ -687,7 +688,11 @@ func withoutIcons(pix []float32, w, h, stem int, solidT float32) []float32 {
 		c.flood(w, h, seed, seen, solid)
 		b := c.box
 		bw, bh := b.Dx(), b.Dy()
-		if bh < iconStems*stem || 2*bw < bh || bw > 2*bh || float64(len(c.pixels)) < iconFill*float64(bw*bh) {
+		if float64(bh) < iconStems*float64(stem) || 2*bw < bh || bw > 2*bh {
+			continue
+		}
+		fill := len(c.pixels) + holes(c, w, solid)
+		if float64(fill) < iconFill*float64(bw*bh) {
 			continue
 		}
 		gap := int(math.Ceil(iconAlone * float64(bh)))
@@ -882,4 +887,28 @@ func argmin(v []float64, a, b int) int {
 		end++
 	}
 	return (best + end) / 2
+}
+
+// holes counts the pixels of c's box (a component of a w-wide grid, as flood finds it) that
+// are not in solid and that the box's edge cannot reach without crossing c: the holes of a
+// ring, the symbol cut out of an icon, a toggle switch's knob.
+func holes(c component, w int, solid func(i int) bool) int {
+	b := c.box
+	bw, bh := b.Dx(), b.Dy()
+	in := make([]bool, bw*bh) // c's own pixels
+	for _, i := range c.pixels {
+		in[(i/w-b.Min.Y)*bw+i%w-b.Min.X] = true
+	}
+	seen := make([]bool, bw*bh)
+	var out component
+	reached := 0
+	for j := range bw * bh {
+		x, y := j%bw, j/bw
+		if (x > 0 && x < bw-1 && y > 0 && y < bh-1) || seen[j] || in[j] {
+			continue
+		}
+		out.flood(bw, bh, j, seen, func(k int) bool { return !in[k] })
+		reached += len(out.pixels)
+	}
+	return bw*bh - len(c.pixels) - reached
 }

@@ -226,6 +226,52 @@ func TestSplitPageLeavesRingIconsOut(t *testing.T) {
 	checkBoxes(t, SplitPage(k), heading.lines, marginFor(72), true)
 }
 
+// A settings page's toggle switch beside a row's title and description: a dark pill, twice as
+// wide as tall and taller than two stems, with its round light knob cut out of it. Its own
+// pixels cover under iconFill of its box; with the knob, its hole, more: it is an icon. Left
+// in, it joined the two lines into one band.
+func TestSplitPageLeavesToggleSwitchesOut(t *testing.T) {
+	for _, size := range []float64{13, 16} {
+		t.Run(fmt.Sprintf("size %v", size), func(t *testing.T) {
+			pitch := 1.45 * size
+			text := []string{"Push notifications", "Alerts for new messages and mentions", "", "Email digest", "A summary of activity every Monday"}
+			w, h := int(size*34), int(pitch*float64(len(text))+3*size)
+			p := textPage(t, text, size, pitch, int(size), int(size), w, h)
+			img := clone(p.img)
+			r := int(size) // the pill's half height
+			for _, row := range [][2]int{{0, 1}, {3, 4}} {
+				a, b := p.lines[row[0]], p.lines[row[1]]
+				x0, y0 := w-5*r, (a.Min.Y+b.Max.Y)/2-r
+				dark, long := 0, r*8/5 // the straight part between the round ends
+				for y := range 2 * r {
+					for x := range 2*r + long {
+						// Antialiased: the ink is how far inside the pill and outside the knob
+						// (radius r−2.5, at the right end) the pixel's centre is, up to a pixel.
+						px, py := float64(x)+0.5, float64(y)+0.5
+						ex := max(float64(r)-px, px-float64(r+long), 0) // past the straight part
+						inPill := float64(r) - math.Hypot(ex, py-float64(r))
+						outKnob := math.Hypot(px-float64(r+long), py-float64(r)) - (float64(r) - 2.5)
+						v := min(max(min(inPill, outKnob), 0), 1)
+						img.SetGray(x0+x, y0+y, color.Gray{uint8(255 - math.Round(205*v))})
+						if 205*v > 128 {
+							dark++
+						}
+					}
+				}
+				require.Less(t, float64(dark), iconFill*float64(2*r*(2*r+long)), "test is wrong: the pill covers iconFill of its box")
+			}
+			k := NormalizePage(img)
+			var want []image.Rectangle
+			for i, l := range p.lines {
+				if text[i] != "" {
+					want = append(want, l)
+				}
+			}
+			checkBoxes(t, SplitPage(k), want, marginFor(size), true)
+		})
+	}
+}
+
 // A long line of EB Garamond set tight over a short one (testdata/tight-short-line.png, a
 // heading, then "Your trial of Lumora Studio … shipped" and "abroad."): the valley between
 // them is flat, its lowest row crossed by the b and d of "abroad." and the row beside it

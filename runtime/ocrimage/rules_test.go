@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -246,13 +247,15 @@ func TestDashRowCountsDashes(t *testing.T) {
 
 // An agenda's event or a toast: a coloured bar 4 px wide beside a card's two lines, as tall as
 // both (too short for a rule 25 times its width) but taller than any stroke of the page's
-// text, the second with a column of light antialiasing beside it (5 px across). It is erased,
+// text, the second with a column of light antialiasing beside it (5 px across), the third
+// lighter and off the grid by half a pixel, the fourth only 4.7 strokes tall. It is erased,
 // and the two lines are two: before, the bar ran them into one band, read as "--".
 func TestLocatePageSplitsTheLinesBesideACardsBar(t *testing.T) {
 	for _, size := range []float64{13, 16} {
-		p := textPage(t, []string{"Board meeting at nine", "Cafe Lumen, second floor", "", "Flight to Oslo", "Gate 12, terminal B", "", "Call with the bank", "Room 4B, video"}, size, 1.35*size, 40, 10, 420, int(13*size))
+		p := textPage(t, []string{"Board meeting at nine", "Cafe Lumen, second floor", "", "Flight to Oslo", "Gate 12, terminal B", "", "Call with the bank", "Room 4B, video", "", "Pick up the keys", "Main St 14"}, size, 1.35*size, 40, 10, 420, int(16*size))
 		img := clone(p.img)
-		for i, pair := range [][2]int{{0, 1}, {3, 4}, {6, 7}} {
+		short := 0 // the last bar's height: 4.7 of the page's strokes once the others are drawn
+		for i, pair := range [][2]int{{0, 1}, {3, 4}, {6, 7}, {9, 10}} {
 			a, b := p.lines[pair[0]], p.lines[pair[1]]
 			rows := func(x0, x1 int) image.Rectangle { return image.Rect(x0, a.Min.Y-3, x1, b.Max.Y+3) }
 			switch i {
@@ -265,16 +268,22 @@ func TestLocatePageSplitsTheLinesBesideACardsBar(t *testing.T) {
 				draw.Draw(img, rows(27, 28), image.NewUniform(color.Gray{150}), image.Point{}, draw.Src)
 				draw.Draw(img, rows(28, 31), image.NewUniform(color.Gray{50}), image.Point{}, draw.Src)
 				draw.Draw(img, rows(31, 32), image.NewUniform(color.Gray{150}), image.Point{}, draw.Src)
+			case 3: // shorter: 4.7 of the text's strokes, across the gap between the lines
+				short = int(math.Ceil(4.7 * float64(medianRun(NormalizePage(img).Pix, 420, int(16*size)))))
+				mid := (a.Max.Y + b.Min.Y) / 2
+				draw.Draw(img, image.Rect(28, mid-short/2, 32, mid-short/2+short), image.NewUniform(color.Gray{70}), image.Point{}, draw.Src)
 			}
 		}
 		k := NormalizePage(img)
+		stroke := float64(medianRun(k.Pix, 420, int(16*size)))
+		require.True(t, float64(short) >= 4.5*stroke && float64(short) < 5*stroke, "test is wrong: the short bar is %d px, the stroke %g", short, stroke)
 		lines, _ := LocatePage(k, nil)
 		var got, want []image.Rectangle
 		for _, l := range lines {
 			got = append(got, l.Box)
 		}
 		for i, l := range p.lines {
-			if i != 2 && i != 5 {
+			if i%3 != 2 {
 				want = append(want, l)
 			}
 		}
