@@ -39,6 +39,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 	spec := fs.Bool("speculative", false, "read each line with MTP speculative decoding (the model's MTP heads draft, one main forward verifies) instead of batched greedy decoding: each piece read once, one at a time, with no confidence and so no second look; its text is what --no-second-look gives")
 	batch := fs.Int("batch", ocr.DefaultBatch, "how many line pieces the GPU reads at once, ≥ 1: lower it if the GPU runs out of memory (the text does not depend on it; fewer pieces use a smaller batch: 1, 4, 16, 64, then multiples of 64, or one already compiled with at most 32 rows to spare)")
 	f16 := fs.Bool("f16", false, "store the linear layers' weights in half precision")
+	allLines := fs.Bool("all-lines", false, "keep every line a page's line finder found, also those the model doubts (confidence under 0.6) and reads as mostly punctuation, which are otherwise left out as no text (a photographed table's blurred grid, a card's rim)")
 	noSecond := fs.Bool("no-second-look", false, "turn off the second look, for comparing or for speed: by default a line the model doubts is cut again and read again (confidence under 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters, under 11 columns a character, and only 0.85 for wide ones, 20 or more; 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept")
 	noRepeat := fs.Bool("no-repeat-check", false, "turn off two corrections, for comparing: by default a stretch read twice (\"IT, IT\" for \"IT,\") and a leader run that swallowed the number after it (\"Honduras ---------\" for \"Honduras ----- 38\") are mended from the model's second, column-by-column reading of the line")
 	single := fs.Bool("line", false, "read each image as one text line (a crop of a line): its tallest line only, as Tesseract's --psm 7; --eval always does")
@@ -144,7 +145,7 @@ func runOCR(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer d.Close()
-	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, F16: *f16, Speculative: *spec, SingleLine: *single || *evalDir != "" && !pages, NoRepeatCheck: *noRepeat, NoSecondLook: *noSecond})
+	rec, err := ocr.Open(dir, d, ocr.Options{Batch: *batch, F16: *f16, Speculative: *spec, SingleLine: *single || *evalDir != "" && !pages, NoRepeatCheck: *noRepeat, NoSecondLook: *noSecond, AllLines: *allLines})
 	if err != nil {
 		return err
 	}
@@ -250,8 +251,9 @@ not at all.
 How an image is read: turned grey (transparency over white paper, or over black where
 light text would vanish on white), a background that drifts across a page (a gradient, uneven
 light) evened out, light-on-dark text inverted, a page whose lines all slope levelled, split
-into lines (horizontal rules, the thin lines of a table's grid, icons (rings too), photos and
-solid borders left out; a dark bar, button, table header or code box on a light page, or a
+into lines (horizontal rules, the thin lines of a table's grid, a card's coloured bar, icons
+(rings and toggle switches too), photos, solid borders and a dark frame around the page left
+out; a dark bar, button, table header or code box on a light page, or a
 light card or a photographed sheet on a darker ground, read with its own polarity), each line
 scaled to the model's height and cut into pieces at word spaces (and at every blank of one
 line height or more on a page, two in a line read alone: a table's cells, a receipt's
@@ -259,7 +261,8 @@ columns), and read; a line the model doubts is cut again and read again (confide
 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters and only 0.85 for wide ones;
 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept (--no-second-look). A
 row of dashes set without spaces (a receipt's separator) is counted where the model reads it
-as dashes. Lines come out top to bottom, side-by-side ones (buttons in a row) left to right.
+as dashes. A line of a page the model doubts (confidence under 0.6) and reads as mostly
+punctuation (a photographed table's blurred grid) is left out (--all-lines). Lines come out top to bottom, side-by-side ones (buttons in a row) left to right.
 There is no layout analysis: text in columns or table cells is read across the page, row by
 row, and indentation is lost.
 

@@ -307,6 +307,47 @@ func TestPageReadsAPhotographedReceipt(t *testing.T) {
 	require.LessOrEqual(t, edits, 5, "%d edits: read %q", edits, res.Text())
 }
 
+// A photographed spreadsheet (testdata/photographed-sheet.png): the blurred grid between its
+// rows and the shaded edge of the photo were read as lines of their own ("ane-----------",
+// "innessin=========="), 535 edits on 502 characters; notText leaves them out. Its text lines
+// are still read (the model misreads some of their words).
+func TestPageLeavesOutWhatIsNotText(t *testing.T) {
+	r := shippedPageReader(t)
+	gt, err := os.ReadFile("testdata/photographed-sheet.gt.txt")
+	require.NoError(t, err)
+	want := strings.TrimSpace(string(gt))
+	res, err := r.Recognize(testImages(t, "photographed-sheet.png")[0], nil)
+	require.NoError(t, err)
+	for _, l := range res.Lines {
+		assert.False(t, notText(l), "line %q (confidence %.2f)", l.Text, l.Confidence)
+	}
+	edits := Levenshtein(res.Text(), want)
+	// 153 edits now: the model's misreadings of the blurred words, and a few doubted lines of
+	// dashes it reads with more confidence or more letters.
+	assert.LessOrEqual(t, edits, 200, "read %q", res.Text())
+	assert.Contains(t, res.Text(), "91,015", "a line of the table")
+}
+
+// A line of a page is no text when the model doubts it and reads it as mostly punctuation.
+func TestNotText(t *testing.T) {
+	for _, c := range []struct {
+		text string
+		conf float64
+		want bool
+	}{
+		{"ane---------------------", 0.61, false}, // confident enough
+		{"ane---------------------", 0.55, true},
+		{"==========2=== v -------", 0.50, true},
+		{"", 0.3, true},
+		{"Dats Chart", 0.40, false},       // words, however doubted
+		{"-- 43,477 96,041", 0.50, false}, // 10 digits of 15 characters
+		{"--- ---", 0.59, true},
+		{"--- ---", 0.99, false},
+	} {
+		assert.Equal(t, c.want, notText(LineResult{Text: c.text, Confidence: c.conf}), "%q at %.2f", c.text, c.conf)
+	}
+}
+
 // Only readings made of flat glyphs give way to a row's count.
 func TestFlatGlyphsOnly(t *testing.T) {
 	for text, want := range map[string]bool{
