@@ -185,7 +185,8 @@ func WithoutVerticalRules(k *Ink) *Ink {
 
 // faintRule says whether the line in box is a horizontal rule drawn thin and grey, or between
 // two pixel rows (which Rule's solid strokes miss): each column's ink, summed down the box,
-// is about the same (the median, at least 0.3) along one run of 95 % of the box's width; the box is at
+// is about the same (the median, at least 0.3) along one run of 95 % of the box's width (through
+// crossings of up to maxCrossing columns of more ink: a table's vertical rules); the box is at
 // most that thickness plus two rows tall (a row of antialiasing either side); and it is at
 // least ruleStrokes thicknesses, and 36 pixels, long. A line of text or a row of dashes or dots
 // is broken into pieces.
@@ -208,13 +209,18 @@ func faintRule(k *Ink, box image.Rectangle) bool {
 	if t < 0.3 || float64(h) > t+2 || float64(w) < ruleStrokes*max(1, t) {
 		return false
 	}
-	longest, run := 0, 0
+	// A column of more ink (a vertical rule crossing it, up to maxCrossing columns in a row)
+	// carries the run on; a gap of paper ends it.
+	longest, run, over := 0, 0, 0
 	for _, c := range cols {
-		if c >= t/2 && c <= 2*t {
-			run++
+		switch {
+		case c >= t/2 && c <= 2*t:
+			run, over = run+over+1, 0
 			longest = max(longest, run)
-		} else {
-			run = 0
+		case c > 2*t && over < maxCrossing && run > 0:
+			over++
+		default:
+			run, over = 0, 0
 		}
 	}
 	return 20*longest >= 19*w

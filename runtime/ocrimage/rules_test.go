@@ -150,12 +150,18 @@ func TestRuleFindsThinGreyRules(t *testing.T) {
 	quarter := bar(20, 200, 40) // a dark pixel line, a quarter of a pixel down
 	halves := bar(30, 128, 128) // a mid-grey line between two rows: no solid pixel
 	grey := bar(40, 160, 160)   // two rows of light grey
+	// A table's grey row rule, crossed by its darker column rules (a column each, more than
+	// twice the rule's ink): the crossings carry it on.
+	crossed := bar(64, 210, 120)
+	for _, x := range []int{20, 100, 230, 379} {
+		draw.Draw(img, image.Rect(x, 60, x+1, 70), image.Black, image.Point{}, draw.Src)
+	}
 	short := image.Rect(20, 50, 45, 51)
 	draw.Draw(img, short, image.Black, image.Point{}, draw.Src)
 	dashes := textPage(t, []string{"-------------------------", "A line of text, not a rule."}, 16, 40, 20, 0, 400, 100)
 	draw.Draw(img, image.Rect(0, 80, 400, 180), dashes.img, image.Point{}, draw.Src)
 	k := NormalizePage(img)
-	for _, b := range []image.Rectangle{dark, quarter, halves, grey} {
+	for _, b := range []image.Rectangle{dark, quarter, halves, grey, crossed} {
 		assert.True(t, Rule(k, b), "rule %v", b)
 	}
 	assert.False(t, Rule(k, short), "a short bar")
