@@ -15,7 +15,7 @@ const (
 // behind the text of a banner or a web page, a photo of a page lit from one side. Normalize
 // takes one paper level for the whole image, so where the background drifts past the text's
 // level, the text vanishes or the paper turns to ink. The page is cut into tiles (about a
-// twelfth of its longer side, at least 24 px); each tile's paper level is the median of its
+// twelfth of its width by a twelfth of its height, at least 24 px); each tile's paper level is the median of its
 // grey levels (text covers less of a tile than its paper, and across a gradient a median is
 // steadier than a mode); and where these levels spread over at least flattenSpread grey levels while
 // neighbouring tiles differ by at most flattenStep (or half the spread), each pixel's level
@@ -31,8 +31,10 @@ func Flatten(g *image.Gray) *image.Gray {
 		return g
 	}
 	w, h := g.Rect.Dx(), g.Rect.Dy()
-	t := max(24, int(math.Round(float64(max(w, h))/12)))
-	nx, ny := (w+t-1)/t, (h+t-1)/t
+	// Tiles of about a twelfth of each side (at least 24 px): a wide, short banner still has
+	// several rows of them for a gradient from its top to its bottom.
+	tw, th := max(24, int(math.Round(float64(w)/12))), max(24, int(math.Round(float64(h)/12)))
+	nx, ny := (w+tw-1)/tw, (h+th-1)/th
 	if nx*ny < 2 {
 		return g
 	}
@@ -40,8 +42,8 @@ func Flatten(g *image.Gray) *image.Gray {
 	for ty := range ny {
 		for tx := range nx {
 			var hist [256]int
-			for y := ty * t; y < min(h, (ty+1)*t); y++ {
-				for _, v := range g.Pix[y*g.Stride+tx*t : y*g.Stride+min(w, (tx+1)*t)] {
+			for y := ty * th; y < min(h, (ty+1)*th); y++ {
+				for _, v := range g.Pix[y*g.Stride+tx*tw : y*g.Stride+min(w, (tx+1)*tw)] {
 					hist[v]++
 				}
 			}
@@ -74,7 +76,7 @@ func Flatten(g *image.Gray) *image.Gray {
 		return g
 	}
 	// Bilinear between the tiles' centres (clamped at the outer half tiles).
-	at := func(c float64, n int) (int, int, float64) {
+	at := func(c float64, n, t int) (int, int, float64) {
 		f := c/float64(t) - 0.5
 		if f <= 0 {
 			return 0, 0, 0
@@ -87,9 +89,9 @@ func Flatten(g *image.Gray) *image.Gray {
 	}
 	out := image.NewGray(g.Rect)
 	for y := range h {
-		y0, y1, fy := at(float64(y)+0.5, ny)
+		y0, y1, fy := at(float64(y)+0.5, ny, th)
 		for x := range w {
-			x0, x1, fx := at(float64(x)+0.5, nx)
+			x0, x1, fx := at(float64(x)+0.5, nx, tw)
 			top := paper[y0*nx+x0]*(1-fx) + paper[y0*nx+x1]*fx
 			bottom := paper[y1*nx+x0]*(1-fx) + paper[y1*nx+x1]*fx
 			bg := top*(1-fy) + bottom*fy

@@ -51,6 +51,20 @@ func TestFlattenEvensOutAGradient(t *testing.T) {
 	f2 := Flatten(g2)
 	require.NotSame(t, g2, f2)
 	checkBoxes(t, SplitPage(Normalize(f2)), p2.lines, marginFor(16), false)
+
+	// A wide, short banner darkening from white to 110 top to bottom: its tiles are a twelfth
+	// of its height tall, not of its width (three rows of them could not follow the gradient).
+	p3 := textPage(t, paragraph[:4], 15, 24, 20, 24, 900, 150)
+	g3 := image.NewGray(p3.img.Rect)
+	for y := range 150 {
+		for x := range 900 {
+			bg := 255 - 145*float64(y)/149
+			g3.SetGray(x, y, color.Gray{clamp8(float64(p3.img.GrayAt(x, y).Y) * bg / 255)})
+		}
+	}
+	f3 := Flatten(g3)
+	require.False(t, f3 == g3, "Flatten left the banner's gradient")
+	checkBoxes(t, SplitPage(NormalizePage(f3)), p3.lines, marginFor(15), false)
 }
 
 // An even page, and one whose background changes in a step (a dark title bar), come back as
