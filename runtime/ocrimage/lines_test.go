@@ -211,14 +211,7 @@ func TestSplitPageLeavesRingIconsOut(t *testing.T) {
 				draw.Draw(img, ring, image.NewUniform(color.Gray{60}), image.Point{}, draw.Src)
 				draw.Draw(img, ring.Inset(side/3), image.White, image.Point{}, draw.Src)
 			}
-			k := Normalize(img)
-			var want []image.Rectangle
-			for i, l := range p.lines {
-				if text[i] != "" {
-					want = append(want, l)
-				}
-			}
-			checkBoxes(t, SplitPage(k), want, marginFor(size), true)
+			checkBoxes(t, SplitPage(Normalize(img)), textLines(p, text), marginFor(size), true)
 		})
 	}
 	heading := textPage(t, []string{"BOOM DOOM"}, 72, 0, 20, 10, 520, 110)
@@ -260,14 +253,7 @@ func TestSplitPageLeavesToggleSwitchesOut(t *testing.T) {
 				}
 				require.Less(t, float64(dark), iconFill*float64(2*r*(2*r+long)), "test is wrong: the pill covers iconFill of its box")
 			}
-			k := NormalizePage(img)
-			var want []image.Rectangle
-			for i, l := range p.lines {
-				if text[i] != "" {
-					want = append(want, l)
-				}
-			}
-			checkBoxes(t, SplitPage(k), want, marginFor(size), true)
+			checkBoxes(t, SplitPage(NormalizePage(img)), textLines(p, text), marginFor(size), true)
 		})
 	}
 }
@@ -507,6 +493,17 @@ func TestSplitLinesUsesSourceCoordinates(t *testing.T) {
 
 // marginFor is the left and right margin SplitLines adds for Go Regular at size px/em: S/4,
 // with S the height of a stem with an ascender, 0.73 em.
+// textLines is the boxes of p's lines (drawn from text) that are not blank.
+func textLines(p page, text []string) []image.Rectangle {
+	var out []image.Rectangle
+	for i, l := range p.lines {
+		if text[i] != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 func marginFor(size float64) int { return max(2, int(math.Round(0.73*size/4))) }
 
 func clone(g *image.Gray) *image.Gray {

@@ -238,17 +238,24 @@ func TestLocatePageReadsANoisyPhotographOfASheet(t *testing.T) {
 	k := NormalizePage(noisy(img, 8, 1))
 	require.True(t, k.Inverted, "test is wrong: the table is not the page's paper")
 	require.Greater(t, noiseLevel(k.Pix, k.Rect.Dx(), k.Rect.Dy()), 0.04, "test is wrong: the page is not grainy")
+	checkOnePanelsLines(t, k, "the sheet", text.lines, image.Pt(70, 70), marginFor(14))
+}
+
+// checkOnePanelsLines requires LocatePage to find one panel in k (what, for the messages),
+// every line on it, and the lines' boxes to be want moved by at (checkBoxes, IoU only).
+func checkOnePanelsLines(t *testing.T, k *Ink, what string, want []image.Rectangle, at image.Point, margin int) {
+	t.Helper()
 	lines, panels := LocatePage(k, nil)
-	require.Len(t, panels, 1, "the sheet")
-	var got, want []image.Rectangle
+	require.Len(t, panels, 1, what)
+	var got, moved []image.Rectangle
 	for _, l := range lines {
 		got = append(got, l.Box)
-		assert.Equal(t, panels[0], l.Panel, "line %v lies on the sheet", l.Box)
+		assert.Equal(t, panels[0], l.Panel, "line %v lies on %s", l.Box, what)
 	}
-	for _, l := range text.lines {
-		want = append(want, l.Add(image.Pt(70, 70)))
+	for _, l := range want {
+		moved = append(moved, l.Add(at))
 	}
-	checkBoxes(t, got, want, marginFor(14), false)
+	checkBoxes(t, got, moved, margin, false)
 }
 
 // Noise does not make panels: paragraphs of small and large print under Gaussian noise up to
@@ -329,18 +336,7 @@ func TestLocatePageLeavesASlantedCardsEdgesOut(t *testing.T) {
 	for range 2 {
 		img = boxBlur(img)
 	}
-	k := NormalizePage(img)
-	lines, panels := LocatePage(k, nil)
-	require.Len(t, panels, 1, "the card")
-	var got, want []image.Rectangle
-	for _, l := range lines {
-		got = append(got, l.Box)
-		assert.Equal(t, panels[0], l.Panel, "line %v lies on the card", l.Box)
-	}
-	for _, l := range text.lines {
-		want = append(want, l.Add(image.Pt(50, 45)))
-	}
-	checkBoxes(t, got, want, marginFor(14)+2, false)
+	checkOnePanelsLines(t, NormalizePage(img), "the card", text.lines, image.Pt(50, 45), marginFor(14)+2)
 }
 
 // boxBlur is g blurred by a 3×3 mean (edges clamped).
