@@ -253,8 +253,8 @@ light text would vanish on white), a background that drifts across a page (a gra
 light) evened out, light-on-dark text inverted, a page whose lines all slope levelled, split
 into lines (horizontal rules, the thin lines of a table's grid, a card's coloured bar, icons
 (rings and toggle switches too), photos, solid borders and a dark frame around the page left
-out; a dark bar, button, table header or code box on a light page, or a
-light card or a photographed sheet on a darker ground, read with its own polarity), each line
+out; a dark bar, button, table header or code box on a light page, or a light card or a
+photographed sheet on a darker ground, read with its own polarity), each line
 scaled to the model's height and cut into pieces at word spaces (and at every blank of one
 line height or more on a page, two in a line read alone: a table's cells, a receipt's
 columns), and read; a line the model doubts is cut again and read again (confidence under
@@ -262,9 +262,10 @@ columns), and read; a line the model doubts is cut again and read again (confide
 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept (--no-second-look). A
 row of dashes set without spaces (a receipt's separator) is counted where the model reads it
 as dashes. A line of a page the model doubts (confidence under 0.6) and reads as mostly
-punctuation (a photographed table's blurred grid) is left out (--all-lines). Lines come out top to bottom, side-by-side ones (buttons in a row) left to right.
-There is no layout analysis: text in columns or table cells is read across the page, row by
-row, and indentation is lost.
+punctuation (a photographed table's blurred grid) is left out (--all-lines). Lines come out
+top to bottom, side-by-side ones (buttons in a row) left to right. There is no layout
+analysis: text in columns or table cells is read across the page, row by row, and
+indentation is lost.
 
 --json prints an array, one object per IMAGE in the order given:
   file         the path as given
