@@ -191,7 +191,7 @@ func shear(k *Ink, x0, x1, y0, y1 int, slope float64) *Ink {
 // lines merge: a 16-px paragraph at 1.45 line spacing merges from about 2° over 600 px.
 //
 // The slope is lineSkew's search (Postl's criterion), from −6° to 6° (maxPageSkewDeg), over the
-// whole page: horizontal runs of ink longer than 4 stem heights (a rule, a long run of
+// whole page with its panels (Panels) erased: horizontal runs of ink longer than 4 stem heights (a rule, a long run of
 // underscores) do not vote, and on pages over a megapixel only every n-th column does (about a
 // megapixel's worth). Where it finds a slope (at least 0.5°, scoring at least 1.05 times level), the result is the page sheared level as deskewed shears a
 // line: columns keep their place and column x's rows move by slope·(x + 0.5 − cx), cx the
@@ -203,11 +203,15 @@ func LevelPage(k *Ink) (level *Ink, slope float64) {
 		return k, 0
 	}
 	w, h := k.Rect.Dx(), k.Rect.Dy()
-	_, _, stem, _ := profileAndStem(k.Pix, w, h, 0.15, 0.5, false)
+	// The slope is measured on the page without its panels: the columns of a photographed
+	// chat's solid bubbles, its title bar, are most of its vertical runs, and the stem height
+	// they give lets their rows vote.
+	m := Erase(k, Panels(k))
+	_, _, stem, _ := profileAndStem(m.Pix, w, h, 0.15, 0.5, false)
 	if stem == 0 || w < 3*stem {
 		return k, 0
 	}
-	slope, ok := skew(k, k.Rect, 4*stem, 1+w*h/(1<<20), maxPageSkewDeg)
+	slope, ok := skew(m, m.Rect, 4*stem, 1+w*h/(1<<20), maxPageSkewDeg)
 	if !ok {
 		return k, 0
 	}

@@ -3,6 +3,7 @@ package ocrimage
 import (
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
 	"math"
 	"testing"
@@ -195,4 +196,25 @@ func TestLevelPageSeparatesTheLinesOfATurnedParagraph(t *testing.T) {
 	level, slope = LevelPage(blank)
 	assert.Same(t, blank, level)
 	assert.Zero(t, slope)
+}
+
+// A photographed chat: a paragraph's lines on the left and dark solid bubbles on the right,
+// turned by 2°. The bubbles' columns are most of the page's vertical runs of solid ink; the
+// stem height they gave let their rows vote, and the slope was missed. LevelPage measures it
+// on the page without its panels.
+func TestLevelPageMeasuresAroundSolidBubbles(t *testing.T) {
+	text := []string{
+		"Did you get a chance to look at it?",
+		"Quick question: which branch is it?",
+		"Can you send me the slides from Monday?",
+	}
+	p := textPage(t, text, 15, 70, 30, 40, 760, 300)
+	for i := range 3 { // a bubble beside each line, lower and to the right
+		draw.Draw(p.img, image.Rect(420, 70+70*i, 730, 115+70*i), image.NewUniform(color.Gray{50}), image.Point{}, draw.Src)
+	}
+	for _, deg := range []float64{-2, 2} {
+		k := NormalizePage(turn(p, deg))
+		_, slope := LevelPage(k)
+		assert.InDelta(t, deg, math.Atan(slope)*180/math.Pi, 0.375, "turned by %g°", deg)
+	}
 }
