@@ -261,11 +261,12 @@ columns), and read; a line the model doubts is cut again and read again (confide
 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters and only 0.85 for wide ones;
 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept (--no-second-look). A
 row of dashes set without spaces (a receipt's separator) is counted where the model reads it
-as dashes. A line of a page the model doubts (confidence under 0.6) and reads as mostly
-punctuation (a photographed table's blurred grid) is left out (--all-lines). Lines come out
-top to bottom, side-by-side ones (buttons in a row) left to right. There is no layout
-analysis: text in columns or table cells is read across the page, row by row, and
-indentation is lost.
+as dashes; on a page, a row read as dashes far longer than its width holds at the page's
+character pitch is recounted from that pitch. A line of a page the model doubts (confidence
+under 0.6) and reads as mostly punctuation (a photographed table's blurred grid) is left out
+(--all-lines). Lines come out top to bottom, side-by-side ones (buttons in a row) left to
+right. There is no layout analysis: text in columns or table cells is read across the page,
+row by row, and indentation is lost.
 
 --json prints an array, one object per IMAGE in the order given:
   file         the path as given

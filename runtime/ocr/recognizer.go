@@ -6,6 +6,7 @@ import (
 	"image"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -399,6 +400,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 	}
 	for i, p := range prepared {
 		lines := out[i].Lines[:0]
+		var counted []bool // whether each kept line is a row DashRow counted
 		for j, d := range p.dashes {
 			l := out[i].Lines[j]
 			if d != "" && flatGlyphsOnly(l.Text) {
@@ -407,10 +409,74 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 				continue
 			}
 			lines = append(lines, l)
+			counted = append(counted, d != "" && l.Text == d)
 		}
 		out[i].Lines = lines
+		if r.spec == nil && !r.opt.SingleLine {
+			recountFlatRows(out[i].Lines, counted)
+		}
 	}
 	return out, nil
+}
+
+// Bounds of recountFlatRows.
+const (
+	// pitchLines is the fewest lines a page's character pitch is measured on.
+	pitchLines = 3
+	// pitchConfidence is the least confidence of a line the pitch is measured on.
+	pitchConfidence = 0.9
+	// overlong is how many times the characters its width holds at the page's pitch a row of
+	// flat glyphs must be read as to be recounted.
+	overlong = 1.5
+)
+
+// recountFlatRows recounts the rows of flat glyphs of a page (lines read as dashes, equals
+// signs or underscores only, flatGlyphsOnly, that ocrimage.DashRow did not count: counted[j]
+// false) that the model read implausibly long. In a run of identical glyphs nothing tells
+// the text decoder where it is, and it can run on: a photographed receipt's 26 dashes, their
+// gaps blurred shut, read as 104. The page's character pitch is the median of box width over
+// characters of its lines read with confidence pitchConfidence or more and at least 8
+// characters long (pitchLines of them at least; a receipt's monospaced face gives its
+// dashes' pitch, a proportional face a pitch about 1.5 times a dash's, which undercounts);
+// a row read as more than overlong times the characters its box holds at that pitch becomes
+// that many of its most frequent glyph.
+func recountFlatRows(lines []LineResult, counted []bool) {
+	var pitches []float64
+	for _, l := range lines {
+		if n := len(strings.TrimSpace(l.Text)); l.Confidence >= pitchConfidence && n >= 8 && !flatGlyphsOnly(l.Text) {
+			pitches = append(pitches, float64(l.Box.Dx())/float64(n))
+		}
+	}
+	if len(pitches) < pitchLines {
+		return
+	}
+	slices.Sort(pitches)
+	pitch := pitches[len(pitches)/2]
+	for j := range lines {
+		l := &lines[j]
+		if counted[j] || !flatGlyphsOnly(l.Text) {
+			continue
+		}
+		counts := map[rune]int{}
+		n := 0
+		for _, c := range l.Text {
+			if c != ' ' {
+				counts[c]++
+				n++
+			}
+		}
+		fits := int(math.Round(float64(l.Box.Dx()) / pitch))
+		if fits < 1 || float64(n) <= overlong*float64(fits) {
+			continue
+		}
+		var glyph rune
+		for _, c := range "-=_" {
+			if counts[c] > counts[glyph] {
+				glyph = c
+			}
+		}
+		l.Text = strings.Repeat(string(glyph), fits)
+	}
 }
 
 // Bounds of notText.

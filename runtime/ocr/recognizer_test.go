@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -326,6 +327,35 @@ func TestPageLeavesOutWhatIsNotText(t *testing.T) {
 	// dashes it reads with more confidence or more letters.
 	assert.LessOrEqual(t, edits, 200, "read %q", res.Text())
 	assert.Contains(t, res.Text(), "91,015", "a line of the table")
+}
+
+// A row of flat glyphs read far longer than its box holds at the page's pitch is recounted;
+// one read about right, one DashRow counted, and a page with too few lines to measure the
+// pitch on keep their readings.
+func TestRecountFlatRows(t *testing.T) {
+	line := func(text string, width int, conf float64) LineResult {
+		return LineResult{Text: text, Box: image.Rect(10, 0, 10+width, 12), Confidence: conf}
+	}
+	lines := []LineResult{
+		line("DOCKSIDE DELI", 130, 0.99),                                // pitch 10
+		line("23/02/2024 16:14 #7563", 220, 0.98),                       // 10
+		line("3 Oat milk 5.85", 150, 0.97),                              // 10
+		line("a doubted line, not measured", 100, 0.5),                  // left out of the pitch
+		line(strings.Repeat("-", 104), 260, 0.8),                        // 26 fit: recounted
+		line(strings.Repeat("=", 30)+strings.Repeat("-", 70), 260, 0.8), // mostly dashes
+		line(strings.Repeat("-", 30), 260, 0.8),                         // within 1.5 times: kept
+		line(strings.Repeat("-", 90), 260, 0.8),                         // counted by DashRow: kept
+	}
+	counted := []bool{false, false, false, false, false, false, false, true}
+	got := slices.Clone(lines)
+	recountFlatRows(got, counted)
+	for j, want := range []string{lines[0].Text, lines[1].Text, lines[2].Text, lines[3].Text,
+		strings.Repeat("-", 26), strings.Repeat("-", 26), lines[6].Text, lines[7].Text} {
+		assert.Equal(t, want, got[j].Text, "line %d", j)
+	}
+	few := slices.Clone(lines[2:])
+	recountFlatRows(few, counted[2:])
+	assert.Equal(t, lines[4].Text, few[2].Text, "two lines to measure on: no pitch")
 }
 
 // A line of a page is no text when the model doubts it and reads it as mostly punctuation.
