@@ -263,7 +263,8 @@ columns), and read; a line the model doubts is cut again and read again (confide
 row of dashes set without spaces (a receipt's separator) is counted where the model reads it
 as dashes; on a page, a row read as dashes far longer than its width holds at the page's
 character pitch is recounted from that pitch. A line of a page the model doubts (confidence
-under 0.6) and reads as mostly punctuation (a photographed table's blurred grid) is left out
+under 0.6) and reads as mostly punctuation (a photographed table's blurred grid) is left out,
+and so is such a piece of a line (a table's faint column line between two cells)
 (--all-lines). Lines come out top to bottom, side-by-side ones (buttons in a row) left to
 right. There is no layout analysis: text in columns or table cells is read across the page,
 row by row, and indentation is lost.

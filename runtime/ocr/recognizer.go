@@ -390,7 +390,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 			e++
 		}
 		l := &out[segs[k].img].Lines[segs[k].line]
-		l.Text, l.Confidence = joinLine(pieces[k:e], texts[k:e], conf[k:e], c.ImageHeight)
+		l.Text, l.Confidence = r.joinText(pieces[k:e], texts[k:e], conf[k:e])
 		k = e
 	}
 	if r.spec == nil && !r.opt.NoSecondLook {
@@ -477,6 +477,40 @@ func recountFlatRows(lines []LineResult, counted []bool) {
 		}
 		l.Text = strings.Repeat(string(glyph), fits)
 	}
+}
+
+// joinText is joinLine's text of the line's pieces that textPieces keeps, and its confidence
+// over all of them: leaving a doubted piece out must not make a reading look surer than
+// another of the same line (the second look keeps the most confident).
+func (r *Recognizer) joinText(pieces []ocrimage.Segment, texts []string, conf []float64) (string, float64) {
+	text, _ := joinLine(r.textPieces(pieces, texts, conf))
+	_, cf := joinLine(pieces, texts, conf, r.cfg.ImageHeight)
+	return text, cf
+}
+
+// textPieces returns a line's pieces, their readings and confidences, and the model's line
+// height, as joinLine takes them: on a page (not with SingleLine, AllLines or speculative
+// reading, which has no confidence), without the
+// pieces of a line of several that notText would leave out as a line of their own, unless
+// that is all of them. A table's faint column line that survives its erasure is a piece of
+// its own between two cells, read as "--" with a confidence near 0.57.
+func (r *Recognizer) textPieces(pieces []ocrimage.Segment, texts []string, conf []float64) ([]ocrimage.Segment, []string, []float64, int) {
+	h := r.cfg.ImageHeight
+	if r.spec != nil || r.opt.SingleLine || r.opt.AllLines || len(pieces) < 2 {
+		return pieces, texts, conf, h
+	}
+	var p []ocrimage.Segment
+	var t []string
+	var c []float64
+	for i := range pieces {
+		if !notText(LineResult{Text: texts[i], Confidence: conf[i]}) {
+			p, t, c = append(p, pieces[i]), append(t, texts[i]), append(c, conf[i])
+		}
+	}
+	if len(p) == 0 || len(p) == len(pieces) {
+		return pieces, texts, conf, h
+	}
+	return p, t, c, h
 }
 
 // Bounds of notText.
@@ -748,7 +782,7 @@ func (r *Recognizer) secondLook(imgs []image.Image, prepared []page, out []Resul
 			l.Ms += ms[k]
 			out[v.img].DecodeMs += ms[k]
 		}
-		if text, cf := joinLine(pieces[v.from:v.to], texts[v.from:v.to], conf[v.from:v.to], c.ImageHeight); cf > l.Confidence {
+		if text, cf := r.joinText(pieces[v.from:v.to], texts[v.from:v.to], conf[v.from:v.to]); cf > l.Confidence {
 			l.Text, l.Confidence, l.Segments = text, cf, v.to-v.from
 		}
 	}

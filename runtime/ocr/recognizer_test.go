@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/moegpu/moegpu/internal/gputest"
+	"github.com/moegpu/moegpu/runtime/config"
 	"github.com/moegpu/moegpu/runtime/ocrimage"
 )
 
@@ -356,6 +357,30 @@ func TestRecountFlatRows(t *testing.T) {
 	few := slices.Clone(lines[2:])
 	recountFlatRows(few, counted[2:])
 	assert.Equal(t, lines[4].Text, few[2].Text, "two lines to measure on: no pitch")
+}
+
+// On a page, a piece of a line that notText would leave out (a table's faint column line
+// between two cells, read "--") is left out of the line's text, but not of its confidence; a
+// line read as one, AllLines, a confident piece and a line of nothing else keep it.
+func TestJoinTextLeavesOutDoubtedPieces(t *testing.T) {
+	segs := []ocrimage.Segment{{Width: 132}, {Start: 388, Width: 11, Space: true, Gap: 256}, {Start: 622, Width: 106, Space: true, Gap: 223}}
+	texts := []string{"2 Rent", "--", "1,463"}
+	conf := []float64{0.999, 0.57, 0.995}
+	cfg := &config.ModelConfig{}
+	cfg.ImageHeight = 32
+	page := &Recognizer{cfg: cfg}
+	_, all := joinLine(segs, texts, conf, 32)
+	text, cf := page.joinText(segs, texts, conf)
+	assert.Equal(t, "2 Rent 1,463", text)
+	assert.Equal(t, all, cf, "the confidence of every piece")
+	for _, opt := range []Options{{SingleLine: true}, {AllLines: true}} {
+		text, _ = (&Recognizer{cfg: cfg, opt: opt}).joinText(segs, texts, conf)
+		assert.Equal(t, "2 Rent -- 1,463", text, "%+v", opt)
+	}
+	text, _ = page.joinText(segs, texts, []float64{0.999, 0.95, 0.995})
+	assert.Equal(t, "2 Rent -- 1,463", text, "a confident piece")
+	text, _ = page.joinText(segs[1:2], texts[1:2], conf[1:2])
+	assert.Equal(t, "--", text, "the line's only piece")
 }
 
 // A line of a page is no text when the model doubts it and reads it as mostly punctuation.
