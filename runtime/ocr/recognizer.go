@@ -403,21 +403,26 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		var counted []bool // whether each kept line is a row DashRow counted
 		for j, d := range p.dashes {
 			l := out[i].Lines[j]
-			if d != "" && flatGlyphsOnly(l.Text) {
+			dashes := d != "" && flatGlyphsOnly(l.Text)
+			if dashes {
 				l.Text = d
-			} else if r.spec == nil && !r.opt.SingleLine && !r.opt.AllLines && notText(l) {
+			} else if r.judgesPage() && !r.opt.AllLines && notText(l) {
 				continue
 			}
-			lines = append(lines, l)
-			counted = append(counted, d != "" && l.Text == d)
+			lines, counted = append(lines, l), append(counted, dashes)
 		}
 		out[i].Lines = lines
-		if r.spec == nil && !r.opt.SingleLine {
+		if r.judgesPage() {
 			recountFlatRows(out[i].Lines, counted)
 		}
 	}
 	return out, nil
 }
+
+// judgesPage says whether the readings of an image are a page's whose lines the model's
+// confidence can judge (notText, recountFlatRows): not an image read as one line, nor
+// speculative reading, which has no confidence.
+func (r *Recognizer) judgesPage() bool { return r.spec == nil && !r.opt.SingleLine }
 
 // Bounds of recountFlatRows.
 const (
@@ -483,21 +488,20 @@ func recountFlatRows(lines []LineResult, counted []bool) {
 // over all of them: leaving a doubted piece out must not make a reading look surer than
 // another of the same line (the second look keeps the most confident).
 func (r *Recognizer) joinText(pieces []ocrimage.Segment, texts []string, conf []float64) (string, float64) {
-	text, _ := joinLine(r.textPieces(pieces, texts, conf))
+	p, t, c := r.textPieces(pieces, texts, conf)
+	text, _ := joinLine(p, t, c, r.cfg.ImageHeight)
 	_, cf := joinLine(pieces, texts, conf, r.cfg.ImageHeight)
 	return text, cf
 }
 
-// textPieces returns a line's pieces, their readings and confidences, and the model's line
-// height, as joinLine takes them: on a page (not with SingleLine, AllLines or speculative
-// reading, which has no confidence), without the
-// pieces of a line of several that notText would leave out as a line of their own, unless
-// that is all of them. A table's faint column line that survives its erasure is a piece of
-// its own between two cells, read as "--" with a confidence near 0.57.
-func (r *Recognizer) textPieces(pieces []ocrimage.Segment, texts []string, conf []float64) ([]ocrimage.Segment, []string, []float64, int) {
-	h := r.cfg.ImageHeight
-	if r.spec != nil || r.opt.SingleLine || r.opt.AllLines || len(pieces) < 2 {
-		return pieces, texts, conf, h
+// textPieces returns a line's pieces, their readings and confidences: on a page whose lines
+// the confidence judges (judgesPage; not with AllLines), without the pieces of a line of
+// several that notText would leave out as a line of their own, unless that is all of them. A
+// table's faint column line that survives its erasure is a piece of its own between two
+// cells, read as "--" with a confidence near 0.57.
+func (r *Recognizer) textPieces(pieces []ocrimage.Segment, texts []string, conf []float64) ([]ocrimage.Segment, []string, []float64) {
+	if !r.judgesPage() || r.opt.AllLines || len(pieces) < 2 {
+		return pieces, texts, conf
 	}
 	var p []ocrimage.Segment
 	var t []string
@@ -508,9 +512,9 @@ func (r *Recognizer) textPieces(pieces []ocrimage.Segment, texts []string, conf 
 		}
 	}
 	if len(p) == 0 || len(p) == len(pieces) {
-		return pieces, texts, conf, h
+		return pieces, texts, conf
 	}
-	return p, t, c, h
+	return p, t, c
 }
 
 // Bounds of notText.
@@ -526,10 +530,9 @@ const (
 // not: the model doubts it (confidence under notTextConfidence) and reads it as mostly
 // punctuation (letters and digits under notTextAlnum of its characters), as it reads a
 // photographed table's blurred grid, the shaded edge of a photo, or the rim of a card:
-// "ane-----------", "==========2=== v -----". Such lines are left out of a page (not of an
-// image read as one line, nor in speculative reading, which has no confidence, nor with
-// Options.AllLines). On six page
-// sets (260 screenshots and photographs) this left out 0, 1, 0, 0, 1 and 15 lines (CER of
+// "ane-----------", "==========2=== v -----". Such lines are left out of a page whose lines
+// the confidence judges (judgesPage; not with Options.AllLines). On six page sets (260
+// screenshots and photographs) this left out 0, 1, 0, 0, 1 and 15 lines (CER of
 // sets B and F 2.82 → 2.77 % and 10.41 → 8.16 %) and made 2 pages worse by 1 and 2
 // characters; at a confidence of 0.7, photographed receipts lost rows of dashes.
 func notText(l LineResult) bool {

@@ -191,8 +191,8 @@ func shear(k *Ink, x0, x1, y0, y1 int, slope float64) *Ink {
 // lines merge: a 16-px paragraph at 1.45 line spacing merges from about 2° over 600 px.
 //
 // The slope is lineSkew's search (Postl's criterion), from −6° to 6° (maxPageSkewDeg), over the
-// whole page with its panels (Panels) erased: horizontal runs of ink longer than 4 stem heights (a rule, a long run of
-// underscores) do not vote, and on pages over a megapixel only every n-th column does (about a
+// whole page with its panels (Panels) erased: horizontal runs of ink longer than 4 stem
+// heights (a rule, a long run of underscores) do not vote, and on pages over a megapixel only every n-th column does (about a
 // megapixel's worth). Where it finds a slope (at least 0.5°, scoring at least 1.05 times level), the result is the page sheared level as deskewed shears a
 // line: columns keep their place and column x's rows move by slope·(x + 0.5 − cx), cx the
 // page's centre column; rows are added above and below for the drift (Rect then reaches past

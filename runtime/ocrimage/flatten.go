@@ -15,8 +15,8 @@ const (
 // behind the text of a banner or a web page, a photo of a page lit from one side. Normalize
 // takes one paper level for the whole image, so where the background drifts past the text's
 // level, the text vanishes or the paper turns to ink. The page is cut into tiles (about a
-// twelfth of its width by a twelfth of its height, at least 24 px); each tile's paper level is the median of its
-// grey levels (text covers less of a tile than its paper, and across a gradient a median is
+// twelfth of its width by a twelfth of its height, at least 24 px); each tile's paper level
+// is the median of its grey levels (text covers less of a tile than its paper, and across a gradient a median is
 // steadier than a mode); and where these levels spread over at least flattenSpread grey levels while
 // neighbouring tiles differ by at most flattenStep (or half the spread), each pixel's level
 // becomes 128 plus its difference from the paper level interpolated between the tiles'

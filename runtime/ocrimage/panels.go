@@ -396,10 +396,8 @@ func withoutFrame(k *Ink) *Ink {
 			continue
 		}
 		c.flood(w, h, i, seen, solid)
+		// A box of the whole of k is a component on each of its four edges.
 		if c.box != image.Rect(0, 0, w, h) || float64(len(c.pixels)) >= panelFill*float64(w*h) {
-			continue
-		}
-		if !touchesAll(c.pixels, w, h) {
 			continue
 		}
 		if out == nil {
@@ -415,15 +413,4 @@ func withoutFrame(k *Ink) *Ink {
 		return k
 	}
 	return out
-}
-
-// touchesAll says whether pixels (row-major indices of a w×h grid) hold a pixel on each of the
-// grid's four edges.
-func touchesAll(pixels []int, w, h int) bool {
-	var top, bottom, left, right bool
-	for _, i := range pixels {
-		x, y := i%w, i/w
-		top, bottom, left, right = top || y == 0, bottom || y == h-1, left || x == 0, right || x == w-1
-	}
-	return top && bottom && left && right
 }
