@@ -260,8 +260,8 @@ line height or more on a page, two in a line read alone: a table's cells, a rece
 columns), and read; a line the model doubts is cut again and read again (confidence under
 0.95: 0.85 and 1.2 times as wide, only 1.2 for narrow characters and only 0.85 for wide ones;
 0.95 to 0.98: 1.2 times as wide), and the most confident reading kept (--no-second-look). A
-row of dashes set without spaces (a receipt's separator) is counted where the model reads it
-as dashes; on a page, a row read as dashes far longer than its width holds at the page's
+row of dashes or equals signs set without spaces (a receipt's separator) is counted where the
+model reads it as such; on a page, a row read as dashes far longer than its width holds at the page's
 character pitch is recounted from that pitch. A line of a page the model doubts (confidence
 under 0.6) and reads as mostly punctuation (a photographed table's blurred grid) is left out,
 and so is such a piece of a line (a table's faint column line between two cells)

@@ -403,7 +403,7 @@ func (r *Recognizer) RecognizeAll(imgs []image.Image, progress Progress) ([]Resu
 		var counted []bool // whether each kept line is a row DashRow counted
 		for j, d := range p.dashes {
 			l := out[i].Lines[j]
-			dashes := d != "" && flatGlyphsOnly(l.Text)
+			dashes := takesCount(d, l.Text)
 			if dashes {
 				l.Text = d
 			} else if r.judgesPage() && !r.opt.AllLines && notText(l) {
@@ -550,6 +550,15 @@ func notText(l LineResult) bool {
 		}
 	}
 	return float64(alnum) < notTextAlnum*float64(n) || n == 0
+}
+
+// takesCount says whether a page's line the model read as reading is read as count instead,
+// the row of dashes or equals signs ocrimage.DashRow counted ("" where it counted none): where
+// the reading holds flat glyphs only (flatGlyphsOnly), and, for equals signs, no space (a row
+// of equals signs set with spaces passes DashRow's gap test in some faces; the model sees the
+// spaces).
+func takesCount(count, reading string) bool {
+	return count != "" && flatGlyphsOnly(reading) && !(count[0] == '=' && strings.Contains(reading, " "))
 }
 
 // flatGlyphsOnly says whether text is made of dashes, equals signs, underscores and spaces

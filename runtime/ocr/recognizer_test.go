@@ -413,6 +413,25 @@ func TestFlatGlyphsOnly(t *testing.T) {
 	}
 }
 
+// A counted row replaces a flat reading, but for a row of equals signs the model read with
+// spaces, whose spaces stay.
+func TestTakesCount(t *testing.T) {
+	for _, c := range []struct {
+		count, reading string
+		want           bool
+	}{
+		{"----------", "-------- ----", true},
+		{"----------", "--------_--==", true},
+		{"==========", "=================", true},
+		{"==========", "-===========", true},
+		{"==========", "= = = = = = = = = =", false},
+		{"==========", "==~==", false},
+		{"", "-----", false},
+	} {
+		assert.Equal(t, c.want, takesCount(c.count, c.reading), "%q read %q", c.count, c.reading)
+	}
+}
+
 // The second look keeps, for each line read with a confidence that a tier of SecondLook holds,
 // the most confident of its first reading and its readings cut at the tier's scales, each read
 // here on its own; a line read confidently is left as it was.

@@ -335,34 +335,62 @@ func bars(k *Ink, box image.Rectangle) (thickness float64, runs []bar, double, o
 }
 
 // DashRow says whether the line in box (as SplitLines or LocatePage gives it) of k is a row of
-// dashes set without spaces ("--------------------------", a receipt's or a listing's
-// separator), and how many (glyph is '-'): a row of single bars (barRow: three or more, soft
-// edges allowed; not pairs, as equals signs are) of about one width (the widest at most 1.5
-// times the narrowest, but for the last, which a crop may cut), evenly spaced (every gap
-// within a factor of 2 of the others, give or take a pixel), the median gap under three
-// quarters of the median bar (bars measured where their ink is at least half the inkiest
-// column's). Between dashes set without spaces lie a dash's side bearings, a fifth to a third
-// of a dash in a proportional face, up to four fifths in a monospaced one; with spaces, a dash
-// or more. A text decoder that attends to image columns miscounts a run of identical glyphs,
-// which nothing tells apart ("---------------" read as 16, a receipt's 26 as 31 to 45); the
-// bars are counted instead. Anything else (spaced or uneven dashes, equals signs, tildes, a
-// row blurred past telling its bars apart) is left to the model: ok is false. A blur can
-// flatten a row of tildes into bars, though; the recognizer takes the count only where the
-// model read the line as flat glyphs (dashes, equals signs, underscores).
+// dashes or equals signs set without spaces ("--------------------------", "============", a
+// receipt's or a listing's separator), and how many (glyph is '-' or '='): a row of single
+// bars (barRow: three or more, soft edges allowed) of about one width (the widest at most 1.5
+// times the narrowest, but for the last, which a crop may cut), evenly spaced (every gap within
+// a factor of 2 of the others, give or take a pixel), the median gap under three quarters of
+// the median bar (bars measured where their ink is at least half the inkiest column's); or two
+// such rows one above the other (equalsBands), bar over bar (each pair overlapping by at least
+// half the narrower), for equals signs. An equals sign is wider than a dash, and the gap
+// test does not tell a row of equals signs with spaces from one without in every face; the
+// recognizer keeps the model's spaces there. Between dashes set without spaces lie a dash's side
+// bearings, a fifth to a third of a dash in a proportional face, up to four fifths in a
+// monospaced one; with spaces, a dash or more. A text decoder that attends to image columns
+// miscounts a run of identical glyphs, which nothing tells apart ("---------------" read as
+// 16, a receipt's 26 as 31 to 45, eleven equals signs as 18); the bars are counted instead.
+// Anything else (spaced or uneven bars, tildes, a row blurred past telling its bars apart) is
+// left to the model: ok is false. A blur can flatten a row of tildes into bars, though; the
+// recognizer takes the count only where the model read the line as flat glyphs (dashes,
+// equals signs, underscores).
 func DashRow(k *Ink, box image.Rectangle) (glyph byte, n int, ok bool) {
 	if k == nil || len(k.Pix) < k.Rect.Dx()*k.Rect.Dy() || box.Intersect(k.Rect).Empty() {
 		return 0, 0, false
 	}
+	if runs, ok := dashRuns(k, box); ok {
+		return '-', len(runs), true
+	}
+	top, bottom, ok := equalsBands(k, box.Intersect(k.Rect))
+	if !ok {
+		return 0, 0, false
+	}
+	upper, okU := dashRuns(k, top)
+	lower, okL := dashRuns(k, bottom)
+	if !okU || !okL || len(upper) != len(lower) {
+		return 0, 0, false
+	}
+	for i, u := range upper {
+		l := lower[i]
+		if 2*(min(u.b, l.b)-max(u.a, l.a)) < min(u.b-u.a, l.b-l.a) {
+			return 0, 0, false
+		}
+	}
+	return '=', len(upper), true
+}
+
+// dashRuns is DashRow's test for a row of single bars, with the bars (in box's columns, from
+// 0) when it is one.
+func dashRuns(k *Ink, box image.Rectangle) ([]bar, bool) {
 	_, runs, double, ok := bars(k, box)
 	if !ok || double {
-		return 0, 0, false
+		return nil, false
 	}
 	minW, maxW := runs[0].b-runs[0].a, 0
 	for _, r := range runs[:len(runs)-1] {
 		minW, maxW = min(minW, r.b-r.a), max(maxW, r.b-r.a)
 	}
 	if 2*maxW > 3*minW {
-		return 0, 0, false
+		return nil, false
 	}
 	var gaps, widths []int
 	for i, r := range runs {
@@ -374,9 +402,65 @@ func DashRow(k *Ink, box image.Rectangle) (glyph byte, n int, ok bool) {
 	slices.Sort(gaps)
 	slices.Sort(widths)
 	if gaps[len(gaps)-1] > 2*gaps[0]+1 || 4*gaps[len(gaps)/2] >= 3*widths[len(widths)/2] {
-		return 0, 0, false
+		return nil, false
 	}
-	return '-', len(runs), true
+	return runs, true
+}
+
+// equalsBands splits box (inside k) into the two bands of a row of equals signs: its rows'
+// ink, summed across the box, rises to half its peak in exactly two runs of rows (the bars),
+// and the box is cut at the row of least ink between them; each band is then trimmed to its
+// rows with at least a tenth of the peak (the bar and its antialiasing). ok is false for any
+// other profile: one band (dashes, a word's x-height), three or more (a line of text's
+// serifs and crossbars rarely make exactly two, and DashRow's tests of each band reject them).
+func equalsBands(k *Ink, box image.Rectangle) (top, bottom image.Rectangle, ok bool) {
+	h := box.Dy()
+	if h < 3 || box.Dx() < 3 {
+		return image.Rectangle{}, image.Rectangle{}, false
+	}
+	kw := k.Rect.Dx()
+	prof := make([]float64, h)
+	for y := range h {
+		for _, v := range k.Pix[(y+box.Min.Y-k.Rect.Min.Y)*kw+box.Min.X-k.Rect.Min.X:][:box.Dx()] {
+			prof[y] += float64(v)
+		}
+	}
+	peak := slices.Max(prof)
+	var humps [][2]int // runs of rows [a, b) at half the peak or more
+	for y := 0; y < h; {
+		if prof[y] < peak/2 {
+			y++
+			continue
+		}
+		a := y
+		for y < h && prof[y] >= peak/2 {
+			y++
+		}
+		humps = append(humps, [2]int{a, y})
+	}
+	if len(humps) != 2 {
+		return image.Rectangle{}, image.Rectangle{}, false
+	}
+	cut := humps[0][1]
+	for y := humps[0][1]; y < humps[1][0]; y++ {
+		if prof[y] < prof[cut] {
+			cut = y
+		}
+	}
+	trim := func(a, b int) image.Rectangle {
+		for a < b && prof[a] < peak/10 {
+			a++
+		}
+		for b > a && prof[b-1] < peak/10 {
+			b--
+		}
+		return image.Rect(box.Min.X, box.Min.Y+a, box.Max.X, box.Min.Y+b)
+	}
+	top, bottom = trim(0, cut), trim(cut+1, h)
+	if top.Empty() || bottom.Empty() {
+		return image.Rectangle{}, image.Rectangle{}, false
+	}
+	return top, bottom, true
 }
 
 // medianRun is the median length of the vertical runs of solid ink (> 0.5) of pix (w×h),

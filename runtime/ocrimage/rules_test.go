@@ -187,8 +187,9 @@ func monoPage(t *testing.T, text string, size float64) *image.Gray {
 
 // Rows of dashes set without spaces are counted, sharp or grainy, in a proportional and a
 // monospaced face, and blurred at 20 px; blurred at 14 px their bars may run together, and
-// then they are left to the model, but never miscounted. Rows with spaces, equals signs,
-// tildes, dots, underscores and words are not rows of dashes (but for tildes blurred flat,
+// then they are left to the model, but never miscounted. So are rows of equals signs where
+// their glyphs stand apart and their two bars do. Rows with spaces, dashes and equals signs
+// mixed, tildes, dots, underscores and words are not counted (but for tildes blurred flat,
 // which the recognizer leaves to the model's reading).
 func TestDashRowCountsDashes(t *testing.T) {
 	type want struct {
@@ -198,8 +199,9 @@ func TestDashRowCountsDashes(t *testing.T) {
 	rows := map[string]want{
 		strings.Repeat("-", 26): {'-', 26},
 		strings.Repeat("-", 5):  {'-', 5},
-		strings.Repeat("=", 12): {},
+		strings.Repeat("=", 12): {'=', 12},
 		"- - - - - - - - - -":   {},
+		"=-=-=-=-=-=-=-=-":      {},
 		"~~~~~~~~~~~~":          {},
 		"..............":        {},
 		"Name: ________":        {},
@@ -239,6 +241,11 @@ func TestDashRowCountsDashes(t *testing.T) {
 						continue
 					}
 					if !ok && cond == "blurred" && size < 20 {
+						continue
+					}
+					// A blur runs an equals sign's two bars into one, and the Go font's
+					// equals signs touch at 14 px: those rows are the model's to read.
+					if !ok && w.glyph == '=' && (cond == "blurred" || !mono && size < 20) {
 						continue
 					}
 					if assert.True(t, ok, name) {
